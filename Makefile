@@ -1,0 +1,42 @@
+# Two commands for a newcomer: `make run` and `make test` (see README.md).
+# The venv is (re)installed only when a requirements file or pyproject.toml
+# changed since the last install, so the second run is fast.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test test-fast bench lint browser clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+# Debian's headless Chromium for the real-browser tests (no browser download).
+browser:
+	@bash scripts/ensure-chromium.sh
+
+run: install
+	$(PY) -m chatbot serve
+
+test: install browser
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow and not browser"
+
+bench: install
+	$(PY) -m chatbot bench
+
+lint: install
+	$(VENV)/bin/ruff check chatbot embeddings tests
+	$(VENV)/bin/ruff format --check chatbot embeddings tests
+
+clean:
+	rm -rf $(VENV) .faqbot

@@ -1,0 +1,249 @@
+"""Command line: build, search, chat, serve, feedback, calibrate, bench (see INTERFACE.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from chatbot.config import Settings
+from chatbot.errors import FaqBotError, InputError
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return Settings.from_env(model=getattr(args, "model", None), **extra)
+
+
+def _parse_facets(pairs: Sequence[str] | None) -> dict[str, str]:
+    facets = {}
+    for p in pairs or ():
+        name, sep, value = p.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InputError(f"--facet attend NOM=VALEUR (ex. couloir=Hôpital), reçu {p!r}.")
+        facets[name.strip()] = value.strip()
+    return facets
+
+
+def _print_json(obj: Any, out: TextIO) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+# ------------------------------------------------------------ commands
+
+
+def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
+    from chatbot.bot import ensure_index
+    from chatbot.corpus import load_corpus
+    from embeddings.encoder import resolve_encoder
+
+    settings = _settings(args)
+    started = time.perf_counter()
+    corpus = load_corpus(settings.corpus_dir)
+    encoder = resolve_encoder(settings.model, settings.models_dir)
+    _, report = ensure_index(settings, corpus, encoder, progress=True, force=True)
+    out.write(
+        f"Index construit dans {settings.index_dir} : {report.entries} entrées, "
+        f"{report.vectors} vecteurs, dimension {report.dimension}, modèle {encoder.name}, "
+        f"{time.perf_counter() - started:.1f} s (encodage {report.seconds:.1f} s).\n"
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
+    from chatbot.bot import Bot, hit_to_result
+
+    if (args.query is None) == (args.queries is None):
+        raise InputError('Donnez soit une question, soit --queries FICHIER.jsonl (pas les deux).')
+    facets = _parse_facets(args.facet)
+    settings = _settings(args, retrieval=args.mode)
+    bot = Bot.from_settings(settings, build="never", progress=False)
+    if args.queries is not None:
+        for line_no, item in _read_queries(args.queries):
+            try:
+                hits = bot.search(item["query"], k=args.k, facets={**facets, **item.get("facets", {})})
+            except InputError as exc:
+                raise InputError(f"{args.queries}, ligne {line_no} : {exc}") from None
+            _print_json(
+                {"id": item.get("id"), "query": item["query"], "results": [hit_to_result(h) for h in hits]},
+                out,
+            )
+        return 0
+    hits = bot.search(args.query, k=args.k, facets=facets)
+    if args.json:
+        _print_json({"id": None, "query": args.query, "results": [hit_to_result(h) for h in hits]}, out)
+        return 0
+    if not hits:
+        out.write("Aucun résultat.\n")
+    for rank, h in enumerate(hits, 1):
+        out.write(f"{rank}. [{h.confidence:.2f}] {h.entry.id}  {h.entry.question}\n   source : {h.entry.source}\n")
+    return 0
+
+
+def _read_queries(path: str) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"Fichier de requêtes introuvable : {path}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} n'est pas en UTF-8.") from None
+    items = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}, ligne {n} : JSON invalide ({exc.msg}).") from None
+        if not isinstance(item, dict) or not isinstance(item.get("query"), str):
+            raise InputError(f'{path}, ligne {n} : chaque ligne doit être un objet avec "query" (texte).')
+        if not isinstance(item.get("facets", {}), dict):
+            raise InputError(f'{path}, ligne {n} : "facets" doit être un objet.')
+        items.append((n, item))
+    return items
+
+
+def cmd_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    from chatbot.bot import Bot, reply_to_dict
+    from chatbot.dialogue import Reply
+
+    bot = Bot.from_settings(_settings(args), build="never", progress=False)
+    session_id = None
+    for line in stdin:
+        line = line.rstrip("\n")
+        try:
+            reply, session_id = bot.chat(line, session_id)
+        except InputError as exc:
+            # In a conversation bad input gets a polite fallback, not an exit.
+            reply = Reply("fallback", str(exc))
+            session_id = session_id or bot.new_session_id()
+        if args.json:
+            _print_json(reply_to_dict(reply, session_id), out)
+        else:
+            out.write(reply.text + "\n")
+            for i, o in enumerate(reply.options, 1):
+                out.write(f"  {i}. {o}\n")
+            out.write("\n")
+            out.flush()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from chatbot.server import serve
+
+    settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
+    serve(settings)
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace, out: TextIO) -> int:
+    from chatbot.feedback import FeedbackStore
+
+    settings = Settings.from_env()
+    store = FeedbackStore(settings.feedback_path)
+    if args.action == "export":
+        out.write(store.export_csv())
+    else:
+        out.write("entrée\tutile\tpas utile\n")
+        for s in store.summary():
+            out.write(f"{s.entry_id}\t{s.helpful}\t{s.unhelpful}\n")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
+    from chatbot.evaluation import calibrate
+
+    report = calibrate(Settings.from_env(model=args.model))
+    out.write(report + "\n")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
+    from chatbot.benchmark import run_benchmark
+
+    run_benchmark(Settings.from_env(), out_dir=Path(args.out), quick=args.quick)
+    return 0
+
+
+# ------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="faqbot",
+        description="Assistant FAQ du Ségur du numérique en santé (recherche hybride et dialogue).",
+    )
+    p.add_argument("--debug", action="store_true", help="afficher la trace complète des erreurs")
+    sub = p.add_subparsers(dest="command", metavar="COMMANDE")
+
+    b = sub.add_parser("build", help="(re)construire l'index, avec barre de progression")
+    b.add_argument("--model", help="modèle sentence-transformers (nom ou dossier) ; défaut : e5-small embarqué")
+
+    s = sub.add_parser("search", help="chercher les réponses à une question")
+    s.add_argument("query", nargs="?", help="la question")
+    s.add_argument("--queries", metavar="FICHIER.jsonl", help='lot : une ligne JSON {"query": …} par requête')
+    s.add_argument("--k", type=int, default=5, help="nombre de résultats (défaut 5)")
+    s.add_argument("--facet", action="append", metavar="NOM=VALEUR", help="filtre, ex. couloir=Hôpital")
+    s.add_argument("--json", action="store_true", help="sortie JSON")
+    s.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="recherche (défaut hybrid)")
+    s.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
+
+    c = sub.add_parser("chat", help="une conversation sur l'entrée standard, un message par ligne")
+    c.add_argument("--json", action="store_true", help="un objet Reply JSON par ligne")
+    c.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
+
+    v = sub.add_parser("serve", help="servir l'interface web, le widget et l'API")
+    v.add_argument("--host", default=None, help="adresse d'écoute (défaut 127.0.0.1)")
+    v.add_argument("--port", type=int, default=None, help="port (défaut 7860)")
+    v.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
+
+    f = sub.add_parser("feedback", help="exporter les votes des utilisateurs")
+    f.add_argument("action", choices=["export", "summary"], help="export (CSV) ou summary (par entrée)")
+    f.add_argument("--csv", action="store_true", help="format CSV (défaut de export)")
+
+    k = sub.add_parser("calibrate", help="ajuster fusion et confiance sur la partie dev du jeu d'évaluation")
+    k.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
+
+    h = sub.add_parser("bench", help="mesurer qualité et latence ; écrit un rapport")
+    h.add_argument("--out", default="bench/out", help="dossier du rapport (défaut bench/out)")
+    h.add_argument("--quick", action="store_true", help="version courte (tests)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Entry point; errors become one line on stderr and exit code 1 (2 for usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = stdout or sys.stdout
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
+    if not args.command:
+        parser.print_help(out)
+        return 0
+    try:
+        if args.command == "chat":
+            return cmd_chat(args, out, stdin or sys.stdin)
+        handler = {
+            "build": cmd_build,
+            "search": cmd_search,
+            "serve": cmd_serve,
+            "feedback": cmd_feedback,
+            "calibrate": cmd_calibrate,
+            "bench": cmd_bench,
+        }[args.command]
+        return handler(args, out)
+    except FaqBotError as exc:
+        if args.debug:
+            raise
+        print(f"Erreur : {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrompu.", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main"]

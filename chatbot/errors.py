@@ -1,0 +1,28 @@
+"""One error family: every failure a user can meet is a FaqBotError subclass.
+
+The edges (CLI, HTTP, UI) turn them into one clear message; nothing deeper
+prints or exits.
+"""
+
+from embeddings.errors import FaqBotError, IndexStateError, ModelError
+
+__all__ = [
+    "FaqBotError",
+    "ModelError",
+    "CorpusError",
+    "IndexStateError",
+    "InputError",
+    "ConfigError",
+]
+
+
+class CorpusError(FaqBotError):
+    """The curated corpus (faq_data/) is invalid: names the file, the entry and the fix."""
+
+
+class InputError(FaqBotError):
+    """A user input (message, facet, query file, HTTP body) is not acceptable."""
+
+
+class ConfigError(FaqBotError):
+    """A setting (environment variable or flag) has a value we cannot use."""

@@ -1,0 +1,83 @@
+"""Facet detection in user messages, from the synonyms of faq_data/facets.yaml."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from chatbot.corpus import FACET_NAMES, FacetVocabulary
+from chatbot.text import fold, words
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    facet: str
+    value: str
+    regex: re.Pattern[str]
+    length: int
+
+
+class FacetDetector:
+    """Finds facet values named in a message ("EHPAD" -> Social et Médico-social…)."""
+
+    def __init__(self, vocabulary: FacetVocabulary):
+        self.vocabulary = vocabulary
+        self._patterns: list[_Pattern] = []
+        for facet in FACET_NAMES:
+            for v in vocabulary.values[facet]:
+                for term in {v.value, *v.synonyms}:
+                    norm = " ".join(words(term))
+                    if not norm:
+                        continue
+                    rx = re.compile(r"(?<![a-z0-9])" + re.escape(norm) + r"(?![a-z0-9])")
+                    self._patterns.append(_Pattern(facet, v.value, rx, len(norm)))
+        # Longest terms first so "dui pde" wins over "dui".
+        self._patterns.sort(key=lambda p: -p.length)
+
+    def detect(self, text: str, facets: tuple[str, ...] = FACET_NAMES) -> dict[str, str]:
+        """Facet values named in `text`; a facet named with two different values is left out."""
+        norm = " ".join(words(text))
+        found: dict[str, set[str]] = {}
+        taken: list[tuple[int, int]] = []
+        for p in self._patterns:
+            if p.facet not in facets:
+                continue
+            for m in p.regex.finditer(norm):
+                span = (m.start(), m.end())
+                # A span already explained by a longer term of the same or another facet
+                # counts for both only if it is the very same text (e.g. "msp").
+                if any(s <= span[0] and span[1] <= e and (e - s) > (span[1] - span[0]) for s, e in taken):
+                    continue
+                taken.append(span)
+                found.setdefault(p.facet, set()).add(p.value)
+        out = {f: next(iter(vals)) for f, vals in found.items() if len(vals) == 1}
+        # A dispositif implies its couloir.
+        if "dispositif" in out and "couloir" in facets:
+            parent = self.vocabulary.parent_couloir(out["dispositif"])
+            if parent and out.get("couloir", parent) == parent:
+                out["couloir"] = parent
+            elif parent:
+                out.pop("dispositif")
+        return out
+
+    def match_option(self, text: str, facet: str, options: list[str]) -> str | None:
+        """Which of `options` the user picked, by click, number, own words or a near spelling."""
+        t = fold(text).strip().strip(".!?").strip()
+        if not t:
+            return None
+        for o in options:
+            if fold(o) == t:
+                return o
+        if t.isdigit() and 1 <= int(t) <= len(options):
+            return options[int(t) - 1]
+        detected = self.detect(text, facets=(facet,)).get(facet)
+        if detected in options:
+            return detected
+        # Short answers with a typo ("hopitall", "medico social").
+        if len(words(text)) <= 4:
+            best = process.extractOne(t, {o: fold(o) for o in options}, scorer=fuzz.WRatio)
+            if best and best[1] >= 85:
+                return best[2]
+        return None

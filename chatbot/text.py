@@ -1,0 +1,48 @@
+"""Text normalisation shared by lexical search and facet detection."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_WORD = re.compile(r"[a-z0-9]+(?:[+][a-z0-9]*)?")
+# Elided articles and pronouns ("l'avance", "d'un", "qu'il") are split off.
+_ELISION = re.compile(r"\b(?:[ldjmntsc]|qu|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
+
+
+def fold(text: str) -> str:
+    """Lowercase, strip accents, unify apostrophes: "Référencé’" -> "reference'"."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return text.replace("’", "'").replace("‘", "'").lower()
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("french")
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_FRENCH
+
+    # Question words carry no topic; negations do not either for retrieval.
+    extra = {"est", "ce", "que", "qui", "quoi", "quel", "quelle", "quels", "quelles", "comment",
+             "combien", "pourquoi", "faut", "peut", "peux", "doit", "dois", "bonjour", "merci",
+             "svp", "pouvez", "vous", "nous", "je", "on", "il", "y"}
+    return frozenset(fold(w) for w in STOPWORDS_FRENCH) | frozenset(extra)
+
+
+def words(text: str) -> list[str]:
+    """Folded word tokens, elisions removed."""
+    return _WORD.findall(fold(_ELISION.sub(" ", text)))
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed."""
+    stop = stopwords()
+    toks = [w for w in words(text) if w not in stop and (len(w) > 1 or w.isdigit())]
+    return _stemmer().stemWords(toks)

@@ -1,0 +1,17 @@
+"""Base of the project's error family (lives here because embeddings/ is upstream of chatbot/)."""
+
+
+class FaqBotError(Exception):
+    """Base class of every error faqbot reports to a user."""
+
+
+class ModelError(FaqBotError):
+    """The embedding model cannot be prepared or loaded."""
+
+
+class IndexStateError(FaqBotError):
+    """The built index is missing, stale, foreign or corrupt (`reason` says which)."""
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason

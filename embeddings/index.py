@@ -1,0 +1,297 @@
+"""The persisted FAISS index: build, save atomically, load with manifest checks, search.
+
+A built index is a folder, like a sentence-transformers model: `index.faiss`,
+`vectors.json` (which entry and which field each vector comes from),
+`corpus.json` (the snapshot it was built from) and `manifest.json` (model,
+dimension, prompts, corpus hash, library versions, build time, file hashes).
+Loading refuses anything stale, foreign or corrupt rather than answering from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embeddings.encoder import Encoder
+from embeddings.errors import IndexStateError
+
+FORMAT_VERSION = 1
+# Which texts of an entry get a vector, and with which prompt. Titles and
+# alternates are phrased like user questions, so they are encoded as queries
+# (symmetric matching); answers as passages. Measured in notebooks/.
+DEFAULT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("question", "query"),
+    ("alternates", "query"),
+    ("answer", "passage"),
+)
+INDEX_TYPES = ("flat", "hnsw")
+
+
+@dataclass(frozen=True)
+class IndexedText:
+    """One vector's origin: the entry it belongs to and the field it was made from."""
+
+    entry_id: str
+    field: str
+    text: str
+
+
+@dataclass(frozen=True)
+class DenseHit:
+    entry_id: str
+    score: float  # cosine of the best vector of that entry
+    field: str
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("faiss-cpu", "numpy", "sentence-transformers", "transformers", "torch"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def texts_for_entries(
+    entries: Sequence[Any], fields: Sequence[tuple[str, str]] = DEFAULT_FIELDS
+) -> list[tuple[IndexedText, str]]:
+    """The texts to embed for each entry, with the prompt kind ("query" or "passage") of each."""
+    out: list[tuple[IndexedText, str]] = []
+    for e in entries:
+        for name, prompt in fields:
+            value = getattr(e, name)
+            for text in value if isinstance(value, (list, tuple)) else [value]:
+                if text and text.strip():
+                    out.append((IndexedText(e.id, name, text), prompt))
+    return out
+
+
+class DenseIndex:
+    """Exact inner-product search over normalised vectors, best vector per entry."""
+
+    def __init__(self, faiss_index: Any, items: list[IndexedText], manifest: dict[str, Any]):
+        self._index = faiss_index
+        self.items = items
+        self.manifest = manifest
+        self._owner = np.array([it.entry_id for it in items], dtype=object)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def entry_ids(self) -> list[str]:
+        return list(dict.fromkeys(it.entry_id for it in self.items))
+
+    # ------------------------------------------------------------ build
+
+    @classmethod
+    def build(
+        cls,
+        entries: Sequence[Any],
+        encoder: Encoder,
+        corpus_sha256: str,
+        fields: Sequence[tuple[str, str]] = DEFAULT_FIELDS,
+        index_type: str = "flat",
+        progress: bool = False,
+    ) -> DenseIndex:
+        """Embed every field of every entry and build the FAISS index."""
+        import faiss
+
+        if index_type not in INDEX_TYPES:
+            raise IndexStateError(
+                f"type d'index inconnu « {index_type} » ; types permis : {', '.join(INDEX_TYPES)}"
+            )
+        started = time.perf_counter()
+        pairs = texts_for_entries(entries, fields)
+        if not pairs:
+            raise IndexStateError("Le corpus ne contient aucun texte à indexer.")
+        vectors = np.zeros((len(pairs), encoder.dim), dtype=np.float32)
+        for kind in ("query", "passage"):
+            rows = [i for i, (_, p) in enumerate(pairs) if p == kind]
+            if not rows:
+                continue
+            texts = [pairs[i][0].text for i in rows]
+            if kind == "query":
+                vecs = encoder.encode_queries(texts)
+            else:
+                vecs = encoder.encode_passages(texts, progress=progress)
+            vectors[rows] = vecs
+        faiss_index = _new_faiss_index(index_type, encoder.dim)
+        faiss_index.add(vectors)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "model": encoder.name,
+            "model_fingerprint": encoder.fingerprint,
+            "dimension": encoder.dim,
+            "prompts": {"query": "query", "passage": "passage"},
+            "fields": [list(f) for f in fields],
+            "index_type": index_type,
+            "corpus_sha256": corpus_sha256,
+            "entries": len({p[0].entry_id for p in pairs}),
+            "vectors": len(pairs),
+            "versions": _versions(),
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "build_seconds": round(time.perf_counter() - started, 3),
+        }
+        return cls(faiss_index, [p[0] for p in pairs], manifest)
+
+    # ------------------------------------------------------------ search
+
+    def search(
+        self, query_vector: np.ndarray, k: int = 5, allowed: set[str] | None = None
+    ) -> list[DenseHit]:
+        """Best `k` entries (best vector per entry), restricted to `allowed` ids if given."""
+        q = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        total = self._index.ntotal
+        n = min(total, max(64, k * 16))
+        while True:
+            scores, idx = self._index.search(q, n)
+            hits: dict[str, DenseHit] = {}
+            for s, i in zip(scores[0], idx[0], strict=True):
+                if i < 0:
+                    continue
+                item = self.items[i]
+                if allowed is not None and item.entry_id not in allowed:
+                    continue
+                if item.entry_id not in hits:
+                    hits[item.entry_id] = DenseHit(item.entry_id, float(s), item.field)
+            # Stop when k entries are found or every vector was seen, so that a
+            # filtered search still returns k results whenever k exist.
+            if len(hits) >= k or n >= total:
+                return list(hits.values())[:k]
+            n = min(total, n * 4)
+
+    def scores_for_all(self, query_vector: np.ndarray) -> dict[str, float]:
+        """Best cosine per entry for every entry (used by fusion on a small corpus)."""
+        hits = self.search(query_vector, k=len(self.entry_ids))
+        return {h.entry_id: h.score for h in hits}
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, folder: Path, corpus_snapshot: list[dict[str, Any]]) -> None:
+        """Write to a temporary sibling folder, then swap it in: a crash leaves the old index."""
+        import faiss
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            faiss.write_index(self._index, str(tmp / "index.faiss"))
+            (tmp / "vectors.json").write_text(
+                json.dumps([it.__dict__ for it in self.items], ensure_ascii=False), "utf-8"
+            )
+            (tmp / "corpus.json").write_text(
+                json.dumps(corpus_snapshot, ensure_ascii=False, indent=1), "utf-8"
+            )
+            manifest = dict(self.manifest)
+            manifest["files"] = {
+                name: _sha256(tmp / name) for name in ("index.faiss", "vectors.json", "corpus.json")
+            }
+            (tmp / "manifest.json").write_text(
+                json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8"
+            )
+            _fsync_dir(tmp)
+            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+            self.manifest = manifest
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(
+        cls,
+        folder: Path,
+        corpus_sha256: str | None = None,
+        model_fingerprint: str | None = None,
+    ) -> DenseIndex:
+        """Load and verify; raise IndexStateError saying what is wrong and how to rebuild."""
+        import faiss
+
+        folder = Path(folder)
+        rebuild = "Reconstruisez-le : python -m chatbot build"
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.is_file():
+            raise IndexStateError(f"Aucun index construit dans {folder}. {rebuild}", reason="missing")
+        try:
+            manifest = json.loads(manifest_path.read_text("utf-8"))
+            files = manifest["files"]
+        except (ValueError, KeyError, UnicodeDecodeError):
+            raise IndexStateError(
+                f"Manifeste illisible dans {folder}. {rebuild}", reason="corrupt"
+            ) from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexStateError(
+                f"Index au format {manifest.get('format_version')}, attendu {FORMAT_VERSION}. {rebuild}",
+                reason="stale",
+            )
+        for name, expected in files.items():
+            path = folder / name
+            if not path.is_file() or _sha256(path) != expected:
+                raise IndexStateError(
+                    f"Fichier {path} absent, tronqué ou modifié (empreinte différente du manifeste). {rebuild}",
+                    reason="corrupt",
+                )
+        if model_fingerprint is not None and manifest.get("model_fingerprint") != model_fingerprint:
+            raise IndexStateError(
+                f"L'index a été construit avec le modèle « {manifest.get('model')} », "
+                f"pas avec le modèle demandé. {rebuild}",
+                reason="foreign",
+            )
+        if corpus_sha256 is not None and manifest.get("corpus_sha256") != corpus_sha256:
+            raise IndexStateError(
+                f"Le corpus a changé depuis la construction de l'index ({manifest.get('built_at')}). {rebuild}",
+                reason="stale",
+            )
+        try:
+            faiss_index = faiss.read_index(str(folder / "index.faiss"))
+            items = [IndexedText(**d) for d in json.loads((folder / "vectors.json").read_text("utf-8"))]
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise IndexStateError(f"Index illisible dans {folder} ({exc}). {rebuild}", reason="corrupt") from None
+        if faiss_index.ntotal != len(items) or faiss_index.d != manifest.get("dimension"):
+            raise IndexStateError(
+                f"Index incohérent dans {folder} ({faiss_index.ntotal} vecteurs pour {len(items)} textes). {rebuild}",
+                reason="corrupt",
+            )
+        return cls(faiss_index, items, manifest)
+
+
+def _new_faiss_index(index_type: str, dim: int) -> Any:
+    import faiss
+
+    if index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
+        return index
+    return faiss.IndexFlatIP(dim)
+
+
+def _fsync_dir(folder: Path) -> None:
+    for p in folder.iterdir():
+        with p.open("rb") as f:
+            os.fsync(f.fileno())

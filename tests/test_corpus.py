@@ -1,0 +1,187 @@
+"""The curated corpus: every seed answer accounted for, and located validation errors."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chatbot.config import REPO_ROOT
+from chatbot.corpus import (
+    FACET_NAMES,
+    json_schema,
+    load_corpus,
+    normalise_for_match,
+    split_seed,
+)
+from chatbot.errors import CorpusError
+
+FAQ = REPO_ROOT / "faq_data"
+RAW = sorted((FAQ / "raw").glob("*.txt"))
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus(FAQ)
+
+
+def test_five_raw_seeds_are_in_the_repo():
+    assert [p.name[:3] for p in RAW] == ["000", "001", "002", "003", "004"]
+
+
+def test_corpus_loads_with_about_a_hundred_entries(corpus):
+    assert 70 <= len(corpus) <= 140
+    assert len({e.id for e in corpus.entries}) == len(corpus)
+    for e in corpus.entries:
+        assert e.question.strip() and e.answer.strip()
+        assert 2 <= len(e.alternates) <= 4
+        assert set(e.facets) == set(FACET_NAMES)
+        assert e.source_url.startswith("http")
+
+
+def _trivial(block: str) -> bool:
+    return len(normalise_for_match(block)) < 3
+
+
+@pytest.mark.parametrize("raw", RAW, ids=lambda p: p.name[:3])
+def test_every_seed_answer_is_in_exactly_one_entry_or_excluded(corpus, raw):
+    """Re-split the raw capture; each block is found in one entry, an exclusion or a split."""
+    answers = {e.id: normalise_for_match(e.answer) for e in corpus.entries}
+    excluded = {normalise_for_match(x.text) for x in corpus.exclusions if x.source == raw.name}
+    splits = {normalise_for_match(s.text): s.into for s in corpus.splits if s.source == raw.name}
+    blocks = split_seed(raw.name, raw.read_text(encoding="utf-8"))
+    assert blocks, raw
+    problems = []
+    for block in blocks:
+        if _trivial(block):
+            continue
+        b = normalise_for_match(block)
+        holders = [i for i, a in answers.items() if b in a]
+        if b in excluded:
+            if holders:
+                problems.append(f"excluded but also in {holders}: {block[:60]!r}")
+            continue
+        if b in splits:
+            parts = " ".join(answers[i] for i in splits[b])
+            missing = [w for w in b.split() if w not in parts]
+            if missing:
+                problems.append(f"split parts lose words {missing[:5]}: {block[:60]!r}")
+            continue
+        if len(holders) != 1:
+            problems.append(f"in {len(holders)} entries {holders}: {block[:60]!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_each_entry_comes_from_its_source_seed(corpus):
+    """An entry's answer is made of blocks of its own seed(s): nothing invented."""
+    blocks_by_seed = {
+        p.name: [normalise_for_match(b) for b in split_seed(p.name, p.read_text("utf-8"))] for p in RAW
+    }
+    for e in corpus.entries:
+        answer = normalise_for_match(e.answer)
+        seeds = [e.source, *e.also_sources]
+        covered = sum(len(b) for s in seeds for b in blocks_by_seed[s] if b and b in answer)
+        # The blocks it was made of account for the whole answer (spaces between them aside).
+        assert covered >= 0.95 * len(answer), e.id
+
+
+def test_duplicates_are_merged_and_exclusions_have_reasons(corpus):
+    merged = [e for e in corpus.entries if e.also_sources]
+    assert merged, "the identical 000/001 answers should be one entry with both sources"
+    for x in corpus.exclusions:
+        assert len(x.reason) > 10
+
+
+def test_schema_file_is_current():
+    import json
+
+    on_disk = json.loads((FAQ / "schema.json").read_text("utf-8"))
+    assert on_disk == json_schema(), "regenerate: python -m chatbot.corpus > faq_data/schema.json"
+
+
+# ------------------------------------------------------------ broken corpora
+
+
+@pytest.fixture
+def broken(tmp_path: Path):
+    """A copy of faq_data/ to break; returns (dir, path of the 000 file, its parsed data)."""
+    target = tmp_path / "faq_data"
+    shutil.copytree(FAQ, target, ignore=shutil.ignore_patterns("raw", "eval"))
+    path = next((target / "corpus").glob("000_*.yaml"))
+    return target, path, yaml.safe_load(path.read_text("utf-8"))
+
+
+def _write(path: Path, data) -> None:
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
+
+
+def test_duplicate_id_names_file_and_id(broken):
+    target, path, data = broken
+    data["entries"][1]["id"] = data["entries"][0]["id"]
+    _write(path, data)
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    assert data["entries"][0]["id"] in str(err.value) and "double" in str(err.value)
+
+
+def test_missing_field_names_line_entry_and_field(broken):
+    target, path, data = broken
+    ident = data["entries"][2]["id"]
+    del data["entries"][2]["answer"]
+    _write(path, data)
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    text = str(err.value)
+    assert path.name in text and ident in text and "answer" in text and "ligne" in text
+
+
+def test_unknown_facet_value_lists_allowed_values(broken):
+    target, path, data = broken
+    data["entries"][0]["facets"]["couloir"] = "Cardiologie"
+    _write(path, data)
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    assert "Cardiologie" in str(err.value) and "Hôpital" in str(err.value)
+
+
+def test_unknown_facet_name_is_refused(broken):
+    target, path, data = broken
+    data["entries"][0]["facets"]["region"] = "Occitanie"
+    _write(path, data)
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    assert "region" in str(err.value)
+
+
+def test_empty_answer_is_refused(broken):
+    target, path, data = broken
+    data["entries"][0]["answer"] = "   \n"
+    _write(path, data)
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    assert data["entries"][0]["id"] in str(err.value)
+
+
+def test_invalid_yaml_gives_the_line(broken):
+    target, path, _ = broken
+    path.write_text(path.read_text("utf-8") + "\n  - id: [unclosed\n", "utf-8")
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    assert "ligne" in str(err.value) and path.name in str(err.value)
+
+
+def test_dispositif_must_sit_in_its_couloir(broken):
+    target, path, data = broken
+    data["entries"][0]["facets"]["couloir"] = "Hôpital"
+    data["entries"][0]["facets"]["dispositif"] = "Prestation Ségur SAS"
+    _write(path, data)
+    with pytest.raises(CorpusError, match="appartient au couloir"):
+        load_corpus(target)
+
+
+def test_counts_per_seed_are_stable(corpus):
+    counts = Counter(e.source for e in corpus.entries)
+    assert set(counts) == {p.name for p in RAW}
