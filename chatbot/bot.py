@@ -7,7 +7,7 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
 
@@ -18,8 +18,10 @@ from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
 from chatbot.errors import IndexStateError, InputError
 from chatbot.feedback import FeedbackStore
 from chatbot.retrieval import Hit, Retriever
-from embeddings.encoder import Encoder, resolve_encoder
 from embeddings.index import DenseIndex
+
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
 
 log = logging.getLogger("faqbot")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -96,6 +98,7 @@ class Bot:
         self.retriever = retriever
         self.encoder = encoder
         self.index_report = index_report
+        policy = policy or Policy.from_calibration(retriever.calibration)
         self.dialogue = Dialogue(self.retriever.search, corpus.vocabulary, policy)
         self._sessions: TTLCache[str, DialogueState] = TTLCache(
             maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds
@@ -123,6 +126,8 @@ class Bot:
         index: DenseIndex | None = None
         report = None
         if settings.retrieval != "bm25" or encoder is not None:
+            from embeddings.encoder import resolve_encoder
+
             encoder = encoder or resolve_encoder(settings.model, settings.models_dir)
             index, report = ensure_index(settings, corpus, encoder, build=build, progress=progress)
         retriever = Retriever(corpus, index, encoder, mode=settings.retrieval)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from chatbot import messages as msg
 from chatbot.corpus import FACET_NAMES, FacetVocabulary
 from chatbot.facets import FacetDetector
-from chatbot.retrieval import Hit
+from chatbot.retrieval import Calibration, Hit
 from chatbot.text import fold, words
 
 SearchFn = Callable[..., list[Hit]]
@@ -36,6 +36,12 @@ class Policy:
     candidates: int = 5  # how many top hits a clarification disambiguates
     related: int = 3
     session_boost: float = 0.05
+
+    @classmethod
+    def from_calibration(cls, calibration: Calibration) -> Policy:
+        """Defaults, with the thresholds fitted on the dev split where there are some."""
+        fitted = {k: v for k, v in calibration.extra.items() if k in cls.__dataclass_fields__}
+        return cls(**fitted)
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,13 @@ class Dialogue:
     ) -> tuple[Reply, DialogueState]:
         p = self.policy
         boost = {**dict(state.facets), **(detected or {})}
-        hits = self.search(query, k=max(p.candidates, p.related + 1), facets=filters or None, boost=boost)
+        hits = self.search(
+            query,
+            k=max(p.candidates, p.related + 1),
+            facets=filters or None,
+            boost=boost,
+            boost_weight=p.session_boost,
+        )
         if not hits:
             return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, [])), state
         top = hits[0]

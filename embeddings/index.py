@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embeddings.encoder import Encoder
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
+
 from embeddings.errors import IndexStateError
 
 FORMAT_VERSION = 1

@@ -1,0 +1,178 @@
+"""The clarification state machine, on hand-made hits (its search dependency replaced)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot import messages as msg
+from chatbot.config import REPO_ROOT
+from chatbot.corpus import FaqEntry, load_vocabulary
+from chatbot.dialogue import Dialogue, DialogueState, Policy
+from chatbot.retrieval import Hit
+
+VOCAB = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
+
+
+def entry(ident: str, couloir: str | None, dispositif: str | None = None, question: str = "") -> FaqEntry:
+    return FaqEntry(
+        id=ident,
+        question=question or f"Question {ident} ?",
+        alternates=("a", "b"),
+        answer=f"Réponse {ident}.",
+        facets={"offre": None, "couloir": couloir, "dispositif": dispositif, "produit": None,
+                "thematique": "Financements"},
+        source="000_0000000000000000.txt",
+        source_url="https://example.org/faq",
+    )
+
+
+SAS = entry("ans-sas", "Service d'accès aux soins (SAS)", "Prestation Ségur SAS")
+DUI = entry("ans-dui", "Social et Médico-social", "Dossier Usager Informatisé (DUI) - PDE (MS2)")
+HOP = entry("ans-hop", "Hôpital", "SONS vague 2 DPI / PFI")
+
+
+class FakeSearch:
+    """Returns scripted hits; records every call so tests can check filters and boosts."""
+
+    def __init__(self, table):
+        self.table = table  # function(query, facets, boost) -> list[(entry, score, confidence)]
+        self.calls = []
+
+    def __call__(self, query, k=5, facets=None, boost=None, boost_weight=0.05):
+        self.calls.append({"query": query, "facets": dict(facets or {}), "boost": dict(boost or {})})
+        rows = self.table(query, facets or {}, boost or {})
+        return [Hit(e, s, c, 0.0, 0.0) for e, s, c in rows][:k]
+
+
+def ambiguous(query, facets, boost):
+    rows = [(SAS, 0.90, 0.60), (DUI, 0.88, 0.58), (HOP, 0.50, 0.20)]
+    for name, value in facets.items():
+        rows = [r for r in rows if r[0].facets.get(name) == value]
+    return rows
+
+
+def make(table, **policy) -> tuple[Dialogue, FakeSearch]:
+    search = FakeSearch(table)
+    return Dialogue(search, VOCAB, Policy(**policy)), search
+
+
+def test_close_candidates_differing_on_a_facet_get_a_clarifying_question():
+    d, _ = make(ambiguous)
+    reply, state = d.step("pièces pour le solde ?", DialogueState())
+    assert reply.type == "clarify"
+    assert reply.text.startswith("Votre question concerne")
+    assert reply.facet in ("couloir", "dispositif")
+    assert set(reply.options[:-1]) == {SAS.facets[reply.facet], DUI.facets[reply.facet]}
+    assert reply.options[-1] == msg.OTHER_OPTION
+    assert state.pending is not None
+
+
+def test_clicking_an_option_filters_and_answers():
+    d, search = make(ambiguous)
+    reply, state = d.step("pièces pour le solde ?", DialogueState())
+    option = DUI.facets[reply.facet]
+    reply, state = d.step(option, state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    assert search.calls[-1]["facets"] == {reply_facet(search): option}
+    assert state.pending is None
+
+
+def reply_facet(search: FakeSearch) -> str:
+    return next(iter(search.calls[-1]["facets"]))
+
+
+def test_option_typed_in_own_words_is_understood():
+    d, _ = make(ambiguous)
+    reply, state = d.step("pièces pour le solde ?", DialogueState())
+    reply, _ = d.step("c'est pour un EHPAD", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+
+
+def test_a_new_question_during_a_clarification_is_a_new_question():
+    def table(query, facets, boost):
+        if "convergence" in query.lower():
+            return [(HOP, 0.9, 0.9)]
+        return ambiguous(query, facets, boost)
+
+    d, search = make(table)
+    _, state = d.step("pièces pour le solde ?", DialogueState())
+    reply, state = d.step("Comment créer un compte Convergence pour mon entreprise ?", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-hop"
+    assert search.calls[-1]["facets"] == {}
+
+
+def test_other_option_answers_with_the_best_candidates():
+    d, _ = make(ambiguous)
+    _, state = d.step("pièces pour le solde ?", DialogueState())
+    reply, _ = d.step(msg.OTHER_OPTION, state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+
+
+def test_at_most_two_clarifications_in_a_row():
+    four = [entry(f"e{i}", c, None) for i, c in enumerate(["Hôpital", "Officine", "Radiologie"])]
+
+    def table(query, facets, boost):
+        # Every candidate stays close and differs on thematique/produit after each answer.
+        rows = []
+        for i, e in enumerate(four):
+            fac = dict(e.facets, produit=["Convergence", "Gazelle", "HDS"][i],
+                       thematique=["Financements", "Comptes et habilitations", "Accompagnement et support"][i])
+            rows.append((FaqEntry(**{**e.__dict__, "facets": fac}), 0.9 - 0.01 * i, 0.6))
+        return rows
+
+    d, _ = make(table)
+    reply, state = d.step("une question vague", DialogueState())
+    asked = 0
+    while reply.type == "clarify":
+        asked += 1
+        assert asked <= 2, "a third clarifying question in a row"
+        # The scripted search ignores filters: candidates stay close after each choice.
+        reply, state = d.step(reply.options[0], state)
+    assert asked == 2 and reply.type == "answer"
+
+
+def test_low_confidence_falls_back_with_closest_questions_and_contacts():
+    d, _ = make(lambda q, f, b: [(SAS, 0.5, 0.25), (DUI, 0.4, 0.2)], fallback_below=0.35, off_topic_below=0.1)
+    reply, _ = d.step("quel est le délai pour le RIS en radiologie ?", DialogueState())
+    assert reply.type == "fallback"
+    assert SAS.question in reply.text and "ASP" in reply.text
+
+
+def test_off_topic_gets_a_short_fallback_without_suggestions():
+    d, _ = make(lambda q, f, b: [(SAS, 0.2, 0.02)], off_topic_below=0.15)
+    reply, _ = d.step("quelle est la recette de la tarte tatin ?", DialogueState())
+    assert reply.type == "fallback" and SAS.question not in reply.text
+
+
+@pytest.mark.parametrize("junk", ["???", "😀😀", "!!!", "   .  "])
+def test_junk_gets_a_polite_fallback(junk):
+    d, search = make(ambiguous)
+    reply, _ = d.step(junk, DialogueState())
+    assert reply.type == "fallback" and not search.calls
+
+
+def test_session_remembers_context_for_follow_ups_and_reset_clears_it():
+    def table(query, facets, boost):
+        if "solde" in query and boost.get("couloir") == DUI.facets["couloir"]:
+            return [(DUI, 0.9, 0.9), (SAS, 0.7, 0.5)]
+        if "solde" in query:
+            return [(SAS, 0.9, 0.9), (DUI, 0.7, 0.5)]
+        return [(DUI, 0.9, 0.9)]
+
+    d, _ = make(table)
+    reply, state = d.step("qui signe la VA du DUI protection de l'enfance ?", DialogueState())
+    assert reply.type == "answer"
+    reply, state = d.step("et pour le solde ?", state)
+    assert reply.results[0].entry.id == "ans-dui"
+    reply, state = d.step("nouvelle question", state)
+    assert state.facets == ()
+    reply, _ = d.step("et pour le solde ?", state)
+    assert reply.results[0].entry.id == "ans-sas"
+
+
+def test_answer_shows_source_and_related_questions():
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95), (DUI, 0.5, 0.4), (HOP, 0.4, 0.3)])
+    reply, _ = d.step("montant SAS", DialogueState())
+    assert reply.type == "answer"
+    assert SAS.source_url in reply.text and DUI.question in reply.text
+    assert [h.entry.id for h in reply.results] == ["ans-sas", "ans-dui", "ans-hop"]
