@@ -16,6 +16,7 @@ from chatbot.config import Settings
 from chatbot.corpus import FACET_NAMES, Corpus, load_corpus
 from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
 from chatbot.errors import IndexStateError, InputError
+from chatbot.expansion import QueryExpander
 from chatbot.feedback import FeedbackStore
 from chatbot.retrieval import Hit, Retriever
 from embeddings.index import DenseIndex
@@ -99,7 +100,9 @@ class Bot:
         self.encoder = encoder
         self.index_report = index_report
         policy = policy or Policy.from_calibration(retriever.calibration)
-        self.dialogue = Dialogue(self.retriever.search, corpus.vocabulary, policy)
+        covered = {e.facets["couloir"] for e in corpus.entries}
+        uncovered = frozenset(c for c in corpus.vocabulary.allowed("couloir") if c not in covered)
+        self.dialogue = Dialogue(self.retriever.search, corpus.vocabulary, policy, uncovered)
         self._sessions: TTLCache[str, DialogueState] = TTLCache(
             maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds
         )
@@ -130,7 +133,8 @@ class Bot:
 
             encoder = encoder or resolve_encoder(settings.model, settings.models_dir)
             index, report = ensure_index(settings, corpus, encoder, build=build, progress=progress)
-        retriever = Retriever(corpus, index, encoder, mode=settings.retrieval)
+        expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
+        retriever = Retriever(corpus, index, encoder, mode=settings.retrieval, expander=expander)
         return cls(settings, corpus, retriever, encoder, report)
 
     # ------------------------------------------------------------ search
@@ -161,7 +165,11 @@ class Bot:
             raise InputError("session_id doit être une chaîne de caractères.")
         text = clean_message(message, self.settings.max_message_chars)
         with self._sessions_lock:
-            if not session_id or not _SESSION_ID.match(session_id) or session_id not in self._sessions:
+            if (
+                not session_id
+                or not _SESSION_ID.match(session_id)
+                or session_id not in self._sessions
+            ):
                 session_id = self.new_session_id()
                 state = DialogueState()
             else:
@@ -170,7 +178,8 @@ class Bot:
         with self._sessions_lock:
             self._sessions[session_id] = new_state
         if reply.type == "answer" and reply.results:
-            self._questions[(session_id, reply.results[0].entry.id)] = text
+            # After a clarification the user's last message is an option: keep the question.
+            self._questions[(session_id, reply.results[0].entry.id)] = new_state.last_query or text
         if self.settings.log_user_text:
             log.info("chat session=%s type=%s message=%r", session_id[:6], reply.type, text[:200])
         else:
@@ -201,7 +210,9 @@ class Bot:
         if not isinstance(session_id, str) or not session_id.strip() or len(session_id) > 64:
             raise InputError("session_id doit être une chaîne non vide (64 caractères au plus).")
         if not isinstance(entry_id, str) or entry_id not in self._entry_ids:
-            raise InputError(f"entry_id inconnu : {str(entry_id)[:40]!r} (un id de résultat, ex. ans-000-01).")
+            raise InputError(
+                f"entry_id inconnu : {str(entry_id)[:40]!r} (un id de résultat, ex. ans-000-01)."
+            )
         if not isinstance(helpful, bool):
             raise InputError("helpful doit valoir true ou false.")
         if comment is not None:
@@ -209,7 +220,9 @@ class Bot:
                 raise InputError("comment doit être une chaîne de caractères.")
             comment = clean_message(comment, self.settings.max_message_chars)
         question = self._questions.get((session_id, entry_id))
-        return self.feedback_store.add(session_id, entry_id, helpful, question=question, comment=comment)
+        return self.feedback_store.add(
+            session_id, entry_id, helpful, question=question, comment=comment
+        )
 
     @property
     def _entry_ids(self) -> set[str]:
@@ -246,4 +259,6 @@ def ensure_index(
     index = DenseIndex.build(corpus.entries, encoder, corpus.sha256, progress=progress)
     index.save(settings.index_dir, [e.to_dict() for e in corpus.entries])
     m = index.manifest
-    return index, IndexReport(m["entries"], m["vectors"], m["dimension"], m["build_seconds"], True, reason)
+    return index, IndexReport(
+        m["entries"], m["vectors"], m["dimension"], m["build_seconds"], True, reason
+    )

@@ -59,29 +59,39 @@ def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
     from chatbot.bot import Bot, hit_to_result
 
     if (args.query is None) == (args.queries is None):
-        raise InputError('Donnez soit une question, soit --queries FICHIER.jsonl (pas les deux).')
+        raise InputError("Donnez soit une question, soit --queries FICHIER.jsonl (pas les deux).")
     facets = _parse_facets(args.facet)
     settings = _settings(args, retrieval=args.mode)
     bot = Bot.from_settings(settings, build="never", progress=False)
     if args.queries is not None:
         for line_no, item in _read_queries(args.queries):
             try:
-                hits = bot.search(item["query"], k=args.k, facets={**facets, **item.get("facets", {})})
+                hits = bot.search(
+                    item["query"], k=args.k, facets={**facets, **item.get("facets", {})}
+                )
             except InputError as exc:
                 raise InputError(f"{args.queries}, ligne {line_no} : {exc}") from None
             _print_json(
-                {"id": item.get("id"), "query": item["query"], "results": [hit_to_result(h) for h in hits]},
+                {
+                    "id": item.get("id"),
+                    "query": item["query"],
+                    "results": [hit_to_result(h) for h in hits],
+                },
                 out,
             )
         return 0
     hits = bot.search(args.query, k=args.k, facets=facets)
     if args.json:
-        _print_json({"id": None, "query": args.query, "results": [hit_to_result(h) for h in hits]}, out)
+        _print_json(
+            {"id": None, "query": args.query, "results": [hit_to_result(h) for h in hits]}, out
+        )
         return 0
     if not hits:
         out.write("Aucun résultat.\n")
     for rank, h in enumerate(hits, 1):
-        out.write(f"{rank}. [{h.confidence:.2f}] {h.entry.id}  {h.entry.question}\n   source : {h.entry.source}\n")
+        out.write(
+            f"{rank}. [{h.confidence:.2f}] {h.entry.id}  {h.entry.question}\n   source : {h.entry.source}\n"
+        )
     return 0
 
 
@@ -101,7 +111,9 @@ def _read_queries(path: str) -> list[tuple[int, dict[str, Any]]]:
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}, ligne {n} : JSON invalide ({exc.msg}).") from None
         if not isinstance(item, dict) or not isinstance(item.get("query"), str):
-            raise InputError(f'{path}, ligne {n} : chaque ligne doit être un objet avec "query" (texte).')
+            raise InputError(
+                f'{path}, ligne {n} : chaque ligne doit être un objet avec "query" (texte).'
+            )
         if not isinstance(item.get("facets", {}), dict):
             raise InputError(f'{path}, ligne {n} : "facets" doit être un objet.')
         items.append((n, item))
@@ -182,13 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMANDE")
 
     b = sub.add_parser("build", help="(re)construire l'index, avec barre de progression")
-    b.add_argument("--model", help="modèle sentence-transformers (nom ou dossier) ; défaut : e5-small embarqué")
+    b.add_argument(
+        "--model", help="modèle sentence-transformers (nom ou dossier) ; défaut : e5-small embarqué"
+    )
 
     s = sub.add_parser("search", help="chercher les réponses à une question")
     s.add_argument("query", nargs="?", help="la question")
-    s.add_argument("--queries", metavar="FICHIER.jsonl", help='lot : une ligne JSON {"query": …} par requête')
+    s.add_argument(
+        "--queries", metavar="FICHIER.jsonl", help='lot : une ligne JSON {"query": …} par requête'
+    )
     s.add_argument("--k", type=int, default=5, help="nombre de résultats (défaut 5)")
-    s.add_argument("--facet", action="append", metavar="NOM=VALEUR", help="filtre, ex. couloir=Hôpital")
+    s.add_argument(
+        "--facet", action="append", metavar="NOM=VALEUR", help="filtre, ex. couloir=Hôpital"
+    )
     s.add_argument("--json", action="store_true", help="sortie JSON")
     s.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="recherche (défaut hybrid)")
     s.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
@@ -203,10 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
 
     f = sub.add_parser("feedback", help="exporter les votes des utilisateurs")
-    f.add_argument("action", choices=["export", "summary"], help="export (CSV) ou summary (par entrée)")
+    f.add_argument(
+        "action", choices=["export", "summary"], help="export (CSV) ou summary (par entrée)"
+    )
     f.add_argument("--csv", action="store_true", help="format CSV (défaut de export)")
 
-    k = sub.add_parser("calibrate", help="ajuster fusion et confiance sur la partie dev du jeu d'évaluation")
+    k = sub.add_parser(
+        "calibrate", help="ajuster fusion et confiance sur la partie dev du jeu d'évaluation"
+    )
     k.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
 
     h = sub.add_parser("bench", help="mesurer qualité et latence ; écrit un rapport")
@@ -215,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> int:
     """Entry point; errors become one line on stderr and exit code 1 (2 for usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -263,7 +263,9 @@ def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", ligne {mark.line + 1}" if mark else ""
-        raise CorpusError(f"{path}{where} : YAML invalide ({getattr(exc, 'problem', exc)}).") from None
+        raise CorpusError(
+            f"{path}{where} : YAML invalide ({getattr(exc, 'problem', exc)})."
+        ) from None
     if not isinstance(raw, dict):
         raise CorpusError(
             f"{path} : le fichier doit être un objet avec source, source_url, entries "
@@ -279,8 +281,10 @@ def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry]
     for i, item in enumerate(model.entries):
         line = lines[i] if i < len(lines) else None
         ident = item.get("id") if isinstance(item, dict) else None
-        where = f"{path}" + (f", ligne {line}" if line else "") + (
-            f", entrée {ident}" if ident else f", entrée n°{i + 1}"
+        where = (
+            f"{path}"
+            + (f", ligne {line}" if line else "")
+            + (f", entrée {ident}" if ident else f", entrée n°{i + 1}")
         )
         try:
             em = EntryModel.model_validate(item)
@@ -371,7 +375,9 @@ _003_CATEGORY = re.compile(r"^(?:(?:Financements|Exigences Ségur et référence
 def normalise_for_match(text: str) -> str:
     """Fold the differences curation may introduce (list markers, quotes, spacing, case)."""
     text = unicodedata.normalize("NFKC", text)
-    text = text.translate(str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "«": '"', "»": '"'}))
+    text = text.translate(
+        str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "«": '"', "»": '"'})
+    )
     lines = [re.sub(r"^\s*(?:[-*•]\s+|\d+\.\s+)", "", line) for line in text.splitlines()]
     text = " ".join(lines).replace("**", "")
     return re.sub(r"\s+", " ", text).strip().lower()

@@ -19,10 +19,37 @@ SearchFn = Callable[..., list[Hit]]
 REPLY_TYPES = ("answer", "clarify", "fallback")
 # Facets that describe *where* a question belongs; what a session remembers.
 CONTEXT_FACETS = ("couloir", "dispositif")
-_RESET = {"nouvelle question", "nouvelle conversation", "recommencer", "on recommence", "reset",
-          "reinitialiser", "effacer", "new question", "start over"}
-_GREETINGS = {"bonjour", "salut", "hello", "bonsoir", "coucou", "hi", "merci", "ok", "d'accord",
-              "daccord", "bjr", "slt", "thanks", "top", "super", "parfait", "au", "revoir"}
+_RESET = {
+    "nouvelle question",
+    "nouvelle conversation",
+    "recommencer",
+    "on recommence",
+    "reset",
+    "reinitialiser",
+    "effacer",
+    "new question",
+    "start over",
+}
+_GREETINGS = {
+    "bonjour",
+    "salut",
+    "hello",
+    "bonsoir",
+    "coucou",
+    "hi",
+    "merci",
+    "ok",
+    "d'accord",
+    "daccord",
+    "bjr",
+    "slt",
+    "thanks",
+    "top",
+    "super",
+    "parfait",
+    "au",
+    "revoir",
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +59,7 @@ class Policy:
     off_topic_below: float = 0.15  # short polite fallback, no suggestions
     fallback_below: float = 0.35  # "not found" + closest questions + contacts
     clarify_margin: float = 0.12  # candidates within this fused score of the best are "close"
+    clarify_below: float = 1.0  # no clarifying question when the best confidence is above this
     max_clarify: int = 2
     candidates: int = 5  # how many top hits a clarification disambiguates
     related: int = 3
@@ -80,11 +108,18 @@ class DialogueState:
 class Dialogue:
     """Decides, for each message, whether to answer, ask which facet, or fall back."""
 
-    def __init__(self, search: SearchFn, vocabulary: FacetVocabulary, policy: Policy | None = None):
+    def __init__(
+        self,
+        search: SearchFn,
+        vocabulary: FacetVocabulary,
+        policy: Policy | None = None,
+        uncovered_couloirs: frozenset[str] = frozenset(),
+    ):
         self.search = search
         self.vocabulary = vocabulary
         self.detector = FacetDetector(vocabulary)
         self.policy = policy or Policy()
+        self.uncovered_couloirs = frozenset(uncovered_couloirs)
 
     # ------------------------------------------------------------ entry point
 
@@ -97,6 +132,12 @@ class Dialogue:
             return Reply("fallback", msg.EMPTY_MESSAGE), state
         if folded in _RESET:
             return Reply("fallback", msg.RESET), DialogueState(turns=state.turns)
+        for phrase in _RESET:
+            # "nouvelle question : quelles pièces…" resets, then asks.
+            if folded.startswith(phrase + " ") or folded.startswith(phrase + ":"):
+                rest = text[len(phrase) :].lstrip(" :,-–")
+                if rest:
+                    return self.step(rest, DialogueState(turns=state.turns - 1))
         toks = words(text)
         if not any(len(t) > 1 and not t.isdigit() for t in toks):
             if state.pending and toks and toks[0].isdigit():
@@ -115,8 +156,16 @@ class Dialogue:
     # ------------------------------------------------------------ turns
 
     def _picked_option(self, text: str, pending: Pending) -> str | None:
-        if fold(text).strip(" .!?") in {fold(msg.OTHER_OPTION), "autre", "je ne sais pas", "aucun",
-                                        "je sais pas", "sais pas", "peu importe", "aucune idee"}:
+        if fold(text).strip(" .!?") in {
+            fold(msg.OTHER_OPTION),
+            "autre",
+            "je ne sais pas",
+            "aucun",
+            "je sais pas",
+            "sais pas",
+            "peu importe",
+            "aucune idee",
+        }:
             return msg.OTHER_OPTION
         choices = [o for o in pending.options if o != msg.OTHER_OPTION]
         picked = self.detector.match_option(text, pending.facet, choices)
@@ -150,6 +199,10 @@ class Dialogue:
 
     def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         detected = self.detector.detect(text)
+        if detected.get("couloir") in self.uncovered_couloirs:
+            # The FAQs hold no answer for that couloir: say so rather than answer off-target.
+            reason = msg.UNCOVERED_COULOIR.format(couloir=detected["couloir"])
+            return Reply("fallback", msg.fallback_text(reason, [])), state
         remembered = dict(state.facets)
         named = {f: v for f, v in detected.items() if f in CONTEXT_FACETS}
         if named.get("couloir") and named["couloir"] != remembered.get("couloir"):
@@ -186,9 +239,11 @@ class Dialogue:
             return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
         if top.confidence < p.fallback_below and not force_answer:
             closest = [h.entry.question for h in hits[:3]]
-            return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, closest), results=tuple(hits[:3])), state
+            return Reply(
+                "fallback", msg.fallback_text(msg.NOT_FOUND, closest), results=tuple(hits[:3])
+            ), state
 
-        if not force_answer and asked < p.max_clarify:
+        if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:
             close = [h for h in hits[: p.candidates] if top.score - h.score <= p.clarify_margin]
             known = set(filters) | set(boost)
             facet = self.best_facet(close, exclude=known)
@@ -207,7 +262,9 @@ class Dialogue:
 
     def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:
         top = hits[0]
-        related = [h for h in hits[1:] if h.confidence >= self.policy.off_topic_below][: self.policy.related]
+        related = [h for h in hits[1:] if h.confidence >= self.policy.off_topic_below][
+            : self.policy.related
+        ]
         text = msg.answer_text(
             top.entry.question,
             top.entry.answer,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ import numpy as np
 
 from chatbot.corpus import Corpus
 from chatbot.errors import InputError
-from chatbot.retrieval import Calibration, Hit, Retriever
+from chatbot.retrieval import MODES as _MODES
+from chatbot.retrieval import Calibration, Hit, QueryScores, Retriever
 
 MODES = ("bm25", "dense", "hybrid")
 K_VALUES = (1, 3, 5)
@@ -100,44 +101,25 @@ def load_eval(corpus_dir: Path, corpus: Corpus | None = None) -> EvalSet:
 
 @dataclass
 class ScoredQuery:
-    """Dense and lexical scores of one query over all entries, computed once, fused many times."""
+    """A query's scores over all entries, computed once and ranked under any mode."""
 
     query: EvalQuery
-    dense: np.ndarray
-    lexical: np.ndarray
-    encode_seconds: float
+    scores: QueryScores
+    seconds: float
 
 
 def score_queries(retriever: Retriever, queries: Sequence[EvalQuery]) -> list[ScoredQuery]:
     out = []
-    n = len(retriever.entries)
     for q in queries:
         t0 = time.perf_counter()
-        dense = retriever.dense_scores(q.query) if retriever.encoder is not None else np.zeros(n)
-        t1 = time.perf_counter()
-        lexical = retriever.lexical.scores(q.query)
-        out.append(ScoredQuery(q, dense, lexical, t1 - t0))
+        s = retriever.score(q.query, dense=retriever.encoder is not None)
+        out.append(ScoredQuery(q, s, time.perf_counter() - t0))
     return out
 
 
 def rank(retriever: Retriever, sq: ScoredQuery, mode: str, k: int = 10) -> list[Hit]:
     """The top `k` hits of a pre-scored query under `mode`, with confidences."""
-    mask = np.ones(len(retriever.entries), dtype=bool)
-    r = retriever if retriever.mode == mode else _with_mode(retriever, mode)
-    fused = r._fuse(sq.dense, sq.lexical, mask)
-    order = np.argsort(-fused, kind="stable")[:k]
-    conf = r._confidences(fused, sq.dense, sq.lexical, mask, order)
-    return [
-        Hit(r.entries[i], float(fused[i]), float(c), float(sq.dense[i]), float(sq.lexical[i]))
-        for i, c in zip(order, conf, strict=True)
-    ]
-
-
-def _with_mode(retriever: Retriever, mode: str) -> Retriever:
-    clone = object.__new__(Retriever)
-    clone.__dict__.update(retriever.__dict__)
-    clone.mode = mode
-    return clone
+    return retriever.rank(sq.scores, k=k, mode=mode)
 
 
 def retrieval_metrics(runs: dict[str, list[Hit]], queries: Iterable[EvalQuery]) -> dict[str, float]:
@@ -149,7 +131,9 @@ def retrieval_metrics(runs: dict[str, list[Hit]], queries: Iterable[EvalQuery]) 
     if not qs:
         return {}
     qrels = {q.id: {g: 1 for g in q.gold} for q in qs}
-    run = {q.id: {h.entry.id: float(len(runs[q.id]) - i) for i, h in enumerate(runs[q.id])} for q in qs}
+    run = {
+        q.id: {h.entry.id: float(len(runs[q.id]) - i) for i, h in enumerate(runs[q.id])} for q in qs
+    }
     measures = [Success @ k for k in K_VALUES] + [RR @ 10, nDCG @ 10]
     agg = ir_measures.calc_aggregate(measures, qrels, run)
     out = {f"R@{k}": agg[Success @ k] for k in K_VALUES}
@@ -183,58 +167,77 @@ def evaluate_modes(
 # ------------------------------------------------------------ calibration
 
 
-def _label_rows(retriever: Retriever, scored: list[ScoredQuery], top: int = 5):
+def _label_rows(retriever: Retriever, scored: list[ScoredQuery], mode: str, top: int = 5):
+    """Feature rows of the top hits of every query, labelled 1 when the hit is a gold answer."""
     X, y = [], []
     mask = np.ones(len(retriever.entries), dtype=bool)
     for sq in scored:
-        fused = retriever._fuse(sq.dense, sq.lexical, mask)
-        order = np.argsort(-fused, kind="stable")[:top]
-        for i in order:
-            X.append(retriever._features(fused, sq.dense, sq.lexical, mask, i))
+        fused = retriever.fuse(sq.scores, mask, mode)
+        for i in np.argsort(-fused, kind="stable")[:top]:
+            X.append(retriever.features(sq.scores, fused, mask, int(i), mode))
             y.append(1 if retriever.entries[i].id in sq.query.gold else 0)
     return np.array(X), np.array(y)
 
 
 def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, dict[str, Any]]:
-    """Choose the fusion weight (MRR on dev), then fit the confidence model and thresholds."""
+    """On dev only: the fusion weight (best MRR), a confidence model per mode, the thresholds."""
     from sklearn.linear_model import LogisticRegression
 
     scored = score_queries(retriever, dev.queries)
     answerable = [s for s in scored if s.query.answerable]
-    best_w, best_mrr, grid = 0.7, -1.0, {}
+    queries = [s.query for s in answerable]
+    base = retriever.calibration
+    best_w, best_mrr, grid = base.dense_weight, -1.0, {}
     for w in np.round(np.arange(0.3, 0.951, 0.05), 2):
-        r = _with_mode(retriever, "hybrid")
-        r.calibration = replace(r.calibration, dense_weight=float(w))
-        runs = {s.query.id: rank(r, s, "hybrid") for s in answerable}
-        mrr = retrieval_metrics(runs, [s.query for s in answerable])["MRR@10"]
-        grid[float(w)] = mrr
-        if mrr > best_mrr + 1e-9:
-            best_w, best_mrr = float(w), mrr
-    r = _with_mode(retriever, "hybrid")
-    r.calibration = replace(r.calibration, dense_weight=best_w)
-    X, y = _label_rows(r, scored)
-    model = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
-    cal = Calibration(
-        dense_weight=best_w,
-        coef=tuple(round(float(c), 5) for c in model.coef_[0]),
-        intercept=round(float(model.intercept_[0]), 5),
+        retriever.calibration = replace(base, dense_weight=float(w))
+        mrr = retrieval_metrics(
+            {s.query.id: rank(retriever, s, "hybrid") for s in answerable}, queries
+        )
+        grid[float(w)] = mrr["MRR@10"]
+        if mrr["MRR@10"] > best_mrr + 1e-9:
+            best_w, best_mrr = float(w), mrr["MRR@10"]
+    retriever.calibration = replace(base, dense_weight=best_w)
+    models = {}
+    for mode in _MODES:
+        X, y = _label_rows(retriever, scored, mode)
+        lr = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
+        models[mode] = (
+            tuple(round(float(c), 5) for c in lr.coef_[0]),
+            round(float(lr.intercept_[0]), 5),
+        )
+    cal = replace(
+        retriever.calibration,
+        models=models,
         fitted_on=f"dev split: {len(answerable)} answerable + {len(scored) - len(answerable)} out-of-scope queries",
     )
-    r.calibration = cal
-    # Thresholds: the top-1 confidence of answerable vs out-of-scope dev queries.
-    top_ans = np.array([rank(r, s, "hybrid", k=1)[0].confidence for s in answerable])
-    top_oos = np.array([rank(r, s, "hybrid", k=1)[0].confidence for s in scored if not s.query.answerable])
-    # Highest threshold that wrongly rejects at most 4% of answerable queries (target 5% on test).
-    fallback_below = float(np.quantile(top_ans, 0.04)) if len(top_ans) else 0.35
-    off_topic_below = float(min(fallback_below, np.quantile(top_oos, 0.5))) if len(top_oos) else 0.15
-    cal = replace(cal, extra={"fallback_below": round(fallback_below, 4), "off_topic_below": round(off_topic_below, 4)})
+    retriever.calibration = cal
+    top_ans = np.array([rank(retriever, s, "hybrid", k=1)[0].confidence for s in answerable])
+    top_oos = np.array(
+        [rank(retriever, s, "hybrid", k=1)[0].confidence for s in scored if not s.query.answerable]
+    )
+    # The highest threshold that wrongly sends at most 3% of answerable dev queries to fallback.
+    fallback_below = float(np.quantile(top_ans, 0.03))
+    off_topic_below = (
+        float(min(fallback_below, np.quantile(top_oos, 0.5))) if len(top_oos) else fallback_below
+    )
+    cal = replace(
+        cal,
+        extra={
+            "fallback_below": round(fallback_below, 4),
+            "off_topic_below": round(off_topic_below, 4),
+        },
+    )
+    retriever.calibration = cal
     info = {
         "dense_weight_grid": grid,
         "dense_weight": best_w,
         "dev_mrr": best_mrr,
-        "fallback_below": fallback_below,
-        "oos_rejected_dev": float((top_oos < fallback_below).mean()) if len(top_oos) else None,
-        "answerable_rejected_dev": float((top_ans < fallback_below).mean()) if len(top_ans) else None,
+        "fallback_below": round(fallback_below, 4),
+        "off_topic_below": round(off_topic_below, 4),
+        "dev_out_of_scope_to_fallback": round(float((top_oos < fallback_below).mean()), 4)
+        if len(top_oos)
+        else None,
+        "dev_answerable_to_fallback": round(float((top_ans < fallback_below).mean()), 4),
     }
     return cal, info
 
@@ -248,3 +251,88 @@ def calibrate(settings) -> str:
     cal, info = fit_calibration(bot.retriever, evalset.split("dev"))
     cal.save()
     return json.dumps(info, indent=2, ensure_ascii=False)
+
+
+# ------------------------------------------------------------ dialogues
+
+
+@dataclass
+class DialogueResult:
+    id: str
+    passed: bool
+    detail: str = ""
+    replies: list[dict[str, Any]] = field(default_factory=list)
+
+
+def replay_dialogue(
+    send: Callable[[str], dict[str, Any]], dialogue: dict[str, Any], corpus: Corpus
+) -> DialogueResult:
+    """Play one scripted dialogue through `send` (message -> Reply JSON) and check each turn.
+
+    Turns: {"user": text} | {"option": label} | {"option_for": entry id} — the option of the
+    clarify just asked whose value is that entry's value for the asked facet ("Autre / je ne
+    sais pas" when the entry has none). Expectations: type, entry, entries, facet.
+    """
+    from chatbot.messages import OTHER_OPTION
+
+    by_id = corpus.by_id()
+    previous: dict[str, Any] | None = None
+    replies = []
+    for n, turn in enumerate(dialogue["turns"], 1):
+        if "user" in turn:
+            message = turn["user"]
+        elif "option" in turn:
+            message = turn["option"]
+        else:
+            if not previous or previous["type"] != "clarify":
+                return DialogueResult(
+                    dialogue["id"],
+                    False,
+                    f"tour {n} : pas de question de clarification à laquelle répondre",
+                    replies,
+                )
+            value = by_id[turn["option_for"]].facets.get(previous["facet"])
+            message = value if value in previous["options"] else OTHER_OPTION
+        reply = send(message)
+        replies.append(reply)
+        expect = turn.get("expect", {})
+        problem = _check_reply(reply, expect)
+        if problem:
+            return DialogueResult(
+                dialogue["id"], False, f"tour {n} ({message!r}) : {problem}", replies
+            )
+        previous = reply
+    return DialogueResult(dialogue["id"], True, "", replies)
+
+
+def _check_reply(reply: dict[str, Any], expect: dict[str, Any]) -> str | None:
+    if "type" in expect and reply["type"] != expect["type"]:
+        top = reply["results"][0]["id"] if reply["results"] else None
+        return f"attendu {expect['type']}, obtenu {reply['type']} (premier résultat {top})"
+    wanted = expect.get("entries") or ([expect["entry"]] if "entry" in expect else [])
+    if wanted:
+        top = reply["results"][0]["id"] if reply["results"] else None
+        if top not in wanted:
+            return f"attendu {wanted}, obtenu {top}"
+    if expect.get("facet") and reply.get("facet") != expect["facet"]:
+        return f"facette attendue {expect['facet']}, obtenue {reply.get('facet')}"
+    return None
+
+
+def replay_all(bot, dialogues: Sequence[dict[str, Any]]) -> list[DialogueResult]:
+    """Replay every dialogue in-process, each in a fresh session."""
+    return [replay_dialogue(_InProcessChat(bot), d, bot.corpus) for d in dialogues]
+
+
+class _InProcessChat:
+    """A `send` function bound to one new session of `bot`."""
+
+    def __init__(self, bot):
+        self.bot = bot
+        self.session_id: str | None = None
+
+    def __call__(self, message: str) -> dict[str, Any]:
+        from chatbot.bot import reply_to_dict
+
+        reply, self.session_id = self.bot.chat(message, self.session_id)
+        return reply_to_dict(reply, self.session_id)

@@ -48,7 +48,10 @@ class FacetDetector:
                 span = (m.start(), m.end())
                 # A span already explained by a longer term of the same or another facet
                 # counts for both only if it is the very same text (e.g. "msp").
-                if any(s <= span[0] and span[1] <= e and (e - s) > (span[1] - span[0]) for s, e in taken):
+                if any(
+                    s <= span[0] and span[1] <= e and (e - s) > (span[1] - span[0])
+                    for s, e in taken
+                ):
                     continue
                 taken.append(span)
                 found.setdefault(p.facet, set()).add(p.value)

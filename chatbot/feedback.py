@@ -42,13 +42,19 @@ class FeedbackStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # one writer path per process
-        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._conn = sqlite3.connect(
+            self.path, timeout=30, check_same_thread=False, isolation_level=None
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(SCHEMA)
 
     def add(
-        self, session_id: str, entry_id: str, helpful: bool, question: str | None = None,
+        self,
+        session_id: str,
+        entry_id: str,
+        helpful: bool,
+        question: str | None = None,
         comment: str | None = None,
     ) -> int:
         """Store one vote; returns its row id once it is on disk."""
@@ -81,7 +87,9 @@ class FeedbackStore:
 
     def rows(self) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM feedback ORDER BY id").fetchall()
+            return self._conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM feedback ORDER BY id"
+            ).fetchall()
 
     def summary(self) -> list[EntrySummary]:
         """Votes per entry, the most disliked first: what a curator reviews."""

@@ -33,6 +33,11 @@ OFF_TOPIC = (
     "Je ne réponds qu'à partir de ces FAQ officielles."
 )
 
+UNCOVERED_COULOIR = (
+    "Les FAQ sur lesquelles je m'appuie ne traitent pas du couloir « {couloir} » : "
+    "je n'ai pas de réponse officielle à vous donner."
+)
+
 NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FAQ."
 
 CLOSEST_HEADER = "Les questions les plus proches :"
@@ -51,7 +56,9 @@ FEEDBACK_THANKS = "Merci pour votre retour !"
 
 CLARIFY_NOTE = "Cela m'aidera à choisir la bonne réponse."
 
-TOO_LONG = "Votre message est trop long ({length} caractères) : la limite est de {limit} caractères."
+TOO_LONG = (
+    "Votre message est trop long ({length} caractères) : la limite est de {limit} caractères."
+)
 BAD_CHARACTERS = "Votre message contient des caractères de contrôle non autorisés."
 
 
@@ -73,3 +80,62 @@ def fallback_text(reason: str, closest: list[str]) -> str:
         parts += ["", CLOSEST_HEADER, *[f"- {q}" for q in closest]]
     parts += ["", CONTACTS]
     return "\n".join(parts)
+
+
+# ------------------------------------------------------------ web UI, widget and HTTP API
+
+UI_TITLE = "Assistant FAQ – Ségur du numérique en santé"
+UI_SHORT_TITLE = "Assistant Ségur numérique"
+UI_SUBTITLE = (
+    "Réponses issues des FAQ officielles (ANS, ASP, CNSA). "
+    "Posez votre question avec vos mots ; je vous demanderai une précision si besoin."
+)
+UI_PLACEHOLDER = "Posez votre question…"
+UI_SEND = "Envoyer"
+UI_NEW_CONVERSATION = "Nouvelle conversation"
+UI_FEEDBACK_YES = "Oui"  # shown next to a 👍 icon (SVG: no emoji font needed)
+UI_FEEDBACK_NO = "Non"  # shown next to a 👎 icon
+UI_FEEDBACK_YES_LABEL = "Oui, cette réponse m'a été utile"
+UI_FEEDBACK_NO_LABEL = "Non, cette réponse ne m'a pas été utile"
+UI_EXAMPLES_HEADER = "Exemples de questions :"
+UI_THINKING = "Je cherche dans les FAQ…"
+UI_OPEN_CHAT = "Une question sur le Ségur numérique ?"
+UI_CLOSE = "Fermer"
+UI_CONVERSATION_LABEL = "Conversation avec l'assistant"
+UI_YOU = "Vous"
+UI_BOT = "Assistant"
+UI_FOOTER = "Assistant automatique : il ne répond qu'à partir des FAQ officielles publiées."
+UI_NETWORK_ERROR = "Le service ne répond pas pour le moment. Réessayez dans un instant."
+UI_INTERNAL_ERROR = "Une erreur interne m'empêche de répondre. Réessayez dans un instant."
+UI_CHARS_LEFT = "{left} caractères restants"
+
+# HTTP API errors ({"error": ...}); they never repeat what the user sent.
+HTTP_INTERNAL = "erreur interne"
+HTTP_UNAVAILABLE = "Service momentanément indisponible : réessayez dans un instant."
+HTTP_BODY_TOO_LARGE = "Requête trop volumineuse ({size} octets) : la limite est de {limit} octets."
+HTTP_RATE_LIMITED = (
+    "Trop de requêtes : la limite est de {limit} par minute. Réessayez dans {retry} secondes."
+)
+HTTP_BAD_UTF8 = (
+    "Le corps de la requête n'est pas de l'UTF-8 valide : envoyez du JSON encodé en UTF-8."
+)
+HTTP_BAD_JSON = "JSON invalide ({detail}) : envoyez un objet JSON, par exemple {example}."
+HTTP_NOT_OBJECT = "Le corps doit être un objet JSON, par exemple {example}."
+HTTP_UNKNOWN_FIELD = "Champ inconnu{name}."
+HTTP_MISSING_FIELD = "Champ obligatoire manquant : « {name} »."
+HTTP_ALLOWED_FIELDS = "Champs permis : {allowed}."
+HTTP_WRONG_TYPE = "Le champ « {name} » doit être {expected}."
+HTTP_BAD_VALUE = "Valeur invalide pour « {name} » : {expected}."
+HTTP_NOT_FOUND = "Route inconnue. Routes disponibles : {routes}."
+HTTP_METHOD = "Méthode non permise sur cette route. Méthodes permises : {allowed}."
+HTTP_CONTENT_TYPE = "Envoyez le corps en JSON (en-tête Content-Type: application/json)."
+HTTP_FIELDS = {
+    "query": "une chaîne de caractères (la question, 2000 caractères au plus)",
+    "k": "un entier entre 1 et 50",
+    "facets": "un objet {nom: valeur} dont les valeurs sont des chaînes (ou null)",
+    "message": "une chaîne de caractères (2000 caractères au plus)",
+    "session_id": "une chaîne : l'identifiant renvoyé par /api/chat (ou null pour une nouvelle session)",
+    "entry_id": "une chaîne : l'id d'un résultat, ex. ans-000-01",
+    "helpful": "true ou false",
+    "comment": "une chaîne de caractères (ou null)",
+}

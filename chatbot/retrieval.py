@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,16 +12,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from embeddings.encoder import Encoder
-
 from chatbot.corpus import Corpus, FaqEntry
 from chatbot.errors import InputError
+from chatbot.expansion import QueryExpander
 from chatbot.text import lexical_tokens
-from embeddings.index import DenseIndex
+
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
+    from embeddings.index import DenseIndex
 
 MODES = ("hybrid", "dense", "bm25")
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
+FEATURES = ("fused", "margin", "dense", "dense_gap", "coverage", "query_oov", "agree")
 
 
 @dataclass(frozen=True)
@@ -30,36 +33,44 @@ class Hit:
     entry: FaqEntry
     score: float  # the fused ranking score
     confidence: float  # calibrated probability that this entry answers the query
-    dense: float  # best cosine of the entry's vectors (0 when not computed)
+    dense: float  # the entry's dense score (0 when not computed)
     lexical: float  # raw BM25 score (0 when not computed)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Fusion weight and the logistic model turning hit features into a confidence.
+    """Fusion weights and the logistic model turning hit features into a confidence.
 
-    Fitted on the dev split by `python -m chatbot calibrate`; defaults are a
-    sensible starting point before any fit.
+    Fitted on the dev split by `python -m chatbot calibrate` (chatbot/calibration.json);
+    the defaults are a sensible starting point before any fit.
     """
 
     dense_weight: float = 0.7
-    # logistic regression over FEATURES (see Retriever._features)
-    coef: tuple[float, ...] = (6.0, 4.0, 1.0, 1.0, 0.5)
-    intercept: float = -6.5
+    # An entry's dense score: its best title/alternate cosine plus this share of its
+    # answer's cosine (the answer confirms a title match; measured on dev).
+    answer_weight: float = 0.35
+    # mode -> (coefficients over FEATURES, intercept); one model per mode so that a
+    # confidence means the same thing whichever mode is selected.
+    models: dict[str, tuple[tuple[float, ...], float]] = field(
+        default_factory=lambda: {m: ((2.0, 4.0, 4.0, 4.0, 3.0, -3.0, 0.5), -7.0) for m in MODES}
+    )
     fitted_on: str = "defaults"
     extra: dict[str, float] = field(default_factory=dict)
-
-    FEATURES = ("fused", "margin", "dense_z", "lexical_norm", "agree")
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_PATH) -> Calibration:
         if not path.is_file():
             return cls()
         data = json.loads(path.read_text("utf-8"))
+        if data.get("features") != list(FEATURES):
+            return cls()  # fitted for another feature set: refit with `python -m chatbot calibrate`
         return cls(
             dense_weight=float(data["dense_weight"]),
-            coef=tuple(float(c) for c in data["coef"]),
-            intercept=float(data["intercept"]),
+            answer_weight=float(data.get("answer_weight", cls.answer_weight)),
+            models={
+                m: (tuple(float(c) for c in v["coef"]), float(v["intercept"]))
+                for m, v in data["models"].items()
+            },
             fitted_on=str(data.get("fitted_on", "")),
             extra={k: float(v) for k, v in data.get("extra", {}).items()},
         )
@@ -67,9 +78,9 @@ class Calibration:
     def save(self, path: Path = CALIBRATION_PATH) -> None:
         data = {
             "dense_weight": self.dense_weight,
-            "features": list(self.FEATURES),
-            "coef": list(self.coef),
-            "intercept": self.intercept,
+            "answer_weight": self.answer_weight,
+            "features": list(FEATURES),
+            "models": {m: {"coef": list(c), "intercept": b} for m, (c, b) in self.models.items()},
             "fitted_on": self.fitted_on,
             "extra": self.extra,
         }
@@ -90,16 +101,50 @@ class LexicalIndex:
             docs.append(lexical_tokens(f"{head} {head} {e.answer}") or ["_vide_"])
         self._bm25 = bm25s.BM25()
         self._bm25.index(docs, show_progress=False)
+        self._doc_terms = [set(d) for d in docs]
+        df = Counter(t for d in self._doc_terms for t in d)
+        n = len(docs)
+        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self._unseen_idf = math.log(1 + (n + 0.5) / 0.5)
 
-    def scores(self, query: str) -> np.ndarray:
-        toks = lexical_tokens(query)
-        if not toks:
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        if not tokens:
             return np.zeros(len(self.entries), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(toks), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+    def coverage(self, tokens: list[str]) -> np.ndarray:
+        """Share of the query's IDF mass that each entry contains (1: every query term)."""
+        if not tokens:
+            return np.zeros(len(self.entries), dtype=np.float32)
+        terms = set(tokens)
+        weights = {t: self._idf.get(t, self._unseen_idf) for t in terms}
+        total = sum(weights.values())
+        return np.array(
+            [sum(w for t, w in weights.items() if t in d) / total for d in self._doc_terms],
+            dtype=np.float32,
+        )
+
+    def oov(self, tokens: list[str]) -> float:
+        """Share of query terms that no entry contains: high for off-topic questions."""
+        if not tokens:
+            return 1.0
+        return sum(1 for t in tokens if t not in self._idf) / len(tokens)
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = float(x.min()), float(x.max())
+@dataclass
+class QueryScores:
+    """Everything computed once per query; ranking under any mode reuses it."""
+
+    query: str
+    dense: np.ndarray
+    lexical: np.ndarray
+    coverage: np.ndarray
+    oov: float
+
+
+def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    vals = x[mask]
+    lo, hi = float(vals.min()), float(vals.max())
     if hi - lo < 1e-9:
         return np.zeros_like(x)
     return (x - lo) / (hi - lo)
@@ -115,9 +160,12 @@ class Retriever:
         encoder: Encoder | None,
         mode: str = "hybrid",
         calibration: Calibration | None = None,
+        expander: QueryExpander | None = None,
     ):
         if mode not in MODES:
-            raise InputError(f"mode de recherche inconnu « {mode} » ; modes permis : {', '.join(MODES)}")
+            raise InputError(
+                f"mode de recherche inconnu « {mode} » ; modes permis : {', '.join(MODES)}"
+            )
         if mode != "bm25" and (dense_index is None or encoder is None):
             raise InputError(f"le mode {mode} demande un index dense et un encodeur")
         self.corpus = corpus
@@ -127,7 +175,7 @@ class Retriever:
         self.encoder = encoder
         self.calibration = calibration or Calibration.load()
         self.lexical = LexicalIndex(self.entries)
-        self._pos = {e.id: i for i, e in enumerate(self.entries)}
+        self.expander = expander or QueryExpander([])
 
     # ------------------------------------------------------------ filters
 
@@ -143,11 +191,32 @@ class Retriever:
 
     # ------------------------------------------------------------ scoring
 
-    def dense_scores(self, query: str) -> np.ndarray:
+    def score(self, query: str, dense: bool | None = None) -> QueryScores:
+        """Dense and lexical evidence for every entry (dense skipped in bm25 mode)."""
+        n = len(self.entries)
+        want_dense = (self.mode != "bm25") if dense is None else dense
+        expansion = self.expander.expand(query)
+        added = lexical_tokens(expansion.added)
+        # Coverage and out-of-vocabulary count a thesaurus term as the corpus words it stands for.
+        matched = lexical_tokens(expansion.residual) + added
+        return QueryScores(
+            query=query,
+            dense=self._dense(query) if want_dense and self.encoder else np.zeros(n, np.float32),
+            lexical=self.lexical.scores(lexical_tokens(query) + added),
+            coverage=self.lexical.coverage(matched),
+            oov=self.lexical.oov(matched),
+        )
+
+    def _dense(self, query: str) -> np.ndarray:
         assert self.encoder is not None and self.dense_index is not None
         qv = self.encoder.encode_queries([query])[0]
-        best = self.dense_index.scores_for_all(qv)
-        return np.array([best.get(e.id, 0.0) for e in self.entries], dtype=np.float32)
+        per_field = self.dense_index.field_scores(qv)
+        fields = self.dense_index.fields
+        score = np.max(per_field[:, [i for i, f in enumerate(fields) if f != "answer"]], axis=1)
+        if "answer" in fields:
+            score = score + self.calibration.answer_weight * per_field[:, fields.index("answer")]
+        by_id = dict(zip(self.dense_index.entry_ids, score, strict=True))
+        return np.array([by_id.get(e.id, 0.0) for e in self.entries], dtype=np.float32)
 
     def search(
         self,
@@ -163,75 +232,77 @@ class Retriever:
         mask = self.allowed_mask(facets)
         if not mask.any():
             return []
-        n = len(self.entries)
-        dense = self.dense_scores(query) if self.mode != "bm25" else np.zeros(n, np.float32)
-        lexical = self.lexical.scores(query) if self.mode != "dense" else np.zeros(n, np.float32)
-        fused = self._fuse(dense, lexical, mask)
+        return self.rank(self.score(query), k=k, mask=mask, boost=boost, boost_weight=boost_weight)
+
+    def rank(
+        self,
+        s: QueryScores,
+        k: int = 5,
+        mask: np.ndarray | None = None,
+        boost: Mapping[str, str] | None = None,
+        boost_weight: float = 0.05,
+        mode: str | None = None,
+    ) -> list[Hit]:
+        """Order pre-computed scores under `mode` (default: the retriever's)."""
+        mode = mode or self.mode
+        if mask is None:
+            mask = np.ones(len(self.entries), dtype=bool)
+        fused = self.fuse(s, mask, mode)
         if boost:
-            bonus = np.array(
-                [sum(boost_weight for f, v in boost.items() if e.facets.get(f) == v) for e in self.entries]
+            fused = fused + np.array(
+                [
+                    boost_weight * sum(e.facets.get(f) == v for f, v in boost.items())
+                    for e in self.entries
+                ]
             )
-            fused = fused + bonus
         fused = np.where(mask, fused, -np.inf)
         order = np.argsort(-fused, kind="stable")[: min(k, int(mask.sum()))]
-        conf = self._confidences(fused, dense, lexical, mask, order)
-        return [
-            Hit(
-                entry=self.entries[i],
-                score=float(fused[i]),
-                confidence=float(c),
-                dense=float(dense[i]),
-                lexical=float(lexical[i]),
-            )
-            for i, c in zip(order, conf, strict=True)
-        ]
-
-    def _fuse(self, dense: np.ndarray, lexical: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if self.mode == "dense":
-            return dense.copy()
-        if self.mode == "bm25":
-            return _minmax(np.where(mask, lexical, 0.0)) if lexical.max() > 0 else lexical.copy()
-        w = self.calibration.dense_weight
-        d = np.where(mask, dense, dense[mask].min())
-        lx = np.where(mask, lexical, 0.0)
-        return w * _minmax(d) + (1 - w) * (_minmax(lx) if lx.max() > 0 else lx)
-
-    def _features(
-        self, fused: np.ndarray, dense: np.ndarray, lexical: np.ndarray, mask: np.ndarray, i: int
-    ) -> list[float]:
-        valid = fused[mask]
-        best_other = np.max(np.delete(valid, np.argmax(valid))) if valid.size > 1 else 0.0
-        top = float(valid.max())
-        margin = float(fused[i] - (best_other if fused[i] >= top else top))
-        d = dense[mask]
-        dense_z = float((dense[i] - d.mean()) / (d.std() + 1e-6)) / 4.0 if self.mode != "bm25" else 0.0
-        lx = lexical[mask]
-        lexical_norm = float(lexical[i] / (lx.max() + 1e-6)) if lx.max() > 0 else 0.0
-        # Agreement: is this entry in the top 3 of both rankings?
-        dense_rank = int((d > dense[i]).sum())
-        lex_rank = int((lx > lexical[i]).sum()) if lx.max() > 0 else 99
-        agree = 1.0 if dense_rank < 3 and lex_rank < 3 else 0.0
-        if self.mode != "hybrid":
-            agree = 0.0
-        return [float(fused[i]), margin, dense_z, lexical_norm, agree]
-
-    def features(self, query: str, k: int = 5) -> list[tuple[str, list[float]]]:
-        """(entry id, feature vector) for the top `k` hits: what calibration is fitted on."""
-        n = len(self.entries)
-        mask = np.ones(n, dtype=bool)
-        dense = self.dense_scores(query) if self.mode != "bm25" else np.zeros(n, np.float32)
-        lexical = self.lexical.scores(query) if self.mode != "dense" else np.zeros(n, np.float32)
-        fused = self._fuse(dense, lexical, mask)
-        order = np.argsort(-fused, kind="stable")[:k]
-        return [(self.entries[i].id, self._features(fused, dense, lexical, mask, i)) for i in order]
-
-    def _confidences(
-        self, fused: np.ndarray, dense: np.ndarray, lexical: np.ndarray, mask: np.ndarray, order
-    ) -> list[float]:
-        cal = self.calibration
-        out = []
+        hits = []
         for i in order:
-            x = self._features(fused, dense, lexical, mask, i)
-            z = cal.intercept + sum(c * v for c, v in zip(cal.coef, x, strict=True))
-            out.append(1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0))))
-        return out
+            x = self.features(s, fused, mask, int(i), mode)
+            hits.append(
+                Hit(
+                    entry=self.entries[i],
+                    score=float(fused[i]),
+                    confidence=self.confidence(x, mode),
+                    dense=float(s.dense[i]),
+                    lexical=float(s.lexical[i]),
+                )
+            )
+        return hits
+
+    def fuse(self, s: QueryScores, mask: np.ndarray, mode: str) -> np.ndarray:
+        """Weighted sum of min-max normalised dense and BM25 scores (over the allowed entries)."""
+        if mode == "dense":
+            return s.dense.copy()
+        lexical = (
+            _minmax(s.lexical, mask) if s.lexical[mask].max() > 0 else np.zeros_like(s.lexical)
+        )
+        if mode == "bm25":
+            return lexical
+        w = self.calibration.dense_weight
+        return w * _minmax(s.dense, mask) + (1 - w) * lexical
+
+    def features(
+        self, s: QueryScores, fused: np.ndarray, mask: np.ndarray, i: int, mode: str
+    ) -> list[float]:
+        """What the confidence of hit `i` is computed from (names in FEATURES)."""
+        valid = np.where(mask, fused, -np.inf)
+        others = np.delete(valid, i)
+        best_other = float(others.max()) if others.size and np.isfinite(others.max()) else 0.0
+        margin = float(fused[i] - best_other)
+        use_dense = mode != "bm25"
+        d = s.dense[mask]
+        top10 = np.sort(d)[-10:] if d.size else np.zeros(1)
+        dense = float(s.dense[i]) if use_dense else 0.0
+        dense_gap = float(s.dense[i] - top10.mean()) if use_dense else 0.0
+        lex = s.lexical[mask]
+        dense_rank = int((d > s.dense[i]).sum())
+        lex_rank = int((lex > s.lexical[i]).sum()) if lex.max() > 0 else 99
+        agree = 1.0 if (mode == "hybrid" and dense_rank < 3 and lex_rank < 3) else 0.0
+        return [float(fused[i]), margin, dense, dense_gap, float(s.coverage[i]), s.oov, agree]
+
+    def confidence(self, x: list[float], mode: str) -> float:
+        coef, intercept = self.calibration.models[mode]
+        z = intercept + sum(c * v for c, v in zip(coef, x, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))

@@ -30,9 +30,35 @@ def stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_FRENCH
 
     # Question words carry no topic; negations do not either for retrieval.
-    extra = {"est", "ce", "que", "qui", "quoi", "quel", "quelle", "quels", "quelles", "comment",
-             "combien", "pourquoi", "faut", "peut", "peux", "doit", "dois", "bonjour", "merci",
-             "svp", "pouvez", "vous", "nous", "je", "on", "il", "y"}
+    extra = {
+        "est",
+        "ce",
+        "que",
+        "qui",
+        "quoi",
+        "quel",
+        "quelle",
+        "quels",
+        "quelles",
+        "comment",
+        "combien",
+        "pourquoi",
+        "faut",
+        "peut",
+        "peux",
+        "doit",
+        "dois",
+        "bonjour",
+        "merci",
+        "svp",
+        "pouvez",
+        "vous",
+        "nous",
+        "je",
+        "on",
+        "il",
+        "y",
+    }
     return frozenset(fold(w) for w in STOPWORDS_FRENCH) | frozenset(extra)
 
 

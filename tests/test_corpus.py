@@ -78,7 +78,8 @@ def test_every_seed_answer_is_in_exactly_one_entry_or_excluded(corpus, raw):
 def test_each_entry_comes_from_its_source_seed(corpus):
     """An entry's answer is made of blocks of its own seed(s): nothing invented."""
     blocks_by_seed = {
-        p.name: [normalise_for_match(b) for b in split_seed(p.name, p.read_text("utf-8"))] for p in RAW
+        p.name: [normalise_for_match(b) for b in split_seed(p.name, p.read_text("utf-8"))]
+        for p in RAW
     }
     for e in corpus.entries:
         answer = normalise_for_match(e.answer)

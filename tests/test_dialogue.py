@@ -13,14 +13,21 @@ from chatbot.retrieval import Hit
 VOCAB = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
 
 
-def entry(ident: str, couloir: str | None, dispositif: str | None = None, question: str = "") -> FaqEntry:
+def entry(
+    ident: str, couloir: str | None, dispositif: str | None = None, question: str = ""
+) -> FaqEntry:
     return FaqEntry(
         id=ident,
         question=question or f"Question {ident} ?",
         alternates=("a", "b"),
         answer=f"Réponse {ident}.",
-        facets={"offre": None, "couloir": couloir, "dispositif": dispositif, "produit": None,
-                "thematique": "Financements"},
+        facets={
+            "offre": None,
+            "couloir": couloir,
+            "dispositif": dispositif,
+            "produit": None,
+            "thematique": "Financements",
+        },
         source="000_0000000000000000.txt",
         source_url="https://example.org/faq",
     )
@@ -39,7 +46,9 @@ class FakeSearch:
         self.calls = []
 
     def __call__(self, query, k=5, facets=None, boost=None, boost_weight=0.05):
-        self.calls.append({"query": query, "facets": dict(facets or {}), "boost": dict(boost or {})})
+        self.calls.append(
+            {"query": query, "facets": dict(facets or {}), "boost": dict(boost or {})}
+        )
         rows = self.table(query, facets or {}, boost or {})
         return [Hit(e, s, c, 0.0, 0.0) for e, s, c in rows][:k]
 
@@ -115,8 +124,15 @@ def test_at_most_two_clarifications_in_a_row():
         # Every candidate stays close and differs on thematique/produit after each answer.
         rows = []
         for i, e in enumerate(four):
-            fac = dict(e.facets, produit=["Convergence", "Gazelle", "HDS"][i],
-                       thematique=["Financements", "Comptes et habilitations", "Accompagnement et support"][i])
+            fac = dict(
+                e.facets,
+                produit=["Convergence", "Gazelle", "HDS"][i],
+                thematique=[
+                    "Financements",
+                    "Comptes et habilitations",
+                    "Accompagnement et support",
+                ][i],
+            )
             rows.append((FaqEntry(**{**e.__dict__, "facets": fac}), 0.9 - 0.01 * i, 0.6))
         return rows
 
@@ -132,7 +148,11 @@ def test_at_most_two_clarifications_in_a_row():
 
 
 def test_low_confidence_falls_back_with_closest_questions_and_contacts():
-    d, _ = make(lambda q, f, b: [(SAS, 0.5, 0.25), (DUI, 0.4, 0.2)], fallback_below=0.35, off_topic_below=0.1)
+    d, _ = make(
+        lambda q, f, b: [(SAS, 0.5, 0.25), (DUI, 0.4, 0.2)],
+        fallback_below=0.35,
+        off_topic_below=0.1,
+    )
     reply, _ = d.step("quel est le délai pour le RIS en radiologie ?", DialogueState())
     assert reply.type == "fallback"
     assert SAS.question in reply.text and "ASP" in reply.text

