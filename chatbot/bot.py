@@ -6,6 +6,8 @@ import logging
 import re
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("faqbot")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # used with fullmatch: "$" lets "\n" through
 
 
 def clean_message(text: Any, limit: int) -> str:
@@ -93,6 +95,7 @@ class Bot:
         encoder: Encoder | None,
         index_report: IndexReport | None = None,
         policy: Policy | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ):
         self.settings = settings
         self.corpus = corpus
@@ -103,14 +106,16 @@ class Bot:
         covered = {e.facets["couloir"] for e in corpus.entries}
         uncovered = frozenset(c for c in corpus.vocabulary.allowed("couloir") if c not in covered)
         self.dialogue = Dialogue(self.retriever.search, corpus.vocabulary, policy, uncovered)
+        # `timer` lets tests move the sessions' clock instead of sleeping.
         self._sessions: TTLCache[str, DialogueState] = TTLCache(
-            maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds
+            maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds, timer=timer
         )
+        # Guards both caches: a TTLCache is not thread-safe and the API runs turns in a threadpool.
         self._sessions_lock = threading.Lock()
         self._feedback: FeedbackStore | None = None
         self._feedback_lock = threading.Lock()
         self._questions: TTLCache[tuple[str, str], str] = TTLCache(
-            maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds
+            maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds, timer=timer
         )
 
     # ------------------------------------------------------------ construction
@@ -167,7 +172,7 @@ class Bot:
         with self._sessions_lock:
             if (
                 not session_id
-                or not _SESSION_ID.match(session_id)
+                or not _SESSION_ID.fullmatch(session_id)
                 or session_id not in self._sessions
             ):
                 session_id = self.new_session_id()
@@ -177,9 +182,11 @@ class Bot:
         reply, new_state = self.dialogue.step(text, state)
         with self._sessions_lock:
             self._sessions[session_id] = new_state
-        if reply.type == "answer" and reply.results:
-            # After a clarification the user's last message is an option: keep the question.
-            self._questions[(session_id, reply.results[0].entry.id)] = new_state.last_query or text
+            if reply.type == "answer" and reply.results:
+                # After a clarification the user's last message is an option: keep the question.
+                self._questions[(session_id, reply.results[0].entry.id)] = (
+                    new_state.last_query or text
+                )
         if self.settings.log_user_text:
             log.info("chat session=%s type=%s message=%r", session_id[:6], reply.type, text[:200])
         else:
@@ -207,8 +214,12 @@ class Bot:
 
     def feedback(self, session_id: Any, entry_id: Any, helpful: Any, comment: Any = None) -> int:
         """Store a vote on an answer; the entry must exist."""
-        if not isinstance(session_id, str) or not session_id.strip() or len(session_id) > 64:
-            raise InputError("session_id doit être une chaîne non vide (64 caractères au plus).")
+        # Only ids the bot issues are stored: no control character or lone surrogate reaches SQLite.
+        if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+            raise InputError(
+                "session_id doit être l'identifiant renvoyé par /api/chat "
+                "(8 à 64 caractères : lettres, chiffres, - et _)."
+            )
         if not isinstance(entry_id, str) or entry_id not in self._entry_ids:
             raise InputError(
                 f"entry_id inconnu : {str(entry_id)[:40]!r} (un id de résultat, ex. ans-000-01)."
@@ -219,7 +230,8 @@ class Bot:
             if not isinstance(comment, str):
                 raise InputError("comment doit être une chaîne de caractères.")
             comment = clean_message(comment, self.settings.max_message_chars)
-        question = self._questions.get((session_id, entry_id))
+        with self._sessions_lock:
+            question = self._questions.get((session_id, entry_id))
         return self.feedback_store.add(
             session_id, entry_id, helpful, question=question, comment=comment
         )

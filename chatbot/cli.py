@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from typing import Any, TextIO
 
 from chatbot.config import Settings
 from chatbot.errors import FaqBotError, InputError
+
+_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -56,15 +59,23 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
-    from chatbot.bot import Bot, hit_to_result
+    from chatbot.bot import Bot, clean_message, hit_to_result
 
     if (args.query is None) == (args.queries is None):
         raise InputError("Donnez soit une question, soit --queries FICHIER.jsonl (pas les deux).")
     facets = _parse_facets(args.facet)
     settings = _settings(args, retrieval=args.mode)
+    # Cheap checks first: a bad question or query file fails before the model and index load.
+    if not 1 <= args.k <= 50:
+        raise InputError(f"--k doit être un entier entre 1 et 50, reçu {args.k}.")
+    if args.query is not None:
+        clean_message(args.query, settings.max_message_chars)
+    queries = (
+        _read_queries(args.queries, settings.max_message_chars) if args.queries is not None else []
+    )
     bot = Bot.from_settings(settings, build="never", progress=False)
     if args.queries is not None:
-        for line_no, item in _read_queries(args.queries):
+        for line_no, item in queries:
             try:
                 hits = bot.search(
                     item["query"], k=args.k, facets={**facets, **item.get("facets", {})}
@@ -95,13 +106,19 @@ def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _read_queries(path: str) -> list[tuple[int, dict[str, Any]]]:
+def _read_queries(path: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
+    from chatbot.bot import clean_message
+
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise InputError(f"Fichier de requêtes introuvable : {path}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} n'est pas en UTF-8.") from None
+    except OSError as exc:  # a directory, no permission…
+        raise InputError(
+            f"Impossible de lire le fichier de requêtes {path} : {exc.strerror}."
+        ) from None
     items = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -116,6 +133,10 @@ def _read_queries(path: str) -> list[tuple[int, dict[str, Any]]]:
             )
         if not isinstance(item.get("facets", {}), dict):
             raise InputError(f'{path}, ligne {n} : "facets" doit être un objet.')
+        try:
+            clean_message(item["query"], limit)
+        except InputError as exc:
+            raise InputError(f"{path}, ligne {n} : {exc}") from None
         items.append((n, item))
     return items
 
@@ -125,6 +146,10 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     from chatbot.dialogue import Reply
 
     bot = Bot.from_settings(_settings(args), build="never", progress=False)
+    if stdin is sys.stdin and hasattr(stdin, "reconfigure"):
+        # Undecodable bytes become lone surrogates, which the Bot turns into a polite fallback
+        # instead of a UnicodeDecodeError ending the conversation (strict under most UTF-8 locales).
+        stdin.reconfigure(errors="surrogateescape")
     session_id = None
     for line in stdin:
         line = line.rstrip("\n")
@@ -149,7 +174,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from chatbot.server import serve
 
     settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
-    serve(settings)
+    serve(settings, ui=not args.no_ui)
     return 0
 
 
@@ -219,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default=None, help="adresse d'écoute (défaut 127.0.0.1)")
     v.add_argument("--port", type=int, default=None, help="port (défaut 7860)")
     v.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
+    v.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="API et widget seulement, sans le chat Gradio (démarrage en 2 s au lieu de 10)",
+    )
 
     f = sub.add_parser("feedback", help="exporter les votes des utilisateurs")
     f.add_argument(
@@ -263,7 +293,8 @@ def main(
     except FaqBotError as exc:
         if args.debug:
             raise
-        print(f"Erreur : {exc}", file=sys.stderr)
+        # One line, whatever the message quotes (a value with a newline or an escape sequence).
+        print("Erreur : " + _CONTROL_RUN.sub(" ", str(exc)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("Interrompu.", file=sys.stderr)

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_entry ON feedback(entry_id);
 """
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("id", "created_at", "session_id", "entry_id", "question", "helpful", "comment")
 
 
@@ -40,14 +41,21 @@ class FeedbackStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # one writer path per process
-        self._conn = sqlite3.connect(
-            self.path, timeout=30, check_same_thread=False, isolation_level=None
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            # A directory, a file that is not SQLite, no permission: say which file and what to set.
+            raise FaqBotError(
+                f"Base des votes inutilisable ({self.path}) : {exc}. "
+                "Vérifiez FAQBOT_FEEDBACK_DB ou FAQBOT_DATA_DIR."
+            ) from None
 
     def add(
         self,
@@ -75,8 +83,11 @@ class FeedbackStore:
                         row,
                     )
                     return int(cur.lastrowid)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+            except sqlite3.Error as exc:  # OperationalError when busy; others: disk full, corrupt…
+                busy = isinstance(exc, sqlite3.OperationalError) and (
+                    "locked" in str(exc) or "busy" in str(exc)
+                )
+                if not busy:
                     raise FaqBotError(f"Impossible d'enregistrer le vote : {exc}") from None
                 time.sleep(0.05 * (attempt + 1))
         raise FaqBotError("Base des votes occupée : réessayez dans un instant.")
@@ -101,10 +112,18 @@ class FeedbackStore:
         return [EntrySummary(e, int(h), int(u)) for e, h, u in rows]
 
     def export_csv(self) -> str:
+        """All votes as CSV; free-text cells cannot start a spreadsheet formula."""
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(COLUMNS)
-        w.writerows(self.rows())
+        free_text = [COLUMNS.index("question"), COLUMNS.index("comment")]
+        for row in self.rows():
+            cells = list(row)
+            for i in free_text:
+                # "=HYPERLINK(…)" typed by a user must stay text when a curator opens the export.
+                if isinstance(cells[i], str) and cells[i].startswith(_FORMULA_START):
+                    cells[i] = "'" + cells[i]
+            w.writerow(cells)
         return buf.getvalue()
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from cachetools import LRUCache
 
 from chatbot.corpus import Corpus, FaqEntry
 from chatbot.errors import InputError
@@ -176,6 +178,10 @@ class Retriever:
         self.calibration = calibration or Calibration.load()
         self.lexical = LexicalIndex(self.entries)
         self.expander = expander or QueryExpander([])
+        # Encoding the query is nearly all the latency; the same questions come back
+        # (examples, a clarification re-searching its question), so keep recent ones.
+        self._dense_cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=2048)
+        self._dense_lock = threading.Lock()
 
     # ------------------------------------------------------------ filters
 
@@ -208,6 +214,16 @@ class Retriever:
         )
 
     def _dense(self, query: str) -> np.ndarray:
+        with self._dense_lock:
+            cached = self._dense_cache.get(query)
+        if cached is not None:
+            return cached
+        scores = self._dense_uncached(query)
+        with self._dense_lock:
+            self._dense_cache[query] = scores
+        return scores
+
+    def _dense_uncached(self, query: str) -> np.ndarray:
         assert self.encoder is not None and self.dense_index is not None
         qv = self.encoder.encode_queries([query])[0]
         per_field = self.dense_index.field_scores(qv)
@@ -216,7 +232,9 @@ class Retriever:
         if "answer" in fields:
             score = score + self.calibration.answer_weight * per_field[:, fields.index("answer")]
         by_id = dict(zip(self.dense_index.entry_ids, score, strict=True))
-        return np.array([by_id.get(e.id, 0.0) for e in self.entries], dtype=np.float32)
+        out = np.array([by_id.get(e.id, 0.0) for e in self.entries], dtype=np.float32)
+        out.setflags(write=False)  # shared through the cache
+        return out
 
     def search(
         self,

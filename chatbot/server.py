@@ -687,8 +687,11 @@ def public_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}{settings.root_path.rstrip('/')}/"
 
 
-def serve(settings: Settings) -> None:
-    """Load the Bot (building the index if missing or stale), then serve UI, widget and API."""
+def serve(settings: Settings, ui: bool = True) -> None:
+    """Load the Bot (building the index if missing or stale), then serve UI, widget and API.
+
+    `ui=False` leaves out the Gradio chat at / (API and widget only; starts much faster).
+    """
     import uvicorn
 
     from chatbot.bot import Bot
@@ -697,16 +700,18 @@ def serve(settings: Settings) -> None:
     print("Chargement de l'assistant (corpus, modèle, index)…", flush=True)
     started = time.perf_counter()
     bot = Bot.from_settings(settings, build="auto", progress=True)
+    bot.feedback_store  # noqa: B018 - an unusable votes database stops the start, not the first vote
     health = bot.health()
     print(
         f"Prêt en {time.perf_counter() - started:.1f} s : {health['entries']} réponses, "
         f"modèle {health['model']}.",
         flush=True,
     )
-    app = create_app(bot, settings)
+    app = create_app(bot, settings, ui=ui)
     url = public_url(settings)
     print(
-        f"Interface : {url}\nWidget : {url}widget.js (voir docs/web.md)\nAPI : {url}docs",
+        (f"Interface : {url}\n" if ui else "")
+        + f"Widget : {url}widget.js (voir docs/web.md)\nAPI : {url}docs",
         flush=True,
     )
     print("Ctrl+C pour arrêter.", flush=True)

@@ -1,0 +1,73 @@
+"""The command line through its entry point (no subprocess): help, errors, exit codes."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from chatbot.cli import main
+from chatbot.config import REPO_ROOT
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), stdout=out), out.getvalue()
+
+
+def test_module_help_works_as_installed():
+    proc = subprocess.run(
+        [sys.executable, "-m", "chatbot", "--help"], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert proc.returncode == 0
+    for command in ("build", "search", "chat", "serve", "feedback", "bench"):
+        assert command in proc.stdout
+
+
+def test_bm25_search_needs_no_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    code, out = run("search", "pièces pour le solde DUI PDE", "--mode", "bm25", "--k", "3")
+    assert code == 0 and out.count("ans-") == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["search", "x", "--mode", "bm25", "--facet", "couloir=Cardiologie"], "Hôpital"),
+        (["search", "x", "--mode", "bm25", "--facet", "region=Occitanie"], "thematique"),
+        (["search", "x", "--mode", "bm25", "--facet", "couloir"], "NOM=VALEUR"),
+        (["search", "x", "--mode", "bm25", "--k", "0"], "k doit"),
+        (["search", "--mode", "bm25"], "--queries"),
+    ],
+)
+def test_errors_are_one_clear_line_and_exit_1(argv, needle, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    code, _ = run(*argv)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("Erreur : ") and err.count("\n") == 1 and needle in err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    from chatbot.errors import InputError
+
+    with pytest.raises(InputError):
+        main(["--debug", "search", "x", "--mode", "bm25", "--facet", "couloir=Cardiologie"])
+
+
+def test_read_only_search_refuses_a_missing_index_and_says_how_to_build(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FAQBOT_MODEL", "fake")
+    code, _ = run("search", "montant SAS")
+    assert code == 1 and "python -m chatbot build" in capsys.readouterr().err
+
+
+def test_unknown_hub_model_fails_fast_with_advice(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    code, _ = run("build", "--model", "someone/not-a-local-model")
+    err = capsys.readouterr().err
+    assert code == 1 and "FAQBOT_MODEL" in err and "Traceback" not in err

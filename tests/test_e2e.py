@@ -1,0 +1,131 @@
+"""End to end with the real converted model: build, CLI search, quality floors, dialogue replay.
+
+These load the bundled e5-small (slow marker) and still run in CI. The quality
+floors sit a little under the figures measured on the test split (README), so a
+regression fails here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from chatbot.cli import main
+from chatbot.config import REPO_ROOT, Settings
+from chatbot.evaluation import evaluate_modes, load_eval, replay_dialogue
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, converted_model_dir: Path) -> Path:
+    """A fresh data dir sharing the converted model; the index is built by the first test."""
+    d = tmp_path_factory.mktemp("e2e-data")
+    (d / "models").mkdir()
+    os.symlink(converted_model_dir, d / "models" / converted_model_dir.name)
+    return d
+
+
+@pytest.fixture(scope="module")
+def env(data_dir, monkeypatch_module):
+    monkeypatch_module.setenv("FAQBOT_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def run_cli(*argv: str, stdin=None) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), stdin=stdin, stdout=out)
+    return code, out.getvalue()
+
+
+def test_build_then_search_finds_the_sas_financing_answer(env):
+    code, out = run_cli("build")
+    assert code == 0 and "entrées" in out and "vecteurs" in out
+    manifest = json.loads((env / "index" / "manifest.json").read_text())
+    assert manifest["dimension"] == 384 and manifest["model"].startswith("multilingual-e5-small")
+    code, out = run_cli("search", "combien est versé pour le SAS ?", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["results"][0]["id"] == "ans-000-01"
+    assert set(result["results"][0]) >= {"id", "question", "answer", "score", "facets", "source"}
+
+
+def test_batch_search_keeps_input_order_and_ids(env, tmp_path):
+    queries = tmp_path / "q.jsonl"
+    rows = [{"id": "a", "query": "pièces pour l'avance SAS"}, {"query": "TVA prestation ségur"}]
+    queries.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    code, out = run_cli("search", "--queries", str(queries), "--k", "3", "--json")
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert code == 0 and [x["id"] for x in lines] == ["a", None]
+    assert [x["query"] for x in lines] == [r["query"] for r in rows]
+    assert all(len(x["results"]) == 3 for x in lines)
+
+
+@pytest.fixture(scope="module")
+def bot(env):
+    from chatbot.bot import Bot
+
+    return Bot.from_settings(Settings.from_env(), build="never", progress=False)
+
+
+def test_quality_on_the_test_split(bot):
+    evalset = load_eval(REPO_ROOT / "faq_data", bot.corpus).split("test")
+    report = evaluate_modes(bot.retriever, evalset)
+    hybrid = report["hybrid"]["metrics"]
+    print({m: r["metrics"] for m, r in report.items()})
+    assert hybrid["R@1"] >= 0.78 and hybrid["R@5"] >= 0.92 and hybrid["MRR@10"] >= 0.84
+    for single in ("bm25", "dense"):
+        assert hybrid["MRR@10"] > report[single]["metrics"]["MRR@10"]
+
+
+def test_chat_cli_prints_one_reply_per_line_and_keeps_the_session(env):
+    lines = ["quelles pièces pour le solde du DUI PDE ?", "et pour l'avance ?", "", "nouvelle question"]
+    code, out = run_cli("chat", "--json", stdin=io.StringIO("\n".join(lines) + "\n"))
+    replies = [json.loads(x) for x in out.splitlines()]
+    assert code == 0 and len(replies) == len(lines)
+    assert len({r["session_id"] for r in replies}) == 1
+    assert replies[2]["type"] == "fallback"  # an empty line gets a polite fallback
+
+
+def test_scripted_dialogues_replay_through_the_chat_command(bot, env):
+    """Every dialogue of faq_data/eval/dialogues.jsonl, through `python -m chatbot chat --json`."""
+    import subprocess
+    import sys
+
+    evalset = load_eval(REPO_ROOT / "faq_data", bot.corpus)
+    results = []
+    for d in evalset.dialogues:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chatbot", "chat", "--json"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "FAQBOT_DATA_DIR": str(env)},
+        )
+
+        def send(message: str, proc=proc) -> dict:
+            proc.stdin.write(message.replace("\n", " ") + "\n")
+            proc.stdin.flush()
+            return json.loads(proc.stdout.readline())
+
+        try:
+            results.append((d, replay_dialogue(send, d, bot.corpus)))
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+    failed = [f"{d['id']} ({d.get('split')}): {r.detail}" for d, r in results if not r.passed]
+    rate = 1 - len(failed) / len(results)
+    print(f"dialogues: {len(results) - len(failed)}/{len(results)} passed")
+    print("\n".join(failed))
+    assert rate >= 0.7, "\n".join(failed)
