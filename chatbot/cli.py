@@ -75,6 +75,12 @@ def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
     )
     bot = Bot.from_settings(settings, build="never", progress=False)
     if args.queries is not None:
+        # Every line's facets are checked before the first result is printed: no half output.
+        for line_no, item in queries:
+            for name, value in {**facets, **item.get("facets", {})}.items():
+                problem = bot.corpus.vocabulary.check(name, value)
+                if problem:
+                    raise InputError(f"{args.queries}, ligne {line_no} : {problem}")
         for line_no, item in queries:
             try:
                 hits = bot.search(
@@ -131,8 +137,13 @@ def _read_queries(path: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
             raise InputError(
                 f'{path}, ligne {n} : chaque ligne doit être un objet avec "query" (texte).'
             )
-        if not isinstance(item.get("facets", {}), dict):
-            raise InputError(f'{path}, ligne {n} : "facets" doit être un objet.')
+        item_facets = item.get("facets", {})
+        if not isinstance(item_facets, dict) or not all(
+            isinstance(v, str) for v in item_facets.values()
+        ):
+            raise InputError(
+                f'{path}, ligne {n} : "facets" doit être un objet {{nom: valeur}} (valeurs texte).'
+            )
         try:
             clean_message(item["query"], limit)
         except InputError as exc:
@@ -174,6 +185,10 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from chatbot.server import serve
 
     settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
+    if settings.log_user_text:
+        # The one line per chat turn is logged at INFO: without this, FAQBOT_LOG_USER_TEXT=1
+        # showed nothing unless --debug.
+        logging.getLogger("faqbot").setLevel(logging.INFO)
     serve(settings, ui=not args.no_ui)
     return 0
 

@@ -56,9 +56,10 @@ _GREETINGS = {
 class Policy:
     """Every threshold of the dialogue, in one place (confidences are calibrated)."""
 
-    off_topic_below: float = 0.15  # short polite fallback, no suggestions
-    fallback_below: float = 0.35  # "not found" + closest questions + contacts
-    clarify_margin: float = 0.12  # candidates within this fused score of the best are "close"
+    scope_below: float = 0.3  # in-scope probability under which the FAQ does not cover the question
+    off_topic_below: float = 0.15  # in-scope probability for a short fallback, no suggestions
+    fallback_below: float = 0.1  # hit confidence for "not found" + closest questions + contacts
+    clarify_margin: float = 0.2  # candidates within this fused score of the best are "close"
     clarify_below: float = 1.0  # no clarifying question when the best confidence is above this
     max_clarify: int = 2
     candidates: int = 5  # how many top hits a clarification disambiguates
@@ -134,7 +135,11 @@ class Dialogue:
             return Reply("fallback", msg.RESET), DialogueState(turns=state.turns)
         for phrase in _RESET:
             # "nouvelle question : quelles pièces…" resets, then asks.
-            if folded.startswith(phrase + " ") or folded.startswith(phrase + ":"):
+            if (
+                folded.startswith(phrase)
+                and len(folded) > len(phrase)
+                and not folded[len(phrase)].isalnum()
+            ):
                 rest = text[len(phrase) :].lstrip(" :,-–")
                 if rest:
                     return self.step(rest, DialogueState(turns=state.turns - 1))
@@ -235,9 +240,18 @@ class Dialogue:
         if not hits:
             return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, [])), state
         top = hits[0]
-        if top.confidence < p.off_topic_below and not filters:
+        if top.in_scope < p.off_topic_below and not filters:
             return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
-        if top.confidence < p.fallback_below and not force_answer:
+        remembered = dict(state.facets)
+        # A short follow-up ("et pour le solde ?") says little by itself: when its best
+        # answer sits in the conversation's couloir, the context vouches for the scope.
+        in_context = (
+            bool(remembered.get("couloir"))
+            and top.entry.facets.get("couloir") == remembered["couloir"]
+        )
+        out_of_scope = top.in_scope < p.scope_below and not in_context
+        # After the user picked an option, answer from what is left rather than give up.
+        if (out_of_scope or top.confidence < p.fallback_below) and not (force_answer or filters):
             closest = [h.entry.question for h in hits[:3]]
             return Reply(
                 "fallback", msg.fallback_text(msg.NOT_FOUND, closest), results=tuple(hits[:3])
@@ -262,7 +276,7 @@ class Dialogue:
 
     def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:
         top = hits[0]
-        related = [h for h in hits[1:] if h.confidence >= self.policy.off_topic_below][
+        related = [h for h in hits[1:] if h.confidence >= self.policy.fallback_below][
             : self.policy.related
         ]
         text = msg.answer_text(

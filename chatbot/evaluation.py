@@ -197,7 +197,7 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
         if mrr["MRR@10"] > best_mrr + 1e-9:
             best_w, best_mrr = float(w), mrr["MRR@10"]
     retriever.calibration = replace(base, dense_weight=best_w)
-    models = {}
+    models, scope = {}, {}
     for mode in _MODES:
         X, y = _label_rows(retriever, scored, mode)
         lr = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
@@ -205,39 +205,47 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
             tuple(round(float(c), 5) for c in lr.coef_[0]),
             round(float(lr.intercept_[0]), 5),
         )
+        # In scope or not, one row per query; classes balanced (far fewer out-of-scope rows).
+        Xs = np.array([retriever.scope_features(s.scores, mode) for s in scored])
+        ys = np.array([int(s.query.answerable) for s in scored])
+        ls = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(Xs, ys)
+        scope[mode] = (
+            tuple(round(float(c), 5) for c in ls.coef_[0]),
+            round(float(ls.intercept_[0]), 5),
+        )
     cal = replace(
         retriever.calibration,
         models=models,
+        scope=scope,
         fitted_on=f"dev split: {len(answerable)} answerable + {len(scored) - len(answerable)} out-of-scope queries",
     )
     retriever.calibration = cal
-    top_ans = np.array([rank(retriever, s, "hybrid", k=1)[0].confidence for s in answerable])
-    top_oos = np.array(
-        [rank(retriever, s, "hybrid", k=1)[0].confidence for s in scored if not s.query.answerable]
-    )
-    # The highest threshold that wrongly sends at most 3% of answerable dev queries to fallback.
-    fallback_below = float(np.quantile(top_ans, 0.03))
-    off_topic_below = (
-        float(min(fallback_below, np.quantile(top_oos, 0.5))) if len(top_oos) else fallback_below
-    )
-    cal = replace(
-        cal,
-        extra={
-            "fallback_below": round(fallback_below, 4),
-            "off_topic_below": round(off_topic_below, 4),
-        },
-    )
+    top_ans = [rank(retriever, s, "hybrid", k=1)[0] for s in answerable]
+    top_oos = [rank(retriever, s, "hybrid", k=1)[0] for s in scored if not s.query.answerable]
+    # Thresholds: the highest that wrongly send at most 3% (scope) and 1% (confidence)
+    # of answerable dev queries to fallback.
+    scope_below = float(np.quantile([h.in_scope for h in top_ans], 0.03))
+    fallback_below = float(np.quantile([h.confidence for h in top_ans], 0.01))
+    extra = {
+        "scope_below": round(scope_below, 4),
+        "fallback_below": round(fallback_below, 4),
+        "off_topic_below": round(scope_below / 2, 4),
+    }
+    cal = replace(cal, extra=extra)
     retriever.calibration = cal
+
+    def rejected(h: Hit) -> bool:
+        return h.in_scope < scope_below or h.confidence < fallback_below
+
     info = {
         "dense_weight_grid": grid,
         "dense_weight": best_w,
         "dev_mrr": best_mrr,
-        "fallback_below": round(fallback_below, 4),
-        "off_topic_below": round(off_topic_below, 4),
-        "dev_out_of_scope_to_fallback": round(float((top_oos < fallback_below).mean()), 4)
-        if len(top_oos)
+        **extra,
+        "dev_out_of_scope_to_fallback": round(float(np.mean([rejected(h) for h in top_oos])), 4)
+        if top_oos
         else None,
-        "dev_answerable_to_fallback": round(float((top_ans < fallback_below).mean()), 4),
+        "dev_answerable_to_fallback": round(float(np.mean([rejected(h) for h in top_ans])), 4),
     }
     return cal, info
 

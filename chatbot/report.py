@@ -356,31 +356,23 @@ def bot_for_model(
     the fusion weight, confidence models and thresholds are refitted on the dev split
     for this model (in memory only; chatbot/calibration.json is not touched).
     """
-    from chatbot.bot import Bot, ensure_index
-    from chatbot.corpus import load_corpus
-    from chatbot.dialogue import Policy
+    from chatbot.bot import Bot
     from chatbot.evaluation import fit_calibration, load_eval
-    from chatbot.retrieval import Retriever
     from embeddings.encoder import resolve_encoder
 
-    corpus = load_corpus(settings.corpus_dir)
     encoder = resolve_encoder(model, settings.models_dir)
     scratch = replace(settings, data_dir=Path(scratch_dir), model=model, retrieval="hybrid")
-    index, report = ensure_index(scratch, corpus, encoder, progress=progress, force=True)
-    retriever = Retriever(corpus, index, encoder, mode="hybrid")
+    bot = Bot.from_settings(scratch, build="auto", progress=progress, encoder=encoder)
     info = None
     if calibrate:
-        cal, info = fit_calibration(retriever, load_eval(settings.corpus_dir, corpus).split("dev"))
-        retriever.calibration = cal
-    bot = Bot(
-        scratch,
-        corpus,
-        retriever,
-        encoder,
-        report,
-        policy=Policy.from_calibration(retriever.calibration),
-    )
-    return ModelBot(bot, encoder.name, scratch.index_dir, report.seconds, info)
+        cal, info = fit_calibration(
+            bot.retriever, load_eval(settings.corpus_dir, bot.corpus).split("dev")
+        )
+        bot.retriever.calibration = cal
+        # A new Bot so that the dialogue's thresholds come from the refitted calibration.
+        bot = Bot(scratch, bot.corpus, bot.retriever, encoder, bot.index_report)
+    seconds = bot.index_report.seconds if bot.index_report else 0.0
+    return ModelBot(bot, encoder.name, scratch.index_dir, seconds, info)
 
 
 # ------------------------------------------------------------ notebooks

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 MODES = ("hybrid", "dense", "bm25")
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 FEATURES = ("fused", "margin", "dense", "dense_gap", "coverage", "query_oov", "agree")
+# Query-level evidence that the FAQ covers the question at all (whatever the hit).
+SCOPE_FEATURES = ("best_dense", "dense_gap", "best_coverage", "query_oov", "log_best_bm25")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Hit:
     confidence: float  # calibrated probability that this entry answers the query
     dense: float  # the entry's dense score (0 when not computed)
     lexical: float  # raw BM25 score (0 when not computed)
+    in_scope: float = 1.0  # calibrated probability that the FAQ answers the query at all
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class Calibration:
     models: dict[str, tuple[tuple[float, ...], float]] = field(
         default_factory=lambda: {m: ((2.0, 4.0, 4.0, 4.0, 3.0, -3.0, 0.5), -7.0) for m in MODES}
     )
+    # mode -> in-scope model over SCOPE_FEATURES
+    scope: dict[str, tuple[tuple[float, ...], float]] = field(
+        default_factory=lambda: {m: ((4.0, 8.0, 3.0, -3.0, 1.0), -6.0) for m in MODES}
+    )
     fitted_on: str = "defaults"
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -64,7 +71,9 @@ class Calibration:
         if not path.is_file():
             return cls()
         data = json.loads(path.read_text("utf-8"))
-        if data.get("features") != list(FEATURES):
+        if data.get("features") != list(FEATURES) or data.get("scope_features") != list(
+            SCOPE_FEATURES
+        ):
             return cls()  # fitted for another feature set: refit with `python -m chatbot calibrate`
         return cls(
             dense_weight=float(data["dense_weight"]),
@@ -72,6 +81,10 @@ class Calibration:
             models={
                 m: (tuple(float(c) for c in v["coef"]), float(v["intercept"]))
                 for m, v in data["models"].items()
+            },
+            scope={
+                m: (tuple(float(c) for c in v["coef"]), float(v["intercept"]))
+                for m, v in data["scope"].items()
             },
             fitted_on=str(data.get("fitted_on", "")),
             extra={k: float(v) for k, v in data.get("extra", {}).items()},
@@ -83,6 +96,8 @@ class Calibration:
             "answer_weight": self.answer_weight,
             "features": list(FEATURES),
             "models": {m: {"coef": list(c), "intercept": b} for m, (c, b) in self.models.items()},
+            "scope_features": list(SCOPE_FEATURES),
+            "scope": {m: {"coef": list(c), "intercept": b} for m, (c, b) in self.scope.items()},
             "fitted_on": self.fitted_on,
             "extra": self.extra,
         }
@@ -275,6 +290,7 @@ class Retriever:
             )
         fused = np.where(mask, fused, -np.inf)
         order = np.argsort(-fused, kind="stable")[: min(k, int(mask.sum()))]
+        in_scope = _logistic(self.scope_features(s, mode), *self.calibration.scope[mode])
         hits = []
         for i in order:
             x = self.features(s, fused, mask, int(i), mode)
@@ -285,6 +301,7 @@ class Retriever:
                     confidence=self.confidence(x, mode),
                     dense=float(s.dense[i]),
                     lexical=float(s.lexical[i]),
+                    in_scope=in_scope,
                 )
             )
         return hits
@@ -320,7 +337,21 @@ class Retriever:
         agree = 1.0 if (mode == "hybrid" and dense_rank < 3 and lex_rank < 3) else 0.0
         return [float(fused[i]), margin, dense, dense_gap, float(s.coverage[i]), s.oov, agree]
 
+    def scope_features(self, s: QueryScores, mode: str) -> list[float]:
+        """Query-level features (names in SCOPE_FEATURES), over every entry."""
+        d = np.sort(s.dense)[::-1] if mode != "bm25" else np.zeros(11)
+        return [
+            float(d[0]),
+            float(d[0] - d[1:11].mean()),
+            float(s.coverage.max()),
+            s.oov,
+            float(np.log1p(s.lexical.max())) if mode != "dense" else 0.0,
+        ]
+
     def confidence(self, x: list[float], mode: str) -> float:
-        coef, intercept = self.calibration.models[mode]
-        z = intercept + sum(c * v for c, v in zip(coef, x, strict=True))
-        return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+        return _logistic(x, *self.calibration.models[mode])
+
+
+def _logistic(x: list[float], coef: tuple[float, ...], intercept: float) -> float:
+    z = intercept + sum(c * v for c, v in zip(coef, x, strict=True))
+    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))

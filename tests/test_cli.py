@@ -59,7 +59,9 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
         main(["--debug", "search", "x", "--mode", "bm25", "--facet", "couloir=Cardiologie"])
 
 
-def test_read_only_search_refuses_a_missing_index_and_says_how_to_build(tmp_path, monkeypatch, capsys):
+def test_read_only_search_refuses_a_missing_index_and_says_how_to_build(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FAQBOT_MODEL", "fake")
     code, _ = run("search", "montant SAS")

@@ -50,7 +50,8 @@ class FakeSearch:
             {"query": query, "facets": dict(facets or {}), "boost": dict(boost or {})}
         )
         rows = self.table(query, facets or {}, boost or {})
-        return [Hit(e, s, c, 0.0, 0.0) for e, s, c in rows][:k]
+        # rows: (entry, fused score, confidence[, in-scope probability])
+        return [Hit(r[0], r[1], r[2], 0.0, 0.0, *r[3:]) for r in rows][:k]
 
 
 def ambiguous(query, facets, boost):
@@ -152,6 +153,7 @@ def test_low_confidence_falls_back_with_closest_questions_and_contacts():
         lambda q, f, b: [(SAS, 0.5, 0.25), (DUI, 0.4, 0.2)],
         fallback_below=0.35,
         off_topic_below=0.1,
+        scope_below=0.3,
     )
     reply, _ = d.step("quel est le délai pour le RIS en radiologie ?", DialogueState())
     assert reply.type == "fallback"
@@ -159,7 +161,7 @@ def test_low_confidence_falls_back_with_closest_questions_and_contacts():
 
 
 def test_off_topic_gets_a_short_fallback_without_suggestions():
-    d, _ = make(lambda q, f, b: [(SAS, 0.2, 0.02)], off_topic_below=0.15)
+    d, _ = make(lambda q, f, b: [(SAS, 0.2, 0.02, 0.05)], off_topic_below=0.15)
     reply, _ = d.step("quelle est la recette de la tarte tatin ?", DialogueState())
     assert reply.type == "fallback" and SAS.question not in reply.text
 

@@ -90,7 +90,12 @@ def test_quality_on_the_test_split(bot):
 
 
 def test_chat_cli_prints_one_reply_per_line_and_keeps_the_session(env):
-    lines = ["quelles pièces pour le solde du DUI PDE ?", "et pour l'avance ?", "", "nouvelle question"]
+    lines = [
+        "quelles pièces pour le solde du DUI PDE ?",
+        "et pour l'avance ?",
+        "",
+        "nouvelle question",
+    ]
     code, out = run_cli("chat", "--json", stdin=io.StringIO("\n".join(lines) + "\n"))
     replies = [json.loads(x) for x in out.splitlines()]
     assert code == 0 and len(replies) == len(lines)

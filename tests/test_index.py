@@ -138,3 +138,123 @@ def test_a_crash_during_save_leaves_the_old_index_usable(built, corpus, monkeypa
     assert calls and Path(calls[-1]) == folder
     assert (folder / "manifest.json").read_bytes() == before
     DenseIndex.load(folder, corpus.sha256, enc.fingerprint)
+
+
+# ------------------------------------------------------------ faults at start-up, through the real entry points
+
+
+@pytest.fixture
+def fake_env(tmp_path, monkeypatch):
+    """FAQBOT_* for the CLI: a tmp data dir, the fake encoder, hybrid retrieval (needs the index)."""
+    for name in list(os.environ):
+        if name.startswith("FAQBOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FAQBOT_MODEL", "fake")
+    return Settings.from_env()
+
+
+def _cli(capsys, *argv):
+    import io
+
+    from chatbot.cli import main
+
+    out = io.StringIO()
+    code = main(list(argv), stdout=out)
+    return code, out.getvalue(), capsys.readouterr().err
+
+
+def test_corrupt_index_at_start_is_rebuilt_by_the_bot_and_refused_by_search(
+    fake_env, capsys, caplog
+):
+    from chatbot.bot import Bot
+
+    first = Bot.from_settings(fake_env, progress=False)
+    assert first.index_report.rebuilt and first.index_report.reason == "missing"
+    faiss_file = fake_env.index_dir / "index.faiss"
+    data = bytearray(faiss_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, different hash
+    faiss_file.write_bytes(bytes(data))
+
+    # The read-only CLI refuses, says why and what to run, and leaves the data dir alone.
+    code, out, err = _cli(capsys, "search", "montant prestation SAS")
+    assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert "index.faiss" in err and "python -m chatbot build" in err
+    assert faiss_file.read_bytes() == bytes(data)
+
+    # The server's path (build="auto") rebuilds, and the log says why.
+    caplog.set_level("WARNING", logger="faqbot")
+    bot = Bot.from_settings(fake_env, build="auto", progress=False)
+    assert bot.index_report.rebuilt and bot.index_report.reason == "corrupt"
+    assert any(
+        "corrupt" in r.getMessage() and "index.faiss" in r.getMessage() for r in caplog.records
+    )
+    assert bot.search("montant prestation SAS")[0].entry.question
+    code, out, err = _cli(capsys, "search", "montant prestation SAS", "--json")
+    assert code == 0 and json.loads(out)["results"]
+
+
+@pytest.mark.parametrize("where", ["encoding", "writing"])
+def test_a_build_killed_midway_leaves_the_old_index_loadable(fake_env, capsys, corpus, where):
+    """SIGKILL a real `python -m chatbot build` while it encodes, or after it wrote its files."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from chatbot.bot import Bot
+
+    Bot.from_settings(fake_env, progress=False)  # the old, good index
+    manifest = fake_env.index_dir / "manifest.json"
+    before = manifest.read_bytes()
+    live = os.readlink(fake_env.index_dir)
+    marker = fake_env.data_dir / "reached"
+    # The child stops at the chosen point and waits there to be killed.
+    script = f"""
+import pathlib, sys, time
+import embeddings.index as ix
+from embeddings.encoder import FakeEncoder
+
+def hold(*args, **kwargs):
+    pathlib.Path({str(marker)!r}).write_text("x")
+    time.sleep(300)
+
+if {where!r} == "encoding":
+    FakeEncoder.encode_passages = hold
+else:
+    real = ix._fsync_dir
+    ix._fsync_dir = lambda folder: (real(folder), hold())
+from chatbot.cli import main
+sys.exit(main(["build"]))
+"""
+    env = {k: v for k, v in os.environ.items()}  # FAQBOT_* from fake_env
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, "le build s'est terminé avant le point d'arrêt"
+            assert time.monotonic() < deadline, "le build n'a pas atteint le point d'arrêt"
+            time.sleep(0.05)  # polling interval, not an assertion
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=30)
+
+    assert manifest.read_bytes() == before  # the live index was not touched
+    assert os.readlink(fake_env.index_dir) == live
+    DenseIndex.load(fake_env.index_dir, corpus.sha256, FakeEncoder().fingerprint)
+    code, out, err = _cli(capsys, "search", "montant prestation SAS", "--json")
+    assert code == 0 and json.loads(out)["results"], err
+    # A new build after the crash succeeds and replaces the index.
+    code, out, err = _cli(capsys, "build")
+    assert code == 0 and "Index construit" in out
+    assert os.readlink(fake_env.index_dir) != live
+    DenseIndex.load(fake_env.index_dir, corpus.sha256, FakeEncoder().fingerprint)

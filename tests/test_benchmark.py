@@ -1,0 +1,60 @@
+"""`python -m chatbot bench --quick`: every section of the report is there, numeric, error-free."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from chatbot.config import Settings
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@pytest.mark.slow
+def test_quick_benchmark_report(tmp_path):
+    from chatbot.benchmark import run_benchmark
+
+    run_benchmark(Settings.from_env(), tmp_path, quick=True)
+    report = json.loads((tmp_path / "report.json").read_text("utf-8"))
+    assert (tmp_path / "report.md").read_text("utf-8").startswith("# faqbot")
+
+    meta = report["meta"]
+    assert meta["quick"] is True and _number(meta["total_seconds"])
+    assert meta["cpu_count"] >= 1 and _number(meta["ram_gb"]) and meta["versions"]["python"]
+
+    assert set(report["quality"]) == {"bm25", "dense", "hybrid"}
+    for mode in report["quality"].values():
+        for key in ("R@1", "R@3", "R@5", "MRR@10", "nDCG@10"):
+            assert 0 <= mode["metrics"][key] <= 1
+
+    for key in ("out_of_scope_to_fallback", "answerable_to_fallback"):
+        assert 0 <= report["out_of_scope"][key] <= 1
+    assert 0 <= report["dialogues"]["pass_rate"] <= 1
+
+    for call in ("search", "chat"):
+        stats = report["latency_in_process"][call]
+        assert all(_number(stats[k]) for k in ("p50_ms", "p95_ms", "p99_ms"))
+    assert _number(report["index_build"]["seconds"])
+
+    http = report["http"]
+    assert _number(http["startup_to_first_answer_s"]) and http["server_peak_rss_mb"] > 0
+    for path in ("search", "chat"):
+        assert set(http["levels"][path]) == {"1", "8", "32"}
+        for level in http["levels"][path].values():
+            assert level["errors"] == 0, level["error_kinds"]
+            assert _number(level["requests_per_s"]) and _number(level["p95_ms"])
+    load = http["load"]
+    assert load["errors"] == 0, load["error_kinds"]
+    assert _number(load["p95_ms"]) and load["rss_after_mb"] > 0
+
+    sizes = report["scaling"]["sizes"]
+    assert "x10" in sizes
+    for row in sizes.values():
+        for index_type in ("flat", "hnsw"):
+            assert _number(row[index_type]["retriever_search"]["p50_ms"])
+            assert _number(row[index_type]["index_search"]["p95_ms"])
+        assert 0 <= row["hnsw_overlap@10_index"] <= 1
