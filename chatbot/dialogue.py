@@ -60,6 +60,7 @@ class Policy:
     off_topic_below: float = 0.15  # in-scope probability for a short fallback, no suggestions
     fallback_below: float = 0.1  # hit confidence for "not found" + closest questions + contacts
     clarify_margin: float = 0.2  # candidates within this fused score of the best are "close"
+    clarify_margin_no_context: float = 0.3  # the same when the question names no couloir/dispositif
     clarify_below: float = 1.0  # no clarifying question when the best confidence is above this
     max_clarify: int = 2
     candidates: int = 5  # how many top hits a clarification disambiguates
@@ -258,7 +259,12 @@ class Dialogue:
             ), state
 
         if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:
-            close = [h for h in hits[: p.candidates] if top.score - h.score <= p.clarify_margin]
+            # A question that names no couloir or dispositif is more likely to be ambiguous
+            # between couloirs: look further down the list for candidates that differ.
+            margin = p.clarify_margin
+            if not any(f in boost or f in filters for f in CONTEXT_FACETS):
+                margin = p.clarify_margin_no_context
+            close = [h for h in hits[: p.candidates] if top.score - h.score <= margin]
             known = set(filters) | set(boost)
             facet = self.best_facet(close, exclude=known)
             if facet:

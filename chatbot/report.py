@@ -1,8 +1,9 @@
 """Evaluation helpers shared by the benchmark and the notebooks.
 
-Dialogue replay (faq_data/eval/dialogues.jsonl), chat outcomes on single queries
-(fallback, clarification and the click that resolves it), misses, latency
-percentiles, and a throw-away index for comparing another embedding model.
+Summaries of the dialogue replay (the harness is chatbot.evaluation.replay_all), chat
+outcomes on single queries (fallback, clarification and the click that resolves it),
+misses, latency percentiles, a throw-away index for comparing another embedding model,
+and the notebook runner.
 Nothing here changes retrieval: it only calls the Bot's and the evaluation
 module's public functions.
 """
@@ -19,13 +20,12 @@ import numpy as np
 
 from chatbot import messages as msg
 from chatbot.corpus import FaqEntry
-from chatbot.errors import InputError
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot
     from chatbot.config import Settings
     from chatbot.dialogue import Reply
-    from chatbot.evaluation import EvalQuery
+    from chatbot.evaluation import DialogueResult, EvalQuery
     from chatbot.retrieval import Hit
 
 MAX_CLICKS = 5  # more clarifications than the policy allows would be a dialogue bug
@@ -38,7 +38,8 @@ def option_for(reply: Reply, entry: FaqEntry) -> str:
     """The option a user looking for `entry` clicks on a clarifying question.
 
     The entry's value for the asked facet when it is offered; "Autre / je ne sais
-    pas" when the entry has no value for that facet, or a value that is not offered.
+    pas" when the entry has no value for that facet, or a value that is not offered
+    (the rule of the dialogue replay harness for "option_for" turns).
     """
     value = entry.facets.get(reply.facet) if reply.facet else None
     if value is not None and value in reply.options:
@@ -49,120 +50,26 @@ def option_for(reply: Reply, entry: FaqEntry) -> str:
 # ------------------------------------------------------------ dialogue replay
 
 
-@dataclass(frozen=True)
-class TurnResult:
-    """One replayed turn: what was sent, what was expected, what came back."""
+def dialogue_summary(
+    dialogues: Sequence[Mapping[str, Any]], results: Sequence[DialogueResult]
+) -> dict[str, Any]:
+    """Pass rate overall and per kind, and the failed dialogues with what went wrong.
 
-    sent: str
-    expect: Mapping[str, Any]
-    type: str
-    top: str | None  # id of the first result of the reply, if any
-    facet: str | None
-    problem: str | None  # None: the turn met its expectations
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-@dataclass(frozen=True)
-class DialogueResult:
-    id: str
-    kind: str
-    description: str
-    turns: tuple[TurnResult, ...]
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.turns) and all(t.ok for t in self.turns)
-
-
-def check_reply(reply: Reply, expect: Mapping[str, Any]) -> str | None:
-    """Why `reply` does not meet `expect` (keys type, entry, entries, facet), or None."""
-    top = reply.results[0].entry.id if reply.results else None
-    if "type" in expect and reply.type != expect["type"]:
-        return f"type {reply.type}, attendu {expect['type']}"
-    if "entry" in expect and top != expect["entry"]:
-        return f"réponse {top}, attendue {expect['entry']}"
-    if "entries" in expect and top not in expect["entries"]:
-        return f"réponse {top}, attendue parmi {', '.join(expect['entries'])}"
-    if "facet" in expect and reply.facet != expect["facet"]:
-        return f"facette demandée {reply.facet}, attendue {expect['facet']}"
-    return None
-
-
-def replay_dialogue(bot: Bot, dialogue: Mapping[str, Any]) -> DialogueResult:
-    """Play one scripted dialogue in a fresh session and check every turn's expectations.
-
-    A turn is {"user": text}, {"option": text} (a literal click) or {"option_for": entry id}
-    (click the option that leads to that entry, see `option_for`), with an "expect" object.
+    `results` come from chatbot.evaluation.replay_all (the replay harness), in the order of `dialogues`.
     """
-    by_id = bot.corpus.by_id()
-    session: str | None = None
-    last: Reply | None = None
-    results: list[TurnResult] = []
-    for turn in dialogue["turns"]:
-        expect = turn.get("expect", {})
-        if "user" in turn:
-            text = turn["user"]
-        elif "option" in turn:
-            text = turn["option"]
-        elif "option_for" in turn:
-            if last is None or last.type != "clarify":
-                results.append(
-                    TurnResult(
-                        f"<option pour {turn['option_for']}>",
-                        expect,
-                        "-",
-                        None,
-                        None,
-                        "aucune question de clarification à laquelle répondre",
-                    )
-                )
-                break
-            text = option_for(last, by_id[turn["option_for"]])
-        else:
-            raise InputError(
-                f"dialogue {dialogue.get('id')} : tour sans user, option ni option_for"
-            )
-        last, session = bot.chat(text, session)
-        top = last.results[0].entry.id if last.results else None
-        results.append(
-            TurnResult(text, expect, last.type, top, last.facet, check_reply(last, expect))
-        )
-    return DialogueResult(
-        str(dialogue.get("id")),
-        str(dialogue.get("kind", "")),
-        str(dialogue.get("description", "")),
-        tuple(results),
-    )
-
-
-def dialogue_summary(results: Sequence[DialogueResult]) -> dict[str, Any]:
-    """Pass rate overall and per kind, and the failed dialogues with their first failing turn."""
-    kinds: dict[str, list[DialogueResult]] = {}
-    for r in results:
-        kinds.setdefault(r.kind, []).append(r)
+    kinds: dict[str, list[bool]] = {}
     failed = []
-    for r in results:
+    for d, r in zip(dialogues, results, strict=True):
+        kind = str(d.get("kind", ""))
+        kinds.setdefault(kind, []).append(r.passed)
         if not r.passed:
-            bad = next((t for t in r.turns if not t.ok), None)
-            failed.append(
-                {
-                    "id": r.id,
-                    "kind": r.kind,
-                    "turn": r.turns.index(bad) + 1 if bad else 0,
-                    "sent": bad.sent if bad else "",
-                    "problem": bad.problem if bad else "aucun tour",
-                }
-            )
+            failed.append({"id": r.id, "kind": kind, "problem": r.detail})
+    passed = sum(r.passed for r in results)
     return {
         "n": len(results),
-        "passed": sum(r.passed for r in results),
-        "pass_rate": round(sum(r.passed for r in results) / len(results), 4) if results else None,
-        "by_kind": {
-            k: {"n": len(v), "passed": sum(r.passed for r in v)} for k, v in sorted(kinds.items())
-        },
+        "passed": passed,
+        "pass_rate": round(passed / len(results), 4) if results else None,
+        "by_kind": {k: {"n": len(v), "passed": sum(v)} for k, v in sorted(kinds.items())},
         "failed": failed,
     }
 

@@ -225,7 +225,8 @@ class DenseIndex:
         folder = Path(folder)
         builds = folder.parent / f".{folder.name}-builds"
         builds.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=builds))
+        _remove_abandoned_builds(builds)
+        tmp = Path(tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=builds))
         try:
             faiss.write_index(self._index, str(tmp / "index.faiss"))
             (tmp / "vectors.json").write_text(
@@ -242,7 +243,7 @@ class DenseIndex:
                 json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8"
             )
             _fsync_dir(tmp)
-            final = builds / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{tmp.name[4:]}"
+            final = builds / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{tmp.name[4:]}"
             os.replace(tmp, final)
             link = folder.parent / f".{folder.name}.link-{os.getpid()}"
             if link.is_symlink():
@@ -330,6 +331,20 @@ def _new_faiss_index(index_type: str, dim: int) -> Any:
         index.hnsw.efSearch = 128
         return index
     return faiss.IndexFlatIP(dim)
+
+
+def _remove_abandoned_builds(builds: Path) -> None:
+    """Delete temporary build folders left by a build process that no longer runs."""
+    for tmp in builds.glob("tmp-*-*"):
+        pid = tmp.name.split("-")[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -20,7 +20,6 @@ import pytest
 from chatbot import messages as msg
 from chatbot.cli import main
 from chatbot.config import REPO_ROOT
-from chatbot.corpus import FACET_NAMES
 from chatbot.errors import InputError
 
 REPLY_KEYS = {"type", "text", "facet", "options", "results", "session_id"}

@@ -55,6 +55,6 @@ def test_quick_benchmark_report(tmp_path):
     assert "x10" in sizes
     for row in sizes.values():
         for index_type in ("flat", "hnsw"):
-            assert _number(row[index_type]["retriever_search"]["p50_ms"])
+            assert _number(row[index_type]["search_without_encoding"]["p50_ms"])
             assert _number(row[index_type]["index_search"]["p95_ms"])
         assert 0 <= row["hnsw_overlap@10_index"] <= 1

@@ -234,3 +234,33 @@ def test_busy_database_is_retried_then_reported(tmp_path, monkeypatch):
     other.execute("ROLLBACK")
     assert store.add("abcdefgh", "ans-000-01", True) == 1
     assert store.count() == 1
+
+
+def test_serve_stops_at_start_on_an_unusable_database(tmp_path):
+    """Not at the first vote: `serve` opens the votes database before it listens."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from chatbot.config import REPO_ROOT
+
+    bad = tmp_path / "votes.sqlite3"
+    bad.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
+    env.update(FAQBOT_DATA_DIR=str(tmp_path), FAQBOT_RETRIEVAL="bm25", FAQBOT_FEEDBACK_DB=str(bad))
+    proc = subprocess.run(
+        [sys.executable, "-m", "chatbot", "serve", "--no-ui", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Erreur : ")]
+    assert len(errors) == 1 and "Base des votes inutilisable" in errors[0] and str(bad) in errors[0]
+    assert "Ctrl+C" not in proc.stdout  # it never started serving

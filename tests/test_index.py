@@ -258,3 +258,14 @@ sys.exit(main(["build"]))
     assert code == 0 and "Index construit" in out
     assert os.readlink(fake_env.index_dir) != live
     DenseIndex.load(fake_env.index_dir, corpus.sha256, FakeEncoder().fingerprint)
+
+
+def test_a_killed_build_leaves_no_temporary_folder_behind_for_long(built, corpus):
+    folder, enc = built
+    builds = folder.parent / f".{folder.name}-builds"
+    abandoned = builds / "tmp-999999999-abc"  # no such process
+    abandoned.mkdir()
+    mine = builds / f"tmp-{os.getpid()}-live"  # a live process's build in progress
+    mine.mkdir()
+    DenseIndex.build(corpus.entries, enc, corpus.sha256).save(folder, [])
+    assert not abandoned.exists() and mine.exists()

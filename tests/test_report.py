@@ -17,17 +17,15 @@ from chatbot.benchmark import (
 from chatbot.config import REPO_ROOT
 from chatbot.corpus import FaqEntry, load_corpus
 from chatbot.dialogue import Reply
-from chatbot.evaluation import EvalQuery
+from chatbot.evaluation import EvalQuery, replay_all
 from chatbot.report import (
     chat_outcomes,
-    check_reply,
     clarification_figures,
     dialogue_summary,
     latency_stats,
     misses,
     option_for,
     out_of_scope_figures,
-    replay_dialogue,
 )
 from chatbot.retrieval import Hit
 from embeddings.encoder import FakeEncoder
@@ -105,48 +103,33 @@ def test_option_for_clicks_the_entry_value_or_other():
     assert option_for(offered_sas_only, HOP) == msg.OTHER_OPTION  # its value is not offered
 
 
-def test_check_reply_names_what_differs():
-    assert check_reply(answer(SAS), {"type": "answer", "entry": "ans-sas"}) is None
-    assert "attendu clarify" in check_reply(answer(SAS), {"type": "clarify"})
-    assert "ans-hop" in check_reply(answer(SAS), {"type": "answer", "entry": "ans-hop"})
-    assert check_reply(answer(SAS), {"entries": ["ans-hop", "ans-sas"]}) is None
-    assert check_reply(CLARIFY, {"type": "clarify", "facet": "couloir"}) is None
-    assert "dispositif" in check_reply(CLARIFY, {"facet": "dispositif"})
-
-
-def test_replay_clicks_the_option_for_the_named_entry_in_the_same_session():
+def test_dialogue_summary_of_the_replay_harness_counts_per_kind():
     bot = ScriptedBot(clarify_then_pick)
-    dialogue = {
-        "id": "d",
-        "kind": "clarify_option",
-        "turns": [
-            {"user": "quelles pièces pour le solde ?", "expect": {"type": "clarify"}},
-            {"option_for": "ans-hop", "expect": {"type": "answer", "entry": "ans-hop"}},
-        ],
+    dialogues = [
+        {
+            "id": "ok",
+            "kind": "clarify_option",
+            "turns": [
+                {"user": "quelles pièces pour le solde ?", "expect": {"type": "clarify"}},
+                {"option_for": "ans-hop", "expect": {"type": "answer", "entry": "ans-hop"}},
+            ],
+        },
+        {
+            "id": "ko",
+            "kind": "direct",
+            "turns": [{"user": "x", "expect": {"type": "answer", "entry": "ans-sas"}}],
+        },
+    ]
+    results = replay_all(bot, dialogues)
+    # The harness clicks the option that option_for picks, in the first turn's session.
+    assert bot.sent[1] == (option_for(CLARIFY, HOP), "session-0001")
+    summary = dialogue_summary(dialogues, results)
+    assert summary["n"] == 2 and summary["passed"] == 1 and summary["pass_rate"] == 0.5
+    assert summary["by_kind"] == {
+        "clarify_option": {"n": 1, "passed": 1},
+        "direct": {"n": 1, "passed": 0},
     }
-    result = replay_dialogue(bot, dialogue)
-    assert result.passed, result
-    assert [m for m, _ in bot.sent] == ["quelles pièces pour le solde ?", HOP_COULOIR]
-    assert bot.sent[1][1] == "session-0001"  # the click went to the first turn's session
-
-
-def test_replay_reports_the_failing_turn_and_option_without_clarification():
-    bot = ScriptedBot(lambda m, t: answer(SAS))
-    wrong = {"id": "w", "kind": "k", "turns": [{"user": "x", "expect": {"type": "clarify"}}]}
-    orphan = {
-        "id": "o",
-        "kind": "k",
-        "turns": [
-            {"user": "x", "expect": {"type": "answer"}},
-            {"option_for": "ans-sas", "expect": {"type": "answer"}},
-        ],
-    }
-    results = [replay_dialogue(bot, wrong), replay_dialogue(bot, orphan)]
-    assert not any(r.passed for r in results)
-    summary = dialogue_summary(results)
-    assert summary["n"] == 2 and summary["passed"] == 0 and summary["pass_rate"] == 0
-    assert summary["failed"][0]["problem"] == "type answer, attendu clarify"
-    assert summary["failed"][1]["turn"] == 2 and "clarification" in summary["failed"][1]["problem"]
+    assert summary["failed"][0]["id"] == "ko" and summary["failed"][0]["problem"]
 
 
 def q(ident: str, gold: tuple[str, ...], style: str = "full") -> EvalQuery:
