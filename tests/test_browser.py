@@ -11,6 +11,7 @@ import functools
 import os
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +40,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PLACEHOLDER = "http://127.0.0.1:7860/"  # the server address written in examples/intranet.html
-SCREENSHOTS = REPO / "docs" / "screenshots"
+# The README's screenshots are refreshed only on request, so a test run leaves the tree clean.
+SCREENSHOTS = (
+    REPO / "docs" / "screenshots"
+    if os.environ.get("FAQBOT_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "faqbot-screenshots"
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 PAYLOADS = [
     "<img src=x onerror=alert(1)>",
     "![x](http://127.0.0.1:9/x.png) et [clic](http://evil.example/)",
