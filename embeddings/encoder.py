@@ -136,6 +136,10 @@ def fingerprint_record(folder: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- sentence-transformers
 
 
+_LOADED: dict[tuple[str, bool], Any] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model (local folder or hub name) on CPU, loaded on first use."""
 
@@ -213,7 +217,13 @@ class SentenceTransformerEncoder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = self._load()
+                    # One loaded copy per model and process: notebooks, tests and CLI
+                    # commands run in one process build many encoders for the same folder.
+                    key = (str(self.path_or_name), self.local_files_only)
+                    with _LOADED_LOCK:
+                        if key not in _LOADED:
+                            _LOADED[key] = self._load()
+                        self._model = _LOADED[key]
         return self._model
 
     def _load(self) -> Any:
