@@ -198,14 +198,15 @@ def misses(runs: Mapping[str, list[Hit]], queries: Iterable[EvalQuery], top: int
 
 
 def top_confidences(
-    runs: Mapping[str, list[Hit]], queries: Iterable[EvalQuery]
+    runs: Mapping[str, list[Hit]], queries: Iterable[EvalQuery], score: str = "confidence"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 confidence of answerable and of out-of-scope queries (to place the fallback threshold)."""
+    """A score of the first hit ("confidence", or "in_scope" for the scope gate), for answerable
+    and for out-of-scope queries: where the dialogue's thresholds fall between them."""
     ans, oos = [], []
     for q in queries:
         hits = runs.get(q.id) or []
-        c = hits[0].confidence if hits else 0.0
-        (ans if q.answerable else oos).append(c)
+        value = float(getattr(hits[0], score)) if hits else 0.0
+        (ans if q.answerable else oos).append(value)
     return np.array(ans), np.array(oos)
 
 
@@ -263,13 +264,17 @@ def bot_for_model(
     the fusion weight, confidence models and thresholds are refitted on the dev split
     for this model (in memory only; chatbot/calibration.json is not touched).
     """
-    from chatbot.bot import Bot
+    from chatbot.bot import Bot, ensure_index
+    from chatbot.corpus import load_corpus
     from chatbot.evaluation import fit_calibration, load_eval
     from embeddings.encoder import resolve_encoder
 
     encoder = resolve_encoder(model, settings.models_dir)
     scratch = replace(settings, data_dir=Path(scratch_dir), model=model, retrieval="hybrid")
-    bot = Bot.from_settings(scratch, build="auto", progress=progress, encoder=encoder)
+    _, built = ensure_index(
+        scratch, load_corpus(settings.corpus_dir), encoder, progress=progress, force=True
+    )
+    bot = Bot.from_settings(scratch, build="never", progress=progress, encoder=encoder)
     info = None
     if calibrate:
         cal, info = fit_calibration(
@@ -278,8 +283,7 @@ def bot_for_model(
         bot.retriever.calibration = cal
         # A new Bot so that the dialogue's thresholds come from the refitted calibration.
         bot = Bot(scratch, bot.corpus, bot.retriever, encoder, bot.index_report)
-    seconds = bot.index_report.seconds if bot.index_report else 0.0
-    return ModelBot(bot, encoder.name, scratch.index_dir, seconds, info)
+    return ModelBot(bot, encoder.name, scratch.index_dir, built.seconds, info)
 
 
 # ------------------------------------------------------------ notebooks

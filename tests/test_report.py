@@ -214,3 +214,17 @@ def test_query_pool_never_hands_out_a_question_twice():
     assert first == ["a ?", "Bonjour, a ?", "Bonjour, b ?"]
     many = first + pool.take(40)
     assert len(set(many)) == len(many) == 43
+
+
+def test_top_confidences_split_answerable_and_out_of_scope():
+    from chatbot.report import top_confidences
+
+    runs = {
+        "a": [Hit(SAS, 1, 0.8, 0, 0, in_scope=0.9)],
+        "o": [Hit(HOP, 1, 0.2, 0, 0, in_scope=0.1)],
+    }
+    queries = [q("a", ("ans-sas",)), q("o", ())]
+    ans, oos = top_confidences(runs, queries)
+    assert ans.tolist() == [0.8] and oos.tolist() == [0.2]
+    ans, oos = top_confidences(runs, queries, score="in_scope")
+    assert ans.tolist() == [0.9] and oos.tolist() == [0.1]
