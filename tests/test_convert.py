@@ -16,6 +16,7 @@ import pytest
 from embeddings import convert
 from embeddings.convert import MANIFEST, MODEL_DIRNAME, ensure_default_model
 from embeddings.errors import ModelError
+from embeddings.hashing import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,7 +177,7 @@ def test_folder_is_a_complete_sentence_transformers_model(converted_model_dir: P
     source, version = convert.find_source()
     assert manifest["converter_version"] == convert.CONVERTER_VERSION
     assert manifest["source"]["size"] == source.stat().st_size
-    assert manifest["source"]["sha256"] == convert._sha256_file(source)
+    assert manifest["source"]["sha256"] == sha256_file(source)
     assert manifest["source"]["package_version"] == version
 
 
