@@ -99,6 +99,7 @@ class Bot:
     ):
         self.settings = settings
         self.corpus = corpus
+        self._entry_ids = frozenset(e.id for e in corpus.entries)  # checked on every vote
         self.retriever = retriever
         self.encoder = encoder
         self.index_report = index_report
@@ -235,10 +236,6 @@ class Bot:
         return self.feedback_store.add(
             session_id, entry_id, helpful, question=question, comment=comment
         )
-
-    @property
-    def _entry_ids(self) -> set[str]:
-        return set(self.corpus.by_id())
 
     def health(self) -> dict[str, Any]:
         return {
