@@ -142,7 +142,7 @@ class EntryModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     id: str = Field(pattern=ID_PATTERN, description="identifiant stable ans-<seed>-<rang>")
     question: str = Field(min_length=8, description="titre de question en français")
-    alternates: list[str] = Field(min_length=2, max_length=4, description="2 à 4 reformulations")
+    alternates: list[str] = Field(min_length=2, max_length=8, description="2 à 8 reformulations")
     answer: str = Field(min_length=1, description="texte officiel (markdown)")
     facets: _Facets
     also_sources: list[str] = Field(default_factory=list)

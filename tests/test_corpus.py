@@ -37,7 +37,7 @@ def test_corpus_loads_with_about_a_hundred_entries(corpus):
     assert len({e.id for e in corpus.entries}) == len(corpus)
     for e in corpus.entries:
         assert e.question.strip() and e.answer.strip()
-        assert 2 <= len(e.alternates) <= 4
+        assert 2 <= len(e.alternates) <= 8
         assert set(e.facets) == set(FACET_NAMES)
         assert e.source_url.startswith("http")
 
