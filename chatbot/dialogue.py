@@ -62,8 +62,14 @@ class Policy:
     clarify_margin: float = 0.2  # candidates within this fused score of the best are "close"
     clarify_margin_no_context: float = 0.3  # the same when the question names no couloir/dispositif
     clarify_below: float = 1.0  # no clarifying question when the best confidence is above this
+    # A question naming no couloir/dispositif whose best answer's title does name one is
+    # missing its qualifier: candidates this close in dense score count as rivals.
+    qualifier_dense_margin: float = 0.05
+    # Once the user has picked an option, ask again only when rivals are this close.
+    reclarify_margin: float = 0.1
     max_clarify: int = 2
     candidates: int = 5  # how many top hits a clarification disambiguates
+    max_options: int = 5  # facet values offered, besides "Autre / je ne sais pas"
     related: int = 3
     session_boost: float = 0.05
 
@@ -157,6 +163,9 @@ class Dialogue:
             picked = self._picked_option(text, state.pending)
             if picked is not None:
                 return self._after_option(picked, state)
+            named = self._refinement(text, state.pending)
+            if named:
+                return self._after_refinement(named, state)
         return self._new_question(text, replace(state, pending=None))
 
     # ------------------------------------------------------------ turns
@@ -182,6 +191,25 @@ class Dialogue:
             return None
         return picked
 
+    def _refinement(self, text: str, pending: Pending) -> dict[str, str]:
+        """Facets a short reply names besides the one asked ("je suis médecin généraliste"
+        when asked which dispositif): the user answers the question in other terms."""
+        if len(words(text)) > 6 or text.rstrip().endswith("?"):
+            return {}
+        known = dict(pending.filters)
+        return {f: v for f, v in self.detector.detect(text).items() if f not in known}
+
+    def _after_refinement(
+        self, named: Mapping[str, str], state: DialogueState
+    ) -> tuple[Reply, DialogueState]:
+        pending = state.pending
+        assert pending is not None
+        filters = {**dict(pending.filters), **named}
+        remembered = dict(state.facets)
+        remembered.update({f: v for f, v in named.items() if f in CONTEXT_FACETS})
+        state = replace(state, facets=tuple(remembered.items()), pending=None)
+        return self._decide(pending.query, state, filters=filters, asked=pending.asked)
+
     def _after_option(self, picked: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         pending = state.pending
         assert pending is not None
@@ -200,7 +228,11 @@ class Dialogue:
                     remembered["couloir"] = parent
         state = replace(state, facets=tuple(remembered.items()), pending=None)
         return self._decide(
-            pending.query, state, filters=filters, asked=pending.asked, force_answer=force
+            pending.query,
+            state,
+            filters=filters,
+            asked=pending.asked,
+            force_answer=force,
         )
 
     def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
@@ -262,13 +294,23 @@ class Dialogue:
             # A question that names no couloir or dispositif is more likely to be ambiguous
             # between couloirs: look further down the list for candidates that differ.
             margin = p.clarify_margin
-            if not any(f in boost or f in filters for f in CONTEXT_FACETS):
+            generic = not any(f in boost or f in filters for f in CONTEXT_FACETS)
+            if generic:
                 margin = p.clarify_margin_no_context
+            if asked:
+                margin = min(margin, p.reclarify_margin)
             close = [h for h in hits[: p.candidates] if top.score - h.score <= margin]
+            if len(close) < 2 and generic and not asked and self._names_context(top):
+                close = [
+                    h
+                    for h in hits[: p.candidates]
+                    if top.dense - h.dense <= p.qualifier_dense_margin
+                ]
             known = set(filters) | set(boost)
             facet = self.best_facet(close, exclude=known)
             if facet:
-                options = self._options(close, facet)
+                # Rivals decide the facet; every candidate may offer a value for it.
+                options = self._options([*close, *hits[: p.candidates]], facet)
                 pending = Pending(query, facet, options, tuple(filters.items()), asked + 1)
                 reply = Reply(
                     "clarify",
@@ -300,6 +342,10 @@ class Dialogue:
         )
         return Reply("answer", text, results=(top, *related)), new_state
 
+    def _names_context(self, hit: Hit) -> bool:
+        """Whether the entry's title itself says which couloir or dispositif it is about."""
+        return hit.dense != 0.0 and bool(self.detector.detect(hit.entry.question, CONTEXT_FACETS))
+
     def best_facet(self, hits: list[Hit], exclude: set[str] = frozenset()) -> str | None:
         """The facet whose answer removes the most uncertainty among `hits`, if any splits them."""
         if len(hits) < 2:
@@ -317,6 +363,10 @@ class Dialogue:
             if len(named) < 2:
                 continue
             gain = -sum(m * math.log(m) for m in mass.values() if m > 0)
+            if facet == "couloir":
+                # Users know who they are (hospital, EHPAD, GP) better than a dispositif's
+                # name: when the couloir splits the candidates, ask it first.
+                return facet
             if gain > best_gain + 1e-9:
                 best, best_gain = facet, gain
         return best
@@ -327,4 +377,4 @@ class Dialogue:
             v = h.entry.facets.get(facet)
             if v and v not in seen:
                 seen.append(v)
-        return (*seen, msg.OTHER_OPTION)
+        return (*seen[: self.policy.max_options], msg.OTHER_OPTION)

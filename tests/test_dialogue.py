@@ -72,7 +72,9 @@ def test_close_candidates_differing_on_a_facet_get_a_clarifying_question():
     assert reply.type == "clarify"
     assert reply.text.startswith("Votre question concerne")
     assert reply.facet in ("couloir", "dispositif")
-    assert set(reply.options[:-1]) == {SAS.facets[reply.facet], DUI.facets[reply.facet]}
+    # The close rivals decide the facet; the options are the values among the candidates.
+    assert reply.facet == "couloir"  # it splits them, and users know who they are
+    assert set(reply.options[:-1]) == {e.facets["couloir"] for e in (SAS, DUI, HOP)}
     assert reply.options[-1] == msg.OTHER_OPTION
     assert state.pending is not None
 
@@ -146,6 +148,58 @@ def test_at_most_two_clarifications_in_a_row():
         # The scripted search ignores filters: candidates stay close after each choice.
         reply, state = d.step(reply.options[0], state)
     assert asked == 2 and reply.type == "answer"
+
+
+def _dense_hits(rows):
+    """Scripted search whose hits carry a dense score: (entry, fused, confidence, dense)."""
+
+    class Search(FakeSearch):
+        def __call__(self, query, k=5, facets=None, boost=None, boost_weight=0.05):
+            self.calls.append({"query": query, "facets": dict(facets or {})})
+            out = [r for r in rows if all(r[0].facets.get(n) == v for n, v in (facets or {}).items())]
+            return [Hit(e, f, c, dn, 0.0) for e, f, c, dn in out][:k]
+
+    return Search(None)
+
+
+MSP = entry(
+    "ans-msp",
+    "Médecins de ville",
+    "Logiciels MSP / CDS",
+    question="Comment savoir si ma maison de santé est éligible au financement ?",
+)
+
+
+def test_a_question_missing_the_qualifier_its_answer_names_gets_a_clarifying_question():
+    # Fused scores say the MSP entry wins by far, but the user named no couloir while the
+    # title is about maisons de santé, and a hospital entry is nearly as close in meaning.
+    search = _dense_hits([(MSP, 1.0, 0.9, 1.23), (HOP, 0.5, 0.05, 1.20), (SAS, 0.4, 0.01, 1.05)])
+    d = Dialogue(search, VOCAB, Policy())
+    reply, state = d.step("comment savoir si on est éligible au financement ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
+    assert set(reply.options[:-1]) == {"Médecins de ville", "Hôpital", SAS.facets["couloir"]}
+    reply, _ = d.step("Hôpital", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-hop"
+
+
+def test_a_question_naming_its_context_is_answered_without_asking():
+    search = _dense_hits([(MSP, 1.0, 0.9, 1.23), (HOP, 0.5, 0.05, 1.20)])
+    d = Dialogue(search, VOCAB, Policy())
+    reply, _ = d.step("ma maison de santé est-elle éligible au financement ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-msp"
+
+
+def test_a_reply_naming_another_facet_narrows_the_pending_question():
+    lgc = entry("ans-lgc", "Médecins de ville", "LGC (logiciel de gestion de cabinet)")
+    search = _dense_hits([(lgc, 0.9, 0.5, 1.2), (MSP, 0.88, 0.5, 1.2)])
+    d = Dialogue(search, VOCAB, Policy())
+    reply, state = d.step("mon logiciel est-il référencé ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "dispositif"
+    # Asked about one facet, the user answers with who they are: that narrows the question.
+    reply, state = d.step("je suis médecin généraliste", state)
+    assert search.calls[-1]["query"] == "mon logiciel est-il référencé ?"
+    assert search.calls[-1]["facets"].get("couloir") == "Médecins de ville"
+    assert dict(state.facets).get("couloir") == "Médecins de ville"
 
 
 def test_low_confidence_falls_back_with_closest_questions_and_contacts():
