@@ -278,8 +278,10 @@ class Dialogue:
         remembered = dict(state.facets)
         # A short follow-up ("et pour le solde ?") says little by itself: when its best
         # answer sits in the conversation's couloir, the context vouches for the scope.
+        # A message that names its couloir itself is no follow-up: its scope is its own.
         in_context = (
             bool(remembered.get("couloir"))
+            and not (detected or {}).get("couloir")
             and top.entry.facets.get("couloir") == remembered["couloir"]
         )
         out_of_scope = top.in_scope < p.scope_below and not in_context

@@ -27,7 +27,15 @@ MODES = ("hybrid", "dense", "bm25")
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 FEATURES = ("fused", "margin", "dense", "dense_gap", "coverage", "query_oov", "agree")
 # Query-level evidence that the FAQ covers the question at all (whatever the hit).
-SCOPE_FEATURES = ("best_dense", "dense_gap", "best_coverage", "query_oov", "log_best_bm25")
+SCOPE_FEATURES = (
+    "best_dense",
+    "dense_gap",
+    "best_coverage",
+    "query_oov",
+    "log_best_bm25",
+    "unexplained_idf",  # IDF mass of the query terms the best entry lacks
+    "dense_lead",  # best dense score minus the second best
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class Calibration:
     )
     # mode -> in-scope model over SCOPE_FEATURES
     scope: dict[str, tuple[tuple[float, ...], float]] = field(
-        default_factory=lambda: {m: ((4.0, 8.0, 3.0, -3.0, 1.0), -6.0) for m in MODES}
+        default_factory=lambda: {m: ((4.0, 8.0, 3.0, -3.0, 1.0, -0.3, 8.0), -6.0) for m in MODES}
     )
     fitted_on: str = "defaults"
     extra: dict[str, float] = field(default_factory=dict)
@@ -141,6 +149,15 @@ class LexicalIndex:
             dtype=np.float32,
         )
 
+    def unexplained(self, tokens: list[str], i: int) -> float:
+        """IDF mass of the distinct query terms that entry `i` does not contain.
+
+        A question about something the FAQ never mentions ("orthophonistes", "carte CPS")
+        keeps a heavy term unexplained even by its best match.
+        """
+        doc = self._doc_terms[i]
+        return float(sum(self._idf.get(t, self._unseen_idf) for t in set(tokens) if t not in doc))
+
     def oov(self, tokens: list[str]) -> float:
         """Share of query terms that no entry contains: high for off-topic questions."""
         if not tokens:
@@ -157,6 +174,7 @@ class QueryScores:
     lexical: np.ndarray
     coverage: np.ndarray
     oov: float
+    terms: tuple[str, ...] = ()  # the query's lexical terms, thesaurus expansions included
 
 
 def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -226,6 +244,7 @@ class Retriever:
             lexical=self.lexical.scores(lexical_tokens(query) + added),
             coverage=self.lexical.coverage(matched),
             oov=self.lexical.oov(matched),
+            terms=tuple(matched),
         )
 
     def _dense(self, query: str) -> np.ndarray:
@@ -340,12 +359,15 @@ class Retriever:
     def scope_features(self, s: QueryScores, mode: str) -> list[float]:
         """Query-level features (names in SCOPE_FEATURES), over every entry."""
         d = np.sort(s.dense)[::-1] if mode != "bm25" else np.zeros(11)
+        best = int(np.argmax(self.fuse(s, np.ones(len(self.entries), dtype=bool), mode)))
         return [
             float(d[0]),
             float(d[0] - d[1:11].mean()),
             float(s.coverage.max()),
             s.oov,
             float(np.log1p(s.lexical.max())) if mode != "dense" else 0.0,
+            self.lexical.unexplained(list(s.terms), best),
+            float(d[0] - d[1]),
         ]
 
     def confidence(self, x: list[float], mode: str) -> float:
