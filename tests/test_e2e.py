@@ -88,7 +88,8 @@ def test_quality_on_the_test_split(bot):
     report = evaluate_modes(bot.retriever, evalset)
     hybrid = report["hybrid"]["metrics"]
     print({m: r["metrics"] for m, r in report.items()})
-    assert hybrid["R@1"] >= 0.78 and hybrid["R@5"] >= 0.92 and hybrid["MRR@10"] >= 0.84
+    # Measured: R@1 0.902, R@5 0.975, MRR@10 0.937 (README).
+    assert hybrid["R@1"] >= 0.86 and hybrid["R@5"] >= 0.95 and hybrid["MRR@10"] >= 0.90
     for single in ("bm25", "dense"):
         assert hybrid["MRR@10"] > report[single]["metrics"]["MRR@10"]
 
@@ -155,8 +156,8 @@ def test_scripted_dialogues_replay_through_the_chat_command(bot, env):
     passed = len(results) - len(failed)
     print(f"dialogues: {passed}/{len(results)} passed")
     print("\n".join(failed))
-    # Measured: 29/44 (dev 17/22, test 12/22); the floor catches a regression.
-    assert passed >= 26, "\n".join(failed)
+    # Measured: 38/44 (dev 21/22, test 17/22); the floor catches a regression.
+    assert passed >= 35, "\n".join(failed)
 
 
 def test_one_dialogue_through_a_real_chat_process(env):
