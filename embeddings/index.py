@@ -185,10 +185,12 @@ class DenseIndex:
             n = min(total, n * 4)
 
     def field_scores(self, query_vector: np.ndarray) -> np.ndarray:
-        """Best cosine per (entry, field): shape (len(entry_ids), len(fields)), -1 where none.
+        """Best cosine per (entry, field): shape (len(entry_ids), len(fields)).
 
-        Exact over every vector for a flat index; an approximate index scores its
-        nearest candidates only and leaves the rest at -1.
+        Exact over every vector for a flat index. An approximate index scores its
+        nearest candidates only; every other vector is at most as close as the farthest
+        candidate, so it gets that similarity (a -1 there would stretch the fusion's
+        normalisation and reorder the hybrid ranking).
         """
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         out = np.full((len(self._entry_ids), len(self.fields)), -1.0, dtype=np.float32)
@@ -202,6 +204,8 @@ class DenseIndex:
             scores, idx = self._index.search(q.reshape(1, -1), n)
             keep = idx[0] >= 0
             rows, sims = idx[0][keep], scores[0][keep]
+            if sims.size:
+                out.fill(float(sims.min()))
         np.maximum.at(out, (self._vec_entry[rows], self._vec_field[rows]), sims)
         return out
 

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from chatbot.bot import ensure_index
@@ -269,3 +270,19 @@ def test_a_killed_build_leaves_no_temporary_folder_behind_for_long(built, corpus
     mine.mkdir()
     DenseIndex.build(corpus.entries, enc, corpus.sha256).save(folder, [])
     assert not abandoned.exists() and mine.exists()
+
+
+def test_approximate_index_scores_unseen_vectors_at_its_farthest_candidate(corpus):
+    # With more vectors than the 256 candidates HNSW returns, every vector left out must
+    # score no better than the farthest candidate, and candidates keep their exact cosine.
+    enc = FakeEncoder()
+    flat = DenseIndex.build(corpus.entries, enc, corpus.sha256, index_type="flat")
+    hnsw = DenseIndex.build(corpus.entries, enc, corpus.sha256, index_type="hnsw")
+    assert hnsw.manifest["vectors"] > 256
+    q = enc.encode_queries(["pièces pour le solde du DUI"])[0]
+    exact, approx = flat.field_scores(q), hnsw.field_scores(q)
+    assert approx.min() > -1.0
+    floor = approx.min()
+    seen = ~np.isclose(approx, floor)
+    assert seen.any() and np.allclose(approx[seen], exact[seen], atol=1e-4)
+    assert (exact[~seen] <= floor + 1e-4).mean() > 0.95  # HNSW may miss a few true neighbours
