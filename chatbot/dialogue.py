@@ -113,6 +113,17 @@ class DialogueState:
     history: tuple[str, ...] = field(default=(), repr=False)  # answered entry ids, newest last
 
 
+_FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci et", "puis")
+
+
+def _elliptic(text: str) -> bool:
+    """A follow-up that leans on the previous question: "et pour le solde ?", "le délai ?"."""
+    folded = " ".join(words(text))
+    return len(words(text)) <= 4 or any(
+        folded == s or folded.startswith(s + " ") for s in _FOLLOW_UP_STARTS
+    )
+
+
 class Dialogue:
     """Decides, for each message, whether to answer, ask which facet, or fall back."""
 
@@ -243,12 +254,16 @@ class Dialogue:
             return Reply("fallback", msg.fallback_text(reason, [])), state
         remembered = dict(state.facets)
         named = {f: v for f, v in detected.items() if f in CONTEXT_FACETS}
+        # "et pour le solde ?": an elliptic follow-up searches within the conversation's couloir.
+        within = {}
+        if remembered.get("couloir") and not named.get("couloir") and _elliptic(text):
+            within = {"couloir": remembered["couloir"]}
         if named.get("couloir") and named["couloir"] != remembered.get("couloir"):
             # A new couloir replaces the old context entirely.
             remembered = {}
         remembered.update(named)
         state = replace(state, facets=tuple(remembered.items()), last_query=text)
-        return self._decide(text, state, filters={}, asked=0, detected=detected)
+        return self._decide(text, state, filters={}, asked=0, detected=detected, within=within)
 
     # ------------------------------------------------------------ decision
 
@@ -260,16 +275,21 @@ class Dialogue:
         asked: int,
         force_answer: bool = False,
         detected: Mapping[str, str] | None = None,
+        within: Mapping[str, str] | None = None,
     ) -> tuple[Reply, DialogueState]:
+        """`filters` come from the user's answers; `within` narrows a follow-up to the
+        conversation's context but, unlike them, never vouches for the answer."""
         p = self.policy
         boost = {**dict(state.facets), **(detected or {})}
         hits = self.search(
             query,
             k=max(p.candidates, p.related + 1),
-            facets=filters or None,
+            facets={**(within or {}), **filters} or None,
             boost=boost,
             boost_weight=p.session_boost,
         )
+        if within and not hits:
+            return self._decide(query, state, filters, asked, force_answer, detected)
         if not hits:
             return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, [])), state
         top = hits[0]

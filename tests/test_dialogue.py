@@ -156,7 +156,9 @@ def _dense_hits(rows):
     class Search(FakeSearch):
         def __call__(self, query, k=5, facets=None, boost=None, boost_weight=0.05):
             self.calls.append({"query": query, "facets": dict(facets or {})})
-            out = [r for r in rows if all(r[0].facets.get(n) == v for n, v in (facets or {}).items())]
+            out = [
+                r for r in rows if all(r[0].facets.get(n) == v for n, v in (facets or {}).items())
+            ]
             return [Hit(e, f, c, dn, 0.0) for e, f, c, dn in out][:k]
 
     return Search(None)
@@ -243,6 +245,22 @@ def test_session_remembers_context_for_follow_ups_and_reset_clears_it():
     reply, state = d.step("nouvelle question", state)
     assert state.facets == ()
     reply, _ = d.step("et pour le solde ?", state)
+    assert reply.results[0].entry.id == "ans-sas"
+
+
+def test_an_elliptic_follow_up_searches_within_the_conversations_couloir():
+    def table(query, facets, boost):
+        rows = [(SAS, 0.9, 0.9), (DUI, 0.85, 0.6)]  # the SAS entry wins on its own
+        return [r for r in rows if all(r[0].facets.get(n) == v for n, v in facets.items())]
+
+    d, search = make(table)
+    _, state = d.step("qui signe la VA du DUI protection de l'enfance ?", DialogueState())
+    reply, state = d.step("et pour le solde ?", state)
+    assert search.calls[-1]["facets"] == {"couloir": DUI.facets["couloir"]}
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    # A full question of its own is searched everywhere, context only nudging it.
+    reply, _ = d.step("quelles pièces fournir pour demander le solde de la prestation ?", state)
+    assert search.calls[-1]["facets"] == {}
     assert reply.results[0].entry.id == "ans-sas"
 
 

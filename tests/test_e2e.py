@@ -156,8 +156,8 @@ def test_scripted_dialogues_replay_through_the_chat_command(bot, env):
     passed = len(results) - len(failed)
     print(f"dialogues: {passed}/{len(results)} passed")
     print("\n".join(failed))
-    # Measured: 38/44 (dev 21/22, test 17/22); the floor catches a regression.
-    assert passed >= 35, "\n".join(failed)
+    # Measured: 40/44 (dev 21/22, test 19/22); the floor catches a regression.
+    assert passed >= 37, "\n".join(failed)
 
 
 def test_one_dialogue_through_a_real_chat_process(env):
