@@ -1040,9 +1040,9 @@ def render_markdown(r: dict[str, Any]) -> str:
                 )
         lines += [
             "",
-            "Avec HNSW, le Retriever ne note que les entrées des 256 vecteurs les plus proches (les "
-            "autres gardent un score dense de -1) : la normalisation de la fusion hybride change, et le "
-            "classement avec elle, même quand l'index seul retrouve exactement les mêmes voisins.",
+            "Avec HNSW, le Retriever ne note exactement que les 256 vecteurs les plus proches ; les "
+            "autres reçoivent le score du plus lointain d'entre eux (une borne haute). Le classement "
+            "hybride peut donc différer de l'exact même quand l'index seul retrouve les mêmes voisins.",
         ]
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in m["versions"].items()), ""]
     return "\n".join(lines)
