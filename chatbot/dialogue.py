@@ -118,8 +118,9 @@ _FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci e
 
 def _elliptic(text: str) -> bool:
     """A follow-up that leans on the previous question: "et pour le solde ?", "le délai ?"."""
-    folded = " ".join(words(text))
-    return len(words(text)) <= 4 or any(
+    toks = words(text)
+    folded = " ".join(toks)
+    return len(toks) <= 4 or any(
         folded == s or folded.startswith(s + " ") for s in _FOLLOW_UP_STARTS
     )
 
