@@ -300,6 +300,11 @@ class Retriever:
         if mask is None:
             mask = np.ones(len(self.entries), dtype=bool)
         fused = self.fuse(s, mask, mode)
+        # The in-scope estimate ignores filters and boosts: reuse the fusion when it did too.
+        in_scope = _logistic(
+            self.scope_features(s, mode, fused if mask.all() else None),
+            *self.calibration.scope[mode],
+        )
         if boost:
             fused = fused + np.array(
                 [
@@ -309,7 +314,6 @@ class Retriever:
             )
         fused = np.where(mask, fused, -np.inf)
         order = np.argsort(-fused, kind="stable")[: min(k, int(mask.sum()))]
-        in_scope = _logistic(self.scope_features(s, mode), *self.calibration.scope[mode])
         hits = []
         for i in order:
             x = self.features(s, fused, mask, int(i), mode)
@@ -356,10 +360,17 @@ class Retriever:
         agree = 1.0 if (mode == "hybrid" and dense_rank < 3 and lex_rank < 3) else 0.0
         return [float(fused[i]), margin, dense, dense_gap, float(s.coverage[i]), s.oov, agree]
 
-    def scope_features(self, s: QueryScores, mode: str) -> list[float]:
-        """Query-level features (names in SCOPE_FEATURES), over every entry."""
+    def scope_features(
+        self, s: QueryScores, mode: str, fused: np.ndarray | None = None
+    ) -> list[float]:
+        """Query-level features (names in SCOPE_FEATURES), over every entry.
+
+        `fused`: the unfiltered fusion of `s` under `mode`, when the caller has it.
+        """
         d = np.sort(s.dense)[::-1] if mode != "bm25" else np.zeros(11)
-        best = int(np.argmax(self.fuse(s, np.ones(len(self.entries), dtype=bool), mode)))
+        if fused is None:
+            fused = self.fuse(s, np.ones(len(self.entries), dtype=bool), mode)
+        best = int(np.argmax(fused))
         return [
             float(d[0]),
             float(d[0] - d[1:11].mean()),

@@ -9,6 +9,7 @@ from chatbot.config import REPO_ROOT
 from chatbot.corpus import FaqEntry, load_vocabulary
 from chatbot.dialogue import Dialogue, DialogueState, Policy
 from chatbot.retrieval import Hit
+from tests.factories import make_entry
 
 VOCAB = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
 
@@ -16,21 +17,7 @@ VOCAB = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
 def entry(
     ident: str, couloir: str | None, dispositif: str | None = None, question: str = ""
 ) -> FaqEntry:
-    return FaqEntry(
-        id=ident,
-        question=question or f"Question {ident} ?",
-        alternates=("a", "b"),
-        answer=f"Réponse {ident}.",
-        facets={
-            "offre": None,
-            "couloir": couloir,
-            "dispositif": dispositif,
-            "produit": None,
-            "thematique": "Financements",
-        },
-        source="000_0000000000000000.txt",
-        source_url="https://example.org/faq",
-    )
+    return make_entry(ident, couloir, dispositif, question, thematique="Financements")
 
 
 SAS = entry("ans-sas", "Service d'accès aux soins (SAS)", "Prestation Ségur SAS")
@@ -50,8 +37,10 @@ class FakeSearch:
             {"query": query, "facets": dict(facets or {}), "boost": dict(boost or {})}
         )
         rows = self.table(query, facets or {}, boost or {})
-        # rows: (entry, fused score, confidence[, in-scope probability])
-        return [Hit(r[0], r[1], r[2], 0.0, 0.0, *r[3:]) for r in rows][:k]
+        # rows: Hits, or (entry, fused score, confidence[, in-scope probability])
+        return [r if isinstance(r, Hit) else Hit(r[0], r[1], r[2], 0.0, 0.0, *r[3:]) for r in rows][
+            :k
+        ]
 
 
 def ambiguous(query, facets, boost):
@@ -153,15 +142,14 @@ def test_at_most_two_clarifications_in_a_row():
 def _dense_hits(rows):
     """Scripted search whose hits carry a dense score: (entry, fused, confidence, dense)."""
 
-    class Search(FakeSearch):
-        def __call__(self, query, k=5, facets=None, boost=None, boost_weight=0.05):
-            self.calls.append({"query": query, "facets": dict(facets or {})})
-            out = [
-                r for r in rows if all(r[0].facets.get(n) == v for n, v in (facets or {}).items())
-            ]
-            return [Hit(e, f, c, dn, 0.0) for e, f, c, dn in out][:k]
+    def table(query, facets, boost):
+        return [
+            Hit(e, f, c, dn, 0.0)
+            for e, f, c, dn in rows
+            if all(e.facets.get(n) == v for n, v in facets.items())
+        ]
 
-    return Search(None)
+    return FakeSearch(table)
 
 
 MSP = entry(

@@ -29,26 +29,17 @@ from chatbot.report import (
 )
 from chatbot.retrieval import Hit
 from embeddings.encoder import FakeEncoder
+from tests.factories import make_entry
 
 SAS_COULOIR = "Service d'accès aux soins (SAS)"
 HOP_COULOIR = "Hôpital"
 
 
 def entry(ident: str, couloir: str | None) -> FaqEntry:
-    return FaqEntry(
-        id=ident,
-        question=f"Question {ident} ?",
+    return make_entry(
+        ident,
+        couloir,
         alternates=("première reformulation de la question", "seconde reformulation"),
-        answer=f"Réponse {ident}.",
-        facets={
-            "offre": None,
-            "couloir": couloir,
-            "dispositif": None,
-            "produit": None,
-            "thematique": None,
-        },
-        source="000_0000000000000000.txt",
-        source_url="https://example.org/faq",
     )
 
 
