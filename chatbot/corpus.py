@@ -244,11 +244,29 @@ def _entry_lines(text: str) -> list[int]:
     return []
 
 
+# French wording for the schema errors a corpus editor meets; others keep pydantic's text.
+_ERRORS_FR = {
+    "missing": "champ obligatoire absent",
+    "extra_forbidden": "champ inconnu (voir faq_data/schema.json pour les champs permis)",
+    "too_short": "{min_length} élément(s) au moins, {actual_length} donné(s)",
+    "too_long": "{max_length} élément(s) au plus, {actual_length} donné(s)",
+    "string_type": "texte attendu",
+    "list_type": "liste attendue",
+    "dict_type": "dictionnaire (clé: valeur) attendu",
+    "string_too_short": "texte vide",
+}
+
+
 def _format_validation(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(racine)"
-        parts.append(f"champ `{loc}` : {err['msg']}")
+        text = _ERRORS_FR.get(err["type"], err["msg"])
+        try:
+            text = text.format(**err.get("ctx", {}))
+        except (KeyError, IndexError):
+            text = err["msg"]
+        parts.append(f"champ `{loc}` : {text}")
     return " ; ".join(parts)
 
 

@@ -186,3 +186,12 @@ def test_dispositif_must_sit_in_its_couloir(broken):
 def test_counts_per_seed_are_stable(corpus):
     counts = Counter(e.source for e in corpus.entries)
     assert set(counts) == {p.name for p in RAW}
+
+
+def test_too_many_alternates_is_explained_in_french(broken):
+    target, path, data = broken
+    data["entries"][0]["alternates"] = [f"reformulation {i}" for i in range(9)]
+    _write(path, data)
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    assert "alternates" in str(err.value) and "8 élément(s) au plus, 9 donné(s)" in str(err.value)
