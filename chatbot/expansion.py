@@ -19,8 +19,12 @@ from chatbot.text import words
 
 @dataclass(frozen=True)
 class Expansion:
-    added: str  # the corpus terms of every matched group, as text
+    groups: tuple[str, ...]  # the corpus terms of each matched group, as text
     residual: str  # the query without the matched user terms
+
+    @property
+    def added(self) -> str:
+        return " ".join(self.groups)
 
 
 class QueryExpander:
@@ -60,4 +64,4 @@ class QueryExpander:
                 if corpus_terms not in added:
                     added.append(corpus_terms)
                 text = rx.sub(" ", text)
-        return Expansion(added=" ".join(added), residual=text)
+        return Expansion(groups=tuple(added), residual=text)

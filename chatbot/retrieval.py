@@ -6,7 +6,7 @@ import json
 import math
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +48,7 @@ class Hit:
     dense: float  # the entry's dense score (0 when not computed)
     lexical: float  # raw BM25 score (0 when not computed)
     in_scope: float = 1.0  # calibrated probability that the FAQ answers the query at all
+    coverage: float = 0.0  # share of the query's concepts (IDF-weighted) the entry contains
 
 
 @dataclass(frozen=True)
@@ -137,32 +138,41 @@ class LexicalIndex:
             return np.zeros(len(self.entries), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
 
-    def coverage(self, tokens: list[str]) -> np.ndarray:
-        """Share of the query's IDF mass that each entry contains (1: every query term)."""
-        if not tokens:
+    def _weight(self, concept: frozenset[str]) -> float:
+        """A concept is as specific as its most common wording."""
+        return min(self._idf.get(t, self._unseen_idf) for t in concept)
+
+    def coverage(self, concepts: Sequence[frozenset[str]]) -> np.ndarray:
+        """Share of the query's IDF mass that each entry contains (1: every query concept).
+
+        A concept is a query term, or a thesaurus group ("combien" -> financement |
+        paiement | montant) that an entry covers with any of its words.
+        """
+        concepts = list(dict.fromkeys(c for c in concepts if c))
+        if not concepts:
             return np.zeros(len(self.entries), dtype=np.float32)
-        terms = set(tokens)
-        weights = {t: self._idf.get(t, self._unseen_idf) for t in terms}
+        weights = {c: self._weight(c) for c in concepts}
         total = sum(weights.values())
         return np.array(
-            [sum(w for t, w in weights.items() if t in d) / total for d in self._doc_terms],
+            [sum(w for c, w in weights.items() if c & d) / total for d in self._doc_terms],
             dtype=np.float32,
         )
 
-    def unexplained(self, tokens: list[str], i: int) -> float:
-        """IDF mass of the distinct query terms that entry `i` does not contain.
+    def unexplained(self, concepts: Sequence[frozenset[str]], i: int) -> float:
+        """IDF mass of the distinct query concepts that entry `i` does not contain.
 
         A question about something the FAQ never mentions ("orthophonistes", "carte CPS")
         keeps a heavy term unexplained even by its best match.
         """
         doc = self._doc_terms[i]
-        return float(sum(self._idf.get(t, self._unseen_idf) for t in set(tokens) if t not in doc))
+        return float(sum(self._weight(c) for c in set(concepts) if c and not c & doc))
 
-    def oov(self, tokens: list[str]) -> float:
-        """Share of query terms that no entry contains: high for off-topic questions."""
-        if not tokens:
+    def oov(self, concepts: Sequence[frozenset[str]]) -> float:
+        """Share of query concepts that no entry contains: high for off-topic questions."""
+        concepts = [c for c in concepts if c]
+        if not concepts:
             return 1.0
-        return sum(1 for t in tokens if t not in self._idf) / len(tokens)
+        return sum(1 for c in concepts if not any(t in self._idf for t in c)) / len(concepts)
 
 
 @dataclass
@@ -174,7 +184,8 @@ class QueryScores:
     lexical: np.ndarray
     coverage: np.ndarray
     oov: float
-    terms: tuple[str, ...] = ()  # the query's lexical terms, thesaurus expansions included
+    # The query's concepts: each remaining term alone, each thesaurus group as its words.
+    concepts: tuple[frozenset[str], ...] = ()
 
 
 def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -236,15 +247,18 @@ class Retriever:
         want_dense = (self.mode != "bm25") if dense is None else dense
         expansion = self.expander.expand(query)
         added = lexical_tokens(expansion.added)
-        # Coverage and out-of-vocabulary count a thesaurus term as the corpus words it stands for.
-        matched = lexical_tokens(expansion.residual) + added
+        # Coverage and out-of-vocabulary count a thesaurus group as one concept, present
+        # in an entry that uses any of the corpus words it stands for.
+        concepts = tuple(frozenset([t]) for t in lexical_tokens(expansion.residual)) + tuple(
+            frozenset(lexical_tokens(g)) for g in expansion.groups
+        )
         return QueryScores(
             query=query,
             dense=self._dense(query) if want_dense and self.encoder else np.zeros(n, np.float32),
             lexical=self.lexical.scores(lexical_tokens(query) + added),
-            coverage=self.lexical.coverage(matched),
-            oov=self.lexical.oov(matched),
-            terms=tuple(matched),
+            coverage=self.lexical.coverage(concepts),
+            oov=self.lexical.oov(concepts),
+            concepts=concepts,
         )
 
     def _dense(self, query: str) -> np.ndarray:
@@ -325,6 +339,7 @@ class Retriever:
                     dense=float(s.dense[i]),
                     lexical=float(s.lexical[i]),
                     in_scope=in_scope,
+                    coverage=float(s.coverage[i]),
                 )
             )
         return hits
@@ -377,7 +392,7 @@ class Retriever:
             float(s.coverage.max()),
             s.oov,
             float(np.log1p(s.lexical.max())) if mode != "dense" else 0.0,
-            self.lexical.unexplained(list(s.terms), best),
+            self.lexical.unexplained(s.concepts, best),
             float(d[0] - d[1]),
         ]
 

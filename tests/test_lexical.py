@@ -1,0 +1,39 @@
+"""Lexical evidence: a thesaurus group counts as one concept in coverage and scope."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from chatbot.config import REPO_ROOT
+from chatbot.corpus import Corpus, load_vocabulary
+from chatbot.expansion import QueryExpander
+from chatbot.retrieval import Retriever
+from tests.factories import make_entry
+
+VOCAB = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
+MONEY = (("financement", "paiement", "montant"), ("combien", "funding"))
+
+
+def retriever(*answers: str) -> Retriever:
+    entries = tuple(replace(make_entry(f"ans-{i}", None), answer=a) for i, a in enumerate(answers))
+    corpus = Corpus(entries, (), (), VOCAB, sha256="0" * 64)
+    return Retriever(corpus, None, None, mode="bm25", expander=QueryExpander([MONEY]))
+
+
+def test_an_entry_using_one_word_of_a_thesaurus_group_covers_the_whole_concept():
+    r = retriever("Le paiement de l'avance.", "Le montant et le paiement de l'avance.", "Autre.")
+    s = r.score("combien pour l'avance ?")
+    # Two concepts: "avance" and the money group; either entry has both.
+    assert len(s.concepts) == 2
+    assert s.coverage[0] == s.coverage[1] == 1.0
+    assert s.coverage[2] == 0.0
+    assert s.oov == 0.0
+
+
+def test_a_word_no_entry_contains_is_out_of_vocabulary_and_unexplained():
+    r = retriever("Le paiement de l'avance.", "Autre chose.")
+    s = r.score("combien pour la radiologie ?")
+    assert 0.0 < s.coverage[0] < 1.0
+    assert s.oov == 0.5  # "radiologie" of two concepts
+    assert r.lexical.unexplained(s.concepts, 0) > 0.0
+    assert r.lexical.unexplained(r.score("combien ?").concepts, 0) == 0.0
