@@ -19,6 +19,7 @@ from chatbot.corpus import FACET_NAMES, Corpus, load_corpus
 from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
 from chatbot.errors import IndexStateError, InputError
 from chatbot.expansion import QueryExpander
+from chatbot.facets import FacetDetector
 from chatbot.feedback import FeedbackStore
 from chatbot.retrieval import Hit, Retriever
 from embeddings.index import DenseIndex
@@ -104,9 +105,8 @@ class Bot:
         self.encoder = encoder
         self.index_report = index_report
         policy = policy or Policy.from_calibration(retriever.calibration)
-        covered = {e.facets["couloir"] for e in corpus.entries}
-        uncovered = frozenset(c for c in corpus.vocabulary.allowed("couloir") if c not in covered)
-        self.dialogue = Dialogue(self.retriever.search, corpus.vocabulary, policy, uncovered)
+        unmentioned = FacetDetector(corpus.vocabulary).unmentioned(corpus.entries)
+        self.dialogue = Dialogue(self.retriever.search, corpus.vocabulary, policy, unmentioned)
         # `timer` lets tests move the sessions' clock instead of sleeping.
         self._sessions: TTLCache[str, DialogueState] = TTLCache(
             maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds, timer=timer

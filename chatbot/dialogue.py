@@ -65,6 +65,9 @@ class Policy:
     # A question naming no couloir/dispositif whose best answer's title does name one is
     # missing its qualifier: candidates this close in dense score count as rivals.
     qualifier_dense_margin: float = 0.05
+    # A question the scope model doubts is asked its couloir instead of refused when it
+    # names none and rivals this close in fused score differ in couloir.
+    ambiguous_margin: float = 0.1
     # Once the user has picked an option, ask again only when rivals are this close.
     reclarify_margin: float = 0.1
     max_clarify: int = 2
@@ -113,6 +116,8 @@ class DialogueState:
     history: tuple[str, ...] = field(default=(), repr=False)  # answered entry ids, newest last
 
 
+_FULL_COVERAGE = 0.999  # Hit.coverage of an entry containing every concept of the query
+
 _FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci et", "puis")
 
 
@@ -133,13 +138,14 @@ class Dialogue:
         search: SearchFn,
         vocabulary: FacetVocabulary,
         policy: Policy | None = None,
-        uncovered_couloirs: frozenset[str] = frozenset(),
+        unmentioned: frozenset[tuple[str, str]] = frozenset(),
     ):
         self.search = search
         self.vocabulary = vocabulary
         self.detector = FacetDetector(vocabulary)
         self.policy = policy or Policy()
-        self.uncovered_couloirs = frozenset(uncovered_couloirs)
+        # (facet, value) pairs the FAQs never discuss (FacetDetector.unmentioned).
+        self.unmentioned = frozenset(unmentioned)
 
     # ------------------------------------------------------------ entry point
 
@@ -248,11 +254,12 @@ class Dialogue:
         )
 
     def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
-        detected = self.detector.detect(text)
-        if detected.get("couloir") in self.uncovered_couloirs:
-            # The FAQs hold no answer for that couloir: say so rather than answer off-target.
-            reason = msg.UNCOVERED_COULOIR.format(couloir=detected["couloir"])
+        missing = self.unmentioned_in(text)
+        if missing:
+            # The FAQs hold no answer about it: say so rather than answer off-target.
+            reason = msg.UNCOVERED.format(values=" / ".join(f"« {v} »" for _, v in missing))
             return Reply("fallback", msg.fallback_text(reason, [])), state
+        detected = self.detector.detect(text)
         remembered = dict(state.facets)
         named = {f: v for f, v in detected.items() if f in CONTEXT_FACETS}
         # "et pour le solde ?": an elliptic follow-up searches within the conversation's couloir.
@@ -293,9 +300,14 @@ class Dialogue:
             return self._decide(query, state, filters, asked, force_answer, detected)
         if not hits:
             return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, [])), state
+        if not (filters or within or force_answer) and self._other_couloir(query, hits[0]):
+            # "…pour un cabinet ?" answered by an entry about the SAS: the FAQs hold nothing
+            # for the couloir the user named, only near words about another one.
+            closest = [h.entry.question for h in hits[:3]]
+            return Reply(
+                "fallback", msg.fallback_text(msg.NOT_FOUND, closest), results=tuple(hits[:3])
+            ), state
         top = hits[0]
-        if top.in_scope < p.off_topic_below and not filters:
-            return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
         remembered = dict(state.facets)
         # A short follow-up ("et pour le solde ?") says little by itself: when its best
         # answer sits in the conversation's couloir, the context vouches for the scope.
@@ -305,7 +317,14 @@ class Dialogue:
             and not (detected or {}).get("couloir")
             and top.entry.facets.get("couloir") == remembered["couloir"]
         )
-        out_of_scope = top.in_scope < p.scope_below and not in_context
+        # An entry that contains every word of the question ("comment fonctionne le
+        # financement ?") shows the FAQs do talk about it: a broad question, not a foreign one.
+        covered = top.coverage >= _FULL_COVERAGE
+        if top.in_scope < p.off_topic_below and not (filters or covered):
+            return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
+        out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
+        if out_of_scope and not asked and self._ambiguous(hits, boost):
+            out_of_scope = False  # the clarifying question below narrows it instead
         # After the user picked an option, answer from what is left rather than give up.
         if (out_of_scope or top.confidence < p.fallback_below) and not (force_answer or filters):
             closest = [h.entry.question for h in hits[:3]]
@@ -364,6 +383,38 @@ class Dialogue:
             state, facets=tuple(remembered.items()), history=(*state.history, top.entry.id)[-20:]
         )
         return Reply("answer", text, results=(top, *related)), new_state
+
+    def unmentioned_in(self, text: str) -> list[tuple[str, str]]:
+        """The (facet, value) pairs `text` names that the FAQs never discuss, broadest first."""
+        named = self.detector.named(text)
+        return [
+            (f, v.value)
+            for f in FACET_NAMES
+            for v in self.vocabulary.values[f]
+            if (f, v.value) in named and (f, v.value) in self.unmentioned
+        ]
+
+    def _ambiguous(self, hits: list[Hit], boost: Mapping[str, str]) -> bool:
+        """A question naming no couloir whose closest rivals sit in different couloirs.
+
+        "Un établissement peut-il avoir plusieurs prestations ?" scores low in scope
+        because no entry stands out, yet each couloir's FAQ answers it: ask which one.
+        """
+        if any(f in boost for f in CONTEXT_FACETS):
+            return False
+        top = hits[0]
+        close = [
+            h
+            for h in hits[: self.policy.candidates]
+            if top.score - h.score <= self.policy.ambiguous_margin
+        ]
+        return self.best_facet(close, exclude=set(boost)) == "couloir"
+
+    def _other_couloir(self, query: str, top: Hit) -> bool:
+        """Whether the message names a couloir itself and the best entry is about another."""
+        said = self.detector.detect(query, ("couloir",)).get("couloir")
+        theirs = top.entry.facets.get("couloir")
+        return bool(said and theirs and said != theirs)
 
     def _names_context(self, hit: Hit) -> bool:
         """Whether the entry's title itself says which couloir or dispositif it is about."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
-from chatbot.corpus import FACET_NAMES, FacetVocabulary
+from chatbot.corpus import FACET_NAMES, FacetVocabulary, FaqEntry
 from chatbot.text import fold, words
 
 
@@ -36,10 +37,10 @@ class FacetDetector:
         # Longest terms first so "dui pde" wins over "dui".
         self._patterns.sort(key=lambda p: -p.length)
 
-    def detect(self, text: str, facets: tuple[str, ...] = FACET_NAMES) -> dict[str, str]:
-        """Facet values named in `text`; a facet named with two different values is left out."""
+    def named(self, text: str, facets: tuple[str, ...] = FACET_NAMES) -> set[tuple[str, str]]:
+        """Every (facet, value) that `text` names, conflicting values included."""
         norm = " ".join(words(text))
-        found: dict[str, set[str]] = {}
+        found: set[tuple[str, str]] = set()
         taken: list[tuple[int, int]] = []
         for p in self._patterns:
             if p.facet not in facets:
@@ -54,7 +55,14 @@ class FacetDetector:
                 ):
                     continue
                 taken.append(span)
-                found.setdefault(p.facet, set()).add(p.value)
+                found.add((p.facet, p.value))
+        return found
+
+    def detect(self, text: str, facets: tuple[str, ...] = FACET_NAMES) -> dict[str, str]:
+        """Facet values named in `text`; a facet named with two different values is left out."""
+        found: dict[str, set[str]] = {}
+        for facet, value in self.named(text, facets):
+            found.setdefault(facet, set()).add(value)
         out = {f: next(iter(vals)) for f, vals in found.items() if len(vals) == 1}
         # A dispositif implies its couloir.
         if "dispositif" in out and "couloir" in facets:
@@ -64,6 +72,28 @@ class FacetDetector:
             elif parent:
                 out.pop("dispositif")
         return out
+
+    def unmentioned(self, entries: Sequence[FaqEntry]) -> frozenset[tuple[str, str]]:
+        """The facet values that no entry carries and no entry's text names.
+
+        A question naming one of them ("RIS", "HDS") asks about something the FAQs never
+        discuss, however close its wording is to an entry's.
+        """
+        carried = {(f, v) for e in entries for f, v in e.facets.items() if v}
+        text = " | ".join(
+            " ".join(words(" ".join([e.question, *e.alternates, e.answer]))) for e in entries
+        )
+        named = {
+            (p.facet, p.value)
+            for p in self._patterns
+            if (p.facet, p.value) not in carried and p.regex.search(text)
+        }
+        return frozenset(
+            (f, v.value)
+            for f in FACET_NAMES
+            for v in self.vocabulary.values[f]
+            if (f, v.value) not in carried and (f, v.value) not in named
+        )
 
     def match_option(self, text: str, facet: str, options: list[str]) -> str | None:
         """Which of `options` the user picked, by click, number, own words or a near spelling."""

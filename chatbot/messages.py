@@ -33,8 +33,8 @@ OFF_TOPIC = (
     "Je ne réponds qu'à partir de ces FAQ officielles."
 )
 
-UNCOVERED_COULOIR = (
-    "Les FAQ sur lesquelles je m'appuie ne traitent pas du couloir « {couloir} » : "
+UNCOVERED = (
+    "Les FAQ sur lesquelles je m'appuie ne traitent pas de {values} : "
     "je n'ai pas de réponse officielle à vous donner."
 )
 

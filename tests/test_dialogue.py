@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from chatbot import messages as msg
@@ -258,3 +260,55 @@ def test_answer_shows_source_and_related_questions():
     assert reply.type == "answer"
     assert SAS.source_url in reply.text and DUI.question in reply.text
     assert [h.entry.id for h in reply.results] == ["ans-sas", "ans-dui", "ans-hop"]
+
+
+def test_a_question_naming_what_the_faqs_never_discuss_falls_back_saying_so():
+    from chatbot.facets import FacetDetector
+
+    unmentioned = FacetDetector(VOCAB).unmentioned([SAS, DUI, HOP])
+    assert ("dispositif", "RIS") in unmentioned and ("couloir", "Hôpital") not in unmentioned
+    search = FakeSearch(lambda q, f, b: [(SAS, 0.9, 0.9)])
+    d = Dialogue(search, VOCAB, Policy(), unmentioned)
+    reply, _ = d.step("combien pour le RIS en radiologie ?", DialogueState())
+    assert reply.type == "fallback" and not search.calls
+    assert "« Radiologie » / « RIS »" in reply.text
+    reply, _ = d.step("combien pour la prestation SAS ?", DialogueState())
+    assert reply.type == "answer"
+
+
+def test_a_value_the_entries_name_in_their_text_is_not_unmentioned():
+    from chatbot.facets import FacetDetector
+
+    hds = replace(SAS, answer="L'hébergeur doit être certifié HDS.")
+    assert ("produit", "HDS") in FacetDetector(VOCAB).unmentioned([SAS])
+    assert ("produit", "HDS") not in FacetDetector(VOCAB).unmentioned([hds])
+
+
+def test_a_question_naming_a_couloir_only_another_couloir_answers_falls_back():
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.9, 0.9), (DUI, 0.5, 0.3, 0.9)])
+    reply, _ = d.step("quel montant pour le forfait d'un cabinet médical ?", DialogueState())
+    assert reply.type == "fallback" and SAS.question in reply.text
+    reply, _ = d.step("quel montant pour le forfait ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+
+
+def test_an_entry_containing_every_word_of_a_broad_question_keeps_it_in_scope():
+    policy = {"off_topic_below": 0.15, "scope_below": 0.3, "fallback_below": 0.1}
+    # Same low in-scope estimate; only the share of the question the best entry contains differs.
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.05, 1.0)], **policy)
+    reply, _ = d.step("comment fonctionne le financement ?", DialogueState())
+    assert reply.type == "answer"
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.05, 0.6)], **policy)
+    reply, _ = d.step("comment fonctionne le financement ?", DialogueState())
+    assert reply.type == "fallback" and SAS.question not in reply.text
+
+
+def test_a_doubtful_question_whose_rivals_differ_in_couloir_is_asked_its_couloir():
+    policy = {"off_topic_below": 0.15, "scope_below": 0.3, "fallback_below": 0.1}
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.25), (DUI, 0.85, 0.4, 0.25)], **policy)
+    reply, _ = d.step("peut-on avoir plusieurs prestations ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
+    # Rivals far behind: nothing to narrow, the doubt stands.
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.25), (DUI, 0.5, 0.4, 0.25)], **policy)
+    reply, _ = d.step("peut-on avoir plusieurs prestations ?", DialogueState())
+    assert reply.type == "fallback"
