@@ -94,6 +94,18 @@ def test_quality_on_the_test_split(bot):
         assert hybrid["MRR@10"] > report[single]["metrics"]["MRR@10"]
 
 
+def test_out_of_scope_handling_on_the_test_split(bot):
+    from chatbot.report import chat_outcomes, out_of_scope_figures
+
+    evalset = load_eval(REPO_ROOT / "faq_data", bot.corpus).split("test")
+    figures = out_of_scope_figures(chat_outcomes(bot, evalset.queries, follow_clarifications=False))
+    print(figures)
+    # Measured: 0.844 of out-of-scope queries to fallback, 0.041 of answerable ones (README);
+    # the floors catch a regression (the targets are 0.90 and 0.05).
+    assert figures["out_of_scope_to_fallback"] >= 0.80
+    assert figures["answerable_to_fallback"] <= 0.06
+
+
 def test_chat_cli_prints_one_reply_per_line_and_keeps_the_session(env):
     lines = [
         "quelles pièces pour le solde du DUI PDE ?",
@@ -156,8 +168,8 @@ def test_scripted_dialogues_replay_through_the_chat_command(bot, env):
     passed = len(results) - len(failed)
     print(f"dialogues: {passed}/{len(results)} passed")
     print("\n".join(failed))
-    # Measured: 40/44 (dev 21/22, test 19/22); the floor catches a regression.
-    assert passed >= 37, "\n".join(failed)
+    # Measured: 42/44 (dev 21/22, test 21/22); the floor catches a regression.
+    assert passed >= 40, "\n".join(failed)
 
 
 def test_one_dialogue_through_a_real_chat_process(env):
