@@ -154,7 +154,10 @@ class LexicalIndex:
         weights = {c: self._weight(c) for c in concepts}
         total = sum(weights.values())
         return np.array(
-            [sum(w for c, w in weights.items() if c & d) / total for d in self._doc_terms],
+            [
+                sum(w for c, w in weights.items() if not c.isdisjoint(d)) / total
+                for d in self._doc_terms
+            ],
             dtype=np.float32,
         )
 
@@ -165,7 +168,7 @@ class LexicalIndex:
         keeps a heavy term unexplained even by its best match.
         """
         doc = self._doc_terms[i]
-        return float(sum(self._weight(c) for c in set(concepts) if c and not c & doc))
+        return float(sum(self._weight(c) for c in set(concepts) if c and c.isdisjoint(doc)))
 
     def oov(self, concepts: Sequence[frozenset[str]]) -> float:
         """Share of query concepts that no entry contains: high for off-topic questions."""
