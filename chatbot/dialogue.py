@@ -116,6 +116,16 @@ class DialogueState:
     history: tuple[str, ...] = field(default=(), repr=False)  # answered entry ids, newest last
 
 
+def _not_found(hits: list[Hit]) -> Reply:
+    """No sure answer: say so, offer the closest questions and the contacts."""
+    closest = hits[:3]
+    return Reply(
+        "fallback",
+        msg.fallback_text(msg.NOT_FOUND, [h.entry.question for h in closest]),
+        results=tuple(closest),
+    )
+
+
 _FULL_COVERAGE = 0.999  # Hit.coverage of an entry containing every concept of the query
 
 _FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci et", "puis")
@@ -303,10 +313,7 @@ class Dialogue:
         if not (filters or within or force_answer) and self._other_couloir(query, hits[0]):
             # "…pour un cabinet ?" answered by an entry about the SAS: the FAQs hold nothing
             # for the couloir the user named, only near words about another one.
-            closest = [h.entry.question for h in hits[:3]]
-            return Reply(
-                "fallback", msg.fallback_text(msg.NOT_FOUND, closest), results=tuple(hits[:3])
-            ), state
+            return _not_found(hits), state
         top = hits[0]
         remembered = dict(state.facets)
         # A short follow-up ("et pour le solde ?") says little by itself: when its best
@@ -327,10 +334,7 @@ class Dialogue:
             out_of_scope = False  # the clarifying question below narrows it instead
         # After the user picked an option, answer from what is left rather than give up.
         if (out_of_scope or top.confidence < p.fallback_below) and not (force_answer or filters):
-            closest = [h.entry.question for h in hits[:3]]
-            return Reply(
-                "fallback", msg.fallback_text(msg.NOT_FOUND, closest), results=tuple(hits[:3])
-            ), state
+            return _not_found(hits), state
 
         if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:
             # A question that names no couloir or dispositif is more likely to be ambiguous
