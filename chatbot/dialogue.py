@@ -68,7 +68,8 @@ class Policy:
     # A question the scope model doubts is asked its couloir instead of refused when it
     # names none and rivals this close in fused score differ in couloir.
     ambiguous_margin: float = 0.1
-    # Once the user has picked an option, ask again only when rivals are this close.
+    # Once the user has picked an option, ask again only when rivals are this close
+    # (in fused score and in confidence).
     reclarify_margin: float = 0.1
     max_clarify: int = 2
     candidates: int = 5  # how many top hits a clarification disambiguates
@@ -346,6 +347,10 @@ class Dialogue:
             if asked:
                 margin = min(margin, p.reclarify_margin)
             close = [h for h in hits[: p.candidates] if top.score - h.score <= margin]
+            if asked:
+                # The user's pick may already have settled it: ask again only about rivals
+                # whose calibrated confidence is as close as their score.
+                close = [h for h in close if top.confidence - h.confidence <= p.reclarify_margin]
             if len(close) < 2 and generic and not asked and self._names_context(top):
                 close = [
                     h

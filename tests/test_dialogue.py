@@ -312,3 +312,18 @@ def test_a_doubtful_question_whose_rivals_differ_in_couloir_is_asked_its_couloir
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.25), (DUI, 0.5, 0.4, 0.25)], **policy)
     reply, _ = d.step("peut-on avoir plusieurs prestations ?", DialogueState())
     assert reply.type == "fallback"
+
+
+def test_after_a_pick_rivals_close_in_score_but_not_in_confidence_get_no_second_question():
+    dui_ms1 = entry("ans-ms1", "Social et Médico-social", "DUI MS1 (PA / PH / domicile)")
+
+    def table(query, facets, boost, rival_confidence):
+        rows = [(SAS, 0.9, 0.5), (DUI, 0.89, 0.8), (dui_ms1, 0.88, rival_confidence)]
+        return [r for r in rows if all(r[0].facets.get(n) == v for n, v in facets.items())]
+
+    for rival_confidence, second_question in ((0.3, False), (0.75, True)):
+        d, _ = make(lambda q, f, b, c=rival_confidence: table(q, f, b, c))
+        reply, state = d.step("pièces pour le solde ?", DialogueState())
+        assert reply.type == "clarify" and reply.facet == "couloir"
+        reply, _ = d.step("Social et Médico-social", state)
+        assert (reply.type == "clarify") is second_question
