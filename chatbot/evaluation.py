@@ -42,6 +42,10 @@ class EvalQuery:
 class EvalSet:
     queries: list[EvalQuery]
     dialogues: list[dict[str, Any]] = field(default_factory=list)
+    # near_miss.jsonl: on-domain questions the FAQ does not answer, sharing its words, and
+    # paraphrases of entries; written from the corpus alone, kept apart from `queries`
+    # (reported apart: the test half in `make bench`, the dev half for tuning decisions).
+    near_miss: list[EvalQuery] = field(default_factory=list)
 
     def split(self, name: str | None) -> EvalSet:
         if name in (None, "all"):
@@ -49,6 +53,7 @@ class EvalSet:
         return EvalSet(
             [q for q in self.queries if q.split == name],
             [d for d in self.dialogues if d.get("split") == name],
+            [q for q in self.near_miss if q.split == name],
         )
 
     @property
@@ -73,11 +78,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def load_eval(corpus_dir: Path, corpus: Corpus | None = None) -> EvalSet:
-    """Read queries.jsonl, out_of_scope.jsonl and dialogues.jsonl; gold ids must exist."""
-    d = corpus_dir / "eval"
-    rows = _read_jsonl(d / "queries.jsonl") + _read_jsonl(d / "out_of_scope.jsonl")
-    queries = [
+def _queries(rows: list[dict[str, Any]]) -> list[EvalQuery]:
+    return [
         EvalQuery(
             id=r["id"],
             query=r["query"],
@@ -88,12 +90,19 @@ def load_eval(corpus_dir: Path, corpus: Corpus | None = None) -> EvalSet:
         )
         for r in rows
     ]
+
+
+def load_eval(corpus_dir: Path, corpus: Corpus | None = None) -> EvalSet:
+    """Read queries, out_of_scope, near_miss and dialogues (.jsonl); gold ids must exist."""
+    d = corpus_dir / "eval"
+    queries = _queries(_read_jsonl(d / "queries.jsonl") + _read_jsonl(d / "out_of_scope.jsonl"))
+    near_miss = _queries(_read_jsonl(d / "near_miss.jsonl"))
     if corpus is not None:
         known = set(corpus.by_id())
-        bad = [(q.id, g) for q in queries for g in q.gold if g not in known]
+        bad = [(q.id, g) for q in queries + near_miss for g in q.gold if g not in known]
         if bad:
             raise InputError(f"ids de référence inconnus dans faq_data/eval : {bad[:5]}")
-    return EvalSet(queries, _read_jsonl(d / "dialogues.jsonl"))
+    return EvalSet(queries, _read_jsonl(d / "dialogues.jsonl"), near_miss)
 
 
 # ------------------------------------------------------------ scoring
@@ -179,10 +188,27 @@ def _label_rows(retriever: Retriever, scored: list[ScoredQuery], mode: str, top:
     return np.array(X), np.array(y)
 
 
+def _fit_logistic(
+    X: np.ndarray, y: np.ndarray, class_weight: str | None = None
+) -> tuple[tuple[float, ...], float]:
+    """A regularised logistic regression on standardised features, as raw-feature weights.
+
+    Standardising first matters: the dense features vary over a few hundredths, the
+    BM25 ones over units, and the penalty would otherwise silence the dense ones.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(X)
+    lr = LogisticRegression(C=1.0, max_iter=2000, class_weight=class_weight)
+    lr.fit(scaler.transform(X), y)
+    coef = lr.coef_[0] / scaler.scale_
+    intercept = float(lr.intercept_[0] - np.sum(coef * scaler.mean_))
+    return tuple(round(float(c), 5) for c in coef), round(intercept, 5)
+
+
 def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, dict[str, Any]]:
     """On dev only: the fusion weight (best MRR), a confidence model per mode, the thresholds."""
-    from sklearn.linear_model import LogisticRegression
-
     scored = score_queries(retriever, dev.queries)
     answerable = [s for s in scored if s.query.answerable]
     queries = [s.query for s in answerable]
@@ -206,24 +232,17 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
     models, scope = {}, {}
     for mode in _MODES:
         X, y = _label_rows(retriever, scored, mode)
-        lr = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
-        models[mode] = (
-            tuple(round(float(c), 5) for c in lr.coef_[0]),
-            round(float(lr.intercept_[0]), 5),
-        )
+        models[mode] = _fit_logistic(X, y)
         # In scope or not, one row per query; classes balanced (far fewer out-of-scope rows).
         Xs = np.array([retriever.scope_features(s.scores, mode) for s in scored])
         ys = np.array([int(s.query.answerable) for s in scored])
-        ls = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(Xs, ys)
-        scope[mode] = (
-            tuple(round(float(c), 5) for c in ls.coef_[0]),
-            round(float(ls.intercept_[0]), 5),
-        )
+        scope[mode] = _fit_logistic(Xs, ys, class_weight="balanced")
+    n_oos = len(scored) - len(answerable)
     cal = replace(
         retriever.calibration,
         models=models,
         scope=scope,
-        fitted_on=f"dev split: {len(answerable)} answerable + {len(scored) - len(answerable)} out-of-scope queries",
+        fitted_on=f"dev split: {len(answerable)} answerable + {n_oos} out-of-scope queries",
     )
     retriever.calibration = cal
     top_ans = [rank(retriever, s, "hybrid", k=1)[0] for s in answerable]

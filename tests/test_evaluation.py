@@ -1,0 +1,38 @@
+"""The evaluation set loader and the calibration's logistic fit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chatbot.config import REPO_ROOT
+from chatbot.corpus import load_corpus
+from chatbot.evaluation import _fit_logistic, load_eval
+from chatbot.retrieval import _logistic
+
+
+def test_near_misses_load_apart_from_the_queries_and_split_like_them():
+    evalset = load_eval(REPO_ROOT / "faq_data", load_corpus())
+    ids = {q.id for q in evalset.queries}
+    assert evalset.near_miss and not ids & {q.id for q in evalset.near_miss}
+    for split in ("dev", "test"):
+        part = evalset.split(split).near_miss
+        assert part and all(q.split == split for q in part)
+        assert any(q.answerable for q in part) and any(not q.answerable for q in part)
+
+
+def test_logistic_weights_on_raw_features_match_the_standardised_fit():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    # One feature over hundredths (like a cosine gap), one over units (like BM25).
+    X = np.column_stack([rng.normal(0.9, 0.02, 200), rng.normal(5.0, 2.0, 200)])
+    y = (X[:, 0] - 0.9 + 0.01 * (X[:, 1] - 5) + rng.normal(0, 0.01, 200) > 0).astype(int)
+    coef, intercept = _fit_logistic(X, y)
+    scaler = StandardScaler().fit(X)
+    reference = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(X), y)
+    expected = reference.predict_proba(scaler.transform(X))[:, 1]
+    got = np.array([_logistic(list(x), coef, intercept) for x in X])
+    assert np.allclose(got, expected, atol=1e-3)
+    # The small-range feature keeps its weight instead of being penalised away.
+    assert abs(coef[0]) > 10
