@@ -798,6 +798,12 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     outcomes = chat_outcomes(bot, test)
     report["out_of_scope"] = out_of_scope_figures(outcomes)
     report["clarification"] = clarification_figures(outcomes)
+    near = evalset.near_miss
+    if plan.eval_limit:
+        near = near[:: max(1, len(near) // plan.eval_limit)][: plan.eval_limit]
+    report["near_miss"] = out_of_scope_figures(
+        chat_outcomes(bot, near, follow_clarifications=False)
+    )
     dialogues = (
         evalset.dialogues[: plan.dialogue_limit] if plan.dialogue_limit else evalset.dialogues
     )
@@ -929,6 +935,16 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"juste à {_pct(c['clarified_then_correct'])}. Bonne réponse au bout du compte : {_pct(c['end_to_end_correct'])}.",
         f"- Dialogues scriptés réussis : **{d['passed']}/{d['n']}** ({_pct(d['pass_rate'])}).",
     ]
+    nm = r.get("near_miss")
+    if nm and nm["out_of_scope_n"]:
+        lines.insert(
+            len(lines) - 1,
+            f"- Quasi-questions (`faq_data/eval/near_miss.jsonl`, partie test) : questions du "
+            f"domaine sans réponse dans la FAQ mais avec ses mots envoyées au repli "
+            f"**{_pct(nm['out_of_scope_to_fallback'])}** ({nm['out_of_scope_n']} requêtes) ; "
+            f"reformulations de fiches envoyées à tort au repli "
+            f"**{_pct(nm['answerable_to_fallback'])}** ({nm['answerable_n']} requêtes).",
+        )
     for f in d["failed"]:
         lines.append(f"  - {f['id']} ({f['kind']}) : {f['problem']}")
     li, b = r["latency_in_process"], r["index_build"]

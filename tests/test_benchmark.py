@@ -31,8 +31,10 @@ def test_quick_benchmark_report(tmp_path):
         for key in ("R@1", "R@3", "R@5", "MRR@10", "nDCG@10"):
             assert 0 <= mode["metrics"][key] <= 1
 
-    for key in ("out_of_scope_to_fallback", "answerable_to_fallback"):
-        assert 0 <= report["out_of_scope"][key] <= 1
+    for figures in (report["out_of_scope"], report["near_miss"]):
+        assert figures["out_of_scope_n"] > 0 and figures["answerable_n"] > 0
+        for key in ("out_of_scope_to_fallback", "answerable_to_fallback"):
+            assert 0 <= figures[key] <= 1
     assert 0 <= report["dialogues"]["pass_rate"] <= 1
 
     for call in ("search", "chat"):

@@ -100,7 +100,7 @@ def test_out_of_scope_handling_on_the_test_split(bot):
     evalset = load_eval(REPO_ROOT / "faq_data", bot.corpus).split("test")
     figures = out_of_scope_figures(chat_outcomes(bot, evalset.queries, follow_clarifications=False))
     print(figures)
-    # Measured: 0.844 of out-of-scope queries to fallback, 0.041 of answerable ones (README);
+    # Measured: 0.875 of out-of-scope queries to fallback, 0.049 of answerable ones (README);
     # the floors catch a regression (the targets are 0.90 and 0.05).
     assert figures["out_of_scope_to_fallback"] >= 0.80
     assert figures["answerable_to_fallback"] <= 0.06
