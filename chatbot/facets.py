@@ -11,6 +11,8 @@ from rapidfuzz import fuzz, process
 from chatbot.corpus import FACET_NAMES, FacetVocabulary, FaqEntry
 from chatbot.text import fold, words
 
+_CONCRETE_FACETS = ("couloir", "dispositif", "produit")
+
 
 @dataclass(frozen=True)
 class _Pattern:
@@ -77,7 +79,9 @@ class FacetDetector:
         """The facet values that no entry carries and no entry's text names.
 
         A question naming one of them ("RIS", "HDS") asks about something the FAQs never
-        discuss, however close its wording is to an entry's.
+        discuss, however close its wording is to an entry's. Only couloirs, dispositifs
+        and products count: an offre or a thématique is a heading whose words ("services
+        de l'ANS", "innovation") users also say about things the FAQs do cover.
         """
         carried = {(f, v) for e in entries for f, v in e.facets.items() if v}
         text = " | ".join(
@@ -90,7 +94,7 @@ class FacetDetector:
         }
         return frozenset(
             (f, v.value)
-            for f in FACET_NAMES
+            for f in _CONCRETE_FACETS
             for v in self.vocabulary.values[f]
             if (f, v.value) not in carried and (f, v.value) not in named
         )

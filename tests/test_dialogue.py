@@ -327,3 +327,11 @@ def test_after_a_pick_rivals_close_in_score_but_not_in_confidence_get_no_second_
         assert reply.type == "clarify" and reply.facet == "couloir"
         reply, _ = d.step("Social et Médico-social", state)
         assert (reply.type == "clarify") is second_question
+
+
+def test_headings_are_never_unmentioned_values():
+    from chatbot.facets import FacetDetector
+
+    unmentioned = FacetDetector(VOCAB).unmentioned([SAS])
+    assert {f for f, _ in unmentioned} <= {"couloir", "dispositif", "produit"}
+    assert ("offre", "Produits et services de l'ANS") not in unmentioned
