@@ -221,12 +221,14 @@ class Dialogue:
         return picked
 
     def _refinement(self, text: str, pending: Pending) -> dict[str, str]:
-        """Facets a short reply names besides the one asked ("je suis médecin généraliste"
-        when asked which dispositif): the user answers the question in other terms."""
+        """Couloir or dispositif a short reply names besides the one asked ("je suis médecin
+        généraliste" when asked which dispositif): the user answers in other terms. A
+        thématique word ("le solde") is no answer: it is the question asked again."""
         if len(words(text)) > 6 or text.rstrip().endswith("?"):
             return {}
         known = dict(pending.filters)
-        return {f: v for f, v in self.detector.detect(text).items() if f not in known}
+        named = self.detector.detect(text, CONTEXT_FACETS)
+        return {f: v for f, v in named.items() if f not in known}
 
     def _after_refinement(
         self, named: Mapping[str, str], state: DialogueState

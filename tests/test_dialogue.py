@@ -335,3 +335,12 @@ def test_headings_are_never_unmentioned_values():
     unmentioned = FacetDetector(VOCAB).unmentioned([SAS])
     assert {f for f, _ in unmentioned} <= {"couloir", "dispositif", "produit"}
     assert ("offre", "Produits et services de l'ANS") not in unmentioned
+
+
+def test_the_question_typed_again_during_a_clarification_is_not_taken_for_an_answer():
+    d, search = make(ambiguous)
+    reply, state = d.step("pièces pour le solde", DialogueState())
+    assert reply.type == "clarify"
+    # "solde" names the thématique Financements, but that is the question again, not a pick.
+    reply, state = d.step("pièces pour le solde", state)
+    assert reply.type == "clarify" and search.calls[-1]["facets"] == {}
