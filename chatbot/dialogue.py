@@ -396,8 +396,14 @@ class Dialogue:
         return Reply("answer", text, results=(top, *related)), new_state
 
     def unmentioned_in(self, text: str) -> list[tuple[str, str]]:
-        """The (facet, value) pairs `text` names that the FAQs never discuss, broadest first."""
+        """The (facet, value) pairs `text` names that the FAQs never discuss, broadest first.
+
+        A product the FAQs do discuss (the DMP, the INS…) serves every couloir: "ce qu'un
+        pharmacien peut consulter dans le DMP" is a question about the DMP.
+        """
         named = self.detector.named(text)
+        if any(f == "produit" and (f, v) not in self.unmentioned for f, v in named):
+            named = {(f, v) for f, v in named if f != "couloir"}
         return [
             (f, v.value)
             for f in FACET_NAMES
@@ -422,10 +428,14 @@ class Dialogue:
         return self.best_facet(close, exclude=set(boost)) == "couloir"
 
     def _other_couloir(self, query: str, top: Hit) -> bool:
-        """Whether the message names a couloir itself and the best entry is about another."""
+        """Whether the message names a couloir itself and the best entry is about another
+        (unless both name the same product: "le DMP" for a pharmacien or a médecin)."""
         said = self.detector.detect(query, ("couloir",)).get("couloir")
         theirs = top.entry.facets.get("couloir")
-        return bool(said and theirs and said != theirs)
+        if not (said and theirs and said != theirs):
+            return False
+        product = top.entry.facets.get("produit")
+        return not (product and ("produit", product) in self.detector.named(query, ("produit",)))
 
     def _names_context(self, hit: Hit) -> bool:
         """Whether the entry's title itself says which couloir or dispositif it is about."""

@@ -344,3 +344,22 @@ def test_the_question_typed_again_during_a_clarification_is_not_taken_for_an_ans
     # "solde" names the thématique Financements, but that is the question again, not a pick.
     reply, state = d.step("pièces pour le solde", state)
     assert reply.type == "clarify" and search.calls[-1]["facets"] == {}
+
+
+def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched():
+    from chatbot.facets import FacetDetector
+
+    dmp = replace(
+        SAS,
+        id="ans-dmp",
+        answer="La matrice d'accès au DMP dit qui consulte quoi.",
+        facets={**SAS.facets, "produit": "DMP / Mon espace santé"},
+    )
+    unmentioned = FacetDetector(VOCAB).unmentioned([dmp, DUI, HOP])
+    assert ("couloir", "Officine") in unmentioned
+    search = FakeSearch(lambda q, f, b: [(dmp, 0.9, 0.9)])
+    d = Dialogue(search, VOCAB, Policy(), unmentioned)
+    reply, _ = d.step("que peut consulter un pharmacien dans le DMP ?", DialogueState())
+    assert reply.type == "answer" and search.calls
+    reply, _ = d.step("le logiciel d'une pharmacie est-il financé ?", DialogueState())
+    assert reply.type == "fallback" and "« Officine »" in reply.text
