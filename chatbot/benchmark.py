@@ -751,6 +751,11 @@ def _quality(bot: Bot, test_queries: list[EvalQuery]) -> dict[str, Any]:
     }
 
 
+def _every_kth(items: list[Any], limit: int) -> list[Any]:
+    """At most `limit` items, every k-th: a stratified-enough subset of an ordered file."""
+    return items[:: max(1, len(items) // limit)][:limit]
+
+
 def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dict[str, Any]:
     """Measure everything, write out_dir/report.json and out_dir/report.md; return the report."""
     from chatbot.bot import Bot
@@ -772,8 +777,8 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     report["meta"]["retrieval"] = settings.retrieval
     evalset = load_eval(settings.corpus_dir, bot.corpus).split("test")
     test = evalset.queries
-    if plan.eval_limit:  # a stratified-enough subset: every k-th query
-        test = test[:: max(1, len(test) // plan.eval_limit)][: plan.eval_limit]
+    if plan.eval_limit:
+        test = _every_kth(test, plan.eval_limit)
     texts = [q.query for q in test]
     everything = load_eval(settings.corpus_dir, bot.corpus).queries
     # Latency questions: new to the bot (the quality and dialogue steps ask the test queries).
@@ -800,7 +805,7 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     report["clarification"] = clarification_figures(outcomes)
     near = evalset.near_miss
     if plan.eval_limit:
-        near = near[:: max(1, len(near) // plan.eval_limit)][: plan.eval_limit]
+        near = _every_kth(near, plan.eval_limit)
     report["near_miss"] = out_of_scope_figures(
         chat_outcomes(bot, near, follow_clarifications=False)
     )

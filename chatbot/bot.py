@@ -105,8 +105,14 @@ class Bot:
         self.encoder = encoder
         self.index_report = index_report
         policy = policy or Policy.from_calibration(retriever.calibration)
-        unmentioned = FacetDetector(corpus.vocabulary).unmentioned(corpus.entries)
-        self.dialogue = Dialogue(self.retriever.search, corpus.vocabulary, policy, unmentioned)
+        detector = FacetDetector(corpus.vocabulary)
+        self.dialogue = Dialogue(
+            self.retriever.search,
+            corpus.vocabulary,
+            policy,
+            unmentioned=detector.unmentioned(corpus.entries),
+            detector=detector,
+        )
         # `timer` lets tests move the sessions' clock instead of sleeping.
         self._sessions: TTLCache[str, DialogueState] = TTLCache(
             maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds, timer=timer

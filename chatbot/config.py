@@ -36,6 +36,8 @@ class Settings:
     max_sessions: int = 10_000
     log_user_text: bool = False
     feedback_db: Path | None = None  # default: <data_dir>/feedback.sqlite3
+    # Intra-op threads per encoding in the server, whose requests already run in parallel.
+    torch_threads: int = 1
 
     @property
     def index_dir(self) -> Path:
@@ -74,6 +76,10 @@ class Settings:
             raise ConfigError(f"Port {self.port} invalide : choisissez un entier entre 1 et 65535.")
         if not (10 <= self.max_message_chars <= 100_000):
             raise ConfigError("FAQBOT_MAX_MESSAGE_CHARS doit être entre 10 et 100000.")
+        if self.torch_threads < 1:
+            raise ConfigError(
+                f"FAQBOT_TORCH_THREADS={self.torch_threads!r} : un entier ≥ 1 est attendu."
+            )
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError(
                 f"FAQBOT_ROOT_PATH={self.root_path!r} doit commencer par « / » (ex. /faq)."

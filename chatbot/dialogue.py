@@ -150,10 +150,11 @@ class Dialogue:
         vocabulary: FacetVocabulary,
         policy: Policy | None = None,
         unmentioned: frozenset[tuple[str, str]] = frozenset(),
+        detector: FacetDetector | None = None,
     ):
         self.search = search
         self.vocabulary = vocabulary
-        self.detector = FacetDetector(vocabulary)
+        self.detector = detector or FacetDetector(vocabulary)
         self.policy = policy or Policy()
         # (facet, value) pairs the FAQs never discuss (FacetDetector.unmentioned).
         self.unmentioned = frozenset(unmentioned)
@@ -233,37 +234,38 @@ class Dialogue:
     def _after_refinement(
         self, named: Mapping[str, str], state: DialogueState
     ) -> tuple[Reply, DialogueState]:
-        pending = state.pending
-        assert pending is not None
-        filters = {**dict(pending.filters), **named}
-        remembered = dict(state.facets)
-        remembered.update({f: v for f, v in named.items() if f in CONTEXT_FACETS})
-        state = replace(state, facets=tuple(remembered.items()), pending=None)
-        return self._decide(pending.query, state, filters=filters, asked=pending.asked)
+        return self._resume(state, narrow=named, remember=named)
 
     def _after_option(self, picked: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         pending = state.pending
         assert pending is not None
-        filters = dict(pending.filters)
-        remembered = dict(state.facets)
-        force = False
         if picked == msg.OTHER_OPTION:
-            force = True
-        else:
-            filters[pending.facet] = picked
-            if pending.facet in CONTEXT_FACETS:
-                remembered[pending.facet] = picked
-            if pending.facet == "dispositif":
-                parent = self.vocabulary.parent_couloir(picked)
-                if parent:
-                    remembered["couloir"] = parent
+            return self._resume(state, narrow={}, remember={}, force_answer=True)
+        remember = {pending.facet: picked} if pending.facet in CONTEXT_FACETS else {}
+        if pending.facet == "dispositif":
+            parent = self.vocabulary.parent_couloir(picked)
+            if parent:
+                remember["couloir"] = parent
+        return self._resume(state, narrow={pending.facet: picked}, remember=remember)
+
+    def _resume(
+        self,
+        state: DialogueState,
+        narrow: Mapping[str, str],
+        remember: Mapping[str, str],
+        force_answer: bool = False,
+    ) -> tuple[Reply, DialogueState]:
+        """Decide the pending question again, narrowed by the user's reply."""
+        pending = state.pending
+        assert pending is not None
+        remembered = {**dict(state.facets), **remember}
         state = replace(state, facets=tuple(remembered.items()), pending=None)
         return self._decide(
             pending.query,
             state,
-            filters=filters,
+            filters={**dict(pending.filters), **narrow},
             asked=pending.asked,
-            force_answer=force,
+            force_answer=force_answer,
         )
 
     def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import socket
 import threading
@@ -693,7 +692,7 @@ def _limit_torch_threads(n: int) -> None:
         import torch
     except ImportError:  # BM25-only installs
         return
-    torch.set_num_threads(max(1, n))
+    torch.set_num_threads(n)
 
 
 def serve(settings: Settings, ui: bool = True) -> None:
@@ -709,10 +708,7 @@ def serve(settings: Settings, ui: bool = True) -> None:
     # Requests encode in parallel worker threads: one intra-op thread each keeps them from
     # fighting over the cores (measured on loopback: single-client p50 377 ms -> 105 ms on
     # a busy 2-core machine). FAQBOT_TORCH_THREADS overrides.
-    raw_threads = os.environ.get("FAQBOT_TORCH_THREADS", "1") or "1"
-    if not raw_threads.isdigit() or int(raw_threads) < 1:
-        raise ConfigError(f"FAQBOT_TORCH_THREADS={raw_threads!r} : un entier ≥ 1 est attendu.")
-    _limit_torch_threads(int(raw_threads))
+    _limit_torch_threads(settings.torch_threads)
     print("Chargement de l'assistant (corpus, modèle, index)…", flush=True)
     started = time.perf_counter()
     bot = Bot.from_settings(settings, build="auto", progress=True)

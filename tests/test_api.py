@@ -628,3 +628,12 @@ def test_ui_survives_bot_failures(web_bot, web_settings, monkeypatch):
     turns, _, entry = ui.respond("bonjour", [], None)
     assert turns[-1].full == msg.UI_INTERNAL_ERROR and entry is None
     assert ui.vote(True, None, None) == ""
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "deux"])
+def test_a_bad_torch_thread_count_is_refused_with_the_variable_named(raw):
+    from chatbot.config import Settings
+
+    with pytest.raises(ConfigError, match="FAQBOT_TORCH_THREADS"):
+        Settings.from_env({"FAQBOT_TORCH_THREADS": raw})
+    assert Settings.from_env({"FAQBOT_TORCH_THREADS": "3"}).torch_threads == 3
