@@ -213,22 +213,34 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
     answerable = [s for s in scored if s.query.answerable]
     queries = [s.query for s in answerable]
     base = retriever.calibration
-    grid = {}
-    for w in np.round(np.arange(0.1, 0.951, 0.05), 2):
-        retriever.calibration = replace(base, dense_weight=float(w))
-        mrr = retrieval_metrics(
-            {s.query.id: rank(retriever, s, "hybrid") for s in answerable}, queries
-        )
-        grid[float(w)] = mrr["MRR@10"]
-    # The dev MRR curve is flat-topped and noisy (one query moves it by ~0.008): take the
-    # weight whose neighbourhood (itself and the weights either side) scores best.
-    ws = list(grid)
-    smoothed = {
-        w: float(np.mean([grid[v] for v in ws[max(i - 1, 0) : i + 2]])) for i, w in enumerate(ws)
-    }
-    best_w = max(ws, key=lambda w: (smoothed[w], grid[w]))
-    best_mrr = grid[best_w]
-    retriever.calibration = replace(base, dense_weight=best_w)
+    # Fusion weights on a grid: dense vs BM25, then the share of the word alignment lift.
+    lift_weights = [0.0]
+    if retriever.aligner:
+        lift_weights = [float(v) for v in np.round(np.arange(0.0, 0.501, 0.05), 2)]
+    dense_weights = [float(v) for v in np.round(np.arange(0.1, 0.951, 0.05), 2)]
+    grid: dict[tuple[float, float], float] = {}
+    for lw in lift_weights:
+        for w in dense_weights:
+            retriever.calibration = replace(base, dense_weight=w, lift_weight=lw)
+            mrr = retrieval_metrics(
+                {s.query.id: rank(retriever, s, "hybrid") for s in answerable}, queries
+            )
+            grid[(w, lw)] = mrr["MRR@10"]
+
+    # The dev MRR surface is flat-topped and noisy (one query moves it by ~0.008): take the
+    # weights whose neighbourhood (themselves and the grid points around) scores best.
+    def neighbourhood(w: float, lw: float) -> float:
+        i, j = dense_weights.index(w), lift_weights.index(lw)
+        near = [
+            grid[(dense_weights[a], lift_weights[b])]
+            for a in range(max(i - 1, 0), min(i + 2, len(dense_weights)))
+            for b in range(max(j - 1, 0), min(j + 2, len(lift_weights)))
+        ]
+        return float(np.mean(near))
+
+    best_w, best_lw = max(grid, key=lambda k: (neighbourhood(*k), grid[k]))
+    best_mrr = grid[(best_w, best_lw)]
+    retriever.calibration = replace(base, dense_weight=best_w, lift_weight=best_lw)
     models, scope = {}, {}
     for mode in _MODES:
         X, y = _label_rows(retriever, scored, mode)
@@ -263,8 +275,11 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
         return h.in_scope < scope_below or h.confidence < fallback_below
 
     info = {
-        "dense_weight_grid": grid,
+        "dense_weight_grid": {
+            f"{w}" if len(lift_weights) == 1 else f"{w}/{lw}": v for (w, lw), v in grid.items()
+        },
         "dense_weight": best_w,
+        "lift_weight": best_lw,
         "dev_mrr": best_mrr,
         **extra,
         "dev_out_of_scope_to_fallback": round(float(np.mean([rejected(h) for h in top_oos])), 4)

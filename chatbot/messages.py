@@ -21,6 +21,11 @@ RESET = "C'est noté, on repart de zéro. Quelle est votre question ?"
 
 EMPTY_MESSAGE = "Je n'ai rien reçu : écrivez votre question en quelques mots."
 
+LINK_ONLY = (
+    "Je ne lis pas le contenu des liens. Écrivez votre question en quelques mots, "
+    "par exemple « pièces pour le solde DUI »."
+)
+
 GREETING = WELCOME
 
 JUNK = (

@@ -17,7 +17,7 @@ from cachetools import LRUCache
 from chatbot.corpus import Corpus, FaqEntry
 from chatbot.errors import InputError
 from chatbot.expansion import QueryExpander
-from chatbot.text import lexical_tokens
+from chatbot.text import content_word, lexical_tokens
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 MODES = ("hybrid", "dense", "bm25")
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
-FEATURES = ("fused", "margin", "dense", "dense_gap", "coverage", "query_oov", "agree")
+FEATURES = ("fused", "margin", "dense", "dense_gap", "coverage", "query_oov", "agree", "lift")
 # Query-level evidence that the FAQ covers the question at all (whatever the hit).
 SCOPE_FEATURES = (
     "best_dense",
@@ -35,6 +35,7 @@ SCOPE_FEATURES = (
     "log_best_bm25",
     "unexplained_idf",  # IDF mass of the query terms the best entry lacks
     "dense_lead",  # best dense score minus the second best
+    "best_lift",  # word alignment lift (QueryScores.lift) of the best entry
 )
 
 
@@ -63,14 +64,20 @@ class Calibration:
     # An entry's dense score: its best title/alternate cosine plus this share of its
     # answer's cosine (the answer confirms a title match; measured on dev).
     answer_weight: float = 0.35
+    # Hybrid only: share of the word alignment lift (min-max normalised) in the fusion.
+    lift_weight: float = 0.0
     # mode -> (coefficients over FEATURES, intercept); one model per mode so that a
     # confidence means the same thing whichever mode is selected.
     models: dict[str, tuple[tuple[float, ...], float]] = field(
-        default_factory=lambda: {m: ((2.0, 4.0, 4.0, 4.0, 3.0, -3.0, 0.5), -7.0) for m in MODES}
+        default_factory=lambda: {
+            m: ((2.0, 4.0, 4.0, 4.0, 3.0, -3.0, 0.5, 10.0), -7.0) for m in MODES
+        }
     )
     # mode -> in-scope model over SCOPE_FEATURES
     scope: dict[str, tuple[tuple[float, ...], float]] = field(
-        default_factory=lambda: {m: ((4.0, 8.0, 3.0, -3.0, 1.0, -0.3, 8.0), -6.0) for m in MODES}
+        default_factory=lambda: {
+            m: ((4.0, 8.0, 3.0, -3.0, 1.0, -0.3, 8.0, 10.0), -6.0) for m in MODES
+        }
     )
     fitted_on: str = "defaults"
     extra: dict[str, float] = field(default_factory=dict)
@@ -87,6 +94,7 @@ class Calibration:
         return cls(
             dense_weight=float(data["dense_weight"]),
             answer_weight=float(data.get("answer_weight", cls.answer_weight)),
+            lift_weight=float(data.get("lift_weight", cls.lift_weight)),
             models={
                 m: (tuple(float(c) for c in v["coef"]), float(v["intercept"]))
                 for m, v in data["models"].items()
@@ -103,6 +111,7 @@ class Calibration:
         data = {
             "dense_weight": self.dense_weight,
             "answer_weight": self.answer_weight,
+            "lift_weight": self.lift_weight,
             "features": list(FEATURES),
             "models": {m: {"coef": list(c), "intercept": b} for m, (c, b) in self.models.items()},
             "scope_features": list(SCOPE_FEATURES),
@@ -189,6 +198,13 @@ class QueryScores:
     oov: float
     # The query's concepts: each remaining term alone, each thesaurus group as its words.
     concepts: tuple[frozenset[str], ...] = ()
+    # Per entry: how much better than the average entry its questions align, word by
+    # word, with the query's words (WordAligner); zeros without word vectors.
+    lift: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.lift is None:
+            self.lift = np.zeros(len(self.dense), dtype=np.float32)
 
 
 def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -197,6 +213,56 @@ def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if hi - lo < 1e-9:
         return np.zeros_like(x)
     return (x - lo) / (hi - lo)
+
+
+class WordAligner:
+    """Soft, contextual word coverage: does each word of the query find its match in an entry?
+
+    Every content word of the query is matched with its closest word (cosine of contextual
+    word vectors from the same model) among the questions and alternates of each entry.
+    An entry's lift is the mean, over the query's words, of how much closer its best match
+    is than the average entry's. A question that the FAQ answers finds every word in one
+    entry, paraphrases included; a neighbouring question ("dans quel délai…" asked of an
+    entry about the documents to send) leaves its own words without a better match there
+    than anywhere else. Measured on the dev split: the lift separates the near misses from
+    answerable paraphrases (ROC AUC 0.86) better than the calibrated confidence did (0.78).
+    """
+
+    def __init__(self, entries: Sequence[FaqEntry], dense_index: DenseIndex):
+        position = {e.id: i for i, e in enumerate(entries)}
+        owner = []
+        keep = []
+        for j, (item, word) in enumerate(
+            zip(dense_index.word_items, dense_index.words, strict=True)
+        ):
+            entry = position.get(dense_index.items[int(item)].entry_id)
+            if entry is not None and content_word(word):
+                owner.append(entry)
+                keep.append(j)
+        owner_arr = np.array(owner, dtype=np.int64)
+        order = np.argsort(owner_arr, kind="stable")
+        self.n_entries = len(entries)
+        self.vectors = np.ascontiguousarray(
+            dense_index.word_vectors[np.array(keep, dtype=np.int64)[order]]
+        )
+        owner_arr = owner_arr[order]
+        # Entries with words, and where each one's words start in `vectors`.
+        self.entries_with_words, self.starts = np.unique(owner_arr, return_index=True)
+
+    def __bool__(self) -> bool:
+        return len(self.vectors) > 0
+
+    def lift(self, words: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        rows = [i for i, w in enumerate(words) if content_word(w)]
+        out = np.zeros(self.n_entries, dtype=np.float32)
+        if not rows or not len(self.vectors):
+            return out
+        sims = vectors[rows] @ self.vectors.T  # query words x entry words
+        best = np.maximum.reduceat(sims, self.starts, axis=1)  # query words x entries with words
+        full = np.repeat(best.min(axis=1, keepdims=True), self.n_entries, axis=1)
+        full[:, self.entries_with_words] = best
+        out[:] = (full - full.mean(axis=1, keepdims=True)).mean(axis=0)
+        return out
 
 
 class Retriever:
@@ -225,9 +291,16 @@ class Retriever:
         self.calibration = calibration or Calibration.load()
         self.lexical = LexicalIndex(self.entries)
         self.expander = expander or QueryExpander([])
+        self.aligner = (
+            WordAligner(self.entries, dense_index)
+            if dense_index is not None
+            and len(dense_index.words)
+            and hasattr(encoder, "encode_queries_with_words")
+            else None
+        )
         # Encoding the query is nearly all the latency; the same questions come back
         # (examples, a clarification re-searching its question), so keep recent ones.
-        self._dense_cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=2048)
+        self._dense_cache: LRUCache[str, tuple[np.ndarray, np.ndarray]] = LRUCache(maxsize=2048)
         self._dense_lock = threading.Lock()
 
     # ------------------------------------------------------------ filters
@@ -255,16 +328,21 @@ class Retriever:
         concepts = tuple(frozenset([t]) for t in lexical_tokens(expansion.residual)) + tuple(
             frozenset(lexical_tokens(g)) for g in expansion.groups
         )
+        if want_dense and self.encoder:
+            dense, lift = self._dense(query)
+        else:
+            dense, lift = np.zeros(n, np.float32), np.zeros(n, np.float32)
         return QueryScores(
             query=query,
-            dense=self._dense(query) if want_dense and self.encoder else np.zeros(n, np.float32),
+            dense=dense,
+            lift=lift,
             lexical=self.lexical.scores(lexical_tokens(query) + added),
             coverage=self.lexical.coverage(concepts),
             oov=self.lexical.oov(concepts),
             concepts=concepts,
         )
 
-    def _dense(self, query: str) -> np.ndarray:
+    def _dense(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         with self._dense_lock:
             cached = self._dense_cache.get(query)
         if cached is not None:
@@ -274,9 +352,16 @@ class Retriever:
             self._dense_cache[query] = scores
         return scores
 
-    def _dense_uncached(self, query: str) -> np.ndarray:
+    def _dense_uncached(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each entry's dense score and word alignment lift (one forward pass for both)."""
         assert self.encoder is not None and self.dense_index is not None
-        qv = self.encoder.encode_queries([query])[0]
+        lift = np.zeros(len(self.entries), dtype=np.float32)
+        if self.aligner:
+            vectors, per_text = self.encoder.encode_queries_with_words([query])  # type: ignore[attr-defined]
+            qv = vectors[0]
+            lift = self.aligner.lift(per_text[0].words, per_text[0].vectors)
+        else:
+            qv = self.encoder.encode_queries([query])[0]
         per_field = self.dense_index.field_scores(qv)
         fields = self.dense_index.fields
         score = np.max(per_field[:, [i for i, f in enumerate(fields) if f != "answer"]], axis=1)
@@ -285,7 +370,8 @@ class Retriever:
         by_id = dict(zip(self.dense_index.entry_ids, score, strict=True))
         out = np.array([by_id.get(e.id, 0.0) for e in self.entries], dtype=np.float32)
         out.setflags(write=False)  # shared through the cache
-        return out
+        lift.setflags(write=False)
+        return out, lift
 
     def search(
         self,
@@ -348,7 +434,8 @@ class Retriever:
         return hits
 
     def fuse(self, s: QueryScores, mask: np.ndarray, mode: str) -> np.ndarray:
-        """Weighted sum of min-max normalised dense and BM25 scores (over the allowed entries)."""
+        """Weighted sum of min-max normalised dense and BM25 scores (over the allowed entries),
+        and in hybrid mode of the word alignment lift."""
         if mode == "dense":
             return s.dense.copy()
         lexical = (
@@ -357,7 +444,11 @@ class Retriever:
         if mode == "bm25":
             return lexical
         w = self.calibration.dense_weight
-        return w * _minmax(s.dense, mask) + (1 - w) * lexical
+        fused = w * _minmax(s.dense, mask) + (1 - w) * lexical
+        lw = self.calibration.lift_weight
+        if lw and s.lift is not None and s.lift[mask].max() > s.lift[mask].min():
+            fused = (1 - lw) * fused + lw * _minmax(s.lift, mask)
+        return fused
 
     def features(
         self, s: QueryScores, fused: np.ndarray, mask: np.ndarray, i: int, mode: str
@@ -376,7 +467,8 @@ class Retriever:
         dense_rank = int((d > s.dense[i]).sum())
         lex_rank = int((lex > s.lexical[i]).sum()) if lex.max() > 0 else 99
         agree = 1.0 if (mode == "hybrid" and dense_rank < 3 and lex_rank < 3) else 0.0
-        return [float(fused[i]), margin, dense, dense_gap, float(s.coverage[i]), s.oov, agree]
+        lift = float(s.lift[i]) if use_dense else 0.0
+        return [float(fused[i]), margin, dense, dense_gap, float(s.coverage[i]), s.oov, agree, lift]
 
     def scope_features(
         self, s: QueryScores, mode: str, fused: np.ndarray | None = None
@@ -397,6 +489,7 @@ class Retriever:
             float(np.log1p(s.lexical.max())) if mode != "dense" else 0.0,
             self.lexical.unexplained(s.concepts, best),
             float(d[0] - d[1]),
+            float(s.lift[best]) if mode != "bm25" else 0.0,
         ]
 
     def confidence(self, x: list[float], mode: str) -> float:

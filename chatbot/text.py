@@ -73,6 +73,12 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(_ELISION.sub(" ", text)))
 
 
+def content_word(word: str) -> bool:
+    """Whether a word carries meaning: not a French stop word, not a lone letter."""
+    w = fold(word)
+    return w not in stopwords() and (len(w) > 1 or w.isdigit())
+
+
 def lexical_tokens(text: str) -> list[str]:
     """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed."""
     stop = stopwords()

@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,6 +64,39 @@ class Encoder(Protocol):
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """(n, dim) float32, L2-normalised, with the model's passage prompt."""
         ...
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    """The words of one text and a contextual vector for each (its tokens' mean, unit length)."""
+
+    words: tuple[str, ...]
+    vectors: np.ndarray  # (len(words), dim) float32
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _word_vectors(
+    text: str, start: int, offsets: list[tuple[int, int]], tokens: np.ndarray
+) -> WordVectors:
+    """Group token vectors into the words of `text[start:]` (the prompt before `start` is skipped)."""
+    owner = np.full(len(text), -1, dtype=np.int64)  # token index under each character
+    for i, (a, b) in enumerate(offsets[: len(tokens)]):
+        if b > a:
+            owner[a:b] = i
+    words, rows = [], []
+    for m in _WORD.finditer(text, start):
+        idx = np.unique(owner[m.start() : m.end()])
+        idx = idx[idx >= 0]
+        if idx.size:
+            words.append(m.group())
+            rows.append(tokens[idx].mean(axis=0))
+    if not rows:
+        return WordVectors((), np.zeros((0, tokens.shape[1]), dtype=np.float32))
+    vecs = np.asarray(rows, dtype=np.float32)
+    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-9)
+    return WordVectors(tuple(words), vecs)
 
 
 def _download_allowed() -> bool:
@@ -300,6 +334,35 @@ class SentenceTransformerEncoder:
         """(n, dim) float32 unit vectors, with the model's passage/document prompt if it has one."""
         return self._encode(texts, "passage", progress=progress)
 
+    def encode_queries_with_words(
+        self, texts: list[str], progress: bool = False
+    ) -> tuple[np.ndarray, list[WordVectors]]:
+        """`encode_queries` and, from the same forward pass, a vector for each word of each text."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        model = self._get_model()
+        prompt_name = self._prompt_name(model, _QUERY_PROMPTS)
+        prompt = (getattr(model, "prompts", None) or {}).get(prompt_name, "") if prompt_name else ""
+        kwargs: dict[str, Any] = {"batch_size": 32, "show_progress_bar": progress}
+        kwargs["prompt_name" if prompt_name else "prompt"] = prompt_name or ""
+        outputs = model.encode_query(list(texts), output_value=None, **kwargs)
+        tokenizer = model.tokenizer
+        max_len = getattr(model, "max_seq_length", None) or 512
+        sentences, words = [], []
+        for text, out in zip(texts, outputs, strict=True):
+            sentences.append(out["sentence_embedding"].float().cpu().numpy())
+            mask = out["attention_mask"].bool().cpu().numpy()
+            tokens = out["token_embeddings"].float().cpu().numpy()[mask]
+            full = prompt + text
+            enc = tokenizer(full, return_offsets_mapping=True, truncation=True, max_length=max_len)
+            if len(enc["input_ids"]) != len(tokens):  # not the tokenisation the model saw
+                words.append(WordVectors((), np.zeros((0, tokens.shape[1]), dtype=np.float32)))
+                continue
+            words.append(_word_vectors(full, len(prompt), enc["offset_mapping"], tokens))
+        vectors = np.asarray(sentences, dtype=np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(vectors), words
+
 
 # --------------------------------------------------------------------------- fake
 
@@ -349,6 +412,17 @@ class FakeEncoder:
 
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         return self._encode(texts)
+
+    def encode_queries_with_words(
+        self, texts: list[str], progress: bool = False
+    ) -> tuple[np.ndarray, list[WordVectors]]:
+        """Each word's vector is the word's own hashed features (no context)."""
+        words = []
+        for text in texts:
+            found = tuple(_WORD.findall(text))
+            vecs = self._encode(list(found)) if found else np.zeros((0, self.dim), np.float32)
+            words.append(WordVectors(found, vecs))
+        return self._encode(texts), words
 
 
 # --------------------------------------------------------------------------- resolution

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 from embeddings.errors import IndexStateError
 from embeddings.hashing import sha256_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: word vectors of the question-like fields (words.npy)
 # Which texts of an entry get a vector, and with which prompt. Titles and
 # alternates are phrased like user questions, so they are encoded as queries
 # (symmetric matching); answers as passages. Measured in notebooks/.
@@ -97,6 +97,16 @@ class DenseIndex:
         self._vec_entry = np.array([entry_pos[it.entry_id] for it in items], dtype=np.int64)
         self._vec_field = np.array([field_pos[it.field] for it in items], dtype=np.int64)
         self._vectors: np.ndarray | None = None
+        # Contextual word vectors of the question-like texts, when the encoder gives them:
+        # the item (row of `items`) each word comes from, the word, its vector.
+        self.word_items = np.zeros(0, dtype=np.int64)
+        self.words: list[str] = []
+        self.word_vectors = np.zeros((0, faiss_index.d), dtype=np.float32)
+
+    def _set_words(self, items: np.ndarray, words: list[str], vectors: np.ndarray) -> None:
+        self.word_items = np.asarray(items, dtype=np.int64)
+        self.words = list(words)
+        self.word_vectors = np.asarray(vectors, dtype=np.float32)
 
     @property
     def dim(self) -> int:
@@ -129,12 +139,22 @@ class DenseIndex:
         if not pairs:
             raise IndexStateError("Le corpus ne contient aucun texte à indexer.")
         vectors = np.zeros((len(pairs), encoder.dim), dtype=np.float32)
+        word_items: list[int] = []
+        words: list[str] = []
+        word_vectors: list[np.ndarray] = []
+        with_words = getattr(encoder, "encode_queries_with_words", None)
         for kind in ("query", "passage"):
             rows = [i for i, (_, p) in enumerate(pairs) if p == kind]
             if not rows:
                 continue
             texts = [pairs[i][0].text for i in rows]
-            if kind == "query":
+            if kind == "query" and with_words is not None:
+                vecs, per_text = with_words(texts, progress=progress)
+                for row, wv in zip(rows, per_text, strict=True):
+                    word_items.extend([row] * len(wv.words))
+                    words.extend(wv.words)
+                    word_vectors.append(wv.vectors)
+            elif kind == "query":
                 vecs = encoder.encode_queries(texts)
             else:
                 vecs = encoder.encode_passages(texts, progress=progress)
@@ -156,7 +176,11 @@ class DenseIndex:
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3),
         }
-        return cls(faiss_index, [p[0] for p in pairs], manifest)
+        index = cls(faiss_index, [p[0] for p in pairs], manifest)
+        if words:
+            index._set_words(np.array(word_items), words, np.concatenate(word_vectors))
+        manifest["words"] = len(words)
+        return index
 
     # ------------------------------------------------------------ search
 
@@ -231,10 +255,25 @@ class DenseIndex:
             (tmp / "corpus.json").write_text(
                 json.dumps(corpus_snapshot, ensure_ascii=False, indent=1), "utf-8"
             )
+            (tmp / "words.json").write_text(
+                json.dumps(
+                    [[int(i), w] for i, w in zip(self.word_items, self.words, strict=True)],
+                    ensure_ascii=False,
+                ),
+                "utf-8",
+            )
+            with (tmp / "words.npy").open("wb") as f:
+                np.save(f, self.word_vectors.astype(np.float16), allow_pickle=False)
             manifest = dict(self.manifest)
             manifest["files"] = {
                 name: sha256_file(tmp / name)
-                for name in ("index.faiss", "vectors.json", "corpus.json")
+                for name in (
+                    "index.faiss",
+                    "vectors.json",
+                    "corpus.json",
+                    "words.json",
+                    "words.npy",
+                )
             }
             (tmp / "manifest.json").write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8"
@@ -308,7 +347,12 @@ class DenseIndex:
             items = [
                 IndexedText(**d) for d in json.loads((folder / "vectors.json").read_text("utf-8"))
             ]
-        except (RuntimeError, ValueError, TypeError) as exc:
+            word_rows = json.loads((folder / "words.json").read_text("utf-8"))
+            with (folder / "words.npy").open("rb") as f:
+                word_vectors = np.load(f, allow_pickle=False).astype(np.float32)
+            word_items = np.array([int(i) for i, _ in word_rows], dtype=np.int64)
+            words = [str(w) for _, w in word_rows]
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
             raise IndexStateError(
                 f"Index illisible dans {folder} ({exc}). {rebuild}", reason="corrupt"
             ) from None
@@ -317,7 +361,19 @@ class DenseIndex:
                 f"Index incohérent dans {folder} ({faiss_index.ntotal} vecteurs pour {len(items)} textes). {rebuild}",
                 reason="corrupt",
             )
-        return cls(faiss_index, items, manifest)
+        if word_vectors.shape != (len(words), faiss_index.d) and len(words):
+            raise IndexStateError(
+                f"Index incohérent dans {folder} ({len(word_vectors)} vecteurs de mots pour {len(words)} mots). {rebuild}",
+                reason="corrupt",
+            )
+        if len(words) and (word_items.min() < 0 or word_items.max() >= len(items)):
+            raise IndexStateError(
+                f"Index incohérent dans {folder} (words.json). {rebuild}", reason="corrupt"
+            )
+        index = cls(faiss_index, items, manifest)
+        if len(words):
+            index._set_words(word_items, words, word_vectors)
+        return index
 
 
 def _new_faiss_index(index_type: str, dim: int) -> Any:

@@ -303,6 +303,28 @@ def test_an_entry_containing_every_word_of_a_broad_question_keeps_it_in_scope():
     assert reply.type == "fallback" and SAS.question not in reply.text
 
 
+def test_one_word_is_too_little_for_full_coverage_to_keep_it_in_scope():
+    policy = {"off_topic_below": 0.15, "scope_below": 0.3, "fallback_below": 0.1}
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.9, 0.2, 1.0)], **policy)
+    reply, _ = d.step("tests", DialogueState())
+    assert reply.type == "fallback"
+
+
+@pytest.mark.parametrize("probe", ["test", "Test ?", "allo", "essai"])
+def test_a_probe_message_gets_the_welcome_not_a_search(probe):
+    d, search = make(ambiguous)
+    reply, _ = d.step(probe, DialogueState())
+    assert reply.type == "fallback" and reply.text == msg.GREETING and not search.calls
+
+
+def test_a_link_is_not_read_and_a_link_alone_says_so():
+    d, search = make(ambiguous)
+    reply, _ = d.step("https://esante.gouv.fr/segur", DialogueState())
+    assert reply.type == "fallback" and reply.text == msg.LINK_ONLY and not search.calls
+    d.step("vu sur www.esante.gouv.fr/segur?x=1 : pièces pour le solde ?", DialogueState())
+    assert search.calls[0]["query"] == "vu sur : pièces pour le solde ?"
+
+
 def test_a_doubtful_question_whose_rivals_differ_in_couloir_is_asked_its_couloir():
     policy = {"off_topic_below": 0.15, "scope_below": 0.3, "fallback_below": 0.1}
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.25), (DUI, 0.85, 0.4, 0.25)], **policy)
@@ -363,3 +385,18 @@ def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched()
     assert reply.type == "answer" and search.calls
     reply, _ = d.step("le logiciel d'une pharmacie est-il financé ?", DialogueState())
     assert reply.type == "fallback" and "« Officine »" in reply.text
+
+
+@pytest.mark.parametrize(
+    ("text", "couloir"),
+    [
+        ("pièces pour le solde DUI", "Social et Médico-social"),  # every DUI is médico-social
+        ("c'est pour un EHPAD", "Social et Médico-social"),
+        ("notre DPI", "Hôpital"),  # a dispositif implies its couloir
+        ("le SAS", "Service d'accès aux soins (SAS)"),
+    ],
+)
+def test_the_couloir_is_detected_from_what_the_message_names(text, couloir):
+    from chatbot.facets import FacetDetector
+
+    assert FacetDetector(VOCAB).detect(text)["couloir"] == couloir

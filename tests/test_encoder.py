@@ -202,6 +202,43 @@ def test_bundled_model_paraphrase_closer_than_unrelated(
     assert real_encoder.encode_queries([]).shape == (0, 384)
 
 
+def test_fake_encoder_gives_one_vector_per_word() -> None:
+    enc = FakeEncoder()
+    vectors, words = enc.encode_queries_with_words(["Pièces du solde DUI ?", ""])
+    np.testing.assert_array_equal(vectors, enc.encode_queries(["Pièces du solde DUI ?", ""]))
+    assert words[0].words == ("Pièces", "du", "solde", "DUI") and words[1].words == ()
+    assert words[0].vectors.shape == (4, 256) and words[1].vectors.shape == (0, 256)
+
+
+@pytest.mark.slow
+def test_bundled_model_word_vectors_come_from_the_same_pass(
+    real_encoder: SentenceTransformerEncoder,
+) -> None:
+    texts = ["Dans quel délai l'ASP verse-t-elle l'avance ?", "solde DUI", "x"]
+    vectors, words = real_encoder.encode_queries_with_words(texts)
+    np.testing.assert_allclose(vectors, real_encoder.encode_queries(texts), atol=1e-5)
+    # Words of the text only (not of the "query: " prompt), each a unit vector.
+    assert words[0].words == (
+        "Dans",
+        "quel",
+        "délai",
+        "l",
+        "ASP",
+        "verse",
+        "t",
+        "elle",
+        "l",
+        "avance",
+    )
+    assert words[1].words == ("solde", "DUI")
+    for w in words:
+        np.testing.assert_allclose(np.linalg.norm(w.vectors, axis=1), 1.0, rtol=1e-4)
+    # Contextual: the same word in two texts gets close, not identical, vectors.
+    _, again = real_encoder.encode_queries_with_words(["le solde du DUI médico-social"])
+    a, b = words[1].vectors[0], again[0].vectors[again[0].words.index("solde")]
+    assert 0.8 < cos(a, b) < 0.9999
+
+
 @pytest.mark.slow
 def test_bundled_fingerprint_is_the_hash_of_the_files(
     real_encoder: SentenceTransformerEncoder,

@@ -45,6 +45,8 @@ def test_saved_folder_has_manifest_snapshot_and_loads(built, corpus):
         "vectors.json",
         "corpus.json",
         "manifest.json",
+        "words.json",
+        "words.npy",
     }
     assert folder.is_symlink()  # swapped atomically
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -87,7 +89,23 @@ def test_index_from_another_model_is_refused(built, corpus):
     assert err.value.reason == "foreign"
 
 
-@pytest.mark.parametrize("name", ["index.faiss", "vectors.json", "manifest.json"])
+def test_word_vectors_of_titles_and_alternates_survive_save_and_load(built, corpus):
+    folder, enc = built
+    index = DenseIndex.load(folder, corpus.sha256, enc.fingerprint)
+    e = corpus.entries[3]
+    fields = {index.items[i].field for i in set(index.word_items.tolist())}
+    assert fields == {"question", "alternates"}  # answers are passages: no word vectors
+    rows = [j for j, i in enumerate(index.word_items) if index.items[i].text == e.question]
+    _, expected = enc.encode_queries_with_words([e.question])
+    assert [index.words[j] for j in rows] == list(expected[0].words)
+    # Stored as float16: close to, not equal to, the encoder's vectors.
+    np.testing.assert_allclose(index.word_vectors[rows], expected[0].vectors, atol=2e-3)
+    assert index.manifest["words"] == len(index.words)
+
+
+@pytest.mark.parametrize(
+    "name", ["index.faiss", "vectors.json", "manifest.json", "words.json", "words.npy"]
+)
 def test_truncated_or_corrupted_files_are_detected(built, corpus, name):
     folder, enc = built
     path = folder / name

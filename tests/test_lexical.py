@@ -37,3 +37,26 @@ def test_a_word_no_entry_contains_is_out_of_vocabulary_and_unexplained():
     assert s.oov == 0.5  # "radiologie" of two concepts
     assert r.lexical.unexplained(s.concepts, 0) > 0.0
     assert r.lexical.unexplained(r.score("combien ?").concepts, 0) == 0.0
+
+
+def test_word_alignment_lifts_the_entry_whose_questions_hold_every_word():
+    from embeddings.encoder import FakeEncoder
+    from embeddings.index import DenseIndex
+
+    entries = (
+        replace(make_entry("ans-a", None), question="Quelles pièces pour le solde du DUI ?"),
+        replace(make_entry("ans-b", None), question="Quel montant pour la prestation SAS ?"),
+        replace(make_entry("ans-c", None), question="Qui contacter pour la e-CPS ?"),
+    )
+    corpus = Corpus(entries, (), (), VOCAB, sha256="0" * 64)
+    enc = FakeEncoder()
+    r = Retriever(corpus, DenseIndex.build(entries, enc, corpus.sha256), enc, mode="hybrid")
+    assert r.aligner
+    lift = r.score("pièces solde DUI").lift
+    assert int(lift.argmax()) == 0 and lift[0] > 0 > lift[1]
+    # Words found nowhere lift no entry; stop words alone carry no evidence.
+    assert r.score("le la pour").lift.tolist() == [0.0, 0.0, 0.0]
+    # Without word vectors (an index from another tool), the lift is zero, not an error.
+    r.aligner = None
+    r._dense_cache.clear()
+    assert not r.score("pièces solde DUI").lift.any()
