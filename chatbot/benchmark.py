@@ -809,6 +809,14 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     report["near_miss"] = out_of_scope_figures(
         chat_outcomes(bot, near, follow_clarifications=False)
     )
+    blind = evalset.blind
+    if plan.eval_limit:
+        blind = _every_kth(blind, plan.eval_limit)
+    if blind:
+        report["blind"] = {
+            "quality": _quality(bot, blind),
+            **out_of_scope_figures(chat_outcomes(bot, blind, follow_clarifications=False)),
+        }
     dialogues = (
         evalset.dialogues[: plan.dialogue_limit] if plan.dialogue_limit else evalset.dialogues
     )
@@ -949,6 +957,19 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"**{_pct(nm['out_of_scope_to_fallback'])}** ({nm['out_of_scope_n']} requêtes) ; "
             f"reformulations de fiches envoyées à tort au repli "
             f"**{_pct(nm['answerable_to_fallback'])}** ({nm['answerable_n']} requêtes).",
+        )
+    bl = r.get("blind")
+    if bl:
+        q = {m: bl["quality"][m]["metrics"] for m in ("bm25", "dense", "hybrid")}
+        lines.insert(
+            len(lines) - 1,
+            f"- Jeu « à l'aveugle » (`faq_data/eval/blind.jsonl`, partie test, écrit après coup "
+            f"sans voir le moteur) : hybride R@1 **{q['hybrid']['R@1']:.3f}**, "
+            f"MRR@10 {q['hybrid']['MRR@10']:.3f} (BM25 {q['bm25']['R@1']:.3f}, "
+            f"dense {q['dense']['R@1']:.3f}) ; hors FAQ envoyés au repli "
+            f"**{_pct(bl['out_of_scope_to_fallback'])}** ({bl['out_of_scope_n']} requêtes) ; "
+            f"répondables envoyées à tort au repli **{_pct(bl['answerable_to_fallback'])}** "
+            f"({bl['answerable_n']} requêtes).",
         )
     for f in d["failed"]:
         lines.append(f"  - {f['id']} ({f['kind']}) : {f['problem']}")

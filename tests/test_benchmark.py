@@ -31,7 +31,8 @@ def test_quick_benchmark_report(tmp_path):
         for key in ("R@1", "R@3", "R@5", "MRR@10", "nDCG@10"):
             assert 0 <= mode["metrics"][key] <= 1
 
-    for figures in (report["out_of_scope"], report["near_miss"]):
+    assert set(report["blind"]["quality"]) == {"bm25", "dense", "hybrid"}
+    for figures in (report["out_of_scope"], report["near_miss"], report["blind"]):
         assert figures["out_of_scope_n"] > 0 and figures["answerable_n"] > 0
         for key in ("out_of_scope_to_fallback", "answerable_to_fallback"):
             assert 0 <= figures[key] <= 1

@@ -10,14 +10,16 @@ from chatbot.evaluation import _fit_logistic, load_eval
 from chatbot.retrieval import _logistic
 
 
-def test_near_misses_load_apart_from_the_queries_and_split_like_them():
+def test_near_misses_and_blind_set_load_apart_from_the_queries_and_split_like_them():
     evalset = load_eval(REPO_ROOT / "faq_data", load_corpus())
     ids = {q.id for q in evalset.queries}
-    assert evalset.near_miss and not ids & {q.id for q in evalset.near_miss}
-    for split in ("dev", "test"):
-        part = evalset.split(split).near_miss
-        assert part and all(q.split == split for q in part)
-        assert any(q.answerable for q in part) and any(not q.answerable for q in part)
+    for extra in ("near_miss", "blind"):
+        queries = getattr(evalset, extra)
+        assert queries and not ids & {q.id for q in queries}
+        for split in ("dev", "test"):
+            part = getattr(evalset.split(split), extra)
+            assert part and all(q.split == split for q in part)
+            assert any(q.answerable for q in part) and any(not q.answerable for q in part)
 
 
 def test_logistic_weights_on_raw_features_match_the_standardised_fit():
