@@ -195,7 +195,10 @@ class Dialogue:
                 if rest:
                     return self.step(rest, DialogueState(turns=state.turns - 1))
         toks = words(text)
-        if not any(len(t) > 1 and not t.isdigit() for t in toks):
+        # Mostly symbols ("' OR 1=1 --", "$$$ 2 + 2 ???") is not a question either.
+        compact = [c for c in text if not c.isspace()]
+        alnum = sum(c.isalnum() for c in compact)
+        if not any(len(t) > 1 and not t.isdigit() for t in toks) or alnum <= len(compact) / 2:
             if state.pending and toks and toks[0].isdigit():
                 pass  # an option number
             else:

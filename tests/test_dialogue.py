@@ -212,7 +212,7 @@ def test_off_topic_gets_a_short_fallback_without_suggestions():
     assert reply.type == "fallback" and SAS.question not in reply.text
 
 
-@pytest.mark.parametrize("junk", ["???", "😀😀", "!!!", "   .  "])
+@pytest.mark.parametrize("junk", ["???", "😀😀", "!!!", "   .  ", "' OR 1=1 --", "<b>{{x}}</b>"])
 def test_junk_gets_a_polite_fallback(junk):
     d, search = make(ambiguous)
     reply, _ = d.step(junk, DialogueState())
