@@ -17,7 +17,7 @@ from cachetools import LRUCache
 from chatbot.corpus import Corpus, FaqEntry
 from chatbot.errors import InputError
 from chatbot.expansion import QueryExpander
-from chatbot.text import content_word, lexical_tokens
+from chatbot.text import content_word, fold, lexical_tokens
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder
@@ -216,6 +216,13 @@ def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 _BLAS: Any = None
+# Stop words to BM25, but they say what is asked (an amount, a date, a reason): a
+# question "combien…" is not answered by an entry that only says when.
+_QUESTION_WORDS = frozenset({"combien", "quand", "pourquoi"})
+
+
+def _aligned_word(word: str) -> bool:
+    return content_word(word) or fold(word) in _QUESTION_WORDS
 
 
 def _single_blas_thread() -> Any:
@@ -250,7 +257,7 @@ class WordAligner:
             zip(dense_index.word_items, dense_index.words, strict=True)
         ):
             entry = position.get(dense_index.items[int(item)].entry_id)
-            if entry is not None and content_word(word):
+            if entry is not None and _aligned_word(word):
                 owner.append(entry)
                 keep.append(j)
         owner_arr = np.array(owner, dtype=np.int64)
@@ -267,7 +274,7 @@ class WordAligner:
         return len(self.vectors) > 0
 
     def lift(self, words: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        rows = [i for i, w in enumerate(words) if content_word(w)]
+        rows = [i for i, w in enumerate(words) if _aligned_word(w)]
         out = np.zeros(self.n_entries, dtype=np.float32)
         if not rows or not len(self.vectors):
             return out

@@ -60,3 +60,11 @@ def test_word_alignment_lifts_the_entry_whose_questions_hold_every_word():
     r.aligner = None
     r._dense_cache.clear()
     assert not r.score("pièces solde DUI").lift.any()
+
+
+def test_question_words_count_in_the_alignment_though_bm25_drops_them():
+    from chatbot.retrieval import _aligned_word
+    from chatbot.text import content_word
+
+    assert not content_word("combien") and _aligned_word("Combien") and _aligned_word("quand")
+    assert not _aligned_word("le") and not _aligned_word("pour")
