@@ -196,15 +196,11 @@ class QueryScores:
     lexical: np.ndarray
     coverage: np.ndarray
     oov: float
-    # The query's concepts: each remaining term alone, each thesaurus group as its words.
-    concepts: tuple[frozenset[str], ...] = ()
     # Per entry: how much better than the average entry its questions align, word by
     # word, with the query's words (WordAligner); zeros without word vectors.
-    lift: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.lift is None:
-            self.lift = np.zeros(len(self.dense), dtype=np.float32)
+    lift: np.ndarray
+    # The query's concepts: each remaining term alone, each thesaurus group as its words.
+    concepts: tuple[frozenset[str], ...] = ()
 
 
 def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -468,7 +464,7 @@ class Retriever:
         w = self.calibration.dense_weight
         fused = w * _minmax(s.dense, mask) + (1 - w) * lexical
         lw = self.calibration.lift_weight
-        if lw and s.lift is not None and s.lift[mask].max() > s.lift[mask].min():
+        if lw and s.lift[mask].max() > s.lift[mask].min():
             fused = (1 - lw) * fused + lw * _minmax(s.lift, mask)
         return fused
 

@@ -73,14 +73,16 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(_ELISION.sub(" ", text)))
 
 
+def _meaningful(folded: str) -> bool:
+    return folded not in stopwords() and (len(folded) > 1 or folded.isdigit())
+
+
 def content_word(word: str) -> bool:
     """Whether a word carries meaning: not a French stop word, not a lone letter."""
-    w = fold(word)
-    return w not in stopwords() and (len(w) > 1 or w.isdigit())
+    return _meaningful(fold(word))
 
 
 def lexical_tokens(text: str) -> list[str]:
     """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed."""
-    stop = stopwords()
-    toks = [w for w in words(text) if w not in stop and (len(w) > 1 or w.isdigit())]
+    toks = [w for w in words(text) if _meaningful(w)]
     return _stemmer().stemWords(toks)

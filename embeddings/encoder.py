@@ -300,9 +300,14 @@ class SentenceTransformerEncoder:
         model.eval()
         return model
 
-    def _prompt_name(self, model: Any, candidates: tuple[str, ...]) -> str | None:
+    def _prompt_kwargs(self, model: Any, kind: str) -> tuple[dict[str, str], str]:
+        """The encode() arguments selecting the model's prompt for `kind`, and its text."""
         prompts = getattr(model, "prompts", None) or {}
-        return next((n for n in candidates if prompts.get(n)), None)
+        candidates = _QUERY_PROMPTS if kind == "query" else _PASSAGE_PROMPTS
+        name = next((n for n in candidates if prompts.get(n)), None)
+        if name is None:
+            return {"prompt": ""}, ""  # a model without prompts is encoded plainly
+        return {"prompt_name": name}, prompts[name]
 
     # -- encoding
 
@@ -310,18 +315,13 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._get_model()
-        candidates = _QUERY_PROMPTS if kind == "query" else _PASSAGE_PROMPTS
-        prompt_name = self._prompt_name(model, candidates)
         kwargs: dict[str, Any] = {
+            **self._prompt_kwargs(model, kind)[0],
             "batch_size": 32,
             "show_progress_bar": progress,
             "convert_to_numpy": True,
             "normalize_embeddings": True,
         }
-        if prompt_name is not None:
-            kwargs["prompt_name"] = prompt_name
-        else:
-            kwargs["prompt"] = ""  # a model without prompts is encoded plainly
         encode = model.encode_query if kind == "query" else model.encode_document
         vectors = encode(list(texts), **kwargs)
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -341,11 +341,14 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32), []
         model = self._get_model()
-        prompt_name = self._prompt_name(model, _QUERY_PROMPTS)
-        prompt = (getattr(model, "prompts", None) or {}).get(prompt_name, "") if prompt_name else ""
-        kwargs: dict[str, Any] = {"batch_size": 32, "show_progress_bar": progress}
-        kwargs["prompt_name" if prompt_name else "prompt"] = prompt_name or ""
-        outputs = model.encode_query(list(texts), output_value=None, **kwargs)
+        prompt_kwargs, prompt = self._prompt_kwargs(model, "query")
+        outputs = model.encode_query(
+            list(texts),
+            output_value=None,
+            batch_size=32,
+            show_progress_bar=progress,
+            **prompt_kwargs,
+        )
         tokenizer = model.tokenizer
         max_len = getattr(model, "max_seq_length", None) or 512
         sentences, words = [], []

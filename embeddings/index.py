@@ -172,6 +172,7 @@ class DenseIndex:
             "corpus_sha256": corpus_sha256,
             "entries": len({p[0].entry_id for p in pairs}),
             "vectors": len(pairs),
+            "words": len(words),
             "versions": _versions(),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3),
@@ -179,7 +180,6 @@ class DenseIndex:
         index = cls(faiss_index, [p[0] for p in pairs], manifest)
         if words:
             index._set_words(np.array(word_items), words, np.concatenate(word_vectors))
-        manifest["words"] = len(words)
         return index
 
     # ------------------------------------------------------------ search
