@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from cachetools import LRUCache
 
+from chatbot.answer_type import asked, offered
 from chatbot.corpus import Corpus, FaqEntry
 from chatbot.errors import InputError
 from chatbot.expansion import QueryExpander
@@ -36,6 +37,7 @@ SCOPE_FEATURES = (
     "unexplained_idf",  # IDF mass of the query terms the best entry lacks
     "dense_lead",  # best dense score minus the second best
     "best_lift",  # word alignment lift (QueryScores.lift) of the best entry
+    "type_unanswered",  # 1 when the query asks a delay/date or amount the best entry lacks
 )
 
 
@@ -76,7 +78,7 @@ class Calibration:
     # mode -> in-scope model over SCOPE_FEATURES
     scope: dict[str, tuple[tuple[float, ...], float]] = field(
         default_factory=lambda: {
-            m: ((4.0, 8.0, 3.0, -3.0, 1.0, -0.3, 8.0, 10.0), -6.0) for m in MODES
+            m: ((4.0, 8.0, 3.0, -3.0, 1.0, -0.3, 8.0, 10.0, -2.0), -6.0) for m in MODES
         }
     )
     fitted_on: str = "defaults"
@@ -201,6 +203,8 @@ class QueryScores:
     lift: np.ndarray
     # The query's concepts: each remaining term alone, each thesaurus group as its words.
     concepts: tuple[frozenset[str], ...] = ()
+    # The kinds of answer the query asks for (chatbot.answer_type): a delay or date, an amount.
+    asks: frozenset[str] = frozenset()
 
 
 def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -308,6 +312,7 @@ class Retriever:
         self.encoder = encoder
         self.calibration = calibration or Calibration.load()
         self.lexical = LexicalIndex(self.entries)
+        self.offers = [offered(e) for e in self.entries]  # kinds of answer each entry gives
         self.expander = expander or QueryExpander([])
         self.aligner = (
             WordAligner(self.entries, dense_index)
@@ -358,6 +363,7 @@ class Retriever:
             coverage=self.lexical.coverage(concepts),
             oov=self.lexical.oov(concepts),
             concepts=concepts,
+            asks=asked(query),
         )
 
     def _dense(self, query: str) -> tuple[np.ndarray, np.ndarray]:
@@ -508,6 +514,7 @@ class Retriever:
             self.lexical.unexplained(s.concepts, best),
             float(d[0] - d[1]),
             float(s.lift[best]) if mode != "bm25" else 0.0,
+            float(bool(s.asks - self.offers[best])),
         ]
 
     def confidence(self, x: list[float], mode: str) -> float:

@@ -1,0 +1,61 @@
+"""What a question asks for (a delay or date, an amount) against what the best entry gives."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chatbot.answer_type import AMOUNT, TIME, asked, offered
+from chatbot.retrieval import SCOPE_FEATURES
+from tests.factories import make_entry
+from tests.test_lexical import retriever
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("Dans quel délai l'ASP verse-t-elle l'avance ?", {TIME}),
+        ("sous combien de temps est payé le solde", {TIME}),
+        ("Quand sort la V2 du référentiel ?", {TIME}),
+        ("ok merci. Et quand pour le solde ?", {TIME}),
+        ("jusqu'à quand peut-on déposer ?", {TIME}),
+        ("What is the deadline to apply?", {TIME}),
+        ("combien coute la labellisation", {AMOUNT}),
+        ("Le référencement est-il payant ?", {AMOUNT}),
+        ("How much does the label cost?", {AMOUNT}),
+        ("montant et date limite de l'avance SAS", {TIME, AMOUNT}),
+        ("pièces pour le solde DUI", set()),
+        # "quand" that does not ask when
+        ("Quand on signe le BDC, faut-il un cachet ?", set()),
+        ("on peut quand même signer le bdc ?", set()),
+        ("Combien de PV faut-il faire valider ?", set()),
+    ],
+)
+def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kinds):
+    assert asked(question) == kinds
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "kinds"),
+    [
+        ("Quelles pièces fournir ?", "Le PV de VSR et la facture.", set()),
+        ("Quel montant ?", "Un forfait de 30 000 € HT.", {AMOUNT}),
+        ("Quel taux ?", "Financé à 100 % par l'État.", {AMOUNT}),
+        ("Quel délai ?", "Le versement intervient sous 30 jours.", {TIME}),
+        ("Calendrier ?", "Ouverture prévue en mars 2025.", {TIME}),
+        ("Que comprend le solde et quand le demander ?", "Après la VA.", {TIME}),
+    ],
+)
+def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):
+    entry = replace(make_entry("ans-1", None, question=question), answer=answer)
+    assert offered(entry) == kinds
+
+
+def test_a_question_asking_a_delay_the_best_entry_lacks_is_flagged_for_the_scope_model():
+    feature = SCOPE_FEATURES.index("type_unanswered")
+    r = retriever("Pièces pour l'avance SAS : le PV de mise en service et la facture.")
+    assert r.scope_features(r.score("délai de versement de l'avance SAS ?"), "bm25")[feature] == 1
+    assert r.scope_features(r.score("pièces pour l'avance SAS ?"), "bm25")[feature] == 0
+    r = retriever("L'avance SAS est versée sous 30 jours, sur le PV de mise en service.")
+    assert r.scope_features(r.score("délai de versement de l'avance SAS ?"), "bm25")[feature] == 0
