@@ -351,12 +351,18 @@ class Dialogue:
         # One word ("test") is too little to vouch for anything.
         covered = top.coverage >= _FULL_COVERAGE and len(set(lexical_tokens(query))) >= 2
         if top.in_scope < p.off_topic_below and not (filters or covered):
+            if within:  # not a follow-up after all: search it on its own
+                return self._decide(query, state, filters, asked, force_answer, detected)
             return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
         if out_of_scope and not asked and self._ambiguous(hits, boost):
             out_of_scope = False  # the clarifying question below narrows it instead
         # After the user picked an option, answer from what is left rather than give up.
         if (out_of_scope or top.confidence < p.fallback_below) and not (force_answer or filters):
+            if within:
+                # "VA ?" after a SAS question: the SAS entries do not answer it, the
+                # others may (the validation d'aptitude of the DUI): search it on its own.
+                return self._decide(query, state, filters, asked, force_answer, detected)
             return _not_found(hits), state
 
         if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:

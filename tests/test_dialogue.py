@@ -254,6 +254,22 @@ def test_an_elliptic_follow_up_searches_within_the_conversations_couloir():
     assert reply.results[0].entry.id == "ans-sas"
 
 
+def test_a_follow_up_its_context_cannot_answer_is_searched_on_its_own():
+    def table(query, facets, boost):
+        if "VA" not in query:
+            return [(SAS, 0.9, 0.9)]
+        # "VA ?": the SAS entries barely match it, the DUI one does.
+        rows = [(DUI, 0.9, 0.9), (SAS, 0.4, 0.01)]
+        return [r for r in rows if all(r[0].facets.get(n) == v for n, v in facets.items())]
+
+    d, search = make(table, fallback_below=0.1)
+    _, state = d.step("combien touche-t-on pour le SAS ?", DialogueState())
+    reply, _ = d.step("VA ?", state)
+    assert search.calls[-2]["facets"] == {"couloir": SAS.facets["couloir"]}
+    assert search.calls[-1]["facets"] == {}
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+
+
 def test_answer_shows_source_and_related_questions():
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95), (DUI, 0.5, 0.4), (HOP, 0.4, 0.3)])
     reply, _ = d.step("montant SAS", DialogueState())
