@@ -40,6 +40,9 @@ DEFAULT_FIELDS: tuple[tuple[str, str], ...] = (
 INDEX_TYPES = ("flat", "hnsw")
 
 
+_CHUNK = 128  # texts encoded per call while building (the progress bar's step)
+
+
 @dataclass(frozen=True)
 class IndexedText:
     """One vector's origin: the entry it belongs to and the field it was made from."""
@@ -143,22 +146,30 @@ class DenseIndex:
         words: list[str] = []
         word_vectors: list[np.ndarray] = []
         with_words = getattr(encoder, "encode_queries_with_words", None)
-        for kind in ("query", "passage"):
-            rows = [i for i, (_, p) in enumerate(pairs) if p == kind]
-            if not rows:
-                continue
-            texts = [pairs[i][0].text for i in rows]
-            if kind == "query" and with_words is not None:
-                vecs, per_text = with_words(texts, progress=progress)
-                for row, wv in zip(rows, per_text, strict=True):
-                    word_items.extend([row] * len(wv.words))
-                    words.extend(wv.words)
-                    word_vectors.append(wv.vectors)
-            elif kind == "query":
-                vecs = encoder.encode_queries(texts)
-            else:
-                vecs = encoder.encode_passages(texts, progress=progress)
-            vectors[rows] = vecs
+        from tqdm import tqdm
+
+        # One bar for the whole corpus (questions with their word vectors, then answers),
+        # advanced chunk by chunk, rather than one bar per kind of text.
+        with tqdm(
+            total=len(pairs), desc="Encodage du corpus", unit="texte", disable=not progress
+        ) as bar:
+            for kind in ("query", "passage"):
+                rows = [i for i, (_, p) in enumerate(pairs) if p == kind]
+                for start in range(0, len(rows), _CHUNK):
+                    chunk = rows[start : start + _CHUNK]
+                    texts = [pairs[i][0].text for i in chunk]
+                    if kind == "query" and with_words is not None:
+                        vecs, per_text = with_words(texts)
+                        for row, wv in zip(chunk, per_text, strict=True):
+                            word_items.extend([row] * len(wv.words))
+                            words.extend(wv.words)
+                            word_vectors.append(wv.vectors)
+                    elif kind == "query":
+                        vecs = encoder.encode_queries(texts)
+                    else:
+                        vecs = encoder.encode_passages(texts)
+                    vectors[chunk] = vecs
+                    bar.update(len(chunk))
         faiss_index = _new_faiss_index(index_type, encoder.dim)
         faiss_index.add(vectors)
         manifest = {
