@@ -100,9 +100,10 @@ def test_out_of_scope_handling_on_the_test_split(bot):
     evalset = load_eval(REPO_ROOT / "faq_data", bot.corpus).split("test")
     figures = out_of_scope_figures(chat_outcomes(bot, evalset.queries, follow_clarifications=False))
     print(figures)
-    # Measured: 0.875 of out-of-scope queries to fallback, 0.049 of answerable ones (README);
-    # the floors catch a regression (the targets are 0.90 and 0.05).
-    assert figures["out_of_scope_to_fallback"] >= 0.80
+    # Measured: 0.969 of out-of-scope queries to fallback (31/32), 0.049 of answerable ones
+    # (6/122; README). The first floor is the target; the second leaves about one
+    # query's worth of slack (1/122 ≈ 0.008) over its target of 0.05.
+    assert figures["out_of_scope_to_fallback"] >= 0.90
     assert figures["answerable_to_fallback"] <= 0.06
 
 
@@ -168,7 +169,7 @@ def test_scripted_dialogues_replay_through_the_chat_command(bot, env):
     passed = len(results) - len(failed)
     print(f"dialogues: {passed}/{len(results)} passed")
     print("\n".join(failed))
-    # Measured: 42/44 (dev 21/22, test 21/22); the floor catches a regression.
+    # Measured: 40/44 (dev 20/22, test 20/22); the floor catches a regression.
     assert passed >= 40, "\n".join(failed)
 
 
