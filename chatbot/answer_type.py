@@ -25,9 +25,9 @@ _ASKS = {
         r"\b(delai|delais|duree|combien de temps|sous combien|au bout de combien|date limite"
         r"|dates limites|quelle date|quelles dates|a quand|partir de quand|depuis quand"
         r"|how long|how soon|deadline|deadlines)\b"
-        # "quand" asking, not "quand même" / "quand on…": at the start of a clause,
-        # or before the verb of a question.
-        r"|^(et )?(quand|when)\b(?! (meme|on|nous|vous|je|tu)\b)"
+        # "quand" asking, not "quand même" / "quand on…" / "when we…": at the start of a
+        # clause, or before the verb of a question.
+        r"|^(et |and )?(quand|when)\b(?! (meme|on|nous|vous|je|tu|i|we|you|they)\b)"
         r"|\bquand (est|sont|sort|sortira|ouvre|ouvrira|ferme|commence|faut|doit|peut|va"
         r"|vont|aura|seront|sera|arrive|arrivera|intervient|tombe)\b"
     ),

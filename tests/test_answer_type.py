@@ -29,6 +29,7 @@ from tests.test_lexical import retriever
         # "quand" that does not ask when
         ("Quand on signe le BDC, faut-il un cachet ?", set()),
         ("on peut quand même signer le bdc ?", set()),
+        ("When we create a product on Convergence, what is the questionnaire for?", set()),
         ("Combien de PV faut-il faire valider ?", set()),
     ],
 )
