@@ -1,12 +1,13 @@
-"""What a question asks for (a delay or a date, an amount) and what an entry gives.
+"""What a question asks for (a delay or a date, a moment, an amount) and what an entry gives.
 
 An entry close in words to a question may still not answer it: « dans quel délai l'ASP
 verse-t-elle l'avance SAS ? » shares every topic word with the entry listing the
 documents for that advance, which gives no duration. When a question asks for a
-duration, a date or an amount and the best entry holds none, the FAQ most likely does
-not answer it: the in-scope model takes this as a feature (SCOPE_FEATURES). Measured on
-the dev split (5-fold CV, same share of answerable questions refused): out-of-scope
-questions caught 54 % -> 62 %.
+duration or a date, a moment ("quand…", answered by a date or by the event awaited:
+"à l'issue de la mise en service") or an amount, and the best entry holds none, the FAQ
+most likely does not answer it: the in-scope model takes this as a feature
+(SCOPE_FEATURES). Measured on the dev split (5-fold CV, same share of answerable
+questions refused): out-of-scope questions caught 54 % -> 62 %.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from chatbot.corpus import FaqEntry
 from chatbot.text import words
 
 TIME = "délai ou date"
+MOMENT = "moment"
 AMOUNT = "montant"
 
 # Matched on folded words joined by spaces (chatbot.text.words: no accents, no elisions).
 _ASKS = {
     TIME: re.compile(
         r"\b(delai|delais|duree|combien de temps|sous combien|au bout de combien|date limite"
-        r"|dates limites|quelle date|quelles dates|a quand|partir de quand|depuis quand"
-        r"|how long|how soon|deadline|deadlines)\b"
+        r"|dates limites|quelle date|quelles dates|a quelle echeance|how long|how soon|deadline"
+        r"|deadlines)\b"
+    ),
+    MOMENT: re.compile(
+        r"\b(a quel moment|a partir de quand|depuis quand|a quand)\b"
         # "quand" asking, not "quand même" / "quand on…" / "when we…": at the start of a
         # clause, or before the verb of a question.
         r"|^(et |and )?(quand|when)\b(?! (meme|on|nous|vous|je|tu|i|we|you|they)\b)"
@@ -37,13 +42,20 @@ _ASKS = {
         r"|combien touche|combien percoit|combien recoit)\b"
     ),
 }
+_DURATION_OR_DATE = (
+    r"\b\d+ (jour|jours|mois|semaine|semaines|an|ans|annee|annees|heure|heures)\b"
+    r"|\b20\d\d\b"
+    r"|\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre"
+    r"|decembre|trimestre|semestre|delai|delais|calendrier|date|dates|duree|echeance"
+    r"|echeances)\b"
+)
 _GIVES = {
-    TIME: re.compile(
-        r"\b\d+ (jour|jours|mois|semaine|semaines|an|ans|annee|annees|heure|heures)\b"
-        r"|\b20\d\d\b"
-        r"|\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre"
-        r"|decembre|trimestre|semestre|delai|delais|calendrier|date|dates|duree|echeance"
-        r"|echeances)\b"
+    TIME: re.compile(_DURATION_OR_DATE),
+    # "When…?" is also answered by the event it waits for: "à l'issue de la mise en
+    # service", "après la VSR", "dès la signature" (elisions are gone: "a issue").
+    MOMENT: re.compile(
+        _DURATION_OR_DATE + r"|\b(a issue|apres|des (la|le|les|que|reception|signature"
+        r"|validation|obtention)|une fois|avant|lors|a compter|a partir|au moment|quand|lorsque)\b"
     ),
     AMOUNT: re.compile(
         r"\b(euro|euros|eur|montant|montants|forfait|forfaitaire|plafond|plafonds|gratuit"
@@ -60,7 +72,7 @@ def _folded(text: str) -> str:
 
 
 def asked(text: str) -> frozenset[str]:
-    """The kinds of answer `text` asks for: TIME, AMOUNT, both or none."""
+    """The kinds of answer `text` asks for (TIME, MOMENT, AMOUNT), if any."""
     clauses = [_folded(c) for c in _CLAUSES.split(text)] + [_folded(text)]
     return frozenset(kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses))
 
@@ -72,5 +84,5 @@ def offered(entry: FaqEntry) -> frozenset[str]:
     if "€" in entry.answer or "%" in entry.answer:  # symbols the folded words drop
         kinds.add(AMOUNT)
     if _TITLE_TIME.search(_folded(entry.question)):
-        kinds.add(TIME)
+        kinds |= {TIME, MOMENT}
     return frozenset(kinds)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.answer_type import AMOUNT, TIME, asked, offered
+from chatbot.answer_type import AMOUNT, MOMENT, TIME, asked, offered
 from chatbot.retrieval import SCOPE_FEATURES
 from tests.factories import make_entry
 from tests.test_lexical import retriever
@@ -17,9 +17,10 @@ from tests.test_lexical import retriever
     [
         ("Dans quel délai l'ASP verse-t-elle l'avance ?", {TIME}),
         ("sous combien de temps est payé le solde", {TIME}),
-        ("Quand sort la V2 du référentiel ?", {TIME}),
-        ("ok merci. Et quand pour le solde ?", {TIME}),
-        ("jusqu'à quand peut-on déposer ?", {TIME}),
+        ("Quand sort la V2 du référentiel ?", {MOMENT}),
+        ("ok merci. Et quand pour le solde ?", {MOMENT}),
+        ("jusqu'à quand peut-on déposer ?", {MOMENT}),
+        ("Is there a wave 2 for LGO, and when does it open?", {MOMENT}),
         ("What is the deadline to apply?", {TIME}),
         ("combien coute la labellisation", {AMOUNT}),
         ("Le référencement est-il payant ?", {AMOUNT}),
@@ -43,9 +44,11 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Quelles pièces fournir ?", "Le PV de VSR et la facture.", set()),
         ("Quel montant ?", "Un forfait de 30 000 € HT.", {AMOUNT}),
         ("Quel taux ?", "Financé à 100 % par l'État.", {AMOUNT}),
-        ("Quel délai ?", "Le versement intervient sous 30 jours.", {TIME}),
-        ("Calendrier ?", "Ouverture prévue en mars 2025.", {TIME}),
-        ("Que comprend le solde et quand le demander ?", "Après la VA.", {TIME}),
+        ("Quel délai ?", "Le versement intervient sous 30 jours.", {TIME, MOMENT}),
+        ("Calendrier ?", "Ouverture prévue en mars 2025.", {TIME, MOMENT}),
+        ("Que comprend le solde et quand le demander ?", "Sur le PV.", {TIME, MOMENT}),
+        # "when" is also answered by the event waited for; a delay is not
+        ("Versement ?", "L'avance est versée à l'issue de la mise en service.", {MOMENT}),
     ],
 )
 def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):
@@ -60,3 +63,7 @@ def test_a_question_asking_a_delay_the_best_entry_lacks_is_flagged_for_the_scope
     assert r.scope_features(r.score("pièces pour l'avance SAS ?"), "bm25")[feature] == 0
     r = retriever("L'avance SAS est versée sous 30 jours, sur le PV de mise en service.")
     assert r.scope_features(r.score("délai de versement de l'avance SAS ?"), "bm25")[feature] == 0
+    # "when" is answered by the event awaited, a delay is not
+    r = retriever("L'avance SAS est versée à l'issue de la mise en service.")
+    assert r.scope_features(r.score("quand est versée l'avance SAS ?"), "bm25")[feature] == 0
+    assert r.scope_features(r.score("délai de versement de l'avance SAS ?"), "bm25")[feature] == 1
