@@ -44,6 +44,13 @@ UNCOVERED = (
 )
 
 NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FAQ."
+# Added to NOT_FOUND when the question asks a kind of answer the closest entry lacks.
+KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
+ANSWER_KINDS = {
+    "délai ou date": "de délai ni de date",
+    "moment": "de date ni d'étape",
+    "montant": "de montant",
+}
 
 CLOSEST_HEADER = "Les questions les plus proches :"
 

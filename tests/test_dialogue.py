@@ -212,6 +212,19 @@ def test_off_topic_gets_a_short_fallback_without_suggestions():
     assert reply.type == "fallback" and SAS.question not in reply.text
 
 
+def test_a_question_asking_an_amount_the_closest_entry_lacks_is_told_so_with_suggestions():
+    # make_entry's answers give no amount, no delay, no date
+    d, _ = make(lambda q, f, b: [(SAS, 0.2, 0.02, 0.05)], off_topic_below=0.15)
+    reply, _ = d.step("combien coûte la labellisation du logiciel ?", DialogueState())
+    assert reply.type == "fallback"
+    assert msg.KIND_MISSING.format(kinds=msg.ANSWER_KINDS["montant"]) in reply.text
+    assert SAS.question in reply.text
+    paid = replace(SAS, answer="Un forfait de 100 000 € HT.")
+    d, _ = make(lambda q, f, b: [(paid, 0.2, 0.02, 0.05)], off_topic_below=0.15)
+    reply, _ = d.step("combien coûte un billet de train ?", DialogueState())
+    assert reply.type == "fallback" and paid.question not in reply.text  # off topic
+
+
 @pytest.mark.parametrize("junk", ["???", "😀😀", "!!!", "   .  ", "' OR 1=1 --", "<b>{{x}}</b>"])
 def test_junk_gets_a_polite_fallback(junk):
     d, search = make(ambiguous)
