@@ -751,8 +751,11 @@ def _quality(bot: Bot, test_queries: list[EvalQuery]) -> dict[str, Any]:
     }
 
 
-def _every_kth(items: list[Any], limit: int) -> list[Any]:
-    """At most `limit` items, every k-th: a stratified-enough subset of an ordered file."""
+def _every_kth(items: list[Any], limit: int | None) -> list[Any]:
+    """At most `limit` items, every k-th: a stratified-enough subset of an ordered file
+    (all of them without a limit)."""
+    if not limit:
+        return items
     return items[:: max(1, len(items) // limit)][:limit]
 
 
@@ -776,9 +779,7 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     report["meta"]["model"] = bot.health()["model"]
     report["meta"]["retrieval"] = settings.retrieval
     evalset = load_eval(settings.corpus_dir, bot.corpus).split("test")
-    test = evalset.queries
-    if plan.eval_limit:
-        test = _every_kth(test, plan.eval_limit)
+    test = _every_kth(evalset.queries, plan.eval_limit)
     texts = [q.query for q in test]
     everything = load_eval(settings.corpus_dir, bot.corpus).queries
     # Latency questions: new to the bot (the quality and dialogue steps ask the test queries).
@@ -803,15 +804,11 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     outcomes = chat_outcomes(bot, test)
     report["out_of_scope"] = out_of_scope_figures(outcomes)
     report["clarification"] = clarification_figures(outcomes)
-    near = evalset.near_miss
-    if plan.eval_limit:
-        near = _every_kth(near, plan.eval_limit)
+    near = _every_kth(evalset.near_miss, plan.eval_limit)
+    blind = _every_kth(evalset.blind, plan.eval_limit)
     report["near_miss"] = out_of_scope_figures(
         chat_outcomes(bot, near, follow_clarifications=False)
     )
-    blind = evalset.blind
-    if plan.eval_limit:
-        blind = _every_kth(blind, plan.eval_limit)
     if blind:
         report["blind"] = {
             "quality": _quality(bot, blind),

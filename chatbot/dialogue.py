@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from chatbot import messages as msg
-from chatbot.answer_type import asked, offered
 from chatbot.corpus import FACET_NAMES, FacetVocabulary
 from chatbot.facets import FacetDetector
 from chatbot.retrieval import Calibration, Hit
@@ -129,20 +128,15 @@ class DialogueState:
     history: tuple[str, ...] = field(default=(), repr=False)  # answered entry ids, newest last
 
 
-def _missing_kinds(query: str, hit: Hit) -> list[str]:
-    """The kinds of answer (chatbot.answer_type) `query` asks for that `hit` does not give."""
-    return sorted(asked(query) - offered(hit.entry))
-
-
-def _not_found(hits: list[Hit], query: str | None = None) -> Reply:
+def _not_found(hits: list[Hit], say_kinds: bool = False) -> Reply:
     """No sure answer: say so, offer the closest questions and the contacts.
 
-    With `query`: when it asks a kind of answer (a delay, an amount…) that the closest
-    entry does not give, say that too, so the user knows why the near match is not shown.
+    `say_kinds`: when the question asks a kind of answer (a delay, an amount…) that the
+    closest entry does not give, say that too, so the user knows why it is not shown.
     """
     closest = hits[:3]
     reason = msg.NOT_FOUND
-    missing = _missing_kinds(query, hits[0]) if query and hits else []
+    missing = sorted(hits[0].missing_kinds) if say_kinds and hits else []
     if missing:
         reason += " " + msg.KIND_MISSING.format(
             kinds=" ni ".join(msg.ANSWER_KINDS[k] for k in missing)
@@ -369,10 +363,10 @@ class Dialogue:
         if top.in_scope < p.off_topic_below and not (filters or covered):
             if within:  # not a follow-up after all: search it on its own
                 return self._decide(query, state, filters, asked, force_answer, detected)
-            if _missing_kinds(query, top):
+            if top.missing_kinds:
                 # Asking a delay or an amount the closest entry lacks is no foreign
                 # question: say why, and offer the closest questions.
-                return _not_found(hits, query), state
+                return _not_found(hits, say_kinds=True), state
             return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
         if out_of_scope and not asked and self._ambiguous(hits, boost):
@@ -383,7 +377,7 @@ class Dialogue:
                 # "VA ?" after a SAS question: the SAS entries do not answer it, the
                 # others may (the validation d'aptitude of the DUI): search it on its own.
                 return self._decide(query, state, filters, asked, force_answer, detected)
-            return _not_found(hits, query), state
+            return _not_found(hits, say_kinds=True), state
 
         if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:
             # A question that names no couloir or dispositif is more likely to be ambiguous

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from chatbot.answer_type import AMOUNT, MOMENT, TIME
+
 OTHER_OPTION = "Autre / je ne sais pas"
 
 WELCOME = (
@@ -46,11 +48,7 @@ UNCOVERED = (
 NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FAQ."
 # Added to NOT_FOUND when the question asks a kind of answer the closest entry lacks.
 KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
-ANSWER_KINDS = {
-    "délai ou date": "de délai ni de date",
-    "moment": "de date ni d'étape",
-    "montant": "de montant",
-}
+ANSWER_KINDS = {TIME: "de délai ni de date", MOMENT: "de date ni d'étape", AMOUNT: "de montant"}
 
 CLOSEST_HEADER = "Les questions les plus proches :"
 

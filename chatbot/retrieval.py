@@ -52,6 +52,8 @@ class Hit:
     lexical: float  # raw BM25 score (0 when not computed)
     in_scope: float = 1.0  # calibrated probability that the FAQ answers the query at all
     coverage: float = 0.0  # share of the query's concepts (IDF-weighted) the entry contains
+    # Kinds of answer the query asks for (chatbot.answer_type) that the entry does not give.
+    missing_kinds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -453,6 +455,7 @@ class Retriever:
                     lexical=float(s.lexical[i]),
                     in_scope=in_scope,
                     coverage=float(s.coverage[i]),
+                    missing_kinds=self.missing_kinds(s, int(i)),
                 )
             )
         return hits
@@ -514,8 +517,12 @@ class Retriever:
             self.lexical.unexplained(s.concepts, best),
             float(d[0] - d[1]),
             float(s.lift[best]) if mode != "bm25" else 0.0,
-            float(bool(s.asks - self.offers[best])),
+            float(bool(self.missing_kinds(s, best))),
         ]
+
+    def missing_kinds(self, s: QueryScores, i: int) -> frozenset[str]:
+        """The kinds of answer the query asks for that entry `i` does not give."""
+        return s.asks - self.offers[i]
 
     def confidence(self, x: list[float], mode: str) -> float:
         return _logistic(x, *self.calibration.models[mode])

@@ -213,8 +213,9 @@ def test_off_topic_gets_a_short_fallback_without_suggestions():
 
 
 def test_a_question_asking_an_amount_the_closest_entry_lacks_is_told_so_with_suggestions():
-    # make_entry's answers give no amount, no delay, no date
-    d, _ = make(lambda q, f, b: [(SAS, 0.2, 0.02, 0.05)], off_topic_below=0.15)
+    # make_entry's answers give no amount, no delay, no date: the search says so
+    lacking = Hit(SAS, 0.2, 0.02, 0.0, 0.0, 0.05, missing_kinds=frozenset({"montant"}))
+    d, _ = make(lambda q, f, b: [lacking], off_topic_below=0.15)
     reply, _ = d.step("combien coûte la labellisation du logiciel ?", DialogueState())
     assert reply.type == "fallback"
     assert msg.KIND_MISSING.format(kinds=msg.ANSWER_KINDS["montant"]) in reply.text
