@@ -15,7 +15,7 @@ from cachetools import TTLCache
 
 from chatbot import messages as msg
 from chatbot.config import Settings
-from chatbot.corpus import FACET_NAMES, Corpus, load_corpus
+from chatbot.corpus import Corpus, load_corpus
 from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
 from chatbot.errors import IndexStateError, InputError
 from chatbot.expansion import QueryExpander
@@ -57,7 +57,7 @@ def hit_to_result(hit: Hit) -> dict[str, Any]:
         "question": e.question,
         "answer": e.answer,
         "score": round(hit.confidence, 4),
-        "facets": {f: e.facets.get(f) for f in FACET_NAMES},
+        "facets": dict(e.facets),  # every facet of the vocabulary, in its order
         "source": e.source,
         "source_url": e.source_url,
     }
@@ -162,7 +162,8 @@ class Bot:
             isinstance(a, str) and isinstance(b, str) for a, b in facets.items()
         ):
             raise InputError(
-                "facets doit être un objet {nom: valeur} ; noms permis : " + ", ".join(FACET_NAMES)
+                "facets doit être un objet {nom: valeur} ; noms permis : "
+                + ", ".join(self.corpus.vocabulary.names)
             )
         return self.retriever.search(query, k=k, facets=facets)
 

@@ -11,15 +11,16 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from chatbot.errors import CorpusError
 
-FACET_NAMES: tuple[str, ...] = ("offre", "couloir", "dispositif", "produit", "thematique")
+ROLES = ("scope", "context", "concrete", "spans_scope")  # what faq_data/facets.yaml may declare
 ID_PATTERN = r"^ans-\d{3}-\d{2}[a-z]?$"
 SOURCE_PATTERN = r"^\d{3}_[0-9a-f]{16}\.txt$"
 
@@ -75,29 +76,51 @@ class Split:
 class FacetValue:
     value: str
     synonyms: tuple[str, ...]
-    couloir: str | None = None  # parent, for dispositif values
+    parent: str | None = None  # the value of the facet's parent facet it belongs to
 
 
 @dataclass(frozen=True)
 class FacetVocabulary:
-    """Facet names, their official question, allowed values and user synonyms."""
+    """Facet names (in the official order), their question, roles, allowed values and synonyms.
+
+    Everything the dialogue knows about facets comes from here (faq_data/facets.yaml).
+    """
 
     questions: dict[str, str]
     values: dict[str, tuple[FacetValue, ...]]
+    roles: dict[str, frozenset[str]] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)  # facet -> its parent facet
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.questions)
+
+    def with_role(self, role: str) -> tuple[str, ...]:
+        """The facets declaring `role`, in the official order."""
+        return tuple(f for f in self.questions if role in self.roles.get(f, ()))
+
+    @property
+    def scope(self) -> str | None:
+        """The facet a conversation stays within (the couloir), if one is declared."""
+        return next(iter(self.with_role("scope")), None)
 
     def allowed(self, facet: str) -> list[str]:
         return [v.value for v in self.values.get(facet, ())]
 
-    def parent_couloir(self, dispositif: str) -> str | None:
-        for v in self.values["dispositif"]:
-            if v.value == dispositif:
-                return v.couloir
+    def parent_value(self, facet: str, value: str) -> tuple[str, str] | None:
+        """(parent facet, parent value) that `facet=value` implies, if its facet has a parent."""
+        parent = self.parents.get(facet)
+        if parent is None:
+            return None
+        for v in self.values[facet]:
+            if v.value == value and v.parent:
+                return parent, v.parent
         return None
 
     def check(self, facet: str, value: str) -> str | None:
         """Return an error message if `facet=value` is not allowed, else None."""
         if facet not in self.questions:
-            return f"facette inconnue « {facet} » ; facettes permises : {', '.join(FACET_NAMES)}"
+            return f"facette inconnue « {facet} » ; facettes permises : {', '.join(self.names)}"
         if value not in self.allowed(facet):
             return (
                 f"valeur inconnue « {value} » pour la facette {facet} ; "
@@ -127,15 +150,6 @@ class Corpus:
 # ---------------------------------------------------------------- schema
 
 
-class _Facets(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    offre: str | None
-    couloir: str | None
-    dispositif: str | None
-    produit: str | None
-    thematique: str | None
-
-
 class EntryModel(BaseModel):
     """Schema of one corpus entry (faq_data/schema.json is generated from it)."""
 
@@ -144,7 +158,7 @@ class EntryModel(BaseModel):
     question: str = Field(min_length=8, description="titre de question en français")
     alternates: list[str] = Field(min_length=2, max_length=8, description="2 à 8 reformulations")
     answer: str = Field(min_length=1, description="texte officiel (markdown)")
-    facets: _Facets
+    facets: BaseModel  # replaced by entry_model(): one required field per facet of the vocabulary
     also_sources: list[str] = Field(default_factory=list)
 
     @field_validator("alternates")
@@ -185,10 +199,28 @@ class SeedFileModel(BaseModel):
     splits: list[_SplitModel] = Field(default_factory=list)
 
 
-def json_schema() -> dict[str, Any]:
+@lru_cache(maxsize=8)
+def entry_model(facet_names: tuple[str, ...]) -> type[EntryModel]:
+    """EntryModel whose `facets` has one required (possibly null) field per facet name."""
+    facets = create_model(  # type: ignore[call-overload]
+        "_Facets",
+        __config__=ConfigDict(extra="forbid"),
+        **{name: (str | None, ...) for name in facet_names},
+    )
+    return create_model(
+        "EntryModel", __base__=EntryModel, __doc__=EntryModel.__doc__, facets=(facets, ...)
+    )
+
+
+def json_schema(vocabulary: FacetVocabulary | None = None) -> dict[str, Any]:
     """The JSON Schema of a corpus file, entries included (written to faq_data/schema.json)."""
+    if vocabulary is None:
+        from chatbot.config import Settings
+
+        vocabulary = load_vocabulary(Settings().corpus_dir / "facets.yaml")
     schema = SeedFileModel.model_json_schema()
-    schema["properties"]["entries"] = {"type": "array", "items": EntryModel.model_json_schema()}
+    items = entry_model(vocabulary.names).model_json_schema()
+    schema["properties"]["entries"] = {"type": "array", "items": items}
     schema["title"] = "faqbot corpus file (faq_data/corpus/*.yaml)"
     return schema
 
@@ -197,37 +229,59 @@ def json_schema() -> dict[str, Any]:
 
 
 def load_vocabulary(path: Path) -> FacetVocabulary:
-    """Read faq_data/facets.yaml."""
+    """Read faq_data/facets.yaml: facets in order, their roles, parents and values."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         facets = raw["facets"]
-        questions = {name: facets[name]["question"] for name in FACET_NAMES}
+        questions = {str(name): str(spec["question"]) for name, spec in facets.items()}
+        roles = {name: frozenset(facets[name].get("roles") or ()) for name in questions}
+        parents = {
+            name: str(facets[name]["parent"]) for name in questions if facets[name].get("parent")
+        }
         values = {
             name: tuple(
                 FacetValue(
                     value=v["value"],
                     synonyms=tuple(v.get("synonyms", ())),
-                    couloir=v.get("couloir"),
+                    parent=v.get(parents[name]) if name in parents else None,
                 )
                 for v in facets[name]["values"]
             )
-            for name in FACET_NAMES
+            for name in questions
         }
     except FileNotFoundError:
         raise CorpusError(f"{path} : fichier de facettes introuvable.") from None
-    except (yaml.YAMLError, KeyError, TypeError) as exc:
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         raise CorpusError(
             f"{path} : vocabulaire de facettes illisible ({exc}). Chaque facette "
-            f"({', '.join(FACET_NAMES)}) doit avoir `question` et `values`."
+            "doit avoir `question` et `values` (et peut avoir `roles` et `parent`)."
         ) from None
-    couloirs = {v.value for v in values["couloir"]}
-    for v in values["dispositif"]:
-        if v.couloir not in couloirs:
+    for name, declared in roles.items():
+        unknown = sorted(declared - set(ROLES))
+        if unknown:
             raise CorpusError(
-                f"{path} : le dispositif « {v.value} » a pour couloir « {v.couloir} », "
-                f"qui n'est pas un couloir déclaré ({' | '.join(sorted(couloirs))})."
+                f"{path} : rôle inconnu {', '.join(unknown)} pour la facette {name} ; "
+                f"rôles permis : {', '.join(ROLES)}."
             )
-    return FacetVocabulary(questions=questions, values=values)
+    scopes = [n for n, r in roles.items() if "scope" in r]
+    if len(scopes) > 1:
+        raise CorpusError(
+            f"{path} : une seule facette peut avoir le rôle scope ({', '.join(scopes)})."
+        )
+    for name, parent in parents.items():
+        if parent not in questions or parent == name:
+            raise CorpusError(
+                f"{path} : la facette {name} a pour parent « {parent} », qui n'est pas une "
+                f"autre facette déclarée ({', '.join(questions)})."
+            )
+        allowed = {v.value for v in values[parent]}
+        for v in values[name]:
+            if v.parent not in allowed:
+                raise CorpusError(
+                    f"{path} : le {name} « {v.value} » a pour {parent} « {v.parent} », "
+                    f"qui n'est pas une valeur déclarée ({' | '.join(sorted(allowed))})."
+                )
+    return FacetVocabulary(questions=questions, values=values, roles=roles, parents=parents)
 
 
 def _entry_lines(text: str) -> list[int]:
@@ -305,7 +359,7 @@ def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry]
             + (f", entrée {ident}" if ident else f", entrée n°{i + 1}")
         )
         try:
-            em = EntryModel.model_validate(item)
+            em = entry_model(vocab.names).model_validate(item)
         except ValidationError as exc:
             raise CorpusError(f"{where} : {_format_validation(exc)}") from None
         facets = em.facets.model_dump()
@@ -315,14 +369,17 @@ def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry]
             problem = vocab.check(name, value)
             if problem:
                 raise CorpusError(f"{where} : {problem} (faq_data/facets.yaml).")
-        if facets["dispositif"]:
-            parent = vocab.parent_couloir(facets["dispositif"])
-            if facets["couloir"] not in (None, parent):
+        for child in vocab.parents:
+            implied = vocab.parent_value(child, facets[child]) if facets[child] else None
+            if implied is None:
+                continue
+            parent, value = implied
+            if facets[parent] not in (None, value):
                 raise CorpusError(
-                    f"{where} : le dispositif « {facets['dispositif']} » appartient au couloir "
-                    f"« {parent} », pas à « {facets['couloir']} »."
+                    f"{where} : le {child} « {facets[child]} » appartient au {parent} "
+                    f"« {value} », pas à « {facets[parent]} »."
                 )
-            facets["couloir"] = parent
+            facets[parent] = value
         entries.append(
             FaqEntry(
                 id=em.id,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from chatbot import messages as msg
-from chatbot.corpus import FACET_NAMES, FacetVocabulary
+from chatbot.corpus import FacetVocabulary
 from chatbot.facets import FacetDetector
 from chatbot.retrieval import Calibration, Hit
 from chatbot.text import fold, lexical_tokens, words
@@ -19,7 +19,6 @@ from chatbot.text import fold, lexical_tokens, words
 SearchFn = Callable[..., list[Hit]]
 REPLY_TYPES = ("answer", "clarify", "fallback")
 # Facets that describe *where* a question belongs; what a session remembers.
-CONTEXT_FACETS = ("couloir", "dispositif")
 _RESET = {
     "nouvelle question",
     "nouvelle conversation",
@@ -175,6 +174,11 @@ class Dialogue:
     ):
         self.search = search
         self.vocabulary = vocabulary
+        # Facet roles from faq_data/facets.yaml: the conversation's scope (the couloir),
+        # the facets remembered across turns, those whose values span every scope value.
+        self.scope = vocabulary.scope
+        self.context = vocabulary.with_role("context")
+        self.spans_scope = vocabulary.with_role("spans_scope")
         self.detector = detector or FacetDetector(vocabulary)
         self.policy = policy or Policy()
         # (facet, value) pairs the FAQs never discuss (FacetDetector.unmentioned).
@@ -255,7 +259,7 @@ class Dialogue:
         if len(words(text)) > 6 or text.rstrip().endswith("?"):
             return {}
         known = dict(pending.filters)
-        named = self.detector.detect(text, CONTEXT_FACETS)
+        named = self.detector.detect(text, self.context)
         return {f: v for f, v in named.items() if f not in known}
 
     def _after_refinement(
@@ -268,11 +272,10 @@ class Dialogue:
         assert pending is not None
         if picked == msg.OTHER_OPTION:
             return self._resume(state, narrow={}, remember={}, force_answer=True)
-        remember = {pending.facet: picked} if pending.facet in CONTEXT_FACETS else {}
-        if pending.facet == "dispositif":
-            parent = self.vocabulary.parent_couloir(picked)
-            if parent:
-                remember["couloir"] = parent
+        remember = {pending.facet: picked} if pending.facet in self.context else {}
+        implied = self.vocabulary.parent_value(pending.facet, picked)
+        if implied:
+            remember[implied[0]] = implied[1]
         return self._resume(state, narrow={pending.facet: picked}, remember=remember)
 
     def _resume(
@@ -303,12 +306,13 @@ class Dialogue:
             return Reply("fallback", msg.fallback_text(reason, [])), state
         detected = self.detector.detect(text)
         remembered = dict(state.facets)
-        named = {f: v for f, v in detected.items() if f in CONTEXT_FACETS}
+        named = {f: v for f, v in detected.items() if f in self.context}
         # "et pour le solde ?": an elliptic follow-up searches within the conversation's couloir.
         within = {}
-        if remembered.get("couloir") and not named.get("couloir") and _elliptic(text):
-            within = {"couloir": remembered["couloir"]}
-        if named.get("couloir") and named["couloir"] != remembered.get("couloir"):
+        scope = self.scope
+        if scope and remembered.get(scope) and not named.get(scope) and _elliptic(text):
+            within = {scope: remembered[scope]}
+        if scope and named.get(scope) and named[scope] != remembered.get(scope):
             # A new couloir replaces the old context entirely.
             remembered = {}
         remembered.update(named)
@@ -351,10 +355,12 @@ class Dialogue:
         # A short follow-up ("et pour le solde ?") says little by itself: when its best
         # answer sits in the conversation's couloir, the context vouches for the scope.
         # A message that names its couloir itself is no follow-up: its scope is its own.
+        scope = self.scope
         in_context = (
-            bool(remembered.get("couloir"))
-            and not (detected or {}).get("couloir")
-            and top.entry.facets.get("couloir") == remembered["couloir"]
+            scope is not None
+            and bool(remembered.get(scope))
+            and not (detected or {}).get(scope)
+            and top.entry.facets.get(scope) == remembered[scope]
         )
         # An entry that contains every word of the question ("comment fonctionne le
         # financement ?") shows the FAQs do talk about it: a broad question, not a foreign one.
@@ -383,7 +389,7 @@ class Dialogue:
             # A question that names no couloir or dispositif is more likely to be ambiguous
             # between couloirs: look further down the list for candidates that differ.
             margin = p.clarify_margin
-            generic = not any(f in boost or f in filters for f in CONTEXT_FACETS)
+            generic = not any(f in boost or f in filters for f in self.context)
             if generic:
                 margin = p.clarify_margin_no_context
             if asked:
@@ -432,7 +438,7 @@ class Dialogue:
             [h.entry.question for h in related],
         )
         remembered = dict(state.facets)
-        for f in CONTEXT_FACETS:
+        for f in self.context:
             if top.entry.facets.get(f):
                 remembered.setdefault(f, top.entry.facets[f])
         new_state = replace(
@@ -447,11 +453,11 @@ class Dialogue:
         pharmacien peut consulter dans le DMP" is a question about the DMP.
         """
         named = self.detector.named(text)
-        if any(f == "produit" and (f, v) not in self.unmentioned for f, v in named):
-            named = {(f, v) for f, v in named if f != "couloir"}
+        if any(f in self.spans_scope and (f, v) not in self.unmentioned for f, v in named):
+            named = {(f, v) for f, v in named if f != self.scope}
         return [
             (f, v.value)
-            for f in FACET_NAMES
+            for f in self.vocabulary.names
             for v in self.vocabulary.values[f]
             if (f, v.value) in named and (f, v.value) in self.unmentioned
         ]
@@ -462,7 +468,7 @@ class Dialogue:
         "Un établissement peut-il avoir plusieurs prestations ?" scores low in scope
         because no entry stands out, yet each couloir's FAQ answers it: ask which one.
         """
-        if any(f in boost for f in CONTEXT_FACETS):
+        if any(f in boost for f in self.context):
             return False
         top = hits[0]
         close = [
@@ -470,21 +476,24 @@ class Dialogue:
             for h in hits[: self.policy.candidates]
             if top.score - h.score <= self.policy.ambiguous_margin
         ]
-        return self.best_facet(close, exclude=set(boost)) == "couloir"
+        return self.scope is not None and self.best_facet(close, exclude=set(boost)) == self.scope
 
     def _other_couloir(self, query: str, top: Hit) -> bool:
         """Whether the message names a couloir itself and the best entry is about another
         (unless both name the same product: "le DMP" for a pharmacien or a médecin)."""
-        said = self.detector.detect(query, ("couloir",)).get("couloir")
-        theirs = top.entry.facets.get("couloir")
+        scope = self.scope
+        if scope is None:
+            return False
+        said = self.detector.detect(query, (scope,)).get(scope)
+        theirs = top.entry.facets.get(scope)
         if not (said and theirs and said != theirs):
             return False
-        product = top.entry.facets.get("produit")
-        return not (product and ("produit", product) in self.detector.named(query, ("produit",)))
+        shared = {(f, top.entry.facets[f]) for f in self.spans_scope if top.entry.facets.get(f)}
+        return not (shared & self.detector.named(query, self.spans_scope))
 
     def _names_context(self, hit: Hit) -> bool:
         """Whether the entry's title itself says which couloir or dispositif it is about."""
-        return hit.dense != 0.0 and bool(self.detector.detect(hit.entry.question, CONTEXT_FACETS))
+        return hit.dense != 0.0 and bool(self.detector.detect(hit.entry.question, self.context))
 
     def best_facet(self, hits: list[Hit], exclude: set[str] = frozenset()) -> str | None:
         """The facet whose answer removes the most uncertainty among `hits`, if any splits them."""
@@ -492,7 +501,7 @@ class Dialogue:
             return None
         best, best_gain = None, 0.0
         total = sum(h.confidence for h in hits) or 1.0
-        for facet in FACET_NAMES:
+        for facet in self.vocabulary.names:
             if facet in exclude:
                 continue
             mass: dict[str | None, float] = {}
@@ -503,7 +512,7 @@ class Dialogue:
             if len(named) < 2:
                 continue
             gain = -sum(m * math.log(m) for m in mass.values() if m > 0)
-            if facet == "couloir":
+            if facet == self.scope:
                 # Users know who they are (hospital, EHPAD, GP) better than a dispositif's
                 # name: when the couloir splits the candidates, ask it first.
                 return facet

@@ -9,10 +9,8 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
-from chatbot.corpus import FACET_NAMES, FacetVocabulary, FaqEntry
+from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.text import fold, words
-
-_CONCRETE_FACETS = ("couloir", "dispositif", "produit")
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class FacetDetector:
     def __init__(self, vocabulary: FacetVocabulary):
         self.vocabulary = vocabulary
         self._patterns: list[_Pattern] = []
-        for facet in FACET_NAMES:
+        for facet in vocabulary.names:
             for v in vocabulary.values[facet]:
                 for term in {v.value, *v.synonyms}:
                     norm = " ".join(words(term))
@@ -43,9 +41,9 @@ class FacetDetector:
         # the couloir and product it names): each scan runs every pattern, about 1.5 ms.
         self._named = lru_cache(maxsize=1024)(self._scan)
 
-    def named(self, text: str, facets: tuple[str, ...] = FACET_NAMES) -> frozenset[tuple[str, str]]:
-        """Every (facet, value) that `text` names, conflicting values included."""
-        return self._named(text, tuple(facets))
+    def named(self, text: str, facets: tuple[str, ...] | None = None) -> frozenset[tuple[str, str]]:
+        """Every (facet, value) that `text` names (in `facets`, default all), conflicts included."""
+        return self._named(text, tuple(self.vocabulary.names if facets is None else facets))
 
     def _scan(self, text: str, facets: tuple[str, ...]) -> frozenset[tuple[str, str]]:
         norm = " ".join(words(text))
@@ -67,28 +65,33 @@ class FacetDetector:
                 found.add((p.facet, p.value))
         return frozenset(found)
 
-    def detect(self, text: str, facets: tuple[str, ...] = FACET_NAMES) -> dict[str, str]:
+    def detect(self, text: str, facets: tuple[str, ...] | None = None) -> dict[str, str]:
         """Facet values named in `text`; a facet named with two different values is left out."""
+        facets = self.vocabulary.names if facets is None else facets
         found: dict[str, set[str]] = {}
         for facet, value in self.named(text, facets):
             found.setdefault(facet, set()).add(value)
         out = {f: next(iter(vals)) for f, vals in found.items() if len(vals) == 1}
-        # A dispositif implies its couloir.
-        if "dispositif" in out and "couloir" in facets:
-            parent = self.vocabulary.parent_couloir(out["dispositif"])
-            if parent and out.get("couloir", parent) == parent:
-                out["couloir"] = parent
-            elif parent:
-                out.pop("dispositif")
+        # A value implies its parent's (a dispositif its couloir); a contradiction drops it.
+        for child in self.vocabulary.parents:
+            implied = self.vocabulary.parent_value(child, out[child]) if child in out else None
+            if implied is None or implied[0] not in facets:
+                continue
+            parent, value = implied
+            if out.get(parent, value) == value:
+                out[parent] = value
+            else:
+                out.pop(child)
         return out
 
     def unmentioned(self, entries: Sequence[FaqEntry]) -> frozenset[tuple[str, str]]:
         """The facet values that no entry carries and no entry's text names.
 
         A question naming one of them ("RIS", "HDS") asks about something the FAQs never
-        discuss, however close its wording is to an entry's. Only couloirs, dispositifs
-        and products count: an offre or a thématique is a heading whose words ("services
-        de l'ANS", "innovation") users also say about things the FAQs do cover.
+        discuss, however close its wording is to an entry's. Only the facets with the
+        `concrete` role count (couloirs, dispositifs, products): an offre or a thématique is
+        a heading whose words ("services de l'ANS", "innovation") users also say about things
+        the FAQs do cover.
         """
         carried = {(f, v) for e in entries for f, v in e.facets.items() if v}
         text = " | ".join(
@@ -101,7 +104,7 @@ class FacetDetector:
         }
         return frozenset(
             (f, v.value)
-            for f in _CONCRETE_FACETS
+            for f in self.vocabulary.with_role("concrete")
             for v in self.vocabulary.values[f]
             if (f, v.value) not in carried and (f, v.value) not in named
         )

@@ -30,7 +30,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatbot import messages as msg
 from chatbot.config import Settings
-from chatbot.corpus import FACET_NAMES
 from chatbot.errors import ConfigError, FaqBotError, InputError
 
 log = logging.getLogger("faqbot.http")
@@ -64,7 +63,7 @@ class SearchRequest(_Strict):
     k: int = Field(5, ge=1, le=50, description="Nombre de résultats (1 à 50).")
     facets: dict[str, str] | None = Field(
         None,
-        description="Filtres {nom: valeur} ; noms permis : " + ", ".join(FACET_NAMES) + ".",
+        description="Filtres {nom: valeur} ; noms permis : les facettes de faq_data/facets.yaml.",
         examples=[{"couloir": "Hôpital"}],
     )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from chatbot.corpus import FaqEntry
+from chatbot.config import Settings
+from chatbot.corpus import FaqEntry, load_vocabulary
+
+VOCAB = load_vocabulary(Settings().corpus_dir / "facets.yaml")
 
 
 def make_entry(
@@ -20,10 +23,9 @@ def make_entry(
         alternates=alternates,
         answer=f"Réponse {ident}.",
         facets={
-            "offre": None,
+            **dict.fromkeys(VOCAB.names),
             "couloir": couloir,
             "dispositif": dispositif,
-            "produit": None,
             "thematique": thematique,
         },
         source="000_0000000000000000.txt",

@@ -12,9 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chatbot import messages as msg
-from chatbot.corpus import FACET_NAMES
+from chatbot.config import Settings
+from chatbot.corpus import load_vocabulary
 from chatbot.errors import ConfigError, FaqBotError
 from chatbot.server import create_app
+
+FACET_NAMES = load_vocabulary(Settings().corpus_dir / "facets.yaml").names
 
 RESULT_KEYS = {"id", "question", "answer", "score", "facets", "source"}
 REPLY_KEYS = {"type", "text", "facet", "options", "results", "session_id"}

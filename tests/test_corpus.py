@@ -11,7 +11,6 @@ import yaml
 
 from chatbot.config import REPO_ROOT
 from chatbot.corpus import (
-    FACET_NAMES,
     json_schema,
     load_corpus,
     normalise_for_match,
@@ -38,7 +37,7 @@ def test_corpus_loads_with_about_a_hundred_entries(corpus):
     for e in corpus.entries:
         assert e.question.strip() and e.answer.strip()
         assert 2 <= len(e.alternates) <= 8
-        assert set(e.facets) == set(FACET_NAMES)
+        assert tuple(e.facets) == corpus.vocabulary.names
         assert e.source_url.startswith("http")
 
 
@@ -195,3 +194,89 @@ def test_too_many_alternates_is_explained_in_french(broken):
     with pytest.raises(CorpusError) as err:
         load_corpus(target)
     assert "alternates" in str(err.value) and "8 élément(s) au plus, 9 donné(s)" in str(err.value)
+
+
+# ------------------------------------------------------------ facets declared once
+
+
+def test_facet_names_and_roles_come_from_the_vocabulary_file(corpus):
+    v = corpus.vocabulary
+    assert v.names == ("offre", "couloir", "dispositif", "produit", "thematique")
+    assert v.scope == "couloir"
+    assert v.with_role("context") == ("couloir", "dispositif")
+    assert v.with_role("concrete") == ("couloir", "dispositif", "produit")
+    assert v.parents == {"dispositif": "couloir"}
+    assert v.parent_value("dispositif", "Prestation Ségur SAS") == (
+        "couloir",
+        "Service d'accès aux soins (SAS)",
+    )
+
+
+def _with_extra_facet(tmp_path: Path) -> Path:
+    """A copy of faq_data/ with a sixth facet declared in facets.yaml and used by one entry."""
+    root = tmp_path / "faq"
+    shutil.copytree(FAQ, root, ignore=shutil.ignore_patterns("raw", "eval"))
+    vocab = yaml.safe_load((root / "facets.yaml").read_text("utf-8"))
+    vocab["facets"]["public"] = {
+        "question": "Votre question concerne quel public ?",
+        "roles": ["concrete"],
+        "values": [{"value": "Éditeurs", "synonyms": ["éditeur", "editeur"]}],
+    }
+    (root / "facets.yaml").write_text(
+        yaml.safe_dump(vocab, allow_unicode=True, sort_keys=False), "utf-8"
+    )
+    for path in (root / "corpus").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text("utf-8"))
+        for e in data["entries"]:
+            e["facets"]["public"] = None
+        if path.name.startswith("000"):
+            data["entries"][0]["facets"]["public"] = "Éditeurs"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
+    return root
+
+
+def test_a_new_facet_needs_only_the_vocabulary_and_the_corpus(tmp_path):
+    from chatbot.dialogue import Dialogue
+
+    root = _with_extra_facet(tmp_path)
+    corpus = load_corpus(root)
+    assert corpus.vocabulary.names[-1] == "public"
+    assert corpus.entries[0].facets["public"] == "Éditeurs"
+    assert (
+        "public"
+        in json_schema(corpus.vocabulary)["properties"]["entries"]["items"]["$defs"]["_Facets"][
+            "required"
+        ]
+    )
+    # The dialogue code reads the new facet from the vocabulary: it can ask about it.
+    assert "public" in Dialogue(lambda *a, **k: [], corpus.vocabulary).vocabulary.names
+
+
+def test_a_corpus_entry_missing_a_declared_facet_is_refused(tmp_path):
+    root = _with_extra_facet(tmp_path)
+    path = next((root / "corpus").glob("001*.yaml"))
+    data = yaml.safe_load(path.read_text("utf-8"))
+    del data["entries"][0]["facets"]["public"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
+    with pytest.raises(CorpusError, match="public"):
+        load_corpus(root)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda v: v["facets"]["couloir"].update(roles=["scope", "oracle"]), "rôle inconnu"),
+        (lambda v: v["facets"]["dispositif"].update(roles=["scope"]), "une seule facette"),
+        (lambda v: v["facets"]["dispositif"].update(parent="région"), "parent"),
+    ],
+)
+def test_a_bad_role_or_parent_in_the_vocabulary_is_refused(tmp_path, change, message):
+    root = tmp_path / "faq"
+    shutil.copytree(FAQ, root, ignore=shutil.ignore_patterns("raw", "eval"))
+    vocab = yaml.safe_load((root / "facets.yaml").read_text("utf-8"))
+    change(vocab)
+    (root / "facets.yaml").write_text(
+        yaml.safe_dump(vocab, allow_unicode=True, sort_keys=False), "utf-8"
+    )
+    with pytest.raises(CorpusError, match=message):
+        load_corpus(root)
