@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from chatbot import messages as msg
 from chatbot.corpus import FACET_NAMES
 from chatbot.errors import ConfigError, FaqBotError
-from chatbot.server import create_app
+from chatbot.web.app import create_app
 
 RESULT_KEYS = {"id", "question", "answer", "score", "facets", "source"}
 REPLY_KEYS = {"type", "text", "facet", "options", "results", "session_id"}
@@ -513,7 +513,7 @@ def test_rate_limit(web_bot, web_settings):
 
 
 def test_rate_limit_window_slides():
-    from chatbot.server import RateLimitMiddleware
+    from chatbot.web.middleware import RateLimitMiddleware
 
     now = [1000.0]
     rl = RateLimitMiddleware(app=None, per_minute=2, clock=lambda: now[0])
