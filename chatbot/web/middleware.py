@@ -32,9 +32,9 @@ _CSP_SOURCE = re.compile(
 )
 
 
-def frame_ancestors(settings: Settings) -> str:
+def csp_frame_ancestors(settings: Settings) -> str:
     """The CSP frame-ancestors sources from FAQBOT_FRAME_ANCESTORS, each checked (ConfigError in French)."""
-    sources = []
+    sources: list[str] = []
     for raw in settings.frame_ancestors or ("'none'",):
         src = raw.strip()
         if src in ("self", "none"):
@@ -255,7 +255,7 @@ class RateLimitMiddleware:
 
 
 def add_middlewares(app: FastAPI, settings: Settings) -> None:
-    """Wrap `app` in the middlewares; FaqBot's own ConfigError if FAQBOT_FRAME_ANCESTORS is invalid."""
+    """Wrap `app` in the middlewares (ConfigError when FAQBOT_FRAME_ANCESTORS is invalid)."""
     # Innermost first (the last added runs first): headers on everything, even a 500 or a 429.
     if settings.rate_limit_per_minute > 0:
         app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
@@ -270,7 +270,7 @@ def add_middlewares(app: FastAPI, settings: Settings) -> None:
         max_age=600,
     )
     app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, frame_ancestors=frame_ancestors(settings))
+    app.add_middleware(SecurityHeadersMiddleware, frame_ancestors=csp_frame_ancestors(settings))
 
 
 __all__ = [
@@ -280,5 +280,5 @@ __all__ = [
     "RateLimitMiddleware",
     "SecurityHeadersMiddleware",
     "add_middlewares",
-    "frame_ancestors",
+    "csp_frame_ancestors",
 ]
