@@ -21,6 +21,8 @@ from chatbot.errors import IndexStateError, InputError
 from chatbot.expansion import QueryExpander
 from chatbot.facets import FacetDetector
 from chatbot.feedback import FeedbackStore
+from chatbot.records import hit_to_result as hit_to_result  # re-export: built in records
+from chatbot.records import reply_to_dict as reply_to_dict  # re-export: built in records
 from chatbot.retrieval import Hit, Retriever
 from embeddings.index import DenseIndex
 
@@ -47,32 +49,6 @@ def clean_message(text: Any, limit: int) -> str:
     if not text.strip():
         raise InputError(msg.EMPTY_MESSAGE)
     return text.strip()
-
-
-def hit_to_result(hit: Hit) -> dict[str, Any]:
-    """The `Result` JSON record of INTERFACE.md."""
-    e = hit.entry
-    return {
-        "id": e.id,
-        "question": e.question,
-        "answer": e.answer,
-        "score": round(hit.confidence, 4),
-        "facets": dict(e.facets),  # every facet of the vocabulary, in its order
-        "source": e.source,
-        "source_url": e.source_url,
-    }
-
-
-def reply_to_dict(reply: Reply, session_id: str) -> dict[str, Any]:
-    """The `Reply` JSON record of INTERFACE.md."""
-    return {
-        "type": reply.type,
-        "text": reply.text,
-        "facet": reply.facet,
-        "options": list(reply.options),
-        "results": [hit_to_result(h) for h in reply.results],
-        "session_id": session_id,
-    }
 
 
 @dataclass

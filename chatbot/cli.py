@@ -59,7 +59,8 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
-    from chatbot.bot import Bot, clean_message, hit_to_result
+    from chatbot.bot import Bot, clean_message
+    from chatbot.records import hit_to_result
 
     if (args.query is None) == (args.queries is None):
         raise InputError("Donnez soit une question, soit --queries FICHIER.jsonl (pas les deux).")
@@ -153,8 +154,9 @@ def _read_queries(path: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
 
 
 def cmd_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
-    from chatbot.bot import Bot, reply_to_dict
+    from chatbot.bot import Bot
     from chatbot.dialogue import Reply
+    from chatbot.records import reply_to_dict
 
     bot = Bot.from_settings(_settings(args), build="never", progress=False)
     if stdin is sys.stdin and hasattr(stdin, "reconfigure"):
@@ -182,7 +184,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    from chatbot.server import serve
+    from chatbot.web.serve import serve
 
     settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
     if settings.log_user_text:

@@ -1,4 +1,4 @@
-"""The Gradio chat UI (Gradio 6), mounted at "/" of the FastAPI app by `chatbot.server`.
+"""The Gradio chat UI (Gradio 6), mounted at "/" of the FastAPI app by `chatbot.web.app`.
 
 A thin shell over the same `Bot` as the API: one session per browser tab
 (gr.State), clarify options and related questions as clickable chat options,

@@ -15,7 +15,7 @@ from chatbot import messages as msg
 from chatbot.config import Settings
 from chatbot.corpus import load_vocabulary
 from chatbot.errors import ConfigError, FaqBotError
-from chatbot.server import create_app
+from chatbot.web.app import create_app
 
 FACET_NAMES = load_vocabulary(Settings().corpus_dir / "facets.yaml").names
 
@@ -516,7 +516,7 @@ def test_rate_limit(web_bot, web_settings):
 
 
 def test_rate_limit_window_slides():
-    from chatbot.server import RateLimitMiddleware
+    from chatbot.web.middleware import RateLimitMiddleware
 
     now = [1000.0]
     rl = RateLimitMiddleware(app=None, per_minute=2, clock=lambda: now[0])

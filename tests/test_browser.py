@@ -87,7 +87,7 @@ def live(tmp_path_factory):
 
     from chatbot.bot import Bot
     from chatbot.config import Settings
-    from chatbot.server import create_app
+    from chatbot.web.app import create_app
 
     data = tmp_path_factory.mktemp("live")
     settings = Settings(

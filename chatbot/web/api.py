@@ -1,0 +1,88 @@
+"""The JSON API router: /healthz, /api/search, /api/chat, /api/feedback and the unknown /api/* answer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from chatbot import messages as msg
+from chatbot.records import (
+    HealthResponse,
+    OkResponse,
+    ReplyModel,
+    SearchResponse,
+)
+from chatbot.web.bodies import API_ROUTES, ChatRequest, FeedbackRequest, SearchRequest
+from chatbot.web.errors import ERROR_RESPONSES, error_response
+
+if TYPE_CHECKING:
+    from chatbot.bot import Bot
+
+
+def api_router(bot: Bot) -> APIRouter:
+    """The API routes over `bot`; sync endpoints, so FastAPI runs them in its threadpool."""
+    router = APIRouter()
+
+    # Each route returns the JSONResponse of its record: FastAPI documents the response
+    # model without validating and encoding the same data a second time.
+
+    @router.get("/healthz", response_model=HealthResponse, tags=["api"], summary="État du service")
+    def healthz() -> JSONResponse:
+        return JSONResponse(bot.health())
+
+    @router.post(
+        "/api/search",
+        response_model=SearchResponse,
+        responses=ERROR_RESPONSES,
+        tags=["api"],
+        summary="Chercher les réponses à une question",
+    )
+    def api_search(body: SearchRequest) -> JSONResponse:
+        hits = bot.search(body.query, k=body.k, facets=body.facets)
+        return JSONResponse(SearchResponse.from_hits(hits).model_dump())
+
+    @router.post(
+        "/api/chat",
+        response_model=ReplyModel,
+        responses=ERROR_RESPONSES,
+        tags=["api"],
+        summary="Un tour de conversation (réponse, clarification ou repli)",
+    )
+    def api_chat(body: ChatRequest) -> JSONResponse:
+        reply, session_id = bot.chat(body.message, body.session_id)
+        return JSONResponse(ReplyModel.from_reply(reply, session_id).model_dump())
+
+    @router.post(
+        "/api/feedback",
+        response_model=OkResponse,
+        responses=ERROR_RESPONSES,
+        tags=["api"],
+        summary="Enregistrer un vote 👍/👎 sur une réponse",
+    )
+    def api_feedback(body: FeedbackRequest) -> JSONResponse:
+        bot.feedback(body.session_id, body.entry_id, body.helpful, body.comment)
+        return JSONResponse(OkResponse(ok=True).model_dump())
+
+    # Registered last: a JSON 404/405 for any other /api/ path instead of the UI's HTML page.
+    @router.api_route(
+        "/api/{rest:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    def api_unknown(rest: str, request: Request) -> JSONResponse:
+        path = "/api/" + rest
+        if path in API_ROUTES:
+            allowed = API_ROUTES[path]
+            return error_response(
+                405,
+                msg.HTTP_METHOD.format(allowed=", ".join(allowed)),
+                headers={"Allow": ", ".join(allowed)},
+            )
+        return error_response(404, msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES)))
+
+    return router
+
+
+__all__ = ["api_router"]

@@ -1,0 +1,45 @@
+"""`create_app`: the FastAPI app assembled from the middlewares, error handlers, routers and the UI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from chatbot.config import Settings
+from chatbot.web.api import api_router
+from chatbot.web.errors import add_exception_handlers
+from chatbot.web.middleware import add_middlewares
+from chatbot.web.widget import widget_router
+
+if TYPE_CHECKING:
+    from chatbot.bot import Bot
+
+
+def create_app(bot: Bot, settings: Settings, ui: bool = True) -> FastAPI:
+    """The FastAPI app: JSON API, widget, OpenAPI docs at /docs and (unless ui=False) the Gradio UI at /."""
+    app = FastAPI(
+        title="faqbot – Assistant FAQ Ségur du numérique en santé",
+        description=(
+            "API JSON de l'assistant. Les erreurs d'entrée répondent 4xx avec "
+            '`{"error": "…"}` en français ; rien de ce qui est envoyé n\'est renvoyé en HTML.'
+        ),
+        version="1.0",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    # First, so that an invalid FAQBOT_FRAME_ANCESTORS stops the start before anything loads;
+    # and before the UI mount, so that Gradio sees our CORS policy and adds none of its own.
+    add_middlewares(app, settings)
+    add_exception_handlers(app)
+    app.include_router(api_router(bot))
+    app.include_router(widget_router(settings))
+    if ui:
+        from chatbot.ui import mount_ui
+
+        # Mounted at "/" after the routers, which therefore take precedence.
+        mount_ui(app, bot, settings)
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,159 @@
+"""Every failure as a JSON `{"error": "..."}` in French: never a traceback, never the user's input as HTML."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
+
+from chatbot import messages as msg
+from chatbot.errors import FaqBotError, InputError
+from chatbot.records import ErrorResponse
+from chatbot.web.bodies import API_ROUTES, EXAMPLES, REQUEST_MODELS
+
+log = logging.getLogger("faqbot.http")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+
+# The error statuses every API route documents in OpenAPI.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorResponse,
+        "description": "Entrée invalide : le message dit quoi et ce qui est permis.",
+    },
+    413: {"model": ErrorResponse, "description": "Corps trop volumineux."},
+    415: {"model": ErrorResponse, "description": "Corps non JSON."},
+    422: {"model": ErrorResponse, "description": "Champs manquants, inconnus ou de mauvais type."},
+    429: {"model": ErrorResponse, "description": "Trop de requêtes (si la limite est activée)."},
+}
+
+
+def json_for_html(obj: Any) -> str:
+    """JSON safe inside <script type="application/json">: no "</script>" or HTML comment can appear."""
+    return (
+        json.dumps(obj, ensure_ascii=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON whose raw bytes contain no <, > or &: even a client that sniffs it as HTML sees no markup."""
+
+    def render(self, content: Any) -> bytes:
+        return json_for_html(content).encode("utf-8", "replace")
+
+
+def error_response(status: int, text: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The `{"error": text}` answer with `status`; what the middlewares and handlers all send."""
+    # A lone surrogate cannot be encoded: replace it rather than fail while reporting an error.
+    safe = text.encode("utf-8", "replace").decode("utf-8")
+    body = ErrorResponse(error=safe).model_dump()
+    return SafeJSONResponse(body, status_code=status, headers=headers)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on, without the reverse-proxy prefix (root_path)."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    return path
+
+
+def describe_validation_error(errors: list[dict[str, Any]], path: str) -> str:
+    """French sentences (three at most) naming each bad field and what is allowed."""
+    model = REQUEST_MODELS.get(path)
+    example = EXAMPLES.get(path, "{}")
+    out: list[str] = []
+    field_problem = False
+    for err in errors:
+        typ = err.get("type", "")
+        loc = [x for x in err.get("loc", ()) if x != "body"]
+        name = str(loc[0]) if loc and isinstance(loc[0], str) else ""
+        if typ == "json_invalid":
+            detail = str((err.get("ctx") or {}).get("error", "syntaxe"))
+            text = msg.HTTP_BAD_JSON.format(detail=detail, example=example)
+        elif not name and typ in ("missing", "model_attributes_type", "dict_type", "model_type"):
+            text = msg.HTTP_NOT_OBJECT.format(example=example)
+        elif typ == "missing":
+            text = msg.HTTP_MISSING_FIELD.format(name=name)
+            field_problem = True
+        elif typ == "extra_forbidden":
+            # The name is repeated only when it is a plain identifier.
+            text = msg.HTTP_UNKNOWN_FIELD.format(
+                name=f" : « {name} »" if _SAFE_NAME.match(name) else ""
+            )
+            field_problem = True
+        else:
+            field = name if name in msg.HTTP_FIELDS else ""
+            expected = msg.HTTP_FIELDS.get(field, "une valeur du bon type")
+            wrong_type = typ.endswith("_type") or "parsing" in typ
+            template = msg.HTTP_WRONG_TYPE if wrong_type else msg.HTTP_BAD_VALUE
+            text = template.format(name=field or "?", expected=expected)
+        if text not in out:
+            out.append(text)
+        if len(out) == 3:
+            break
+    if field_problem and model is not None:
+        out.append(msg.HTTP_ALLOWED_FIELDS.format(allowed=", ".join(model.model_fields)))
+    return " ".join(out) or msg.HTTP_NOT_OBJECT.format(example=example)
+
+
+# ------------------------------------------------------------ exception handlers
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Bad input → 400/422, a bot's own failure → 503, routing errors → 404/405, all in French."""
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        route = request.scope.get("route")
+        path = getattr(route, "path", route_path(request.scope))
+        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
+        return error_response(status, describe_validation_error(list(exc.errors()), path))
+
+    # InputError is a FaqBotError: Starlette picks the handler of the closest class in the MRO.
+    @app.exception_handler(InputError)
+    async def on_input_error(request: Request, exc: InputError) -> JSONResponse:
+        return error_response(400, str(exc))
+
+    @app.exception_handler(FaqBotError)
+    async def on_faqbot_error(request: Request, exc: FaqBotError) -> JSONResponse:
+        log.error("service indisponible : %s", exc)
+        return error_response(503, msg.HTTP_UNAVAILABLE)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            text = msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+        elif exc.status_code == 405:
+            allowed = API_ROUTES.get(route_path(request.scope), ("GET", "POST"))
+            text = msg.HTTP_METHOD.format(allowed=", ".join(allowed))
+        elif exc.status_code == 400:
+            text = msg.HTTP_BAD_JSON.format(detail="corps illisible", example="{…}")
+        else:
+            text = (
+                msg.HTTP_INTERNAL
+                if exc.status_code >= 500
+                else msg.HTTP_BAD_VALUE.format(name="requête", expected="voir /docs")
+            )
+        return error_response(exc.status_code, text, headers=getattr(exc, "headers", None))
+
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "SafeJSONResponse",
+    "add_exception_handlers",
+    "describe_validation_error",
+    "error_response",
+    "json_for_html",
+    "route_path",
+]

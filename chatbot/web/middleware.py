@@ -1,0 +1,284 @@
+"""The ASGI middlewares around every route: security headers, catch-all, body guard, rate limit.
+
+Pure ASGI rather than BaseHTTPMiddleware, because Gradio streams its responses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chatbot import messages as msg
+from chatbot.config import Settings
+from chatbot.errors import ConfigError
+from chatbot.web.bodies import REQUEST_MODELS
+from chatbot.web.errors import error_response, route_path
+
+log = logging.getLogger("faqbot.http")
+# Gradio posts small JSON events (the chat history stays server-side in gr.State),
+# so outside /api/ a generous fixed cap is enough.
+NON_API_MAX_BODY = 1024 * 1024
+_CSP_SOURCE = re.compile(
+    r"^(\*|'self'|'none'|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?[A-Za-z0-9*.-]+(:[0-9*]+)?(/[^\s;,]*)?)$"
+)
+
+
+def csp_frame_ancestors(settings: Settings) -> str:
+    """The CSP frame-ancestors sources from FAQBOT_FRAME_ANCESTORS, each checked (ConfigError in French)."""
+    sources: list[str] = []
+    for raw in settings.frame_ancestors or ("'none'",):
+        src = raw.strip()
+        if src in ("self", "none"):
+            src = f"'{src}'"
+        if not _CSP_SOURCE.match(src):
+            raise ConfigError(
+                f"FAQBOT_FRAME_ANCESTORS : source {src!r} invalide ; exemples permis : "
+                "*, 'self', https://intranet.exemple.fr, https://*.exemple.fr"
+            )
+        sources.append(src)
+    return " ".join(sources)
+
+
+class SecurityHeadersMiddleware:
+    """CSP, nosniff and referrer policy on every response; the CSP fits the page that is served."""
+
+    def __init__(self, app: ASGIApp, frame_ancestors: str):
+        self.app = app
+        fa = frame_ancestors
+        self.csp_api = (
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        )
+        self.csp_widget = (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {fa}"
+        )
+        # Gradio's page boots from inline scripts and sets inline styles; everything else stays same-origin.
+        self.csp_gradio = (
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' data: blob:; "
+            "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
+            f"form-action 'self'; frame-ancestors {fa}"
+        )
+        # FastAPI's /docs page loads Swagger UI from its CDN.
+        cdn = "https://cdn.jsdelivr.net"
+        self.csp_docs = (
+            f"default-src 'self'; script-src 'self' 'unsafe-inline' {cdn}; style-src 'self' 'unsafe-inline' {cdn}; "
+            "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; object-src 'none'; "
+            "base-uri 'self'; frame-ancestors 'none'"
+        )
+
+    def _csp(self, path: str) -> str:
+        if path == "/widget" or path.startswith("/widget/"):
+            return self.csp_widget
+        if path.startswith("/api/") or path in ("/healthz", "/openapi.json", "/widget.js"):
+            return self.csp_api
+        if path.startswith("/docs"):
+            return self.csp_docs
+        return self.csp_gradio
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = route_path(scope)
+        extra = [
+            (b"content-security-policy", self._csp(path).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        ]
+        if path.startswith("/api/"):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {extra_name for extra_name, _ in extra}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": headers + extra}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class CatchAllMiddleware:
+    """Any unexpected exception becomes a JSON 500 without traceback (logged server-side)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            log.exception("erreur interne sur %s", route_path(scope))
+            if not started:
+                await error_response(500, msg.HTTP_INTERNAL)(scope, receive, send)
+
+
+class BodyGuardMiddleware:
+    """Enforces the body size limit before parsing; on /api/ also JSON content type and UTF-8."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        path = route_path(scope)
+        is_api = path.startswith("/api/")
+        limit = self.max_body_bytes if is_api else NON_API_MAX_BODY
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                size = -1
+            if size > limit:
+                await error_response(413, msg.HTTP_BODY_TOO_LARGE.format(size=size, limit=limit))(
+                    scope, receive, send
+                )
+                return
+        if not is_api:
+            await self.app(scope, receive, send)
+            return
+        if path in REQUEST_MODELS:
+            ctype = (
+                headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+            )
+            if ctype != "application/json" and not (
+                ctype.startswith("application/") and ctype.endswith("+json")
+            ):
+                await error_response(415, msg.HTTP_CONTENT_TYPE)(scope, receive, send)
+                return
+        # Read the whole (small) body here, bounded, so chunked uploads obey the limit too.
+        chunks: list[bytes] = []
+        total = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                await error_response(
+                    413, msg.HTTP_BODY_TOO_LARGE.format(size=f"> {limit}", limit=limit)
+                )(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            await error_response(400, msg.HTTP_BAD_UTF8)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class RateLimitMiddleware:
+    """Per-client sliding window over the last 60 s on /api/ (in-process: one server process)."""
+
+    WINDOW = 60.0
+
+    def __init__(self, app: ASGIApp, per_minute: int, clock: Callable[[], float] = time.monotonic):
+        self.app = app
+        self.per_minute = per_minute
+        self.clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str) -> int:
+        """0 when the request may go on, else the seconds to wait."""
+        now = self.clock()
+        with self._lock:
+            if len(self._hits) > 50_000:  # forget idle clients
+                self._hits = {
+                    c: q for c, q in self._hits.items() if q and now - q[-1] < self.WINDOW
+                }
+            q = self._hits.setdefault(client, deque())
+            while q and now - q[0] >= self.WINDOW:
+                q.popleft()
+            if len(q) >= self.per_minute:
+                return max(1, math.ceil(self.WINDOW - (now - q[0])))
+            q.append(now)
+            return 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or not route_path(scope).startswith("/api/")
+            or scope["method"] == "OPTIONS"
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("?", 0))[0]
+        wait = self.check(client)
+        if wait:
+            text = msg.HTTP_RATE_LIMITED.format(limit=self.per_minute, retry=wait)
+            await error_response(429, text, headers={"Retry-After": str(wait)})(
+                scope, receive, send
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def add_middlewares(app: FastAPI, settings: Settings) -> None:
+    """Wrap `app` in the middlewares (ConfigError when FAQBOT_FRAME_ANCESTORS is invalid)."""
+    # Innermost first (the last added runs first): headers on everything, even a 500 or a 429.
+    if settings.rate_limit_per_minute > 0:
+        app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Always present so that Gradio does not add its own CORS policy: only allowed_origins pass.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.allowed_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+        allow_credentials=False,
+        max_age=600,
+    )
+    app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, frame_ancestors=csp_frame_ancestors(settings))
+
+
+__all__ = [
+    "NON_API_MAX_BODY",
+    "BodyGuardMiddleware",
+    "CatchAllMiddleware",
+    "RateLimitMiddleware",
+    "SecurityHeadersMiddleware",
+    "add_middlewares",
+    "csp_frame_ancestors",
+]
