@@ -117,9 +117,11 @@ class Bot:
         index: DenseIndex | None = None
         report = None
         if settings.retrieval != "bm25" or encoder is not None:
-            from embeddings.encoder import resolve_encoder
+            from embeddings.backends import resolve_encoder
 
-            encoder = encoder or resolve_encoder(settings.model, settings.models_dir)
+            encoder = encoder or resolve_encoder(
+                settings.model, settings.models_dir, backend=settings.backend
+            )
             index, report = ensure_index(settings, corpus, encoder, build=build, progress=progress)
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
         retriever = Retriever(corpus, index, encoder, mode=settings.retrieval, expander=expander)

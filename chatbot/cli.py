@@ -43,12 +43,12 @@ def _print_json(obj: Any, out: TextIO) -> None:
 def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     from chatbot.bot import ensure_index
     from chatbot.corpus import load_corpus
-    from embeddings.encoder import resolve_encoder
+    from embeddings.backends import resolve_encoder
 
     settings = _settings(args)
     started = time.perf_counter()
     corpus = load_corpus(settings.corpus_dir)
-    encoder = resolve_encoder(settings.model, settings.models_dir)
+    encoder = resolve_encoder(settings.model, settings.models_dir, backend=settings.backend)
     _, report = ensure_index(settings, corpus, encoder, progress=True, force=True)
     out.write(
         f"Index construit dans {settings.index_dir} : {report.entries} entrées, "

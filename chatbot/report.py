@@ -267,9 +267,9 @@ def bot_for_model(
     from chatbot.bot import Bot, ensure_index
     from chatbot.corpus import load_corpus
     from chatbot.evaluation import fit_calibration, load_eval
-    from embeddings.encoder import resolve_encoder
+    from embeddings.backends import resolve_encoder
 
-    encoder = resolve_encoder(model, settings.models_dir)
+    encoder = resolve_encoder(model, settings.models_dir, backend=settings.backend)
     scratch = replace(settings, data_dir=Path(scratch_dir), model=model, retrieval="hybrid")
     _, built = ensure_index(
         scratch, load_corpus(settings.corpus_dir), encoder, progress=progress, force=True

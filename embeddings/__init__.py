@@ -1,1 +1,1 @@
-"""Encoders (the bundled offline e5-small and any sentence-transformers model) and the FAISS index."""
+"""Encoders behind one contract (encoder), their backends (backends), the offline conversion and the FAISS index."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embeddings.errors import ModelError
+from embeddings.fingerprint import RECORD_FILE, fingerprint_record
 from embeddings.hashing import sha256_file
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ PROMPTS = {"query": "query: ", "passage": "passage: "}
 # sentence-transformers 6 gives a model without a "document" prompt an empty
 # one, which encode_document() then prefers over "passage": save it as an alias.
 SAVED_PROMPTS = {**PROMPTS, "document": PROMPTS["passage"]}
-MANIFEST = "conversion.json"
 WEIGHTS = "model.safetensors"
 
 _MAGIC = b"E5S1"
@@ -636,12 +636,10 @@ def convert(
         for p in sorted(target.rglob("*"))
         if p.is_file()
     }
-    from embeddings.encoder import fingerprint_record
-
     fingerprint = fingerprint_record(target)
     # Written last: a folder without it (or whose files disagree with it) is redone.
     _write_json(
-        target / MANIFEST,
+        target / RECORD_FILE,
         {
             "converter_version": CONVERTER_VERSION,
             "source": {
@@ -662,7 +660,7 @@ def convert(
 
 def _read_manifest(target: Path) -> dict[str, Any] | None:
     try:
-        manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads((target / RECORD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) else None

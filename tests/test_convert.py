@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from embeddings import convert
-from embeddings.convert import MANIFEST, MODEL_DIRNAME, ensure_default_model
+from embeddings.convert import MODEL_DIRNAME, ensure_default_model
 from embeddings.errors import ModelError
+from embeddings.fingerprint import RECORD_FILE
 from embeddings.hashing import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +166,7 @@ def test_folder_is_a_complete_sentence_transformers_model(converted_model_dir: P
         "1_Pooling/config.json",
         "config_sentence_transformers.json",
         "README.md",
-        MANIFEST,
+        RECORD_FILE,
     ):
         assert (d / rel).is_file(), rel
     assert (d / "2_Normalize").is_dir()
@@ -173,7 +174,7 @@ def test_folder_is_a_complete_sentence_transformers_model(converted_model_dir: P
     assert st_config["prompts"]["query"] == "query: "
     assert st_config["prompts"]["passage"] == "passage: "
     assert json.loads((d / "1_Pooling/config.json").read_text())["pooling_mode_mean_tokens"] is True
-    manifest = json.loads((d / MANIFEST).read_text())
+    manifest = json.loads((d / RECORD_FILE).read_text())
     source, version = convert.find_source()
     assert manifest["converter_version"] == convert.CONVERTER_VERSION
     assert manifest["source"]["size"] == source.stat().st_size
@@ -199,16 +200,16 @@ def test_corrupt_or_partial_target_is_redone(converted_model_dir: Path, tmp_path
     assert convert._is_current(target, source)
 
     # A missing manifest (interrupted copy) or a modified source are not current.
-    manifest = json.loads((target / MANIFEST).read_text())
-    (target / MANIFEST).unlink()
+    manifest = json.loads((target / RECORD_FILE).read_text())
+    (target / RECORD_FILE).unlink()
     assert not convert._is_current(target, source)
     manifest["source"]["mtime_ns"] = 0
     manifest["source"]["sha256"] = "0" * 64
-    (target / MANIFEST).write_text(json.dumps(manifest))
+    (target / RECORD_FILE).write_text(json.dumps(manifest))
     assert not convert._is_current(target, source)
 
     # A truncated weights file is detected and the folder converted again.
-    shutil.copy2(converted_model_dir / MANIFEST, target / MANIFEST)
+    shutil.copy2(converted_model_dir / RECORD_FILE, target / RECORD_FILE)
     weights = target / "model.safetensors"
     with weights.open("r+b") as f:
         f.truncate(1000)

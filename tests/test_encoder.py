@@ -1,8 +1,10 @@
-"""Encoders: the fake one's properties, resolve_encoder's choices and errors, the real model."""
+"""Encoders: the contract, the fake one's properties, resolve_encoder's choices and errors, the real model."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embeddings.backends import BUNDLED_NAME, resolve_encoder
 from embeddings.encoder import (
-    BUNDLED_NAME,
     Encoder,
     FakeEncoder,
     SentenceTransformerEncoder,
-    folder_fingerprint,
-    resolve_encoder,
+    WordVectorEncoder,
+    word_vector_encoder,
 )
 from embeddings.errors import ModelError
+from embeddings.fingerprint import folder_fingerprint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,7 +100,8 @@ def test_fake_encoder_similar_texts_are_closer_than_unrelated() -> None:
 
 def test_nothing_heavy_is_imported() -> None:
     code = (
-        "import sys, embeddings.encoder, embeddings.convert;"
+        "import sys, embeddings.backends, embeddings.index, chatbot.config;"
+        "chatbot.config.Settings.from_env({});"  # validation reads the backend registry
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules];"
         "sys.exit(str(heavy) if heavy else 0)"
     )
@@ -174,6 +178,192 @@ def test_allow_download_defers_to_load(tmp_path: Path, monkeypatch: pytest.Monke
     assert isinstance(enc, SentenceTransformerEncoder) and enc._model is None
 
 
+# --------------------------------------------------------------------------- backends
+
+
+def test_unknown_backend_is_refused_naming_the_allowed_ones(tmp_path: Path) -> None:
+    from embeddings.backends import BACKENDS
+
+    with pytest.raises(ModelError) as err:
+        resolve_encoder("fake", tmp_path, backend="tensorflow")
+    message = str(err.value)
+    assert "FAQBOT_BACKEND='tensorflow'" in message and "valeurs permises" in message
+    assert set(BACKENDS) == {"torch", "onnx"} and all(name in message for name in BACKENDS)
+
+
+def test_backend_setting_is_read_from_the_environment_and_validated() -> None:
+    from chatbot.config import Settings
+    from chatbot.errors import ConfigError
+
+    assert Settings.from_env({}).backend == "torch"
+    assert Settings.from_env({"FAQBOT_BACKEND": "onnx"}).backend == "onnx"
+    with pytest.raises(ConfigError, match=r"FAQBOT_BACKEND='gpu' inconnu.*torch, onnx"):
+        Settings.from_env({"FAQBOT_BACKEND": "gpu"})
+
+
+def test_the_model_setting_picks_the_weights_and_the_backend_runs_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embeddings import backends
+
+    seen: list[object] = []
+
+    def probe(weights: backends.Weights, progress: bool) -> Encoder:
+        seen.append(weights)
+        return FakeEncoder(dim=16)
+
+    monkeypatch.setitem(backends.BACKENDS, "probe", probe)
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    enc = resolve_encoder(str(folder), tmp_path, backend="probe")
+    assert enc.dim == 16 and seen == [backends.LocalWeights(folder, "my-model")]
+    # "fake" names no weights: the test encoder, whatever the backend.
+    assert isinstance(resolve_encoder("fake", tmp_path, backend="probe"), FakeEncoder)
+    assert len(seen) == 1
+
+
+def test_bot_resolves_its_encoder_with_the_backend_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatbot.bot import Bot
+    from chatbot.config import Settings
+    from embeddings import backends
+
+    calls: list[str] = []
+
+    def probe(weights: backends.Weights, progress: bool) -> Encoder:
+        calls.append(weights.name)
+        return FakeEncoder()
+
+    monkeypatch.setitem(backends.BACKENDS, "probe", probe)
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    settings = Settings(data_dir=tmp_path / "data", model=str(folder), backend="probe")
+    bot = Bot.from_settings(settings, progress=False)
+    assert calls == ["my-model"] and isinstance(bot.encoder, FakeEncoder)
+
+
+def test_onnx_backend_without_its_module_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "embeddings.onnx_encoder", None)  # as if not installed
+    with pytest.raises(ModelError, match="embeddings.onnx_encoder.*FAQBOT_BACKEND=torch") as err:
+        resolve_encoder(str(folder), tmp_path, backend="onnx")
+    assert err.value.__suppress_context__  # one clear line, not the import traceback
+
+
+def test_onnx_backend_needs_the_weights_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAQBOT_ALLOW_DOWNLOAD", "1")
+    with pytest.raises(ModelError, match="org/not-cached-model.*FAQBOT_BACKEND=torch"):
+        resolve_encoder("org/not-cached-model", tmp_path, backend="onnx")
+
+
+# --------------------------------------------------------------------------- capability
+
+
+def test_word_vectors_are_a_declared_capability() -> None:
+    fake = FakeEncoder()
+    assert fake.supports_word_vectors and SentenceTransformerEncoder.supports_word_vectors
+    assert isinstance(fake, WordVectorEncoder) and word_vector_encoder(fake) is fake
+
+    class Undeclared:
+        """Has the method but does not declare it: not used for word vectors."""
+
+        name, dim, fingerprint = "u", 8, "u"
+        encode_queries = encode_passages = encode_queries_with_words = fake.encode_queries
+
+    class Declined(Undeclared):
+        supports_word_vectors = False
+
+    assert word_vector_encoder(Undeclared()) is None  # type: ignore[arg-type]
+    assert word_vector_encoder(Declined()) is None  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- module structure
+
+
+def _imported_modules(tree: ast.AST, *, top_level_only: bool) -> set[str]:
+    """Modules named by import statements; top level skips functions, classes and TYPE_CHECKING."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif top_level_only and isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+        ):
+            return
+        elif (
+            top_level_only
+            and isinstance(node, ast.If)
+            and "TYPE_CHECKING" in ast.unparse(node.test)
+        ):
+            for child in node.orelse:
+                visit(child)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _embeddings_imports(top_level_only: bool) -> dict[str, set[str]]:
+    modules = {
+        f"embeddings.{p.stem}": p
+        for p in (REPO_ROOT / "embeddings").glob("*.py")
+        if p.stem != "__init__"
+    }
+    return {
+        name: _imported_modules(ast.parse(path.read_text("utf-8")), top_level_only=top_level_only)
+        & set(modules)
+        for name, path in modules.items()
+    }
+
+
+def test_embeddings_modules_have_no_import_cycle() -> None:
+    graph = _embeddings_imports(top_level_only=True)
+    done: set[str] = set()
+
+    def walk(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, "import cycle: " + " -> ".join((*path, module))
+        if module in done:
+            return
+        for dep in sorted(graph[module]):
+            walk(dep, (*path, module))
+        done.add(module)
+
+    for module in sorted(graph):
+        walk(module, ())
+
+
+def test_converter_and_encoders_do_not_import_each_other_even_lazily() -> None:
+    anywhere = _embeddings_imports(top_level_only=False)
+    assert not anywhere["embeddings.convert"] & {"embeddings.encoder", "embeddings.backends"}
+    assert not anywhere["embeddings.encoder"] & {"embeddings.convert", "embeddings.backends"}
+    assert not anywhere["embeddings.fingerprint"]  # the leaf both of them use
+    assert {"embeddings.convert", "embeddings.encoder"} <= anywhere["embeddings.backends"]
+
+
+def test_the_conversion_record_is_named_once() -> None:
+    hits = [
+        p.name
+        for p in (REPO_ROOT / "embeddings").glob("*.py")
+        if re.search(r"""^[A-Z_]+\s*=\s*["']conversion\.json["']""", p.read_text("utf-8"), re.M)
+    ]
+    assert hits == ["fingerprint.py"]
+
+
 # --------------------------------------------------------------------------- real model
 
 
@@ -245,10 +435,10 @@ def test_bundled_fingerprint_is_the_hash_of_the_files(
     converted_model_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from embeddings import encoder as encoder_module
+    from embeddings import fingerprint
 
     recorded = real_encoder.fingerprint  # taken from conversion.json: no hashing at start
     assert len(recorded) == 64
-    monkeypatch.setattr(encoder_module, "_fingerprint_cache", {})
-    monkeypatch.setattr(encoder_module, "_recorded_fingerprint", lambda *a: None)
+    monkeypatch.setattr(fingerprint, "_fingerprint_cache", {})
+    monkeypatch.setattr(fingerprint, "_recorded_fingerprint", lambda *a: None)
     assert folder_fingerprint(converted_model_dir) == recorded
