@@ -35,8 +35,8 @@ bench: install
 	$(PY) -m chatbot bench
 
 lint: install
-	$(VENV)/bin/ruff check chatbot embeddings tests
-	$(VENV)/bin/ruff format --check chatbot embeddings tests
+	$(VENV)/bin/ruff check chatbot embeddings evaluation curation tests
+	$(VENV)/bin/ruff format --check chatbot embeddings evaluation curation tests
 
 clean:
 	rm -rf $(VENV) .faqbot

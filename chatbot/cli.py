@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import re
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from chatbot.config import Settings
-from chatbot.errors import FaqBotError, InputError
+from chatbot.errors import FaqBotError, InputError, InstallError
 
 _CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -209,8 +210,23 @@ def cmd_feedback(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# What `calibrate` and `bench` import beyond the runtime: the `eval` extra of pyproject.toml.
+EVAL_INSTALL = "pip install -e '.[eval]' (ou make install)"
+
+
+def _require_eval_extra(command: str, modules: Sequence[str]) -> None:
+    """Before a long run: the measurement package and the eval extra's modules are installed."""
+    missing = [m for m in ("evaluation", *modules) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InstallError(
+            f"« faqbot {command} » a besoin de l'extra eval (manque : {', '.join(missing)}) : "
+            f"installez-le avec {EVAL_INSTALL}."
+        )
+
+
 def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
-    from chatbot.evaluation import calibrate
+    _require_eval_extra("calibrate", ("sklearn", "ir_measures"))
+    from evaluation.calibrate import calibrate
 
     report = calibrate(Settings.from_env(model=args.model))
     out.write(report + "\n")
@@ -218,7 +234,8 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
-    from chatbot.benchmark import run_benchmark
+    _require_eval_extra("bench", ("psutil", "ir_measures"))
+    from evaluation.benchmark import run_benchmark
 
     run_benchmark(Settings.from_env(), out_dir=Path(args.out), quick=args.quick)
     return 0

@@ -13,6 +13,7 @@ __all__ = [
     "IndexStateError",
     "InputError",
     "ConfigError",
+    "InstallError",
 ]
 
 
@@ -26,3 +27,7 @@ class InputError(FaqBotError):
 
 class ConfigError(FaqBotError):
     """A setting (environment variable or flag) has a value we cannot use."""
+
+
+class InstallError(FaqBotError):
+    """A command needs a package that is not installed: names what to install."""

@@ -93,89 +93,26 @@ def web_related_question(web_bot) -> str:
 # ------------------------------------------------------------ a real server process (feedback, load tests)
 
 
-class ServerProcess:
-    """`python -m chatbot serve` in a subprocess on a free loopback port; logs in the data dir."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str], ui: bool):
-        self.data_dir = data_dir
-        self.env = env
-        self.ui = ui
-        self.proc = None
-        self.port = 0
-        self.log = data_dir / "server.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text("utf-8", "replace")[-chars:] if self.log.exists() else ""
-
-    def start(self, timeout: float = 120.0) -> ServerProcess:
-        """Start and wait until /healthz answers; fails the test with the server log otherwise."""
-        import socket
-        import subprocess
-        import sys
-        import time
-
-        import httpx
-
-        with socket.socket() as s:  # a free port; the server re-checks it and says so if taken
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        argv = [sys.executable, "-m", "chatbot", "serve", "--host", "127.0.0.1"]
-        argv += ["--port", str(self.port)] + ([] if self.ui else ["--no-ui"])
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
-        env.update({"FAQBOT_DATA_DIR": str(self.data_dir), "PYTHONUNBUFFERED": "1", **self.env})
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"le serveur s'est arrêté au démarrage :\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)  # polling interval, not an assertion
-        self.stop()
-        pytest.fail(f"le serveur n'a pas répondu en {timeout:.0f} s :\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or the OOM killer would: no cleanup runs in the server."""
-        import signal
-
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        import subprocess
-
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture()
 def faqbot_server(tmp_path):
     """Factory: start real servers (BM25 and no Gradio by default); all stopped after the test."""
+    from evaluation.server_process import ServerProcess, ServerStartError
+
     started: list[ServerProcess] = []
 
     def start(data_dir: Path | None = None, ui: bool = False, **env: str) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path, {"FAQBOT_RETRIEVAL": "bm25", **env}, ui)
+        data_dir = data_dir or tmp_path
+        server = ServerProcess(
+            {"FAQBOT_DATA_DIR": str(data_dir), "FAQBOT_RETRIEVAL": "bm25", **env},
+            data_dir / "server.log",
+            ui=ui,
+        )
         started.append(server)
-        return server.start()
+        try:
+            server.start().wait_healthy(timeout=120)
+        except ServerStartError as exc:
+            pytest.fail(str(exc))
+        return server
 
     yield start
     for server in started:

@@ -16,7 +16,7 @@ def _number(x) -> bool:
 
 @pytest.mark.slow
 def test_quick_benchmark_report(tmp_path):
-    from chatbot.benchmark import run_benchmark
+    from evaluation.benchmark import run_benchmark
 
     run_benchmark(Settings.from_env(), tmp_path, quick=True)
     report = json.loads((tmp_path / "report.json").read_text("utf-8"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import sqlite3
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from chatbot import messages as msg
+from evaluation.server_process import free_port
 
 pytestmark = [
     pytest.mark.browser,
@@ -55,12 +55,6 @@ PAYLOADS = [
 TIMEOUT_MS = 30_000  # generous: CI machines can be slow; timings are printed, not asserted
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _say(capsys, text: str) -> None:
     with capsys.disabled():
         print(f"\n    {text}", end="")
@@ -91,7 +85,7 @@ def live(tmp_path_factory):
 
     data = tmp_path_factory.mktemp("live")
     settings = Settings(
-        data_dir=data, retrieval="bm25", feedback_db=data / "votes.sqlite3", port=_free_port()
+        data_dir=data, retrieval="bm25", feedback_db=data / "votes.sqlite3", port=free_port()
     )
     bot = Bot.from_settings(settings, progress=False)
     server = uvicorn.Server(
@@ -124,7 +118,7 @@ def intranet(live, tmp_path_factory):
             pass
 
     httpd = ThreadingHTTPServer(
-        ("127.0.0.1", _free_port()), functools.partial(Quiet, directory=str(site))
+        ("127.0.0.1", free_port()), functools.partial(Quiet, directory=str(site))
     )
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

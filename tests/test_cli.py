@@ -82,3 +82,14 @@ def test_unknown_backend_is_one_clear_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "FAQBOT_BACKEND='gpu'" in err and "torch, onnx" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("command", "module"), [("calibrate", "sklearn"), ("bench", "psutil")])
+def test_measurement_commands_name_the_extra_to_install_when_it_is_missing(
+    command, module, monkeypatch, capsys
+):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: find_spec gives None
+    code, _ = run(command)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert module in err and "pip install -e '.[eval]'" in err

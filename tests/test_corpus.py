@@ -10,13 +10,9 @@ import pytest
 import yaml
 
 from chatbot.config import REPO_ROOT
-from chatbot.corpus import (
-    json_schema,
-    load_corpus,
-    normalise_for_match,
-    split_seed,
-)
+from chatbot.corpus import json_schema, load_corpus
 from chatbot.errors import CorpusError
+from curation.seeds import normalise_for_match, split_seed
 
 FAQ = REPO_ROOT / "faq_data"
 RAW = sorted((FAQ / "raw").glob("*.txt"))

@@ -20,7 +20,9 @@ import pytest
 
 from chatbot.cli import main
 from chatbot.config import REPO_ROOT, Settings
-from chatbot.evaluation import evaluate_modes, load_eval, replay_dialogue
+from evaluation.datasets import load_eval
+from evaluation.dialogues import replay_dialogue
+from evaluation.metrics import evaluate_modes
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +97,7 @@ def test_quality_on_the_test_split(bot):
 
 
 def test_out_of_scope_handling_on_the_test_split(bot):
-    from chatbot.report import chat_outcomes, out_of_scope_figures
+    from evaluation.dialogues import chat_outcomes, out_of_scope_figures
 
     evalset = load_eval(REPO_ROOT / "faq_data", bot.corpus).split("test")
     figures = out_of_scope_figures(chat_outcomes(bot, evalset.queries, follow_clarifications=False))

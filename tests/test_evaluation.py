@@ -6,8 +6,9 @@ import numpy as np
 
 from chatbot.config import REPO_ROOT
 from chatbot.corpus import load_corpus
-from chatbot.evaluation import _fit_logistic, load_eval
 from chatbot.retrieval import _logistic
+from evaluation.calibrate import _fit_logistic
+from evaluation.datasets import load_eval
 
 
 def test_near_misses_and_blind_set_load_apart_from_the_queries_and_split_like_them():

@@ -32,7 +32,7 @@ def _outputs(nb, tag: str) -> tuple[str, set[str]]:
 
 
 def _execute(name: str, tmp_path: Path):
-    from chatbot.report import run_notebook
+    from evaluation.notebooks import run_notebook
 
     copy = tmp_path / name
     before = (NOTEBOOKS / name).read_bytes()

@@ -1,4 +1,4 @@
-"""Evaluation helpers (chatbot.report) and the benchmark's synthetic corpus, without the real model."""
+"""Evaluation helpers (evaluation.dialogues, evaluation.metrics) and the benchmark's synthetic corpus, without the real model."""
 
 from __future__ import annotations
 
@@ -8,27 +8,27 @@ import numpy as np
 import pytest
 
 from chatbot import messages as msg
-from chatbot.benchmark import (
+from chatbot.config import REPO_ROOT
+from chatbot.corpus import FaqEntry, load_corpus
+from chatbot.dialogue import Reply
+from chatbot.retrieval import Hit
+from embeddings.encoder import FakeEncoder
+from evaluation.benchmark import (
     CachingEncoder,
     TableEncoder,
     _source_alternate,
     synthetic_corpus,
 )
-from chatbot.config import REPO_ROOT
-from chatbot.corpus import FaqEntry, load_corpus
-from chatbot.dialogue import Reply
-from chatbot.evaluation import EvalQuery, replay_all
-from chatbot.report import (
+from evaluation.datasets import EvalQuery
+from evaluation.dialogues import (
     chat_outcomes,
     clarification_figures,
     dialogue_summary,
-    latency_stats,
-    misses,
     option_for,
     out_of_scope_figures,
+    replay_all,
 )
-from chatbot.retrieval import Hit
-from embeddings.encoder import FakeEncoder
+from evaluation.metrics import latency_stats, misses
 from tests.factories import make_entry
 
 SAS_COULOIR = "Service d'accès aux soins (SAS)"
@@ -198,7 +198,7 @@ def test_table_and_caching_encoders_follow_the_encoder_protocol():
 
 
 def test_query_pool_never_hands_out_a_question_twice():
-    from chatbot.benchmark import QueryPool
+    from evaluation.benchmark import QueryPool
 
     pool = QueryPool(["a ?", "b ?", "a ?"], exclude=["b ?"])
     first = pool.take(3)
@@ -208,7 +208,7 @@ def test_query_pool_never_hands_out_a_question_twice():
 
 
 def test_top_confidences_split_answerable_and_out_of_scope():
-    from chatbot.report import top_confidences
+    from evaluation.metrics import top_confidences
 
     runs = {
         "a": [Hit(SAS, 1, 0.8, 0, 0, in_scope=0.9)],

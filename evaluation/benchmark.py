@@ -12,10 +12,7 @@ import json
 import os
 import platform
 import random
-import socket
-import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,17 +25,19 @@ import numpy as np
 
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, FaqEntry
-from chatbot.report import (
+from evaluation.datasets import EvalQuery, EvalSet, load_eval
+from evaluation.dialogues import (
     chat_outcomes,
     clarification_figures,
     dialogue_summary,
-    latency_stats,
     out_of_scope_figures,
+    replay_all,
 )
+from evaluation.metrics import evaluate_modes, latency_stats
+from evaluation.server_process import ServerProcess
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot
-    from chatbot.evaluation import EvalQuery
     from embeddings.encoder import Encoder
 
 PACKAGES = (
@@ -239,122 +238,19 @@ def index_build_time(bot: Bot, limit: int | None) -> dict[str, Any]:
 # ------------------------------------------------------------ HTTP on loopback
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """`python -m chatbot serve` in a subprocess on a free loopback port, with its memory watched."""
-
-    def __init__(self, settings: Settings, log_path: Path):
-        self.settings = settings
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.peak_rss = 0
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env.update(
-            {
-                "FAQBOT_CORPUS_DIR": str(self.settings.corpus_dir),
-                "FAQBOT_DATA_DIR": str(self.settings.data_dir),
-                "FAQBOT_MODEL": self.settings.model,
-                "FAQBOT_RETRIEVAL": self.settings.retrieval,
-                "FAQBOT_RATE_LIMIT_PER_MINUTE": "0",  # the load run would otherwise be throttled
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "chatbot",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=str(Path(__file__).resolve().parent.parent),
-        )
-        self._watcher = threading.Thread(target=self._watch, daemon=True)
-        self._watcher.start()
-
-    def rss(self) -> int:
-        """Resident memory of the server and its children, in bytes."""
-        import psutil
-
-        assert self.proc is not None
-        try:
-            p = psutil.Process(self.proc.pid)
-            return p.memory_info().rss + sum(
-                c.memory_info().rss for c in p.children(recursive=True)
-            )
-        except psutil.Error:
-            return 0
-
-    def high_water_mark(self) -> int | None:
-        """The kernel's peak RSS of the server process (Linux), in bytes."""
-        assert self.proc is not None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return None
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak_rss = max(self.peak_rss, self.rss())
-
-    def wait_first_answer(self, timeout: float) -> float:
-        """Seconds from start until /api/chat first answers 200."""
-        import httpx
-
-        assert self.proc is not None
-        t0 = time.perf_counter()
-        deadline = t0 + timeout
-        with httpx.Client(base_url=self.url, timeout=30.0) as client:
-            while time.perf_counter() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"le serveur s'est arrêté (code {self.proc.returncode}) ; voir {self.log_path}"
-                    )
-                try:
-                    r = client.post(
-                        "/api/chat", json={"message": "Combien touche un éditeur pour le SAS ?"}
-                    )
-                    if r.status_code == 200:
-                        return time.perf_counter() - t0
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.25)
-        raise RuntimeError(f"le serveur n'a pas répondu en {timeout:.0f} s ; voir {self.log_path}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        if self._watcher is not None:
-            self._watcher.join(timeout=2)
-        if getattr(self, "_log", None):
-            self._log.close()
+def _server_env(settings: Settings) -> dict[str, str]:
+    """The server's settings: the caller's FAQBOT_* variables, then those the run was given."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("FAQBOT_")}
+    env.update(
+        {
+            "FAQBOT_CORPUS_DIR": str(settings.corpus_dir),
+            "FAQBOT_DATA_DIR": str(settings.data_dir),
+            "FAQBOT_MODEL": settings.model,
+            "FAQBOT_RETRIEVAL": settings.retrieval,
+            "FAQBOT_RATE_LIMIT_PER_MINUTE": "0",  # the load run would otherwise be throttled
+        }
+    )
+    return env
 
 
 async def _fixed_requests(
@@ -454,8 +350,9 @@ def http_benchmark(
     settings: Settings, pool: QueryPool, plan: Plan, out_dir: Path, progress: Progress
 ) -> dict[str, Any]:
     """Start-up, search and chat under 1/8/32 concurrent clients, the load run, the server's memory."""
-    server = ServerProcess(settings, out_dir / "server.log")
-    server.start()
+    log = out_dir / "server.log"
+    log.unlink(missing_ok=True)  # this run's log only
+    server = ServerProcess(_server_env(settings), log).start(watch_memory=True)
     try:
         startup = server.wait_first_answer(timeout=600)
         progress.say(f"serveur prêt en {startup:.1f} s (port {server.port})")
@@ -743,8 +640,6 @@ def scaling(
 
 
 def _quality(bot: Bot, test_queries: list[EvalQuery]) -> dict[str, Any]:
-    from chatbot.evaluation import EvalSet, evaluate_modes
-
     report = evaluate_modes(bot.retriever, EvalSet(test_queries))
     return {
         mode: {"metrics": r["metrics"], "by_style": r["by_style"]} for mode, r in report.items()
@@ -762,7 +657,6 @@ def _every_kth(items: list[Any], limit: int | None) -> list[Any]:
 def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dict[str, Any]:
     """Measure everything, write out_dir/report.json and out_dir/report.md; return the report."""
     from chatbot.bot import Bot
-    from chatbot.evaluation import load_eval, replay_all
 
     plan = Plan.make(quick)
     out_dir = Path(out_dir)

@@ -1,0 +1,40 @@
+"""Execute the evaluation notebooks in place: `python -m evaluation.notebooks notebooks/*.ipynb`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+
+def run_notebook(source: Path, dest: Path | None = None, timeout: int = 600) -> Any:
+    """Execute a notebook top to bottom with the current interpreter's kernel; write it to `dest`.
+
+    The kernel runs in the notebook's folder. jupyter_client starts the "python3" kernel
+    with sys.executable, so a venv's interpreter runs its own ipykernel; nothing is
+    registered. Raises nbclient's CellExecutionError on the first failing cell.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    source = Path(source)
+    nb = nbformat.read(source, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(source.parent.resolve())}},
+    )
+    client.execute()
+    if dest is not None:
+        nbformat.write(nb, Path(dest))
+    return nb
+
+
+if __name__ == "__main__":  # python -m evaluation.notebooks notebooks/*.ipynb : execute in place
+    import sys
+
+    for arg in sys.argv[1:]:
+        started = time.perf_counter()
+        run_notebook(Path(arg), Path(arg))
+        print(f"{arg} : exécuté en {time.perf_counter() - started:.0f} s", flush=True)
