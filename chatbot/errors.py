@@ -13,6 +13,7 @@ __all__ = [
     "IndexStateError",
     "InputError",
     "ConfigError",
+    "SessionStateError",
 ]
 
 
@@ -26,3 +27,7 @@ class InputError(FaqBotError):
 
 class ConfigError(FaqBotError):
     """A setting (environment variable or flag) has a value we cannot use."""
+
+
+class SessionStateError(FaqBotError):
+    """A stored conversation state cannot be read (unknown version, malformed): start anew."""
