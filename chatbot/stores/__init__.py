@@ -10,7 +10,12 @@ import time
 from collections.abc import Callable
 
 from chatbot.config import Settings
-from chatbot.stores.sessions import MemorySessionStore, SessionStore
+from chatbot.stores.sessions import (
+    MemorySessionStore,
+    SessionStore,
+    state_from_json,
+    state_to_json,
+)
 from chatbot.stores.votes import (
     EntrySummary,
     LazyVoteStore,
@@ -23,6 +28,8 @@ from chatbot.stores.votes import (
 __all__ = [
     "SessionStore",
     "MemorySessionStore",
+    "state_to_json",
+    "state_from_json",
     "VoteStore",
     "SqliteVoteStore",
     "LazyVoteStore",

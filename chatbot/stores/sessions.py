@@ -7,12 +7,15 @@ in process memory (the default) or in a shared store such as Redis, where a valu
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from cachetools import TTLCache
+
+from chatbot.errors import SessionStateError
 
 if TYPE_CHECKING:  # the CLI's `feedback` commands import this package without the dialogue
     from chatbot.dialogue import DialogueState
@@ -95,3 +98,23 @@ class MemorySessionStore:
         with self._lock:
             self._questions.expire()
             return len(self._questions)
+
+
+# For stores that keep text (Redis): one encoding, and every way of failing to read it
+# is a SessionStateError.
+
+
+def state_to_json(state: DialogueState) -> str:
+    """The state as compact JSON text, versioned (DialogueState.to_dict)."""
+    return json.dumps(state.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def state_from_json(raw: str | bytes) -> DialogueState:
+    """The state `state_to_json` wrote; SessionStateError when it cannot be read."""
+    from chatbot.dialogue import DialogueState
+
+    try:
+        data = json.loads(raw)
+    except (ValueError, TypeError) as exc:  # not JSON, not UTF-8
+        raise SessionStateError(f"État de conversation illisible : {exc}.") from None
+    return DialogueState.from_dict(data)
