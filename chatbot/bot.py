@@ -5,25 +5,20 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from cachetools import TTLCache
 
 from chatbot import messages as msg
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, load_corpus
 from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
-from chatbot.errors import IndexStateError, InputError
+from chatbot.errors import IndexStateError, InputError, SessionStateError
 from chatbot.expansion import QueryExpander
 from chatbot.facets import FacetDetector
-from chatbot.feedback import FeedbackStore
 from chatbot.records import hit_to_result as hit_to_result  # re-export: built in records
 from chatbot.records import reply_to_dict as reply_to_dict  # re-export: built in records
 from chatbot.retrieval import Hit, Retriever
+from chatbot.stores import SessionStore, VoteStore, default_sessions, default_votes
 from embeddings.index import DenseIndex
 
 if TYPE_CHECKING:
@@ -62,7 +57,7 @@ class IndexReport:
 
 
 class Bot:
-    """Corpus + encoder + index + retriever + dialogue + sessions + feedback."""
+    """Corpus + encoder + index + retriever + dialogue, with the sessions and votes stores."""
 
     def __init__(
         self,
@@ -72,7 +67,9 @@ class Bot:
         encoder: Encoder | None,
         index_report: IndexReport | None = None,
         policy: Policy | None = None,
-        timer: Callable[[], float] = time.monotonic,
+        *,
+        sessions: SessionStore,
+        votes: VoteStore,
     ):
         self.settings = settings
         self.corpus = corpus
@@ -89,17 +86,9 @@ class Bot:
             unmentioned=detector.unmentioned(corpus.entries),
             detector=detector,
         )
-        # `timer` lets tests move the sessions' clock instead of sleeping.
-        self._sessions: TTLCache[str, DialogueState] = TTLCache(
-            maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds, timer=timer
-        )
-        # Guards both caches: a TTLCache is not thread-safe and the API runs turns in a threadpool.
-        self._sessions_lock = threading.Lock()
-        self._feedback: FeedbackStore | None = None
-        self._feedback_lock = threading.Lock()
-        self._questions: TTLCache[tuple[str, str], str] = TTLCache(
-            maxsize=settings.max_sessions, ttl=settings.session_ttl_seconds, timer=timer
-        )
+        # Passed in, never built here: several server processes can then share them.
+        self.sessions = sessions
+        self.votes = votes
 
     # ------------------------------------------------------------ construction
 
@@ -125,7 +114,8 @@ class Bot:
             index, report = ensure_index(settings, corpus, encoder, build=build, progress=progress)
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
         retriever = Retriever(corpus, index, encoder, mode=settings.retrieval, expander=expander)
-        return cls(settings, corpus, retriever, encoder, report)
+        sessions, votes = default_sessions(settings), default_votes(settings)
+        return cls(settings, corpus, retriever, encoder, report, sessions=sessions, votes=votes)
 
     # ------------------------------------------------------------ search
 
@@ -155,48 +145,52 @@ class Bot:
         if session_id is not None and not isinstance(session_id, str):
             raise InputError("session_id doit être une chaîne de caractères.")
         text = clean_message(message, self.settings.max_message_chars)
-        with self._sessions_lock:
-            if (
-                not session_id
-                or not _SESSION_ID.fullmatch(session_id)
-                or session_id not in self._sessions
-            ):
-                session_id = self.new_session_id()
-                state = DialogueState()
-            else:
-                state = self._sessions[session_id]
+        state = self._state(session_id) if session_id else None
+        if state is None:
+            session_id = self.new_session_id()
+            state = DialogueState()
         reply, new_state = self.dialogue.step(text, state)
-        with self._sessions_lock:
-            self._sessions[session_id] = new_state
-            if reply.type == "answer" and reply.results:
-                # After a clarification the user's last message is an option: keep the question.
-                self._questions[(session_id, reply.results[0].entry.id)] = (
-                    new_state.last_query or text
-                )
+        self.sessions.put(session_id, new_state)
+        if reply.type == "answer" and reply.results:
+            # After a clarification the user's last message is an option: keep the question.
+            self.sessions.put_question(
+                session_id, reply.results[0].entry.id, new_state.last_query or text
+            )
         if self.settings.log_user_text:
             log.info("chat session=%s type=%s message=%r", session_id[:6], reply.type, text[:200])
         else:
             log.info("chat session=%s type=%s", session_id[:6], reply.type)
         return reply, session_id
 
+    def _state(self, session_id: str) -> DialogueState | None:
+        """The session's state; None when the id is malformed, unknown, expired or unreadable."""
+        if not _SESSION_ID.fullmatch(session_id):
+            return None
+        try:
+            state = self.sessions.get(session_id)
+            if state is not None:
+                self.dialogue.check_state(state)
+            return state
+        except SessionStateError as exc:
+            # Written by another version of the code, or damaged: a new conversation, not an error.
+            log.warning("session %s: %s Nouvelle conversation.", session_id[:6], exc)
+            self.sessions.drop(session_id)
+            return None
+
     def reset(self, session_id: str) -> None:
-        with self._sessions_lock:
-            self._sessions.pop(session_id, None)
+        self.sessions.drop(session_id)
 
     @property
     def session_count(self) -> int:
-        with self._sessions_lock:
-            self._sessions.expire()
-            return len(self._sessions)
+        return self.sessions.count()
 
     # ------------------------------------------------------------ feedback
 
     @property
-    def feedback_store(self) -> FeedbackStore:
-        with self._feedback_lock:
-            if self._feedback is None:
-                self._feedback = FeedbackStore(self.settings.feedback_path)
-            return self._feedback
+    def feedback_store(self) -> VoteStore:
+        """The votes store, opened: an unusable database fails here (the server reads it at start)."""
+        self.votes.open()
+        return self.votes
 
     def feedback(self, session_id: Any, entry_id: Any, helpful: Any, comment: Any = None) -> int:
         """Store a vote on an answer; the entry must exist."""
@@ -216,11 +210,8 @@ class Bot:
             if not isinstance(comment, str):
                 raise InputError("comment doit être une chaîne de caractères.")
             comment = clean_message(comment, self.settings.max_message_chars)
-        with self._sessions_lock:
-            question = self._questions.get((session_id, entry_id))
-        return self.feedback_store.add(
-            session_id, entry_id, helpful, question=question, comment=comment
-        )
+        question = self.sessions.get_question(session_id, entry_id)
+        return self.votes.add(session_id, entry_id, helpful, question=question, comment=comment)
 
     def health(self) -> dict[str, Any]:
         return {

@@ -197,12 +197,12 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, out: TextIO) -> int:
-    from chatbot.feedback import FeedbackStore
+    from chatbot.stores.votes import SqliteVoteStore, export_csv
 
     settings = Settings.from_env()
-    store = FeedbackStore(settings.feedback_path)
+    store = SqliteVoteStore(settings.feedback_path)
     if args.action == "export":
-        out.write(store.export_csv())
+        out.write(export_csv(store))
     else:
         out.write("entrée\tutile\tpas utile\n")
         for s in store.summary():

@@ -9,9 +9,11 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 from chatbot import messages as msg
 from chatbot.corpus import FacetVocabulary
+from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector
 from chatbot.retrieval import Calibration, Hit
 from chatbot.text import fold, lexical_tokens, words
@@ -115,16 +117,120 @@ class Pending:
     filters: tuple[tuple[str, str], ...]
     asked: int
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "facet": self.facet,
+            "options": list(self.options),
+            "filters": [list(pair) for pair in self.filters],
+            "asked": self.asked,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Pending:
+        d = _record(data, "pending", ("query", "facet", "options", "filters", "asked"))
+        return cls(
+            query=_text(d["query"], "pending.query"),
+            facet=_facet(d["facet"], "pending.facet"),
+            options=tuple(
+                _text(o, "pending.options") for o in _list(d["options"], "pending.options")
+            ),
+            filters=_facet_pairs(d["filters"], "pending.filters"),
+            asked=_count(d["asked"], "pending.asked"),
+        )
+
 
 @dataclass(frozen=True)
 class DialogueState:
     """What a session remembers between messages."""
+
+    # Written as "v" by to_dict: a store shared by several versions of the code (Redis)
+    # must refuse a state it cannot read rather than misread it.
+    VERSION: ClassVar[int] = 1
 
     facets: tuple[tuple[str, str], ...] = ()
     pending: Pending | None = None
     last_query: str | None = None
     turns: int = 0
     history: tuple[str, ...] = field(default=(), repr=False)  # answered entry ids, newest last
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state as JSON-ready data, with its format version under "v"."""
+        return {
+            "v": self.VERSION,
+            "facets": [list(pair) for pair in self.facets],
+            "pending": self.pending.to_dict() if self.pending else None,
+            "last_query": self.last_query,
+            "turns": self.turns,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> DialogueState:
+        """The state `to_dict` wrote; SessionStateError for another version or malformed data."""
+        if not isinstance(data, dict) or data.get("v") != cls.VERSION:
+            version = data.get("v") if isinstance(data, dict) else None
+            raise SessionStateError(
+                f"État de conversation illisible : version {version!r} inconnue "
+                f"(attendue : {cls.VERSION})."
+            )
+        d = _record(data, "état", ("v", "facets", "pending", "last_query", "turns", "history"))
+        last_query = d["last_query"]
+        return cls(
+            facets=_facet_pairs(d["facets"], "facets"),
+            pending=None if d["pending"] is None else Pending.from_dict(d["pending"]),
+            last_query=None if last_query is None else _text(last_query, "last_query"),
+            turns=_count(d["turns"], "turns"),
+            history=tuple(_text(e, "history") for e in _list(d["history"], "history")),
+        )
+
+
+# Readers of a stored state: each names the field that is wrong.
+
+
+def _bad(name: str, expected: str) -> SessionStateError:
+    return SessionStateError(f"État de conversation illisible : {name} doit être {expected}.")
+
+
+def _record(data: object, name: str, keys: tuple[str, ...]) -> dict[str, object]:
+    if not isinstance(data, dict) or set(data) != set(keys):
+        raise _bad(name, "un objet aux clés " + ", ".join(keys))
+    return data
+
+
+def _list(value: object, name: str) -> list[object]:
+    if not isinstance(value, list | tuple):
+        raise _bad(name, "une liste")
+    return list(value)
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(name, "une chaîne")
+    return value
+
+
+def _count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad(name, "un entier positif ou nul")
+    return value
+
+
+def _facet(value: object, name: str) -> str:
+    # Whether the vocabulary still has it is checked by Dialogue.check_state (the state
+    # knows no vocabulary): a facet renamed since the state was written is refused there.
+    if not isinstance(value, str) or not value:
+        raise _bad(name, "un nom de facette")
+    return value
+
+
+def _facet_pairs(value: object, name: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for pair in _list(value, name):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise _bad(name, "une liste de paires [facette, valeur]")
+        pairs.append((_facet(pair[0], name), _text(pair[1], name)))
+    return tuple(pairs)
 
 
 def _not_found(hits: list[Hit], say_kinds: bool = False) -> Reply:
@@ -183,6 +289,19 @@ class Dialogue:
         self.policy = policy or Policy()
         # (facet, value) pairs the FAQs never discuss (FacetDetector.unmentioned).
         self.unmentioned = frozenset(unmentioned)
+
+    def check_state(self, state: DialogueState) -> None:
+        """Refuse a stored state naming a facet this vocabulary lacks (renamed since it was written)."""
+        names = set(self.vocabulary.names)
+        used = {f for f, _ in state.facets}
+        if state.pending is not None:
+            used |= {state.pending.facet, *(f for f, _ in state.pending.filters)}
+        unknown = sorted(used - names)
+        if unknown:
+            raise SessionStateError(
+                f"état de conversation illisible : facette(s) {', '.join(unknown)} inconnue(s) "
+                f"(facettes permises : {', '.join(self.vocabulary.names)})."
+            )
 
     # ------------------------------------------------------------ entry point
 

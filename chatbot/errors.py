@@ -14,6 +14,7 @@ __all__ = [
     "InputError",
     "ConfigError",
     "InstallError",
+    "SessionStateError",
 ]
 
 
@@ -31,3 +32,7 @@ class ConfigError(FaqBotError):
 
 class InstallError(FaqBotError):
     """A command needs a package that is not installed: names what to install."""
+
+
+class SessionStateError(FaqBotError):
+    """A stored conversation state cannot be read (unknown version, malformed): start anew."""

@@ -55,5 +55,13 @@ def bot_for_model(
         )
         bot.retriever.calibration = cal
         # A new Bot so that the dialogue's thresholds come from the refitted calibration.
-        bot = Bot(scratch, bot.corpus, bot.retriever, encoder, bot.index_report)
+        bot = Bot(
+            scratch,
+            bot.corpus,
+            bot.retriever,
+            encoder,
+            bot.index_report,
+            sessions=bot.sessions,
+            votes=bot.votes,
+        )
     return ModelBot(bot, encoder.name, scratch.index_dir, built.seconds, info)

@@ -352,9 +352,11 @@ def test_user_text_is_not_echoed_into_replies(web_bot, question, hostile):
 def test_logs_carry_user_text_only_when_asked(web_bot, tmp_path, caplog, log_user_text):
     from chatbot.bot import Bot
     from chatbot.config import Settings
+    from chatbot.stores import default_sessions, default_votes
 
     settings = Settings(data_dir=tmp_path, retrieval="bm25", log_user_text=log_user_text)
-    bot = Bot(settings, web_bot.corpus, web_bot.retriever, None)
+    sessions, votes = default_sessions(settings), default_votes(settings)
+    bot = Bot(settings, web_bot.corpus, web_bot.retriever, None, sessions=sessions, votes=votes)
     caplog.set_level("INFO", logger="faqbot")
     secret = "montant prestation SAS pour Jeanne Dupont\u2028faux: journal"
     bot.chat(secret)

@@ -19,7 +19,7 @@ import pytest
 
 from chatbot.cli import main
 from chatbot.errors import FaqBotError
-from chatbot.feedback import FeedbackStore
+from chatbot.stores.votes import SqliteVoteStore
 
 CLIENTS = 20
 VOTES = 1000
@@ -183,7 +183,7 @@ def test_sigkill_while_voting_loses_no_acknowledged_vote(faqbot_server, tmp_path
 
 
 def test_export_neutralises_spreadsheet_formulas(tmp_path, monkeypatch):
-    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    store = SqliteVoteStore(tmp_path / "feedback.sqlite3")
     store.add("abcdefgh", "ans-000-01", False, question="=1+1", comment='=HYPERLINK("http://x")')
     store.add("-bcdefgh", "ans-000-01", True, question="montant SAS", comment="@SUM(A1)")
     store.close()
@@ -212,7 +212,7 @@ def test_unusable_database_is_one_clear_error(tmp_path, monkeypatch, capsys, kin
     else:
         path.write_bytes(b"ceci n'est pas une base SQLite\n" * 100)
     with pytest.raises(FaqBotError, match="FAQBOT_FEEDBACK_DB"):
-        FeedbackStore(path)
+        SqliteVoteStore(path)
     monkeypatch.setenv("FAQBOT_FEEDBACK_DB", str(path))
     code, out = run_cli(monkeypatch, tmp_path, "feedback", "export")
     err = capsys.readouterr().err
@@ -224,7 +224,7 @@ def test_unusable_database_is_one_clear_error(tmp_path, monkeypatch, capsys, kin
 def test_busy_database_is_retried_then_reported(tmp_path, monkeypatch):
     """Another process holding the write lock: the vote waits; past the limit, a clear error."""
     path = tmp_path / "feedback.sqlite3"
-    store = FeedbackStore(path)
+    store = SqliteVoteStore(path)
     store._conn.execute("PRAGMA busy_timeout=50")  # keep the test short
     monkeypatch.setattr(time, "sleep", lambda s: None)  # the retry back-off
     other = sqlite3.connect(path, isolation_level=None)

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from chatbot.bot import Bot
 from chatbot.config import Settings
+from chatbot.stores import default_sessions, default_votes
 
 
 class FakeClock:
@@ -23,8 +24,10 @@ class FakeClock:
 
 def make_bot(web_bot, tmp_path, timer=None, **settings) -> Bot:
     s = Settings(data_dir=tmp_path, retrieval="bm25", **settings)
-    extra = {"timer": timer} if timer else {}
-    return Bot(s, web_bot.corpus, web_bot.retriever, None, **extra)
+    sessions = default_sessions(s, timer=timer) if timer else default_sessions(s)
+    return Bot(
+        s, web_bot.corpus, web_bot.retriever, None, sessions=sessions, votes=default_votes(s)
+    )
 
 
 def clarify(bot: Bot, question: str) -> tuple[str, str, str]:
@@ -55,7 +58,7 @@ def test_sessions_are_bounded_and_the_oldest_evicted(web_bot, tmp_path, web_clar
         assert bot.session_count <= 1000
     assert len(issued) == 5000  # every new conversation got its own id
     assert bot.session_count == 1000
-    assert len(bot._questions) <= 1000  # the questions kept for votes are bounded too
+    assert bot.sessions.question_count() <= 1000  # the questions kept for votes are bounded too
 
     # The oldest session is gone: its id starts a new conversation, it does not resume the clarify.
     reply, sid = bot.chat(option, old_sid)
@@ -118,7 +121,7 @@ def test_concurrent_turns_keep_the_caches_consistent(web_bot, tmp_path):
     finally:
         sys.setswitchinterval(interval)
     assert errors == []
-    assert bot.session_count <= 20 and len(bot._questions) <= 20
+    assert bot.session_count <= 20 and bot.sessions.question_count() <= 20
     assert bot.feedback_store.count() == 80
 
 

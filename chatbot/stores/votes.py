@@ -1,4 +1,5 @@
-"""Feedback votes in SQLite: WAL mode, one writer path, retries when busy."""
+"""Votes on answers: the `VoteStore` contract and its default, SQLite (WAL, one writer path,
+retries when busy)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import io
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
 from chatbot.errors import FaqBotError
 
@@ -26,7 +29,21 @@ CREATE TABLE IF NOT EXISTS feedback (
 CREATE INDEX IF NOT EXISTS feedback_entry ON feedback(entry_id);
 """
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-COLUMNS = ("id", "created_at", "session_id", "entry_id", "question", "helpful", "comment")
+
+
+class Vote(NamedTuple):
+    """One stored vote, in the export's column order."""
+
+    id: int
+    created_at: str  # ISO 8601, UTC, milliseconds
+    session_id: str
+    entry_id: str
+    question: str | None
+    helpful: int  # 1 helpful, 0 not
+    comment: str | None
+
+
+COLUMNS = Vote._fields
 
 
 @dataclass(frozen=True)
@@ -36,7 +53,38 @@ class EntrySummary:
     unhelpful: int
 
 
-class FeedbackStore:
+class VoteStore(Protocol):
+    """Where votes go; every method may raise FaqBotError with a message for the user."""
+
+    def open(self) -> None:
+        """Be usable now (idempotent): an unusable store stops the start, not the first vote."""
+        ...
+
+    def add(
+        self,
+        session_id: str,
+        entry_id: str,
+        helpful: bool,
+        question: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Store one vote durably; returns its id once it is stored."""
+        ...
+
+    def count(self) -> int: ...
+
+    def rows(self) -> list[Vote]:
+        """Every vote, oldest first."""
+        ...
+
+    def summary(self) -> list[EntrySummary]:
+        """Votes per entry, the most disliked first: what a curator reviews."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SqliteVoteStore:
     """Appends votes durably (committed before the caller is told "ok")."""
 
     def __init__(self, path: Path):
@@ -56,6 +104,9 @@ class FeedbackStore:
                 f"Base des votes inutilisable ({self.path}) : {exc}. "
                 "Vérifiez FAQBOT_FEEDBACK_DB ou FAQBOT_DATA_DIR."
             ) from None
+
+    def open(self) -> None:
+        """Opened by the constructor already."""
 
     def add(
         self,
@@ -82,7 +133,9 @@ class FeedbackStore:
                         " VALUES (?, ?, ?, ?, ?, ?)",
                         row,
                     )
-                    return int(cur.lastrowid)
+                    rowid = cur.lastrowid
+                assert rowid is not None  # set by every INSERT
+                return rowid
             except sqlite3.Error as exc:  # OperationalError when busy; others: disk full, corrupt…
                 busy = isinstance(exc, sqlite3.OperationalError) and (
                     "locked" in str(exc) or "busy" in str(exc)
@@ -96,11 +149,12 @@ class FeedbackStore:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
-    def rows(self) -> list[tuple]:
+    def rows(self) -> list[Vote]:
         with self._lock:
-            return self._conn.execute(
+            rows = self._conn.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM feedback ORDER BY id"
             ).fetchall()
+        return [Vote(*row) for row in rows]
 
     def summary(self) -> list[EntrySummary]:
         """Votes per entry, the most disliked first: what a curator reviews."""
@@ -111,21 +165,69 @@ class FeedbackStore:
             ).fetchall()
         return [EntrySummary(e, int(h), int(u)) for e, h, u in rows]
 
-    def export_csv(self) -> str:
-        """All votes as CSV; free-text cells cannot start a spreadsheet formula."""
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(COLUMNS)
-        free_text = [COLUMNS.index("question"), COLUMNS.index("comment")]
-        for row in self.rows():
-            cells = list(row)
-            for i in free_text:
-                # "=HYPERLINK(…)" typed by a user must stay text when a curator opens the export.
-                if isinstance(cells[i], str) and cells[i].startswith(_FORMULA_START):
-                    cells[i] = "'" + cells[i]
-            w.writerow(cells)
-        return buf.getvalue()
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class LazyVoteStore:
+    """A VoteStore opened at its first use: a Bot that records no vote (`ask`, an evaluation)
+    creates no database file."""
+
+    def __init__(self, open_store: Callable[[], VoteStore]) -> None:
+        self._open_store = open_store
+        self._store: VoteStore | None = None
+        self._lock = threading.Lock()
+
+    def opened(self) -> VoteStore:
+        """The underlying store, opened on the first call."""
+        with self._lock:
+            if self._store is None:
+                self._store = self._open_store()
+                self._store.open()
+            return self._store
+
+    def open(self) -> None:
+        self.opened()
+
+    def add(
+        self,
+        session_id: str,
+        entry_id: str,
+        helpful: bool,
+        question: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        return self.opened().add(session_id, entry_id, helpful, question=question, comment=comment)
+
+    def count(self) -> int:
+        return self.opened().count()
+
+    def rows(self) -> list[Vote]:
+        return self.opened().rows()
+
+    def summary(self) -> list[EntrySummary]:
+        return self.opened().summary()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
+def export_csv(store: VoteStore) -> str:
+    """All votes as CSV; free-text cells cannot start a spreadsheet formula."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(COLUMNS)
+    free_text = [COLUMNS.index("question"), COLUMNS.index("comment")]
+    for vote in store.rows():
+        cells: list[object] = list(vote)
+        for i in free_text:
+            cell = cells[i]
+            # "=HYPERLINK(…)" typed by a user must stay text when a curator opens the export.
+            if isinstance(cell, str) and cell.startswith(_FORMULA_START):
+                cells[i] = "'" + cell
+        w.writerow(cells)
+    return buf.getvalue()
