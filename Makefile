@@ -37,6 +37,7 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check chatbot embeddings evaluation curation tests
 	$(VENV)/bin/ruff format --check chatbot embeddings evaluation curation tests
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .faqbot

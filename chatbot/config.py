@@ -63,9 +63,9 @@ class Settings:
             if raw is None or raw == "":
                 continue
             values[f.name] = _parse(f.name, str(f.type), raw)
-        settings = replace(cls(), **values)
+        settings = replace(cls(), **values)  # type: ignore[arg-type]  # _parse checked each
         clean = {k: v for k, v in overrides.items() if v is not None}
-        settings = replace(settings, **clean)
+        settings = replace(settings, **clean)  # type: ignore[arg-type]  # flags typed by argparse
         settings.validate()
         return settings
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -93,7 +94,7 @@ class Policy:
     def from_calibration(cls, calibration: Calibration) -> Policy:
         """Defaults, with the thresholds fitted on the dev split where there are some."""
         fitted = {k: v for k, v in calibration.extra.items() if k in cls.__dataclass_fields__}
-        return cls(**fitted)
+        return cls(**fitted)  # type: ignore[arg-type]  # every field is a number
 
 
 @dataclass(frozen=True)
@@ -558,8 +559,9 @@ class Dialogue:
         )
         remembered = dict(state.facets)
         for f in self.context:
-            if top.entry.facets.get(f):
-                remembered.setdefault(f, top.entry.facets[f])
+            value = top.entry.facets.get(f)
+            if value:
+                remembered.setdefault(f, value)
         new_state = replace(
             state, facets=tuple(remembered.items()), history=(*state.history, top.entry.id)[-20:]
         )
@@ -571,9 +573,9 @@ class Dialogue:
         A product the FAQs do discuss (the DMP, the INS…) serves every couloir: "ce qu'un
         pharmacien peut consulter dans le DMP" is a question about the DMP.
         """
-        named = self.detector.named(text)
+        named: frozenset[tuple[str, str]] = self.detector.named(text)
         if any(f in self.spans_scope and (f, v) not in self.unmentioned for f, v in named):
-            named = {(f, v) for f, v in named if f != self.scope}
+            named = frozenset((f, v) for f, v in named if f != self.scope)
         return [
             (f, v.value)
             for f in self.vocabulary.names
@@ -614,7 +616,7 @@ class Dialogue:
         """Whether the entry's title itself says which couloir or dispositif it is about."""
         return hit.dense != 0.0 and bool(self.detector.detect(hit.entry.question, self.context))
 
-    def best_facet(self, hits: list[Hit], exclude: set[str] = frozenset()) -> str | None:
+    def best_facet(self, hits: list[Hit], exclude: AbstractSet[str] = frozenset()) -> str | None:
         """The facet whose answer removes the most uncertainty among `hits`, if any splits them."""
         if len(hits) < 2:
             return None

@@ -282,7 +282,7 @@ def build_ui(bot: Any, settings: Settings) -> gr.Blocks:
                 "",
             )
 
-        common = {"api_visibility": "private", "show_progress": "minimal"}
+        common: dict[str, Any] = {"api_visibility": "private", "show_progress": "minimal"}
         box.submit(on_message, [box, turns, session], outputs, **common)
         chat.option_select(on_pick, [turns, session], outputs, **common)
         chat.example_select(on_pick, [turns, session], outputs, **common)

@@ -131,7 +131,7 @@ class _Reader:
     def take(self, n: int) -> memoryview:
         if n < 0 or self.pos + n > len(self.buf):
             raise _bad_file(self.path, f"truncated at byte {self.pos}")
-        view = memoryview(self.buf)[self.pos : self.pos + n]
+        view = memoryview(self.buf)[self.pos : self.pos + n]  # type: ignore[arg-type]  # ndarray is a buffer
         self.pos += n
         return view
 
@@ -416,7 +416,7 @@ def build_tokenizer(src: _Source) -> Tokenizer:
     # to precede a mark in pasted text, are therefore mapped by regex beforehand.
     deleted = [cp for cp, out in src.norm_map.items() if out == ""]
     spaces = [cp for cp, out in src.norm_map.items() if out == " "]
-    steps = [
+    steps: list[normalizers.Normalizer] = [
         normalizers.Replace(Regex(_char_class(cps)), out)
         for cps, out in ((deleted, ""), (spaces, " "))
         if cps

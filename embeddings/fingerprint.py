@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def folder_fingerprint(folder: Path) -> str:
         for rel in sorted(stats):
             h.update(rel.encode() + b"\0")
             with (folder / rel).open("rb") as f:
-                for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                for chunk in iter(partial(f.read, 1 << 20), b""):
                     h.update(chunk)
             h.update(b"\0")
         digest = h.hexdigest()
