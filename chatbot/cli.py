@@ -1,4 +1,4 @@
-"""Command line: build, search, chat, serve, feedback, calibrate, bench (see INTERFACE.md)."""
+"""Command line: build, search, chat, serve, feedback, calibrate, bench (see docs/api.md)."""
 
 from __future__ import annotations
 

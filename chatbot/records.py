@@ -1,4 +1,4 @@
-"""The JSON records of INTERFACE.md, each built in one place for the HTTP API, the CLI and the tests.
+"""The JSON records of docs/api.md, each built in one place for the HTTP API, the CLI and the tests.
 
 A pydantic model is both the response model the API documents and the only
 builder of the dict it sends, so the two cannot drift. Class names are the
@@ -89,12 +89,12 @@ class ErrorResponse(BaseModel):
 
 
 def hit_to_result(hit: Hit) -> dict[str, Any]:
-    """The `Result` JSON record of INTERFACE.md, as a dict."""
+    """The `Result` JSON record of docs/api.md, as a dict."""
     return ResultModel.from_hit(hit).model_dump()
 
 
 def reply_to_dict(reply: Reply, session_id: str) -> dict[str, Any]:
-    """The `Reply` JSON record of INTERFACE.md, as a dict."""
+    """The `Reply` JSON record of docs/api.md, as a dict."""
     return ReplyModel.from_reply(reply, session_id).model_dump()
 
 

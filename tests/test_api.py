@@ -62,7 +62,7 @@ def assert_reply(d: dict) -> None:
         assert_result(r)
 
 
-# ------------------------------------------------------------ happy paths, JSON shapes of INTERFACE.md
+# ------------------------------------------------------------ happy paths, JSON shapes of docs/api.md
 
 
 def test_healthz(client, web_bot):

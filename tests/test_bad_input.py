@@ -1,6 +1,6 @@
 """Bad input at the entry points tests/test_api.py does not cover: the CLI and the Bot itself.
 
-Same promise as the HTTP table (INTERFACE.md): a clear French message naming
+Same promise as the HTTP table (docs/api.md): a clear French message naming
 what is wrong and what is allowed, never a traceback; in a conversation, a
 polite fallback and the conversation goes on; user text never comes back as
 HTML or as a markdown link or image.

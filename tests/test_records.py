@@ -1,4 +1,4 @@
-"""The JSON records of INTERFACE.md: one builder each, the same keys in the API, the CLI and OpenAPI."""
+"""The JSON records of docs/api.md: one builder each, the same keys in the API, the CLI and OpenAPI."""
 
 from __future__ import annotations
 

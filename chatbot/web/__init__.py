@@ -5,7 +5,7 @@
 `{"error": ...}`), `middleware` (headers, body and rate limits), `api` and
 `widget` (the routers) and `serve` (the uvicorn process). The records sent
 back are `chatbot.records`, shared with the CLI. Routes are the contract of
-INTERFACE.md.
+docs/api.md.
 
 Named `web`, not `http`: a script run from inside `chatbot/` would otherwise
 shadow the standard library's `http` package.
