@@ -7,6 +7,7 @@ record matches the folder; serving it needs only onnxruntime (embeddings.onnx_en
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -237,25 +238,33 @@ def _load_torch_model(folder: Path) -> Any:
 def _export_graph(torch_model: Any, path: Path) -> None:
     import torch
 
-    batch = torch.export.Dim("batch", min=1, max=1024)
+    batch = torch.export.Dim("batch", min=1)
     length = torch.export.Dim("sequence", min=1, max=512)
     # Example of 2 x 8: sizes 0 and 1 would be specialised by the tracer.
     example = (torch.ones(2, 8, dtype=torch.int64), torch.ones(2, 8, dtype=torch.int64))
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            torch_model,
-            example,
-            str(path),
-            dynamo=True,
-            input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length}),
-            external_data=True,
-            optimize=True,
-            verbose=False,
-            report=False,
-        )
+    # The exporter logs what it skips (torchvision ops, absent here) and warns about
+    # tracing details: noise for a user who only started the bot.
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                torch_model,
+                example,
+                str(path),
+                dynamo=True,
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length}),
+                external_data=True,
+                optimize=True,
+                verbose=False,
+                report=False,
+            )
+    finally:
+        onnx_logger.setLevel(level)
 
 
 def export_onnx(folder: Path, target: Path, *, source_fingerprint: str, progress: bool) -> None:
