@@ -389,11 +389,15 @@ def _ensure_quantized(export: OnnxExport, fingerprint: str, progress: bool) -> N
             try:
                 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+                # It advises pre-processing on the root logger: advice for image models.
+                logging.disable(logging.WARNING)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     quantize_dynamic(export.model, staged, weight_type=QuantType.QInt8)
             except Exception as exc:
                 raise _failure(export.folder, exc) from None
+            finally:
+                logging.disable(logging.NOTSET)
         staged.chmod(0o644)
         _write_json(
             tmp / QUANTIZED_RECORD_FILE,
