@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,17 +185,26 @@ class OnnxEncoder:
         vecs = (tokens * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
-    def _batches(self, encodings: list[Any], progress: bool, desc: str) -> Any:
+    def _batches(
+        self, encodings: list[Any], progress: bool, desc: str
+    ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
         """(rows, token vectors, mask) per batch of similar lengths, rows into `encodings`."""
-        from tqdm import tqdm
-
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
-        with tqdm(total=len(order), desc=desc, unit="texte", disable=not progress) as bar:
+        bar = None
+        if progress:  # not even a disabled bar on the one-query serving path
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(order), desc=desc, unit="texte")
+        try:
             for start in range(0, len(order), BATCH_SIZE):
                 rows = order[start : start + BATCH_SIZE]
                 tokens, mask = self._forward([encodings[i] for i in rows])
                 yield rows, tokens, mask
-                bar.update(len(rows))
+                if bar is not None:
+                    bar.update(len(rows))
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _encode(self, texts: list[str], prompt: str, progress: bool) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -40,6 +40,7 @@ QUANTIZATION = "dynamic-qint8"
 # Staging lives under ".cache", which folder_fingerprint skips too, so a half-written
 # export never changes the folder's fingerprint (nor forces it to be re-hashed).
 _STAGING_DIR = ".cache"
+_STAGING_PREFIX = "faqbot-onnx."
 
 # Export-time parity: sentence and token vectors of the exported graph against torch,
 # on a padded batch of texts of different lengths (the case a baked-in length breaks).
@@ -313,13 +314,25 @@ def export_onnx(folder: Path, target: Path, *, source_fingerprint: str, progress
     )
 
 
+def _remove_abandoned(root: Path, min_age_s: float = 3600) -> None:
+    # A killed export leaves its staging folder; a recent one may be another process
+    # still exporting, so only old ones go.
+    for tmp in root.glob(f"{_STAGING_PREFIX}*"):
+        try:
+            if time.time() - tmp.stat().st_mtime > min_age_s:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass
+
+
 @contextmanager
 def _staging(folder: Path) -> Iterator[Path]:
     """A temporary directory inside `folder` (same filesystem: renames from it are atomic)."""
     try:
         root = folder / _STAGING_DIR
         root.mkdir(exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="faqbot-onnx.", dir=root))
+        _remove_abandoned(root)
+        tmp = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
     except OSError as exc:
         raise ModelError(
             f"Impossible d'écrire l'export ONNX dans {folder} ({exc.strerror}). "

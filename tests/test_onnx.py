@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +75,7 @@ def _tiny_folder(root: Path, prompts: dict[str, str] | None = None) -> Path:
     return folder
 
 
-def _fake_export(calls: list[Path]):
+def _fake_export(calls: list[Path]) -> Callable[..., None]:
     """Stands for export_onnx: writes a model file and its record, as the real one does."""
 
     def export(folder: Path, target: Path, *, source_fingerprint: str, progress: bool) -> None:
@@ -118,6 +120,9 @@ def test_export_is_reused_while_its_record_matches_and_redone_otherwise(
     calls: list[Path] = []
     monkeypatch.setattr(onnx_export, "export_onnx", _fake_export(calls))
 
+    abandoned = folder / ".cache" / "faqbot-onnx.killed"  # an export killed long ago
+    abandoned.mkdir(parents=True)
+    os.utime(abandoned, (1, 1))
     first = ensure_onnx_model(folder, progress=False, fingerprint=FINGERPRINT)
     assert first == folder.resolve() / "onnx" / MODEL_FILE
     assert len(calls) == 1 and first.read_bytes() == b"graph"
