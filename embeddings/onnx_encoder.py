@@ -1,0 +1,284 @@
+"""A sentence-transformers folder served by onnxruntime: no torch in the process.
+
+Imports only numpy, onnxruntime and tokenizers (when the model is first used); the
+export itself is embeddings.onnx_export's, at first run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embeddings.encoder import _PASSAGE_PROMPTS, _QUERY_PROMPTS, WordVectors, _word_vectors
+from embeddings.errors import ModelError
+
+BATCH_SIZE = 32  # texts per forward pass, sorted by length so a batch pads little
+_DEFAULT_MAX_LENGTH = 512
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def folder_prompts(folder: Path) -> tuple[str, str]:
+    """The (query, passage) prompts of a folder, chosen as SentenceTransformerEncoder chooses them."""
+    config = _read_json(folder / "config_sentence_transformers.json")
+    prompts = config.get("prompts") if isinstance(config, dict) else None
+    prompts = prompts if isinstance(prompts, dict) else {}
+
+    def first(names: tuple[str, ...]) -> str:
+        return next((str(prompts[n]) for n in names if prompts.get(n)), "")
+
+    return first(_QUERY_PROMPTS), first(_PASSAGE_PROMPTS)
+
+
+def folder_max_length(folder: Path) -> int:
+    """Tokens per text before truncation: sentence_bert_config's max_seq_length, as sentence-transformers."""
+    st = _read_json(folder / "sentence_bert_config.json")
+    if isinstance(st, dict) and isinstance(st.get("max_seq_length"), int):
+        return int(st["max_seq_length"])
+    limits = [_DEFAULT_MAX_LENGTH]
+    config, tok = _read_json(folder / "config.json"), _read_json(folder / "tokenizer_config.json")
+    for source, key in ((config, "max_position_embeddings"), (tok, "model_max_length")):
+        if isinstance(source, dict) and isinstance(source.get(key), int):
+            limits.append(int(source[key]))
+    return min(limits)
+
+
+def quantized_fingerprint(fingerprint: str) -> str:
+    """The int8 variant computes other vectors: an index built with fp32 must not be reused."""
+    return hashlib.sha256(f"{fingerprint}:onnx-dynamic-qint8".encode()).hexdigest()
+
+
+class OnnxEncoder:
+    """The Encoder contract (and word vectors) over an exported ONNX graph; loads on first use."""
+
+    supports_word_vectors = True
+
+    def __init__(
+        self,
+        folder: Path,
+        model_path: Path,
+        *,
+        name: str,
+        fingerprint: str,
+        dim: int,
+        threads: int = 1,
+    ) -> None:
+        self.folder = Path(folder)
+        self.model_path = Path(model_path)
+        self.name = name
+        self._fingerprint = fingerprint
+        self._dim = dim
+        self.threads = threads
+        self.query_prompt, self.passage_prompt = folder_prompts(self.folder)
+        self.max_length = folder_max_length(self.folder)
+        settings = _read_json(self.folder / "sentence_bert_config.json")
+        self.lowercase = bool(isinstance(settings, dict) and settings.get("do_lower_case"))
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._pad_id = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OnnxEncoder({str(self.model_path)!r}, name={self.name!r}, threads={self.threads})"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    # -- loading
+
+    def load(self) -> OnnxEncoder:
+        """Open the tokenizer and the onnxruntime session now (otherwise on first encode)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._tokenizer, self._pad_id = self._load_tokenizer()
+                    self._session = self._load_session()
+        return self
+
+    def _load_tokenizer(self) -> tuple[Any, int]:
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        except Exception as exc:
+            raise ModelError(
+                f"Impossible de lire {self.folder / 'tokenizer.json'} ({exc}). Le backend ONNX "
+                "demande le tokenizer.json du modèle ; reconvertissez le modèle ou choisissez "
+                "le backend torch."
+            ) from None
+        tokenizer.no_padding()  # padded per batch below, to the batch's longest text
+        tokenizer.enable_truncation(max_length=self.max_length)
+        config = _read_json(self.folder / "tokenizer_config.json")
+        pad = config.get("pad_token") if isinstance(config, dict) else None
+        pad_id = tokenizer.token_to_id(pad) if isinstance(pad, str) else None
+        return tokenizer, pad_id if pad_id is not None else 0
+
+    def _load_session(self) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # warnings about fusions it skips are not the user's
+        try:
+            session = ort.InferenceSession(
+                str(self.model_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # unreadable or truncated file, missing weights
+            detail = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise ModelError(
+                f"Impossible de charger le modèle ONNX {self.model_path} ({type(exc).__name__}: "
+                f"{detail}). Supprimez le dossier {self.model_path.parent} pour qu'il soit "
+                "exporté de nouveau, ou choisissez le backend torch."
+            ) from None
+        names = {i.name for i in session.get_inputs()}
+        if names != {"input_ids", "attention_mask"}:
+            raise ModelError(
+                f"Le modèle ONNX {self.model_path} attend les entrées {sorted(names)} au lieu de "
+                "input_ids et attention_mask. Supprimez ce dossier pour qu'il soit exporté de nouveau."
+            )
+        return session
+
+    # -- encoding
+
+    def _tokenize(self, texts: list[str]) -> list[Any]:
+        tokenizer = self.load()._tokenizer
+        if self.lowercase:
+            texts = [t.lower() for t in texts]
+        if len(texts) == 1:  # the serving case: no thread pool for one text
+            return [tokenizer.encode(texts[0])]
+        return list(tokenizer.encode_batch(texts))
+
+    def _forward(self, encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Token vectors (n, width, dim) and attention mask (n, width) of one padded batch."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for i, e in enumerate(encodings):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1
+        tokens = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return np.asarray(tokens, dtype=np.float32), mask
+
+    @staticmethod
+    def _pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean over the real tokens, then unit length (the folder's Pooling and Normalize)."""
+        m = mask[..., None].astype(np.float32)
+        vecs = (tokens * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+    def _batches(
+        self, encodings: list[Any], progress: bool, desc: str
+    ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+        """(rows, token vectors, mask) per batch of similar lengths, rows into `encodings`."""
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        bar = None
+        if progress:  # not even a disabled bar on the one-query serving path
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(order), desc=desc, unit="texte")
+        try:
+            for start in range(0, len(order), BATCH_SIZE):
+                rows = order[start : start + BATCH_SIZE]
+                tokens, mask = self._forward([encodings[i] for i in rows])
+                yield rows, tokens, mask
+                if bar is not None:
+                    bar.update(len(rows))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _encode(self, texts: list[str], prompt: str, progress: bool) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenize([prompt + t for t in texts])
+        for rows, tokens, mask in self._batches(encodings, progress, "Encodage"):
+            out[rows] = self._pool(tokens, mask)
+        return out
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """(n, dim) float32 unit vectors, with the model's query prompt if it has one."""
+        return self._encode(list(texts), self.query_prompt, progress=False)
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """(n, dim) float32 unit vectors, with the model's passage/document prompt if it has one."""
+        return self._encode(list(texts), self.passage_prompt, progress=progress)
+
+    def encode_queries_with_words(
+        self, texts: list[str], progress: bool = False
+    ) -> tuple[np.ndarray, list[WordVectors]]:
+        """`encode_queries` and, from the same forward pass, a vector for each word of each text."""
+        texts = list(texts)
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        words: list[WordVectors] = [WordVectors((), np.zeros((0, self.dim), np.float32))] * len(
+            texts
+        )
+        if not texts:
+            return vectors, []
+        prompt = self.query_prompt
+        full = [prompt + t for t in texts]
+        encodings = self._tokenize(full)
+        for rows, tokens, mask in self._batches(encodings, progress, "Encodage"):
+            vectors[rows] = self._pool(tokens, mask)
+            for j, row in enumerate(rows):
+                n = len(encodings[row].ids)
+                offsets = [tuple(o) for o in encodings[row].offsets]
+                words[row] = _word_vectors(full[row], len(prompt), offsets, tokens[j, :n])
+        return vectors, words
+
+
+def load_onnx_encoder(
+    folder: Path,
+    *,
+    name: str,
+    progress: bool = True,
+    threads: int = 1,
+    quantized: bool = False,
+) -> OnnxEncoder:
+    """An OnnxEncoder for a sentence-transformers folder, exporting it first if needed (torch, once)."""
+    from embeddings.encoder import folder_fingerprint
+    from embeddings.onnx_export import ensure_onnx_model
+
+    if threads < 1:
+        raise ModelError(f"Nombre de threads ONNX invalide : {threads} (au moins 1).")
+    folder = Path(folder)
+    fingerprint = folder_fingerprint(folder)
+    model_path = ensure_onnx_model(
+        folder, progress=progress, quantized=quantized, fingerprint=fingerprint
+    )
+    # ensure_onnx_model checked the pipeline is Transformer + Pooling (+ Normalize).
+    modules = _read_json(folder / "modules.json")
+    pooling = _read_json(folder / str(modules[1].get("path", "")) / "config.json")
+    dim = pooling.get("word_embedding_dimension") if isinstance(pooling, dict) else None
+    if not isinstance(dim, int):
+        raise ModelError(
+            f"Le dossier {folder} ne dit pas la dimension de ses vecteurs "
+            "(word_embedding_dimension dans la configuration de son Pooling)."
+        )
+    return OnnxEncoder(
+        folder,
+        model_path,
+        name=name,
+        fingerprint=quantized_fingerprint(fingerprint) if quantized else fingerprint,
+        dim=dim,
+        threads=threads,
+    )
