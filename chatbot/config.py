@@ -73,6 +73,22 @@ class Settings:
         settings.validate()
         return settings
 
+    def to_env(self) -> dict[str, str]:
+        """The FAQBOT_* variables that `from_env` reads back as these settings (worker processes)."""
+        env: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                text = "1" if value else "0"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value)
+            env[f"FAQBOT_{f.name.upper()}"] = text
+        return env
+
     def validate(self) -> None:
         if self.retrieval not in ("hybrid", "dense", "bm25"):
             raise ConfigError(

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import time
+from typing import TYPE_CHECKING
 
 from chatbot.config import Settings
-from chatbot.errors import ConfigError
+from chatbot.errors import ConfigError, FaqBotError
 from chatbot.web.app import create_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+WORKERS_NEED_REDIS = (
+    "--workers {n} demande FAQBOT_REDIS_URL=redis://… : sans Redis, chaque processus garde ses "
+    "conversations en mémoire, et une clarification répondue par un autre processus serait "
+    "perdue. Démarrez Redis et définissez FAQBOT_REDIS_URL, ou servez avec --workers 1 "
+    "(voir docs/deploy.md)."
+)
 
 
 def check_port(host: str, port: int) -> None:
@@ -42,11 +55,17 @@ def _limit_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def serve(settings: Settings, ui: bool = True) -> None:
+def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
     """Load the Bot (building the index if missing or stale), then serve UI, widget and API.
 
     `ui=False` leaves out the Gradio chat at / (API and widget only; starts much faster).
+    `workers > 1`: that many processes on one port, sharing state through Redis (`serve_workers`).
     """
+    if workers < 1:
+        raise ConfigError(f"--workers {workers} : un entier ≥ 1 est attendu.")
+    if workers > 1:
+        serve_workers(settings, workers, ui=ui)
+        return
     import uvicorn
 
     from chatbot.bot import Bot
@@ -86,4 +105,74 @@ def serve(settings: Settings, ui: bool = True) -> None:
     uvicorn.Server(config).run()
 
 
-__all__ = ["check_port", "public_url", "serve"]
+def serve_workers(settings: Settings, workers: int, ui: bool = False) -> None:
+    """N uvicorn worker processes on one port; conversations in Redis, votes in FAQBOT_DATABASE_URL
+    (or the SQLite file, which several processes may share on one machine)."""
+    import multiprocessing
+
+    import uvicorn
+
+    if not settings.redis_url:
+        raise ConfigError(WORKERS_NEED_REDIS.format(n=workers))
+    if ui:
+        # Gradio keeps each page's events in the process that served the page: with the kernel
+        # spreading connections over the workers, its page would break. The widget does not.
+        print(
+            "Plusieurs processus : le chat Gradio (/) n'est pas servi ; le widget et l'API le "
+            "sont (voir docs/deploy.md).",
+            flush=True,
+        )
+    check_port(settings.host, settings.port)
+    # Build a missing or stale index and apply the database migrations once, in a process that
+    # then exits, rather than N times at once in the workers.
+    print(f"Préparation (index, base des votes) avant {workers} processus…", flush=True)
+    prepare = multiprocessing.get_context("spawn").Process(target=_prepare, args=(settings,))
+    prepare.start()
+    prepare.join()
+    if prepare.exitcode != 0:
+        raise ConfigError("La préparation a échoué (message ci-dessus) : serveur non démarré.")
+    # The workers are fresh interpreters (spawn): they read their settings from the environment.
+    os.environ.update(settings.to_env())
+    url = public_url(settings)
+    print(
+        f"{workers} processus sur {url} : widget {url}widget.js, API {url}docs. "
+        "Ctrl+C pour arrêter.",
+        flush=True,
+    )
+    uvicorn.run(
+        "chatbot.web.serve:worker_app",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        root_path=settings.root_path.rstrip("/"),
+        proxy_headers=True,
+        server_header=False,
+        log_level="warning",
+    )
+
+
+def _prepare(settings: Settings) -> None:
+    """In a child process: the index built if needed and the votes store opened (migrations)."""
+    from chatbot.bot import Bot
+
+    try:
+        bot = Bot.from_settings(settings, build="auto", progress=True)
+        bot.feedback_store  # noqa: B018 - opening applies the migrations
+    except FaqBotError as exc:
+        print(f"Erreur : {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (uvicorn factory): settings from FAQBOT_*, index already built."""
+    from chatbot.bot import Bot
+
+    settings = Settings.from_env()
+    _limit_torch_threads(settings.torch_threads)
+    bot = Bot.from_settings(settings, build="never", progress=False)
+    bot.feedback_store  # noqa: B018 - an unusable votes database stops the worker at start
+    return create_app(bot, settings, ui=False)
+
+
+__all__ = ["check_port", "public_url", "serve", "serve_workers", "worker_app"]
