@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench lint browser clean
+.PHONY: install run test test-fast bench lint browser services clean
 
 install: $(STAMP)
 
@@ -22,10 +22,15 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 browser:
 	@bash scripts/ensure-chromium.sh
 
+# Debian's redis-server, postgresql and nginx for the multi-process tests, which start their
+# own servers on free ports in temporary folders (nothing runs as a system service).
+services:
+	@bash scripts/ensure-services.sh
+
 run: install
 	$(PY) -m chatbot serve
 
-test: install browser
+test: install browser services
 	$(PY) -m pytest
 
 test-fast: install

@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from chatbot import messages as msg
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, load_corpus
 from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
-from chatbot.errors import IndexStateError, InputError, SessionStateError
+from chatbot.errors import (
+    FaqBotError,
+    IndexStateError,
+    InputError,
+    SessionStateError,
+    StoreUnavailableError,
+)
 from chatbot.expansion import QueryExpander
 from chatbot.facets import FacetDetector
 from chatbot.records import hit_to_result as hit_to_result  # re-export: built in records
@@ -152,21 +159,38 @@ class Bot:
         if session_id is not None and not isinstance(session_id, str):
             raise InputError("session_id doit être une chaîne de caractères.")
         text = clean_message(message, self.settings.max_message_chars)
-        state = self._state(session_id) if session_id else None
-        if state is None:
-            session_id = self.new_session_id()
-            state = DialogueState()
-        reply, new_state = self.dialogue.step(text, state)
-        self.sessions.put(session_id, new_state)
+        try:
+            reply, session_id = self._turn(text, session_id)
+        except StoreUnavailableError as exc:
+            # Sessions unreachable (Redis down): answer this message on its own, say so, never a 500.
+            log.warning("sessions indisponibles, réponse sans état : %s", exc)
+            if not (session_id and _SESSION_ID.fullmatch(session_id)):
+                session_id = self.new_session_id()
+            reply, _ = self.dialogue.step(text, DialogueState())
+            reply = replace(reply, text=f"{msg.SESSION_RESTARTED}\n\n{reply.text}")
+        if self.settings.log_user_text:
+            log.info("chat session=%s type=%s message=%r", session_id[:6], reply.type, text[:200])
+        else:
+            log.info("chat session=%s type=%s", session_id[:6], reply.type)
+        return reply, session_id
+
+    def _turn(self, text: str, session_id: str | None) -> tuple[Reply, str]:
+        """get -> step -> put under the session's lock: concurrent turns never overwrite each other."""
+        if not (session_id and _SESSION_ID.fullmatch(session_id)):
+            session_id = None
+        with self.sessions.lock(session_id) if session_id else nullcontext():
+            state = self._state(session_id) if session_id else None
+            if state is None:
+                session_id = self.new_session_id()
+                state = DialogueState()
+            assert session_id is not None  # set above when the state was new
+            reply, new_state = self.dialogue.step(text, state)
+            self.sessions.put(session_id, new_state)
         if reply.type == "answer" and reply.results:
             # After a clarification the user's last message is an option: keep the question.
             self.sessions.put_question(
                 session_id, reply.results[0].entry.id, new_state.last_query or text
             )
-        if self.settings.log_user_text:
-            log.info("chat session=%s type=%s message=%r", session_id[:6], reply.type, text[:200])
-        else:
-            log.info("chat session=%s type=%s", session_id[:6], reply.type)
         return reply, session_id
 
     def _state(self, session_id: str) -> DialogueState | None:
@@ -217,8 +241,31 @@ class Bot:
             if not isinstance(comment, str):
                 raise InputError("comment doit être une chaîne de caractères.")
             comment = clean_message(comment, self.settings.max_message_chars)
-        question = self.sessions.get_question(session_id, entry_id)
-        return self.votes.add(session_id, entry_id, helpful, question=question, comment=comment)
+        try:
+            question = self.sessions.get_question(session_id, entry_id)
+        except (
+            StoreUnavailableError
+        ) as exc:  # Redis down: the vote still counts, without its question
+            log.warning("question du vote inconnue : %s", exc)
+            question = None
+        try:
+            return self.votes.add(session_id, entry_id, helpful, question=question, comment=comment)
+        except StoreUnavailableError as exc:
+            log.error("vote non enregistré : %s", exc)
+            raise StoreUnavailableError(msg.VOTES_UNAVAILABLE) from None
+
+    def readiness(self) -> dict[str, Any]:
+        """Each store "ok" or "degraded": what GET /readyz reports (why goes to the log only)."""
+        stores: dict[str, str] = {}
+        for name, store in (("sessions", self.sessions), ("votes", self.votes)):
+            try:
+                store.ping()
+                stores[name] = "ok"
+            except FaqBotError as exc:
+                log.warning("readyz : %s dégradé : %s", name, exc)
+                stores[name] = "degraded"
+        status = "ok" if all(v == "ok" for v in stores.values()) else "degraded"
+        return {"status": status, "stores": stores}
 
     def health(self) -> dict[str, Any]:
         return {

@@ -192,15 +192,15 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         # The one line per chat turn is logged at INFO: without this, FAQBOT_LOG_USER_TEXT=1
         # showed nothing unless --debug.
         logging.getLogger("faqbot").setLevel(logging.INFO)
-    serve(settings, ui=not args.no_ui)
+    serve(settings, ui=not args.no_ui, workers=args.workers)
     return 0
 
 
 def cmd_feedback(args: argparse.Namespace, out: TextIO) -> int:
-    from chatbot.stores.votes import SqliteVoteStore, export_csv
+    from chatbot.stores import default_votes, export_csv
 
     settings = Settings.from_env()
-    store = SqliteVoteStore(settings.feedback_path)
+    store = default_votes(settings)  # PostgreSQL when FAQBOT_DATABASE_URL is set, else SQLite
     if args.action == "export":
         out.write(export_csv(store))
     else:
@@ -282,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-ui",
         action="store_true",
         help="API et widget seulement, sans le chat Gradio (démarrage en 2 s au lieu de 10)",
+    )
+    v.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="nombre de processus sur le même port (défaut 1) ; plus d'un demande FAQBOT_REDIS_URL",
     )
 
     f = sub.add_parser("feedback", help="exporter les votes des utilisateurs")

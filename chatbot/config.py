@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -42,6 +43,9 @@ class Settings:
     # Intra-op threads per encoding (torch or onnx): requests already run in parallel, one
     # thread each keeps them from fighting over the cores. The one place this is set.
     encoder_threads: int = 1
+    # Shared state for several server processes (docs/deploy.md); unset: memory and SQLite.
+    redis_url: str = ""  # sessions, rate-limit counters
+    database_url: str = ""  # votes (PostgreSQL)
 
     @property
     def index_dir(self) -> Path:
@@ -71,6 +75,22 @@ class Settings:
         settings.validate()
         return settings
 
+    def to_env(self) -> dict[str, str]:
+        """The FAQBOT_* variables that `from_env` reads back as these settings (worker processes)."""
+        env: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                text = "1" if value else "0"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value)
+            env[f"FAQBOT_{f.name.upper()}"] = text
+        return env
+
     def validate(self) -> None:
         if self.retrieval not in ("hybrid", "dense", "bm25"):
             raise ConfigError(
@@ -89,10 +109,29 @@ class Settings:
             raise ConfigError(
                 f"FAQBOT_ENCODER_THREADS={self.encoder_threads!r} : un entier ≥ 1 est attendu."
             )
+        if self.redis_url and not self.redis_url.startswith(_REDIS_SCHEMES):
+            raise ConfigError(
+                f"FAQBOT_REDIS_URL={mask_url(self.redis_url)!r} invalide : une adresse "
+                "redis://hôte:port/0, rediss://… (TLS) ou unix:///chemin/redis.sock est attendue."
+            )
+        if self.database_url and not self.database_url.startswith(_POSTGRES_SCHEMES):
+            raise ConfigError(
+                f"FAQBOT_DATABASE_URL={mask_url(self.database_url)!r} invalide : une "
+                "adresse postgresql://utilisateur@hôte:port/base est attendue (ou postgres://…)."
+            )
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError(
                 f"FAQBOT_ROOT_PATH={self.root_path!r} doit commencer par « / » (ex. /faq)."
             )
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password masked: a message or a log must not print a secret."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def _parse(name: str, type_name: str, raw: str) -> object:

@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "InstallError",
     "SessionStateError",
+    "StoreUnavailableError",
 ]
 
 
@@ -36,3 +37,7 @@ class InstallError(FaqBotError):
 
 class SessionStateError(FaqBotError):
     """A stored conversation state cannot be read (unknown version, malformed): start anew."""
+
+
+class StoreUnavailableError(FaqBotError):
+    """A shared store (Redis, PostgreSQL) cannot be reached now: the message says what still works."""

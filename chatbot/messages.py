@@ -119,6 +119,16 @@ UI_NETWORK_ERROR = "Le service ne répond pas pour le moment. Réessayez dans un
 UI_INTERNAL_ERROR = "Une erreur interne m'empêche de répondre. Réessayez dans un instant."
 UI_CHARS_LEFT = "{left} caractères restants"
 
+# Shared stores unreachable (several server processes, docs/deploy.md).
+SESSION_RESTARTED = (
+    "_La conversation a dû être recommencée : le service qui garde le fil des échanges est "
+    "momentanément indisponible. Je réponds à votre dernier message seul._"
+)
+VOTES_UNAVAILABLE = (
+    "Les votes sont momentanément indisponibles (base de données injoignable) : "
+    "réessayez dans un instant. La conversation, elle, continue."
+)
+
 # HTTP API errors ({"error": ...}); they never repeat what the user sent.
 HTTP_INTERNAL = "erreur interne"
 HTTP_UNAVAILABLE = "Service momentanément indisponible : réessayez dans un instant."

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -39,10 +39,13 @@ class ServerProcess:
     are not inherited, so what the server runs with is exactly what `env` says.
     """
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, ui: bool = True):
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, ui: bool = True, args: Sequence[str] = ()
+    ):
         self.env = dict(env)
         self.log_path = Path(log_path)
         self.ui = ui
+        self.args = tuple(args)  # more `serve` flags, e.g. ("--workers", "3")
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
@@ -68,7 +71,7 @@ class ServerProcess:
         """Launch the server (without waiting for it); with `watch_memory`, sample its RSS (psutil)."""
         self.port = free_port()
         argv = [sys.executable, "-m", "chatbot", "serve", "--host", "127.0.0.1"]
-        argv += ["--port", str(self.port)] + ([] if self.ui else ["--no-ui"])
+        argv += ["--port", str(self.port)] + ([] if self.ui else ["--no-ui"]) + list(self.args)
         env = {k: v for k, v in os.environ.items() if not k.startswith("FAQBOT_")}
         env.update({"PYTHONUNBUFFERED": "1", **self.env})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

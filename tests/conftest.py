@@ -117,3 +117,72 @@ def faqbot_server(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+# ------------------------------------------------------------ real Redis and PostgreSQL (tests/services.py)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One redis-server for the session; tests isolate themselves with their own key prefix."""
+    from tests.services import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def own_redis(tmp_path):
+    """A redis-server of this test's own, which the test may kill and restart."""
+    from tests.services import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL cluster for the session; tests use their own database (`postgres_db`)."""
+    from tests.services import PostgresServer
+
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.remove()
+
+
+@pytest.fixture()
+def postgres_db(postgres_server, request):
+    """The URL of a fresh, empty database on the session's PostgreSQL, dropped after the test."""
+    import re
+    import uuid
+
+    import psycopg
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def own_postgres():
+    """A PostgreSQL cluster of this test's own, which the test may stop and start again."""
+    from tests.services import PostgresServer
+
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.remove()

@@ -10,6 +10,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 
 import pytest
 
@@ -188,6 +189,12 @@ class JsonSessionStore:
 
     def get_question(self, session_id: str, entry_id: str) -> str | None:
         return self.questions.get((session_id, entry_id))
+
+    def lock(self, session_id: str) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def ping(self) -> None:
+        pass
 
 
 @pytest.fixture()

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Protocol
 
 from cachetools import TTLCache
@@ -25,8 +26,18 @@ class SessionStore(Protocol):
     """Session id -> DialogueState with a TTL, and the question each answer was given for.
 
     `get` raises SessionStateError when a stored value cannot be read (a serialising
-    store only); the Bot then starts a new conversation.
+    store only); the Bot then starts a new conversation. A shared store raises
+    StoreUnavailableError when it cannot be reached; the Bot then answers statelessly.
     """
+
+    def lock(self, session_id: str) -> AbstractContextManager[None]:
+        """Held around a turn's get -> step -> put, so concurrent turns of one session never
+        overwrite each other (across processes for a shared store)."""
+        ...
+
+    def ping(self) -> None:
+        """Return when the store answers; StoreUnavailableError otherwise (readiness)."""
+        ...
 
     def get(self, session_id: str) -> DialogueState | None:
         """The session's state, or None when it is unknown or expired."""
@@ -67,6 +78,13 @@ class MemorySessionStore:
         self._questions: TTLCache[tuple[str, str], str] = TTLCache(maxsize, ttl, timer=timer)
         # Guards both caches: a TTLCache is not thread-safe and the API runs turns in a threadpool.
         self._lock = threading.Lock()
+
+    def lock(self, session_id: str) -> AbstractContextManager[None]:
+        """No lock: one process, and turns of one conversation interleaved as they always were."""
+        return nullcontext()
+
+    def ping(self) -> None:
+        """Process memory is always there."""
 
     def get(self, session_id: str) -> DialogueState | None:
         with self._lock:

@@ -81,6 +81,10 @@ class VoteStore(Protocol):
         """Votes per entry, the most disliked first: what a curator reviews."""
         ...
 
+    def ping(self) -> None:
+        """Return when the store answers; FaqBotError otherwise (readiness)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -165,6 +169,13 @@ class SqliteVoteStore:
             ).fetchall()
         return [EntrySummary(e, int(h), int(u)) for e, h, u in rows]
 
+    def ping(self) -> None:
+        try:
+            with self._lock:
+                self._conn.execute("SELECT 1 FROM feedback LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise FaqBotError(f"Base des votes inutilisable ({self.path}) : {exc}.") from None
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -208,6 +219,9 @@ class LazyVoteStore:
 
     def summary(self) -> list[EntrySummary]:
         return self.opened().summary()
+
+    def ping(self) -> None:
+        self.opened().ping()
 
     def close(self) -> None:
         with self._lock:

@@ -32,6 +32,12 @@ def api_router(bot: Bot) -> APIRouter:
     def healthz() -> JSONResponse:
         return JSONResponse(bot.health())
 
+    @router.get("/readyz", tags=["api"], summary="État de chaque stockage (ok / degraded)")
+    def readyz() -> JSONResponse:
+        # 200 even when degraded: the process still answers (statelessly, or without votes),
+        # and every process shares the same stores, so taking one out of rotation would not help.
+        return JSONResponse(bot.readiness())
+
     @router.post(
         "/api/search",
         response_model=SearchResponse,

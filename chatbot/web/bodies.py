@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Every route of the JSON API with its methods: the 404 and 405 answers list them.
 API_ROUTES = {
     "/healthz": ("GET",),
+    "/readyz": ("GET",),
     "/api/search": ("POST",),
     "/api/chat": ("POST",),
     "/api/feedback": ("POST",),

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from chatbot import messages as msg
-from chatbot.errors import FaqBotError, InputError
+from chatbot.errors import FaqBotError, InputError, StoreUnavailableError
 from chatbot.records import ErrorResponse
 from chatbot.web.bodies import API_ROUTES, EXAMPLES, REQUEST_MODELS
 
@@ -124,6 +124,12 @@ def add_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def on_input_error(request: Request, exc: InputError) -> JSONResponse:
         return error_response(400, str(exc))
+
+    # A shared store that is down (PostgreSQL for votes): its own French message says what still works.
+    @app.exception_handler(StoreUnavailableError)
+    async def on_store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.error("stockage indisponible : %s", exc)
+        return error_response(503, str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(FaqBotError)
     async def on_faqbot_error(request: Request, exc: FaqBotError) -> JSONResponse:

@@ -12,7 +12,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,7 +81,12 @@ class SecurityHeadersMiddleware:
     def _csp(self, path: str) -> str:
         if path == "/widget" or path.startswith("/widget/"):
             return self.csp_widget
-        if path.startswith("/api/") or path in ("/healthz", "/openapi.json", "/widget.js"):
+        if path.startswith("/api/") or path in (
+            "/healthz",
+            "/readyz",
+            "/openapi.json",
+            "/widget.js",
+        ):
             return self.csp_api
         if path.startswith("/docs"):
             return self.csp_docs
@@ -207,15 +214,29 @@ class BodyGuardMiddleware:
         await self.app(scope, replay, send)
 
 
+class RateLimiter(Protocol):
+    """Counts a client's requests: `check` gives 0 to let one through, else the seconds to wait."""
+
+    def check(self, client: str) -> int: ...
+
+
 class RateLimitMiddleware:
-    """Per-client sliding window over the last 60 s on /api/ (in-process: one server process)."""
+    """Per-client sliding window over the last 60 s on /api/, in this process; with `limiter`
+    (Redis, FAQBOT_REDIS_URL) the count is shared by every process instead."""
 
     WINDOW = 60.0
 
-    def __init__(self, app: ASGIApp, per_minute: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        app: ASGIApp,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        limiter: RateLimiter | None = None,
+    ):
         self.app = app
         self.per_minute = per_minute
         self.clock = clock
+        self.limiter = limiter
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -244,7 +265,10 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("?", 0))[0]
-        wait = self.check(client)
+        if self.limiter is None:
+            wait = self.check(client)
+        else:  # a network round trip: off the event loop
+            wait = await anyio.to_thread.run_sync(self.limiter.check, client)
         if wait:
             text = msg.HTTP_RATE_LIMITED.format(limit=self.per_minute, retry=wait)
             await error_response(429, text, headers={"Retry-After": str(wait)})(
@@ -258,7 +282,16 @@ def add_middlewares(app: FastAPI, settings: Settings) -> None:
     """Wrap `app` in the middlewares (ConfigError when FAQBOT_FRAME_ANCESTORS is invalid)."""
     # Innermost first (the last added runs first): headers on everything, even a 500 or a 429.
     if settings.rate_limit_per_minute > 0:
-        app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
+        limiter: RateLimiter | None = None
+        if settings.redis_url:
+            from chatbot.stores.redis_store import RedisRateLimiter, redis_client
+
+            limiter = RedisRateLimiter(
+                redis_client(settings.redis_url), settings.rate_limit_per_minute
+            )
+        app.add_middleware(
+            RateLimitMiddleware, per_minute=settings.rate_limit_per_minute, limiter=limiter
+        )
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     # Always present so that Gradio does not add its own CORS policy: only allowed_origins pass.
     app.add_middleware(
@@ -278,6 +311,7 @@ __all__ = [
     "BodyGuardMiddleware",
     "CatchAllMiddleware",
     "RateLimitMiddleware",
+    "RateLimiter",
     "SecurityHeadersMiddleware",
     "add_middlewares",
     "csp_frame_ancestors",

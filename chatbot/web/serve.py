@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import time
+from typing import TYPE_CHECKING
 
 from chatbot.config import Settings
-from chatbot.errors import ConfigError
+from chatbot.errors import ConfigError, FaqBotError
 from chatbot.web.app import create_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from chatbot.bot import Bot
+
+WORKERS_NEED_REDIS = (
+    "--workers {n} demande FAQBOT_REDIS_URL=redis://… : sans Redis, chaque processus garde ses "
+    "conversations en mémoire, et une clarification répondue par un autre processus serait "
+    "perdue. Démarrez Redis et définissez FAQBOT_REDIS_URL, ou servez avec --workers 1 "
+    "(voir docs/deploy.md)."
+)
 
 
 def check_port(host: str, port: int) -> None:
@@ -42,28 +57,40 @@ def _limit_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def serve(settings: Settings, ui: bool = True) -> None:
-    """Load the Bot (building the index if missing or stale), then serve UI, widget and API.
+def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
+    """The Bot of a server process, ready to answer its first question at full speed."""
+    from chatbot.bot import Bot  # at run time: nothing heavy at import
 
-    `ui=False` leaves out the Gradio chat at / (API and widget only; starts much faster).
-    """
-    import uvicorn
-
-    from chatbot.bot import Bot
-
-    check_port(settings.host, settings.port)
     if settings.backend == "torch" and settings.retrieval != "bm25":
         # Requests encode in parallel worker threads: one intra-op thread each keeps them from
         # fighting over the cores (measured on loopback: single-client p50 377 ms -> 105 ms on
         # a busy 2-core machine). The onnx backend takes the same setting per session.
         _limit_torch_threads(settings.encoder_threads)
-    print("Chargement de l'assistant (corpus, modèle, index)…", flush=True)
-    started = time.perf_counter()
-    bot = Bot.from_settings(settings, build="auto", progress=True)
+    bot = Bot.from_settings(settings, build=build, progress=progress)
     bot.feedback_store  # noqa: B018 - an unusable votes database stops the start, not the first vote
     # Ready means ready: the model, the tokenizer and every lazy part of a search load now,
     # not on the first user's question (it used to wait 6-7 s after /healthz said ok).
     bot.warm_up()
+    return bot
+
+
+def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
+    """Load the Bot (building the index if missing or stale), then serve UI, widget and API.
+
+    `ui=False` leaves out the Gradio chat at / (API and widget only; starts much faster).
+    `workers > 1`: that many processes on one port, sharing state through Redis (`serve_workers`).
+    """
+    if workers < 1:
+        raise ConfigError(f"--workers {workers} : un entier ≥ 1 est attendu.")
+    if workers > 1:
+        serve_workers(settings, workers, ui=ui)
+        return
+    import uvicorn
+
+    check_port(settings.host, settings.port)
+    print("Chargement de l'assistant (corpus, modèle, index)…", flush=True)
+    started = time.perf_counter()
+    bot = load_bot(settings, build="auto", progress=True)
     health = bot.health()
     print(
         f"Prêt en {time.perf_counter() - started:.1f} s : {health['entries']} réponses, "
@@ -90,4 +117,69 @@ def serve(settings: Settings, ui: bool = True) -> None:
     uvicorn.Server(config).run()
 
 
-__all__ = ["check_port", "public_url", "serve"]
+def serve_workers(settings: Settings, workers: int, ui: bool = False) -> None:
+    """N uvicorn worker processes on one port; conversations in Redis, votes in FAQBOT_DATABASE_URL
+    (or the SQLite file, which several processes may share on one machine)."""
+    import multiprocessing
+
+    import uvicorn
+
+    if not settings.redis_url:
+        raise ConfigError(WORKERS_NEED_REDIS.format(n=workers))
+    if ui:
+        # Gradio keeps each page's events in the process that served the page: with the kernel
+        # spreading connections over the workers, its page would break. The widget does not.
+        print(
+            "Plusieurs processus : le chat Gradio (/) n'est pas servi ; le widget et l'API le "
+            "sont (voir docs/deploy.md).",
+            flush=True,
+        )
+    check_port(settings.host, settings.port)
+    # Build a missing or stale index and apply the database migrations once, in a process that
+    # then exits, rather than N times at once in the workers.
+    print(f"Préparation (index, base des votes) avant {workers} processus…", flush=True)
+    prepare = multiprocessing.get_context("spawn").Process(target=_prepare, args=(settings,))
+    prepare.start()
+    prepare.join()
+    if prepare.exitcode != 0:
+        raise ConfigError("La préparation a échoué (message ci-dessus) : serveur non démarré.")
+    # The workers are fresh interpreters (spawn): they read their settings from the environment.
+    os.environ.update(settings.to_env())
+    url = public_url(settings)
+    print(
+        f"{workers} processus sur {url} : widget {url}widget.js, API {url}docs. "
+        "Ctrl+C pour arrêter.",
+        flush=True,
+    )
+    uvicorn.run(
+        "chatbot.web.serve:worker_app",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        root_path=settings.root_path.rstrip("/"),
+        proxy_headers=True,
+        server_header=False,
+        log_level="warning",
+    )
+
+
+def _prepare(settings: Settings) -> None:
+    """In a child process: the index built if needed and the votes store opened (migrations)."""
+    from chatbot.bot import Bot
+
+    try:
+        bot = Bot.from_settings(settings, build="auto", progress=True)
+        bot.feedback_store  # noqa: B018 - opening applies the migrations
+    except FaqBotError as exc:
+        print(f"Erreur : {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (uvicorn factory): settings from FAQBOT_*, index already built."""
+    settings = Settings.from_env()
+    return create_app(load_bot(settings, build="never", progress=False), settings, ui=False)
+
+
+__all__ = ["check_port", "public_url", "serve", "serve_workers", "worker_app"]

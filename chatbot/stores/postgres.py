@@ -1,0 +1,240 @@
+"""PostgreSQL storage (FAQBOT_DATABASE_URL): one connection pool, migrations, the vote store.
+
+`PostgresDatabase` owns the pool and the schema: `MIGRATIONS` is the ordered list of every
+change ever made to it, applied at start under an advisory lock, so several processes
+starting at once apply each exactly once. A later store (question log, curator decisions)
+adds its tables as new migrations and reads through `PostgresDatabase.connection()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+from chatbot.config import mask_url as masked
+from chatbot.errors import FaqBotError, StoreUnavailableError
+from chatbot.stores.votes import COLUMNS, EntrySummary, Vote
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+log = logging.getLogger("faqbot")
+
+# pg_advisory_xact_lock key: any fixed bigint shared by every faqbot process ("faqbot" in ASCII).
+MIGRATION_LOCK = 0x666171626F74
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema change; `version` orders them and is recorded once applied."""
+
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "votes",
+        """
+        CREATE TABLE IF NOT EXISTS feedback (
+            id         BIGSERIAL   PRIMARY KEY,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            session_id TEXT        NOT NULL,
+            entry_id   TEXT        NOT NULL,
+            question   TEXT,
+            helpful    BOOLEAN     NOT NULL,
+            comment    TEXT
+        );
+        CREATE INDEX IF NOT EXISTS feedback_entry ON feedback(entry_id);
+        """,
+    ),
+)
+
+
+class PostgresDatabase:
+    """A psycopg connection pool that reconnects by itself, and the schema kept up to date."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_size: int = 8,
+        timeout: float = 3.0,
+        migrations: tuple[Migration, ...] = MIGRATIONS,
+    ) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self.migrations = migrations
+        self.timeout = timeout
+        self.pool: ConnectionPool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            timeout=timeout,  # how long a caller waits for a connection before a 503
+            open=False,
+            # A connection broken by a PostgreSQL restart is replaced before it is handed out.
+            check=ConnectionPool.check_connection,
+            kwargs={"connect_timeout": 3, "application_name": "faqbot"},
+            name="faqbot",
+        )
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def open(self) -> None:
+        """Connect and apply pending migrations (idempotent); StoreUnavailableError when down."""
+        from psycopg_pool import PoolTimeout
+
+        with self._lock:
+            if self._ready:
+                return
+            if self.pool.closed:
+                self.pool.open(wait=False)
+            try:
+                self.pool.wait(timeout=self.timeout + 3)
+            except PoolTimeout:
+                raise StoreUnavailableError(
+                    f"PostgreSQL injoignable ({masked(self.url)}) : vérifiez FAQBOT_DATABASE_URL "
+                    "et que le serveur tourne."
+                ) from None
+            applied = self.migrate()
+            if applied:
+                log.info("PostgreSQL : migrations appliquées %s", applied)
+            self._ready = True
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations not yet recorded, in order, under an advisory lock; their versions."""
+        applied: list[int] = []
+        with self.connection() as conn, conn.transaction():
+            # Held until commit: a second process starting now waits, then finds nothing to do.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+            for m in sorted(self.migrations, key=lambda m: m.version):
+                if m.version in done:
+                    continue
+                conn.execute(m.sql.encode())  # bytes: several statements, no parameters
+                conn.execute(
+                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                    (m.version, m.name),
+                )
+                applied.append(m.version)
+        return applied
+
+    def schema_version(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection, committed when the block ends; failures in French."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailableError(
+                f"PostgreSQL injoignable : {str(exc).strip().splitlines()[0][:200]}"
+            ) from None
+        except psycopg.Error as exc:
+            raise FaqBotError(f"Erreur PostgreSQL : {exc}") from None
+
+    def ping(self) -> None:
+        self.open()
+        with self.connection() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        self.pool.close()
+        self._ready = False
+
+
+class PostgresVoteStore:
+    """VoteStore in PostgreSQL: what SqliteVoteStore does, for every process at once."""
+
+    def __init__(self, db: PostgresDatabase) -> None:
+        self.db = db
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresVoteStore:
+        return cls(PostgresDatabase(url))
+
+    def open(self) -> None:
+        self.db.open()
+
+    def add(
+        self,
+        session_id: str,
+        entry_id: str,
+        helpful: bool,
+        question: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Store one vote; returns its id once committed."""
+        self.db.open()
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "INSERT INTO feedback (session_id, entry_id, question, helpful, comment)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (session_id, entry_id, question, helpful, comment),
+            ).fetchone()
+        assert row is not None  # RETURNING gives one row
+        return int(row[0])
+
+    def count(self) -> int:
+        self.db.open()
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM feedback").fetchone()
+        return int(row[0]) if row else 0
+
+    def rows(self) -> list[Vote]:
+        self.db.open()
+        with self.db.connection() as conn:
+            rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM feedback ORDER BY id").fetchall()
+        return [
+            Vote(
+                int(r[0]),
+                # The same text as SQLite's column: ISO 8601, UTC, milliseconds.
+                r[1].astimezone(UTC).isoformat(timespec="milliseconds"),
+                r[2],
+                r[3],
+                r[4],
+                1 if r[5] else 0,
+                r[6],
+            )
+            for r in rows
+        ]
+
+    def summary(self) -> list[EntrySummary]:
+        self.db.open()
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT entry_id, COUNT(*) FILTER (WHERE helpful), COUNT(*) FILTER (WHERE NOT helpful)"
+                " FROM feedback GROUP BY entry_id"
+                ' ORDER BY COUNT(*) FILTER (WHERE NOT helpful) DESC, entry_id COLLATE "C"'
+            ).fetchall()
+        return [EntrySummary(e, int(h), int(u)) for e, h, u in rows]
+
+    def ping(self) -> None:
+        self.db.ping()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+__all__ = ["MIGRATIONS", "Migration", "PostgresDatabase", "PostgresVoteStore"]

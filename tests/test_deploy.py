@@ -1,0 +1,271 @@
+"""Several server processes behind nginx (deploy/nginx.conf, run for real), one Redis, one PostgreSQL.
+
+Three `python -m chatbot serve --no-ui` processes (BM25) share Redis and PostgreSQL; nginx
+spreads requests round robin under /faq/ with no sticky sessions. The nginx configuration is
+deploy/nginx.conf with only its ports and log path changed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from chatbot.config import REPO_ROOT
+from evaluation.server_process import ServerProcess, ServerStartError, free_port
+from tests.conftest import WEB_VAGUE_QUESTIONS
+from tests.services import NginxServer
+
+pytestmark = pytest.mark.slow  # starts four processes; still runs in `make test`
+
+CONF = REPO_ROOT / "deploy" / "nginx.conf"
+UPSTREAM_PORTS = (7861, 7862, 7863)
+
+
+def nginx_conf(listen: int, ports: list[int], log_dir: Path) -> str:
+    """deploy/nginx.conf with the test's free ports and log folder, nothing else changed."""
+    text = CONF.read_text("utf-8")
+    assert text.count("listen 8080;") == 1
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
+    for default, port in zip(UPSTREAM_PORTS, ports, strict=True):
+        assert text.count(f"127.0.0.1:{default} ") == 1
+        text = text.replace(f"127.0.0.1:{default} ", f"127.0.0.1:{port} ")
+    return text.replace("/var/log/nginx/", f"{log_dir}/")
+
+
+@dataclass
+class Cluster:
+    servers: list[ServerProcess]
+    nginx: NginxServer
+    port: int
+    database_url: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/faq"
+
+    def access_log(self) -> list[tuple[str, str, str]]:
+        """(request line, status, upstream address) of each request, in order."""
+        out = []
+        for line in (self.nginx.dir / "faqbot-access.log").read_text().splitlines():
+            m = re.search(r'"([^"]*)" (\d{3}) (\S+) ', line)
+            if m:
+                out.append((m.group(1), m.group(2), m.group(3)))
+        return out
+
+
+@pytest.fixture()
+def cluster(tmp_path, redis_server, postgres_db) -> Iterator[Cluster]:
+    env = {
+        "FAQBOT_RETRIEVAL": "bm25",
+        "FAQBOT_ROOT_PATH": "/faq",
+        "FAQBOT_REDIS_URL": redis_server.url,
+        "FAQBOT_DATABASE_URL": postgres_db,
+    }
+    servers = [
+        ServerProcess(
+            {**env, "FAQBOT_DATA_DIR": str(tmp_path / f"p{n}")},
+            tmp_path / f"p{n}" / "server.log",
+            ui=False,
+        )
+        for n in range(3)
+    ]
+    nginx: NginxServer | None = None
+    try:
+        for server in servers:  # all three load at once
+            server.start()
+        for server in servers:
+            server.wait_healthy(timeout=120)
+        port = free_port()
+        log_dir = tmp_path / "nginx"
+        conf = nginx_conf(port, [s.port for s in servers], log_dir)
+        nginx = NginxServer(log_dir, conf).start(port)
+        yield Cluster(servers, nginx, port, postgres_db)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        for server in servers:
+            server.stop()
+
+
+def clarifications(web_bot) -> list[tuple[str, str, str]]:
+    """(vague question, option, entry one process in memory ends on) for every option offered."""
+    out = []
+    for question in WEB_VAGUE_QUESTIONS:
+        reply, sid = web_bot.chat(question)
+        web_bot.reset(sid)
+        if reply.type != "clarify":
+            continue
+        for option in reply.options:
+            _, sid = web_bot.chat(question)
+            follow, _ = web_bot.chat(option, sid)
+            web_bot.reset(sid)
+            if follow.type == "answer":
+                out.append((question, option, follow.results[0].entry.id))
+    assert len(out) >= 5, (
+        "trop peu de clarifications suivies d'une réponse : voir WEB_VAGUE_QUESTIONS"
+    )
+    return out
+
+
+def test_200_conversations_each_turn_on_another_process(cluster, web_bot):
+    cases = clarifications(web_bot)
+    wrong = []
+    with httpx.Client(base_url=cluster.url, timeout=30) as client:
+        assert client.get("/healthz").json()["status"] == "ok"
+        assert client.get("/readyz").json()["status"] == "ok"
+        for n in range(200):
+            question, option, expected = cases[n % len(cases)]
+            asked = client.post("/api/chat", json={"message": question})
+            assert asked.status_code == 200, asked.text
+            d = asked.json()
+            assert d["type"] == "clarify" and option in d["options"]
+            answered = client.post(
+                "/api/chat", json={"message": option, "session_id": d["session_id"]}
+            ).json()
+            if answered["type"] != "answer" or answered["results"][0]["id"] != expected:
+                wrong.append((question, option, answered["type"]))
+            assert answered["session_id"] == d["session_id"]
+    assert wrong == []
+    # Round robin, no stickiness: the answer to each clarification came from another process.
+    chats = [
+        (status, upstream) for line, status, upstream in cluster.access_log() if "/api/chat" in line
+    ]
+    assert len(chats) == 400 and {s for s, _ in chats} == {"200"}
+    assert all(chats[i][1] != chats[i + 1][1] for i in range(0, 400, 2))
+    assert len({u for _, u in chats}) == 3
+
+
+def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
+    """Only requests in flight on the killed process fail; no conversation or acknowledged vote is lost."""
+    cases = clarifications(web_bot)
+    users, rounds = 12, 8
+    acked: list[tuple[str, str]] = []
+    failures: list[str] = []
+    lost: list[str] = []
+    lock = threading.Lock()
+    halfway = threading.Barrier(users + 1)
+
+    def user(n: int) -> None:
+        with httpx.Client(base_url=cluster.url, timeout=30) as c:
+            for r in range(rounds):
+                if r == rounds // 2:
+                    halfway.wait(timeout=120)  # the kill happens while every user is mid-way
+                question, option, expected = cases[(n + r) % len(cases)]
+                try:
+                    asked = c.post("/api/chat", json={"message": question})
+                    if asked.status_code != 200:
+                        raise AssertionError(f"{asked.status_code} {asked.text[:100]}")
+                    d = asked.json()
+                    f = c.post("/api/chat", json={"message": option, "session_id": d["session_id"]})
+                    if f.status_code != 200:
+                        raise AssertionError(f"{f.status_code} {f.text[:100]}")
+                except (httpx.HTTPError, AssertionError) as exc:
+                    with lock:
+                        failures.append(repr(exc))
+                    continue
+                answer = f.json()
+                if answer["type"] != "answer" or answer["results"][0]["id"] != expected:
+                    with lock:
+                        lost.append(f"{question} / {option}: {answer['type']}")
+                    continue
+                comment = f"u{n}-r{r}"
+                vote = {
+                    "session_id": d["session_id"],
+                    "entry_id": expected,
+                    "helpful": r % 2 == 0,
+                    "comment": comment,
+                }
+                try:
+                    v = c.post("/api/feedback", json=vote)
+                except httpx.HTTPError as exc:
+                    with lock:
+                        failures.append(f"vote {exc!r}")
+                    continue
+                if v.status_code == 200 and v.json() == {"ok": True}:
+                    with lock:
+                        acked.append((comment, expected))
+                else:
+                    with lock:
+                        failures.append(f"vote {v.status_code}")
+
+    with ThreadPoolExecutor(users) as pool:
+        done = [pool.submit(user, n) for n in range(users)]
+        halfway.wait(timeout=120)
+        time.sleep(0.3)
+        cluster.servers[1].kill()
+        for f in done:
+            f.result()
+    # nginx retries on the next process what never reached the dead one; what was in flight
+    # there (at most one request per user) may fail.
+    assert lost == []
+    assert len(failures) <= users, failures
+    assert len(acked) >= users * rounds - users
+    with psycopg.connect(cluster.database_url) as conn:
+        stored = conn.execute("SELECT comment, entry_id FROM feedback").fetchall()
+    assert sorted(acked) == sorted(stored)  # every acknowledged vote, once
+
+
+def test_serve_workers_shares_one_port_between_processes(tmp_path, redis_server):
+    server = ServerProcess(
+        {
+            "FAQBOT_DATA_DIR": str(tmp_path),
+            "FAQBOT_RETRIEVAL": "bm25",
+            "FAQBOT_REDIS_URL": redis_server.url,
+        },
+        tmp_path / "server.log",
+        ui=False,
+        args=("--workers", "2"),
+    )
+    try:
+        server.start().wait_healthy(timeout=120)
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) >= 2  # two workers (and multiprocessing's resource tracker)
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            for question in WEB_VAGUE_QUESTIONS:
+                d = c.post("/api/chat", json={"message": question}).json()
+                if d["type"] == "clarify":
+                    f = c.post(
+                        "/api/chat",
+                        json={"message": d["options"][0], "session_id": d["session_id"]},
+                    ).json()
+                    assert f["session_id"] == d["session_id"] and f["type"] == "answer"
+                    break
+            else:
+                pytest.fail("aucune clarification parmi WEB_VAGUE_QUESTIONS")
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+    finally:
+        server.stop()
+
+
+def test_several_workers_without_redis_are_refused_in_french(tmp_path):
+    port = str(free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", "serve", "--no-ui", "--workers", "2", "--port", port],
+        cwd=REPO_ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "FAQBOT_DATA_DIR": str(tmp_path),
+            "PYTHONPATH": str(REPO_ROOT),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "FAQBOT_REDIS_URL" in result.stderr and "Traceback" not in result.stderr
