@@ -21,7 +21,7 @@ from chatbot.errors import IndexStateError, InputError
 from chatbot.expansion import QueryExpander
 from chatbot.facets import FacetDetector
 from chatbot.feedback import FeedbackStore
-from chatbot.retrieval import Hit, Retriever
+from chatbot.retrieval import Calibration, Hit, Retriever
 from embeddings.index import DenseIndex
 
 if TYPE_CHECKING:
@@ -146,7 +146,11 @@ class Bot:
             encoder = encoder or resolve_encoder(settings.model, settings.models_dir)
             index, report = ensure_index(settings, corpus, encoder, build=build, progress=progress)
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
-        retriever = Retriever(corpus, index, encoder, mode=settings.retrieval, expander=expander)
+        # The shipped calibration, for this encoder (another encoder's falls back, with a warning).
+        calibration = Calibration.load(encoder.fingerprint if encoder is not None else None)
+        retriever = Retriever(
+            corpus, index, encoder, settings.retrieval, calibration=calibration, expander=expander
+        )
         return cls(settings, corpus, retriever, encoder, report)
 
     # ------------------------------------------------------------ search

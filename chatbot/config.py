@@ -68,9 +68,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.retrieval not in ("hybrid", "dense", "bm25"):
+        # Imported here: the retrieval package brings numpy, and importing Settings stays cheap.
+        from chatbot.retrieval import MODES
+
+        if self.retrieval not in MODES:
             raise ConfigError(
-                f"FAQBOT_RETRIEVAL={self.retrieval!r} inconnu : valeurs permises hybrid, dense, bm25."
+                f"FAQBOT_RETRIEVAL={self.retrieval!r} inconnu : valeurs permises {', '.join(MODES)}."
             )
         if not (1 <= self.port <= 65535):
             raise ConfigError(f"Port {self.port} invalide : choisissez un entier entre 1 et 65535.")

@@ -20,7 +20,7 @@ from chatbot.errors import InputError
 from chatbot.retrieval import MODES as _MODES
 from chatbot.retrieval import Calibration, Hit, QueryScores, Retriever
 
-MODES = ("bm25", "dense", "hybrid")
+MODES = _MODES[::-1]  # reports read from BM25 alone up to the default, hybrid
 K_VALUES = (1, 3, 5)
 
 
@@ -273,6 +273,7 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
         models=models,
         scope=scope,
         fitted_on=f"dev split: {len(answerable)} answerable + {n_oos} out-of-scope queries",
+        encoder_fingerprint=retriever.encoder.fingerprint if retriever.encoder else None,
     )
     retriever.calibration = cal
     top_ans = [rank(retriever, s, "hybrid", k=1)[0] for s in answerable]

@@ -177,6 +177,8 @@ _LOADED_LOCK = threading.Lock()
 class SentenceTransformerEncoder:
     """A sentence-transformers model (local folder or hub name) on CPU, loaded on first use."""
 
+    supports_word_vectors = True
+
     def __init__(
         self,
         path_or_name: str | Path,
@@ -374,6 +376,7 @@ class FakeEncoder:
     """Deterministic hashed character 3-gram + word features; fast, no torch. For tests."""
 
     name = "fake"
+    supports_word_vectors = True
 
     def __init__(self, dim: int = 256) -> None:
         if dim < 8:
