@@ -79,9 +79,9 @@ class Retriever:
             # at 0; refusing would stop every backend without word vectors, and the
             # benchmark's vector-table encoders, from running at all.
             log.warning(
-                "%s : l'alignement des mots est désactivé, mais la calibration (%s) pondère "
-                "son lift (poids %s dans la fusion, coefficients non nuls) : confiances et "
-                "portée sont faussées. Pour recalibrer avec cet encodeur : %s",
+                "%s : l'alignement des mots est désactivé, mais la calibration (%s) compte "
+                "son lift (part dans la fusion : %s ; modèles de confiance et de portée) : "
+                "confiances et portée en sont faussées. Pour recalibrer avec cet encodeur : %s",
                 f"L'encodeur {encoder.name} ne déclare pas de vecteurs de mots"
                 if not declared
                 else "L'index ne contient pas de vecteurs de mots",
