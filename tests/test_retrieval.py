@@ -117,7 +117,7 @@ def test_the_shipped_calibration_is_package_data_recording_its_encoder_and_modes
     assert len(data["encoder_fingerprint"]) == 64
     assert data["modes"] == list(MODES) == list(data["models"]) == list(data["scope"])
     pyproject = (REPO_ROOT / "pyproject.toml").read_text("utf-8")
-    assert '"data/*.json"' in pyproject and '"chatbot.retrieval"' in pyproject
+    assert '"data/*.json"' in pyproject  # the chatbot package's data, beside static/*
 
 
 def test_loaded_for_its_own_encoder_or_for_none_the_calibration_is_the_file():
