@@ -24,7 +24,7 @@ from chatbot.expansion import QueryExpander
 from chatbot.facets import FacetDetector
 from chatbot.records import hit_to_result as hit_to_result  # re-export: built in records
 from chatbot.records import reply_to_dict as reply_to_dict  # re-export: built in records
-from chatbot.retrieval import Hit, Retriever
+from chatbot.retrieval import Calibration, Hit, Retriever
 from chatbot.stores import SessionStore, VoteStore, default_sessions, default_votes
 from embeddings.index import DenseIndex
 
@@ -123,7 +123,11 @@ class Bot:
             )
             index, report = ensure_index(settings, corpus, encoder, build=build, progress=progress)
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
-        retriever = Retriever(corpus, index, encoder, mode=settings.retrieval, expander=expander)
+        # The shipped calibration, for this encoder (another encoder's falls back, with a warning).
+        calibration = Calibration.load(encoder.fingerprint if encoder is not None else None)
+        retriever = Retriever(
+            corpus, index, encoder, settings.retrieval, calibration=calibration, expander=expander
+        )
         sessions, votes = default_sessions(settings), default_votes(settings)
         return cls(settings, corpus, retriever, encoder, report, sessions=sessions, votes=votes)
 

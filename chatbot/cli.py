@@ -245,6 +245,8 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from chatbot.retrieval import MODES  # here: the retrieval package brings numpy
+
     p = argparse.ArgumentParser(
         prog="faqbot",
         description="Assistant FAQ du Ségur du numérique en santé (recherche hybride et dialogue).",
@@ -267,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--facet", action="append", metavar="NOM=VALEUR", help="filtre, ex. couloir=Hôpital"
     )
     s.add_argument("--json", action="store_true", help="sortie JSON")
-    s.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="recherche (défaut hybrid)")
+    s.add_argument("--mode", choices=MODES, help="recherche (défaut hybrid)")
     s.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
 
     c = sub.add_parser("chat", help="une conversation sur l'entrée standard, un message par ligne")

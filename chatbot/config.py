@@ -92,9 +92,12 @@ class Settings:
         return env
 
     def validate(self) -> None:
-        if self.retrieval not in ("hybrid", "dense", "bm25"):
+        # Imported here: the retrieval package brings numpy, and importing Settings stays cheap.
+        from chatbot.retrieval import MODES
+
+        if self.retrieval not in MODES:
             raise ConfigError(
-                f"FAQBOT_RETRIEVAL={self.retrieval!r} inconnu : valeurs permises hybrid, dense, bm25."
+                f"FAQBOT_RETRIEVAL={self.retrieval!r} inconnu : valeurs permises {', '.join(MODES)}."
             )
         # Imported here: the registry brings numpy, and importing Settings stays cheap.
         from embeddings.backends import BACKENDS, unknown_backend_message

@@ -150,7 +150,7 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
 
 
 def calibrate(settings: Settings) -> str:
-    """`python -m chatbot calibrate`: fit on dev, write chatbot/calibration.json, print a summary."""
+    """`python -m chatbot calibrate`: fit on dev, write chatbot/data/calibration.json, print a summary."""
     from chatbot.bot import Bot
 
     bot = Bot.from_settings(settings, progress=True)

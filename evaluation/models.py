@@ -34,7 +34,7 @@ def bot_for_model(
     The product's index (settings.index_dir) is never written. Models are looked up in
     settings.models_dir, so the bundled model is not converted again. With `calibrate`,
     the fusion weight, confidence models and thresholds are refitted on the dev split
-    for this model (in memory only; chatbot/calibration.json is not touched).
+    for this model (in memory only; chatbot/data/calibration.json is not touched).
     """
     from chatbot.bot import Bot, ensure_index
     from chatbot.corpus import load_corpus

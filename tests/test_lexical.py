@@ -57,14 +57,15 @@ def test_word_alignment_lifts_the_entry_whose_questions_hold_every_word():
     # Words found nowhere lift no entry; stop words alone carry no evidence.
     assert r.score("le la pour").lift.tolist() == [0.0, 0.0, 0.0]
     # Without word vectors (an index from another tool), the lift is zero, not an error.
-    r.aligner = None
-    r._dense_cache.clear()
+    assert r.dense is not None
+    r.dense.aligner = None
+    r.dense.clear()
     assert not r.score("pièces solde DUI").lift.any()
 
 
 def test_question_words_count_in_the_alignment_though_bm25_drops_them():
-    from chatbot.retrieval import _aligned_word
+    from chatbot.retrieval.alignment import aligned_word
     from chatbot.text import content_word
 
-    assert not content_word("combien") and _aligned_word("Combien") and _aligned_word("quand")
-    assert not _aligned_word("le") and not _aligned_word("pour")
+    assert not content_word("combien") and aligned_word("Combien") and aligned_word("quand")
+    assert not aligned_word("le") and not aligned_word("pour")

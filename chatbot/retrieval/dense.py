@@ -1,0 +1,78 @@
+"""Dense evidence for a query: each entry's best cosine, and its word alignment lift."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from cachetools import LRUCache
+
+from chatbot.corpus import FaqEntry
+from chatbot.retrieval.alignment import WordAligner
+
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
+    from embeddings.index import DenseIndex
+
+
+class DenseScorer:
+    """Each entry's dense score and word alignment lift, from one forward pass per query."""
+
+    def __init__(
+        self,
+        entries: Sequence[FaqEntry],
+        dense_index: DenseIndex,
+        encoder: Encoder,
+        aligner: WordAligner | None,
+    ):
+        self.entries = entries
+        self.dense_index = dense_index
+        self.encoder = encoder
+        # None: no word vectors (the encoder does not declare them, or the index has none).
+        self.aligner = aligner
+        # Encoding the query is nearly all the latency; the same questions come back
+        # (examples, a clarification re-searching its question), so keep recent ones.
+        self._cache: LRUCache[tuple[str, float], tuple[np.ndarray, np.ndarray]] = LRUCache(
+            maxsize=2048
+        )
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def scores(self, query: str, answer_weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """(dense score, lift) per entry, read-only arrays shared through the cache."""
+        key = (query, answer_weight)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        scores = self._uncached(query, answer_weight)
+        with self._lock:
+            self._cache[key] = scores
+        return scores
+
+    def _uncached(self, query: str, answer_weight: float) -> tuple[np.ndarray, np.ndarray]:
+        lift = np.zeros(len(self.entries), dtype=np.float32)
+        if self.aligner:
+            # The aligner exists only for an encoder declaring word vectors (Retriever).
+            vectors, per_text = self.encoder.encode_queries_with_words([query])  # type: ignore[attr-defined]
+            qv = vectors[0]
+            lift = self.aligner.lift(per_text[0].words, per_text[0].vectors)
+        else:
+            qv = self.encoder.encode_queries([query])[0]
+        per_field = self.dense_index.field_scores(qv)
+        fields = self.dense_index.fields
+        # An entry's dense score: its best title/alternate cosine plus a share of its
+        # answer's cosine (the answer confirms a title match; the share is calibrated).
+        score = np.max(per_field[:, [i for i, f in enumerate(fields) if f != "answer"]], axis=1)
+        if "answer" in fields:
+            score = score + answer_weight * per_field[:, fields.index("answer")]
+        by_id = dict(zip(self.dense_index.entry_ids, score, strict=True))
+        out = np.array([by_id.get(e.id, 0.0) for e in self.entries], dtype=np.float32)
+        out.setflags(write=False)  # shared through the cache
+        lift.setflags(write=False)
+        return out, lift

@@ -1,0 +1,77 @@
+"""BM25 and the lexical evidence around it: IDF-weighted coverage, unexplained and unseen terms."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from chatbot.corpus import FaqEntry
+from chatbot.text import lexical_tokens
+
+
+class LexicalIndex:
+    """BM25 over one document per entry (title, alternates and answer), French-stemmed."""
+
+    def __init__(self, entries: tuple[FaqEntry, ...]):
+        import bm25s
+
+        self.entries = entries
+        docs = []
+        for e in entries:
+            # Titles and alternates are short and on-point: count them twice.
+            head = " ".join([e.question, *e.alternates])
+            docs.append(lexical_tokens(f"{head} {head} {e.answer}") or ["_vide_"])
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(docs, show_progress=False)
+        self._doc_terms = [set(d) for d in docs]
+        df = Counter(t for d in self._doc_terms for t in d)
+        n = len(docs)
+        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self._unseen_idf = math.log(1 + (n + 0.5) / 0.5)
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        if not tokens:
+            return np.zeros(len(self.entries), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+    def _weight(self, concept: frozenset[str]) -> float:
+        """A concept is as specific as its most common wording."""
+        return min(self._idf.get(t, self._unseen_idf) for t in concept)
+
+    def coverage(self, concepts: Sequence[frozenset[str]]) -> np.ndarray:
+        """Share of the query's IDF mass that each entry contains (1: every query concept).
+
+        A concept is a query term, or a thesaurus group ("combien" -> financement |
+        paiement | montant) that an entry covers with any of its words.
+        """
+        concepts = list(dict.fromkeys(c for c in concepts if c))
+        if not concepts:
+            return np.zeros(len(self.entries), dtype=np.float32)
+        weights = {c: self._weight(c) for c in concepts}
+        total = sum(weights.values())
+        return np.array(
+            [
+                sum(w for c, w in weights.items() if not c.isdisjoint(d)) / total
+                for d in self._doc_terms
+            ],
+            dtype=np.float32,
+        )
+
+    def unexplained(self, concepts: Sequence[frozenset[str]], i: int) -> float:
+        """IDF mass of the distinct query concepts that entry `i` does not contain.
+
+        A question about something the FAQ never mentions ("orthophonistes", "carte CPS")
+        keeps a heavy term unexplained even by its best match.
+        """
+        doc = self._doc_terms[i]
+        return float(sum(self._weight(c) for c in set(concepts) if c and c.isdisjoint(doc)))
+
+    def oov(self, concepts: Sequence[frozenset[str]]) -> float:
+        """Share of query concepts that no entry contains: high for off-topic questions."""
+        concepts = [c for c in concepts if c]
+        if not concepts:
+            return 1.0
+        return sum(1 for c in concepts if not any(t in self._idf for t in c)) / len(concepts)

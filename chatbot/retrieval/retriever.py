@@ -1,0 +1,215 @@
+"""The Retriever: a query's evidence computed once, fused under a mode, ranked, calibrated."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from chatbot.answer_type import asked, offered
+from chatbot.corpus import Corpus
+from chatbot.errors import InputError
+from chatbot.expansion import QueryExpander
+from chatbot.retrieval import confidence, fusion, ranking
+from chatbot.retrieval.alignment import WordAligner
+from chatbot.retrieval.calibration import REFIT, Calibration
+from chatbot.retrieval.dense import DenseScorer
+from chatbot.retrieval.lexical import LexicalIndex
+from chatbot.retrieval.modes import MODES, Mode
+from chatbot.retrieval.results import Hit, QueryScores
+from chatbot.text import lexical_tokens
+
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
+    from embeddings.index import DenseIndex
+
+log = logging.getLogger("faqbot")
+
+
+class Retriever:
+    """Ranks corpus entries for a query; `mode` selects hybrid, dense-only or BM25-only.
+
+    `calibration` is explicit: without one, the unfitted defaults (`Calibration()`), never
+    a file read here. Whoever knows the encoder loads the shipped one for it
+    (`Bot.from_settings`: `Calibration.load(encoder.fingerprint)`).
+    """
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        dense_index: DenseIndex | None,
+        encoder: Encoder | None,
+        mode: str = Mode.HYBRID,
+        calibration: Calibration | None = None,
+        expander: QueryExpander | None = None,
+    ):
+        try:
+            self.mode = Mode(mode)
+        except ValueError:
+            raise InputError(
+                f"mode de recherche inconnu « {mode} » ; modes permis : {', '.join(MODES)}"
+            ) from None
+        if self.mode.uses_dense and (dense_index is None or encoder is None):
+            raise InputError(f"le mode {self.mode} demande un index dense et un encodeur")
+        self.corpus = corpus
+        self.entries = corpus.entries
+        self.dense_index = dense_index
+        self.encoder = encoder
+        self.calibration = calibration if calibration is not None else Calibration()
+        self.lexical = LexicalIndex(self.entries)
+        self.offers = [offered(e) for e in self.entries]  # kinds of answer each entry gives
+        self.expander = expander or QueryExpander([])
+        self.dense: DenseScorer | None = None
+        if dense_index is not None and encoder is not None:
+            aligner = self._word_aligner(dense_index, encoder)
+            self.dense = DenseScorer(self.entries, dense_index, encoder, aligner)
+
+    def _word_aligner(self, dense_index: DenseIndex, encoder: Encoder) -> WordAligner | None:
+        """The word aligner when the encoder declares word vectors and the index holds some."""
+        # getattr: an encoder written outside embeddings/ (the benchmark's) may not declare it.
+        declared = bool(getattr(encoder, "supports_word_vectors", False))
+        aligner = (
+            WordAligner(self.entries, dense_index) if declared and len(dense_index.words) else None
+        )
+        if not aligner and self.calibration.weighs_lift():
+            # Warned, not refused: the ranking stays sound (the hybrid fusion leaves a
+            # constant lift out), only the confidence and scope models read a lift stuck
+            # at 0; refusing would stop every backend without word vectors, and the
+            # benchmark's vector-table encoders, from running at all.
+            log.warning(
+                "%s : l'alignement des mots est désactivé, mais la calibration (%s) compte "
+                "son lift (part dans la fusion : %s ; modèles de confiance et de portée) : "
+                "confiances et portée en sont faussées. Pour recalibrer avec cet encodeur : %s",
+                f"L'encodeur {encoder.name} ne déclare pas de vecteurs de mots"
+                if not declared
+                else "L'index ne contient pas de vecteurs de mots",
+                self.calibration.fitted_on,
+                self.calibration.lift_weight,
+                REFIT,
+            )
+        return aligner
+
+    @property
+    def aligner(self) -> WordAligner | None:
+        return self.dense.aligner if self.dense is not None else None
+
+    # ------------------------------------------------------------ filters
+
+    def allowed_mask(self, facets: Mapping[str, str] | None) -> np.ndarray:
+        """Boolean mask of entries matching every facet filter; unknown names or values raise."""
+        return ranking.facet_mask(self.entries, self.corpus.vocabulary, facets)
+
+    # ------------------------------------------------------------ scoring
+
+    def score(self, query: str, dense: bool | None = None) -> QueryScores:
+        """Dense and lexical evidence for every entry (dense skipped in bm25 mode)."""
+        n = len(self.entries)
+        want_dense = self.mode.uses_dense if dense is None else dense
+        expansion = self.expander.expand(query)
+        added = lexical_tokens(expansion.added)
+        # Coverage and out-of-vocabulary count a thesaurus group as one concept, present
+        # in an entry that uses any of the corpus words it stands for.
+        concepts = tuple(frozenset([t]) for t in lexical_tokens(expansion.residual)) + tuple(
+            frozenset(lexical_tokens(g)) for g in expansion.groups
+        )
+        if want_dense and self.dense is not None:
+            dense_scores, lift = self.dense.scores(query, self.calibration.answer_weight)
+        else:
+            dense_scores, lift = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        return QueryScores(
+            query=query,
+            dense=dense_scores,
+            lift=lift,
+            lexical=self.lexical.scores(lexical_tokens(query) + added),
+            coverage=self.lexical.coverage(concepts),
+            oov=self.lexical.oov(concepts),
+            concepts=concepts,
+            asks=asked(query),
+        )
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        facets: Mapping[str, str] | None = None,
+        boost: Mapping[str, str] | None = None,
+        boost_weight: float = 0.05,
+    ) -> list[Hit]:
+        """Top `k` entries for `query`, filtered by `facets`, nudged towards `boost` facets."""
+        if k < 1:
+            raise InputError("k doit être un entier ≥ 1")
+        mask = self.allowed_mask(facets)
+        if not mask.any():
+            return []
+        return self.rank(self.score(query), k=k, mask=mask, boost=boost, boost_weight=boost_weight)
+
+    def rank(
+        self,
+        s: QueryScores,
+        k: int = 5,
+        mask: np.ndarray | None = None,
+        boost: Mapping[str, str] | None = None,
+        boost_weight: float = 0.05,
+        mode: str | None = None,
+    ) -> list[Hit]:
+        """Order pre-computed scores under `mode` (default: the retriever's)."""
+        mode = Mode(mode or self.mode)
+        if mask is None:
+            mask = np.ones(len(self.entries), dtype=bool)
+        fused = self.fuse(s, mask, mode)
+        # The in-scope estimate ignores filters and boosts: reuse the fusion when it did too.
+        in_scope = confidence.probability(
+            self.scope_features(s, mode, fused if mask.all() else None),
+            self.calibration.scope[mode],
+        )
+        if boost:
+            fused = fused + ranking.facet_boost(self.entries, boost, boost_weight)
+        fused = ranking.masked(fused, mask)
+        hits = []
+        for i in ranking.top(fused, mask, k):
+            x = self.features(s, fused, mask, int(i), mode)
+            hits.append(
+                Hit(
+                    entry=self.entries[i],
+                    score=float(fused[i]),
+                    confidence=self.confidence(x, mode),
+                    dense=float(s.dense[i]),
+                    lexical=float(s.lexical[i]),
+                    in_scope=in_scope,
+                    coverage=float(s.coverage[i]),
+                    missing_kinds=self.missing_kinds(s, int(i)),
+                )
+            )
+        return hits
+
+    # ------------------------------------------------------------ fusion and models, calibrated
+
+    def fuse(self, s: QueryScores, mask: np.ndarray, mode: str) -> np.ndarray:
+        """The ranking score of every entry under `mode` (chatbot.retrieval.fusion)."""
+        return fusion.fuse(s, mask, Mode(mode), self.calibration)
+
+    def features(
+        self, s: QueryScores, fused: np.ndarray, mask: np.ndarray, i: int, mode: str
+    ) -> list[float]:
+        """What the confidence of hit `i` is computed from (names in FEATURES)."""
+        return confidence.hit_features(s, fused, mask, i, Mode(mode))
+
+    def scope_features(
+        self, s: QueryScores, mode: str, fused: np.ndarray | None = None
+    ) -> list[float]:
+        """Query-level features (names in SCOPE_FEATURES), over every entry.
+
+        `fused`: the unfiltered fusion of `s` under `mode`, when the caller has it.
+        """
+        if fused is None:
+            fused = self.fuse(s, np.ones(len(self.entries), dtype=bool), mode)
+        return confidence.scope_features(s, Mode(mode), fused, self.lexical, self.offers)
+
+    def missing_kinds(self, s: QueryScores, i: int) -> frozenset[str]:
+        """The kinds of answer the query asks for that entry `i` does not give."""
+        return confidence.missing_kinds(s, self.offers[i])
+
+    def confidence(self, x: list[float], mode: str) -> float:
+        return confidence.probability(x, self.calibration.models[mode])
