@@ -36,21 +36,20 @@ BLOCKING = ("serious", "critical")  # the impacts that fail a test; the others a
 # reaches "networkidle"). A new page (e.g. "/admin") is one more line here.
 AXE_PAGES: dict[str, tuple[str, str]] = {
     "chat": ("/", "#faqbot-chat button.example"),
+    "chat-dark": ("/?__theme=dark", "#faqbot-chat button.example"),
     "widget": ("/widget", "#fb-input"),
 }
 
-# Violations in markup we do not write, excluded one rule on one selector at a time,
-# each with its reason (also in docs/accessibilite.md, « Écarts connus »).
-EXCLUDED: dict[str, list[tuple[str, str, str]]] = {
-    "chat": [
-        (
-            "aria-required-children",
-            "#faqbot-chat .examples",
-            "Gradio 6 puts the example buttons straight into a role=list without listitems "
-            "(gr.Chatbot(examples=…) markup; no option changes it)",
-        ),
-    ],
-}
+# Violations in markup we do not write, excluded one rule on one selector at a time (a
+# selector that only matches that markup), each with its reason; also in docs/accessibilite.md.
+EXCLUDED: list[tuple[str, str, str]] = [
+    (
+        "aria-required-children",
+        "#faqbot-chat .examples",
+        "Gradio 6 puts the example buttons straight into a role=list without listitems "
+        "(gr.Chatbot(examples=…) markup; no option changes it)",
+    ),
+]
 
 
 # ------------------------------------------------------------ helpers
@@ -75,7 +74,7 @@ def axe_violations(frame: Any, page_name: str, capsys: Any = None) -> list[str]:
                     "([t, s]) => { const e = document.querySelector(t); return !!e && e.matches(s); }",
                     [target, selector],
                 )
-                for rule, selector, _ in EXCLUDED.get(page_name, [])
+                for rule, selector, _ in EXCLUDED
             ):
                 continue
             line = f"{v['id']} ({v['impact']}) {node['target']}: {node.get('failureSummary', '')}"
@@ -322,6 +321,36 @@ def _assert_announced(frame: Any, row: str) -> None:
     assert state["role"] == "log" and state["live"] == "polite", state
     assert state["busy"] != "true", state  # aria-busy would hold the announcement back
     assert state["focus"] == "fb-input", f"la réponse a déplacé le focus : {state}"
+
+
+def test_gradio_reply_announced_and_options_by_keyboard(browser, live, web_clarify_question):
+    """The Gradio chat: replies in its polite log, focus kept in the field, options reached by Tab."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    watch = Watch(page)
+    page.goto(live.url + "/", wait_until="load")
+    box = page.locator("#faqbot-input textarea")
+    box.focus()
+    page.keyboard.type(web_clarify_question)
+    page.keyboard.press("Enter")
+    options = page.locator("#faqbot-chat button.option")
+    options.first.wait_for(timeout=TIMEOUT_MS)
+    labels = options.all_inner_texts()
+    state = page.locator("#faqbot-chat .bot-row").last.evaluate(
+        """el => { const region = el.closest('[aria-live], [role=log]');
+        return {role: region && region.getAttribute('role'), live: region && region.getAttribute('aria-live'),
+                focus: !!document.activeElement.closest('#faqbot-input')}; }"""
+    )
+    assert state == {"role": "log", "live": "polite", "focus": True}, state
+    page.keyboard.press("Shift+Tab")  # the options come just before the field
+    info = assert_focus_visible(page, "option (Gradio)")
+    assert info["text"] == labels[-1], info
+    page.keyboard.press("Shift+Tab")
+    assert assert_focus_visible(page, "option (Gradio)")["text"] == labels[-2]
+    page.keyboard.press("Enter")
+    page.locator("#faqbot-yes").wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert page.locator("#faqbot-chat .user-row").last.inner_text().strip() == labels[-2]
+    watch.check()
+    page.close()
 
 
 # ------------------------------------------------------------ contrast for any data-color
