@@ -372,6 +372,7 @@
       counter.textContent = T.charsLeft.replace("{left}", String(Math.max(left, 0)));
     } else {
       counter.hidden = true;
+      counter.textContent = ""; // the field's aria-describedby would still read a stale count
     }
   }
 
