@@ -38,7 +38,12 @@ _PREVIEW_CHARS = 300
 CSS = """
 .gradio-container { max-width: 860px !important; margin: 0 auto !important; }
 #faqbot-header h1 { font-size: 1.35rem; margin: 0.2rem 0 0.1rem; }
-#faqbot-header p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.92rem; }
+#faqbot-header p { margin: 0; font-size: 0.92rem; }
+/* The theme's "subdued" grey reads at 2.4:1 on its background; these reach 4.5:1 (WCAG AA).
+   One selector per .dark rule: Gradio's scoping of custom CSS garbles ".dark a, .dark b". */
+#faqbot-header p, #faqbot-footer p { color: var(--neutral-600); }
+.dark #faqbot-header p { color: var(--neutral-300); }
+.dark #faqbot-footer p { color: var(--neutral-300); }
 #faqbot-chat { flex-grow: 1; }
 #faqbot-chat .message-row .message { font-size: 0.97rem; }
 #faqbot-chat button.example {
@@ -50,7 +55,7 @@ CSS = """
 #faqbot-feedback .faqbot-fbq p { margin: 0; }
 #faqbot-feedback button { flex: 0 0 auto; min-width: 6rem; }
 #faqbot-thanks p { margin: 0; color: #2b6b3a; font-weight: 600; }
-#faqbot-footer p { font-size: 0.8rem; color: var(--body-text-color-subdued); text-align: center; margin: 0; }
+#faqbot-footer p { font-size: 0.8rem; text-align: center; margin: 0; }
 @media (max-width: 600px) {
   .gradio-container { padding: 0.4rem !important; }
   #faqbot-header h1 { font-size: 1.1rem; }

@@ -4,6 +4,7 @@
  * says, is ever parsed as HTML. */
 (function () {
   "use strict";
+  /*{{CONTRAST}}*/
 
   var T = JSON.parse(document.getElementById("faqbot-texts").textContent);
   var params = new URLSearchParams(window.location.search);
@@ -17,6 +18,7 @@
   var input = $("fb-input");
   var send = $("fb-send");
   var counter = $("fb-counter");
+  var coarse = window.matchMedia("(pointer: coarse)").matches; // a touch screen: no surprise keyboard
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -159,6 +161,11 @@
     return box;
   }
 
+  // Keyboard users stay on the question field (focus never falls back to the page body).
+  function focusInput() {
+    if (!coarse) input.focus();
+  }
+
   function disableChips(box) {
     Array.prototype.forEach.call(box.querySelectorAll("button"), function (b) { b.disabled = true; });
   }
@@ -233,6 +240,7 @@
     row.appendChild(el("span", "fb-feedback-q", T.feedbackQuestion));
     var sid = sessionId;
     function vote(helpful) {
+      if (row.contains(document.activeElement)) focusInput(); // the buttons are about to go
       Array.prototype.forEach.call(row.querySelectorAll("button"), function (x) { x.disabled = true; });
       postJson("api/feedback", { session_id: sid, entry_id: entryId, helpful: helpful })
         .then(function (res) {
@@ -268,6 +276,7 @@
     if (reply.type === "clarify" && reply.options.length) {
       b.appendChild(chips(reply.options, "fb-options", function (o, box, chip) {
         if (busy) return;
+        focusInput(); // the chosen chip is about to be disabled
         chip.classList.add("fb-picked");
         disableChips(box);
         ask(o);
@@ -336,7 +345,7 @@
         }
         log.dataset.lastMs = String(Math.round(performance.now() - started));
         setBusy(false);
-        if (!window.matchMedia("(pointer: coarse)").matches) input.focus();
+        focusInput();
       });
   }
 
@@ -346,7 +355,7 @@
     welcome();
     input.value = "";
     updateCounter();
-    input.focus();
+    focusInput();
   }
 
   /* ------------------------------------------------------------ input */
@@ -363,6 +372,7 @@
       counter.textContent = T.charsLeft.replace("{left}", String(Math.max(left, 0)));
     } else {
       counter.hidden = true;
+      counter.textContent = ""; // the field's aria-describedby would still read a stale count
     }
   }
 
@@ -389,8 +399,14 @@
   $("fb-title").textContent = title;
   document.title = title;
   var color = (params.get("color") || "").trim();
-  if (/^#[0-9a-fA-F]{3,8}$/.test(color) || /^[a-zA-Z]{3,20}$/.test(color)) {
-    document.documentElement.style.setProperty("--fb-accent", color);
+  var colors = (/^#[0-9a-fA-F]{3,8}$/.test(color) || /^[a-zA-Z]{3,20}$/.test(color))
+    ? faqbotContrast.palette(color, "#f5f7fa") // the darkest light background the accent is text on
+    : null;
+  if (colors) {
+    var rootStyle = document.documentElement.style;
+    rootStyle.setProperty("--fb-accent", colors.accent);
+    rootStyle.setProperty("--fb-on-accent", colors.onAccent);
+    rootStyle.setProperty("--fb-ink", colors.ink);
   }
   input.placeholder = T.placeholder;
   input.maxLength = T.maxChars;
@@ -407,8 +423,15 @@
   if (embedded) {
     close.hidden = false;
     document.documentElement.classList.add("fb-embedded");
-    close.addEventListener("click", function () {
-      window.parent.postMessage({ type: "faqbot:close" }, "*");
+    var closePanel = function () { window.parent.postMessage({ type: "faqbot:close" }, "*"); };
+    close.addEventListener("click", closePanel);
+    // Escape closes the panel from anywhere inside it (the page gets its focus back on the launcher).
+    document.addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape" && !ev.isComposing) closePanel();
+    });
+    // The launcher asks for the focus when it opens the panel (it cannot reach into this frame).
+    window.addEventListener("message", function (ev) {
+      if (ev.source === window.parent && ev.data && ev.data.type === "faqbot:focus") input.focus();
     });
   }
   $("fb-reset").addEventListener("click", reset);

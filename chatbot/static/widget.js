@@ -3,7 +3,8 @@
  * Options (data- attributes on the script tag):
  *   data-title="…"            title of the chat panel and of the button
  *   data-position="right|left" corner of the button (default right)
- *   data-color="#0a4da2"      accent colour (hex or a CSS colour name)
+ *   data-color="#0a4da2"      accent colour (hex or a CSS colour name); the text on it is
+ *                             white or dark, whichever reads (contrast >= 4.5:1, WCAG AA)
  *   data-open="true"          open the panel when the page loads
  * The widget is served by the same origin as this script, so it needs no CORS. */
 (function () {
@@ -12,6 +13,7 @@
   if (!script || window.__faqbotWidget) return;
   window.__faqbotWidget = true;
 
+  /*{{CONTRAST}}*/
   var TEXTS = /*{{TEXTS}}*/{};
   var base = new URL(".", script.src);
   var data = script.dataset;
@@ -19,14 +21,18 @@
   var left = data.position === "left";
   var color = (data.color || "").trim();
   if (!(/^#[0-9a-fA-F]{3,8}$/.test(color) || /^[a-zA-Z]{3,20}$/.test(color))) color = "#0a4da2";
+  var colors = faqbotContrast.palette(color) || faqbotContrast.palette("#0a4da2");
 
   var CSS = [
     ":host { all: initial; }",
     ".fab { position: fixed; bottom: 20px; SIDE: 20px; z-index: 2147483646; width: 58px; height: 58px;",
-    "  border-radius: 50%; border: 0; cursor: pointer; background: ACCENT; color: #fff;",
+    "  border-radius: 50%; border: 0; cursor: pointer; background: ACCENT; color: INK_ON_FILL;",
     "  box-shadow: 0 6px 20px rgba(0,0,0,.25); display: grid; place-items: center; transition: transform .15s; }",
     ".fab:hover { transform: scale(1.06); }",
-    ".fab:focus-visible { outline: 3px solid ACCENT; outline-offset: 3px; }",
+    // A white ring inside a dark one: visible on any page and around any accent colour.
+    ".fab:focus-visible { outline: 3px solid #1b2430; outline-offset: 2px;",
+    "  box-shadow: 0 0 0 2px #fff, 0 6px 20px rgba(0,0,0,.25); }",
+    "@media (prefers-reduced-motion: reduce) { .fab { transition: none; } .fab:hover { transform: none; } }",
     ".fab svg { width: 28px; height: 28px; }",
     ".panel { position: fixed; bottom: 90px; SIDE: 20px; z-index: 2147483647;",
     "  width: min(400px, calc(100vw - 32px)); height: min(640px, calc(100vh - 120px));",
@@ -36,7 +42,8 @@
     ".panel iframe { border: 0; width: 100%; height: 100%; display: block; }",
     "@media (max-width: 480px) { .panel { inset: 0; width: 100%; height: 100%; border-radius: 0; }",
     "  .open ~ .fab, .fab.hidden { display: none; } }"
-  ].join("\n").replace(/SIDE/g, left ? "left" : "right").replace(/ACCENT/g, color);
+  ].join("\n").replace(/SIDE/g, left ? "left" : "right").replace(/ACCENT/g, colors.accent)
+    .replace(/INK_ON_FILL/g, colors.onAccent);
 
   var host = document.createElement("div");
   host.id = "faqbot-widget";
@@ -53,12 +60,14 @@
 
   var panel = document.createElement("div");
   panel.className = "panel";
+  panel.id = "faqbot-panel";
   panel.setAttribute("role", "dialog");
   panel.setAttribute("aria-label", title);
   var fab = document.createElement("button");
   fab.className = "fab";
   fab.type = "button";
   fab.setAttribute("aria-expanded", "false");
+  fab.setAttribute("aria-controls", panel.id);
   fab.setAttribute("aria-label", TEXTS.open || title);
   fab.title = TEXTS.open || title;
   var ICON_CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm3 6.5a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z";
@@ -80,16 +89,22 @@
     var u = new URL("widget", base);
     u.searchParams.set("embedded", "1");
     if (data.title) u.searchParams.set("title", title);
-    if (data.color) u.searchParams.set("color", color);
+    if (data.color) u.searchParams.set("color", colors.accent);
     return u.href;
   }
-  function open() {
-    if (!iframe) {
+  // Opening moves the keyboard focus to the question field, inside the (cross-origin) iframe.
+  function focusWidget() {
+    if (iframe && iframe.contentWindow) iframe.contentWindow.postMessage({ type: "faqbot:focus" }, base.origin);
+  }
+  function open(moveFocus) {
+    var first = !iframe;
+    if (first) {
       iframe = document.createElement("iframe");
       iframe.src = widgetUrl();
       iframe.title = title;
       iframe.setAttribute("allow", "clipboard-write");
       iframe.setAttribute("referrerpolicy", "strict-origin-when-cross-origin");
+      if (moveFocus !== false) iframe.addEventListener("load", focusWidget, { once: true });
       panel.appendChild(iframe);
     }
     panel.classList.add("open");
@@ -97,7 +112,9 @@
     fab.setAttribute("aria-expanded", "true");
     fab.setAttribute("aria-label", TEXTS.close || "Fermer");
     path.setAttribute("d", ICON_CLOSE);
+    if (moveFocus === false) return; // data-open: the page keeps its focus
     iframe.focus();
+    if (!first) focusWidget();
   }
   function close() {
     panel.classList.remove("open");
@@ -120,7 +137,7 @@
 
   function mount() {
     document.body.appendChild(host);
-    if (data.open === "true") open();
+    if (data.open === "true") open(false);
   }
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
   window.faqbotWidget = { open: open, close: close };

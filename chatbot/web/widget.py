@@ -17,8 +17,14 @@ from chatbot.web.errors import json_for_html
 STATIC_DIR = Path(__file__).parent.parent / "static"
 
 
+def _script(name: str) -> str:
+    """A static script with the shared contrast arithmetic (static/contrast.js) put in its place."""
+    contrast = (STATIC_DIR / "contrast.js").read_text("utf-8")
+    return (STATIC_DIR / name).read_text("utf-8").replace("/*{{CONTRAST}}*/", contrast)
+
+
 def _asset(name: str) -> tuple[bytes, str]:
-    data = (STATIC_DIR / name).read_bytes()
+    data = _script(name).encode() if name.endswith(".js") else (STATIC_DIR / name).read_bytes()
     return data, hashlib.sha256(data).hexdigest()[:10]
 
 
@@ -69,16 +75,12 @@ def widget_router(settings: Settings) -> APIRouter:
         .replace("{{JS_VERSION}}", app_js_v)
         .replace("{{CSS_VERSION}}", app_css_v)
     )
-    loader = (
-        (STATIC_DIR / "widget.js")
-        .read_text("utf-8")
-        .replace(
-            "/*{{TEXTS}}*/{}",
-            json.dumps(
-                {"title": msg.UI_SHORT_TITLE, "open": msg.UI_OPEN_CHAT, "close": msg.UI_CLOSE},
-                ensure_ascii=False,
-            ),
-        )
+    loader = _script("widget.js").replace(
+        "/*{{TEXTS}}*/{}",
+        json.dumps(
+            {"title": msg.UI_SHORT_TITLE, "open": msg.UI_OPEN_CHAT, "close": msg.UI_CLOSE},
+            ensure_ascii=False,
+        ),
     )
     long_cache = {"Cache-Control": "public, max-age=31536000, immutable"}
 
