@@ -35,7 +35,16 @@ class RowError:
 
 
 def columns(vocab: FacetVocabulary) -> list[str]:
-    return ["id", "question", "alternates", "answer", *vocab.names, "source", "source_url", "also_sources"]
+    return [
+        "id",
+        "question",
+        "alternates",
+        "answer",
+        *vocab.names,
+        "source",
+        "source_url",
+        "also_sources",
+    ]
 
 
 def rows(corpus: Corpus) -> list[list[str]]:
@@ -105,7 +114,10 @@ def read_table(data: bytes, fmt: str) -> list[list[str]]:
         except UnicodeDecodeError:
             raise ValueError("le fichier CSV n'est pas en UTF-8") from None
         table = list(csv.reader(io.StringIO(text, newline="")))
-        return [row if i == 0 else [c[1:] if c.startswith("'") else c for c in row] for i, row in enumerate(table)]
+        return [
+            row if i == 0 else [c[1:] if c.startswith("'") else c for c in row]
+            for i, row in enumerate(table)
+        ]
     from openpyxl import load_workbook
 
     try:
@@ -133,9 +145,21 @@ def parse(
     missing = [c for c in expected if c not in header]
     unknown = [h for h in header if h and h not in expected]
     if missing:
-        errors.append(RowError(1, ", ".join(missing), f"colonne(s) absente(s) ; colonnes attendues : {', '.join(expected)}"))
+        errors.append(
+            RowError(
+                1,
+                ", ".join(missing),
+                f"colonne(s) absente(s) ; colonnes attendues : {', '.join(expected)}",
+            )
+        )
     if unknown:
-        errors.append(RowError(1, ", ".join(unknown), f"colonne(s) inconnue(s) ; colonnes attendues : {', '.join(expected)}"))
+        errors.append(
+            RowError(
+                1,
+                ", ".join(unknown),
+                f"colonne(s) inconnue(s) ; colonnes attendues : {', '.join(expected)}",
+            )
+        )
     if errors:
         return [], errors
     if len(table) > MAX_ROWS + 1:
@@ -164,7 +188,9 @@ def parse(
         if not re.match(ID_PATTERN, record["id"]):
             errors.append(RowError(n, "id", "identifiant attendu au format ans-000-01"))
         elif record["id"] in seen:
-            errors.append(RowError(n, "id", f"identifiant en double (déjà ligne {seen[record['id']]})"))
+            errors.append(
+                RowError(n, "id", f"identifiant en double (déjà ligne {seen[record['id']]})")
+            )
         seen.setdefault(record["id"], n)
         errors.extend(RowError(n, f, m) for f, m in problems(record, vocab) if f != "id")
         records.append(record)

@@ -188,8 +188,7 @@ class SqliteBackend:
             return self._conn
         except (OSError, sqlite3.Error) as exc:
             raise FaqBotError(
-                f"Base du curateur inutilisable ({self.path}) : {exc}. "
-                "Vérifiez FAQBOT_DATA_DIR."
+                f"Base du curateur inutilisable ({self.path}) : {exc}. Vérifiez FAQBOT_DATA_DIR."
             ) from None
 
     @contextmanager
@@ -409,7 +408,9 @@ class CuratorStore:
             for r in rows
         ]
 
-    def mark_handled(self, ids: Sequence[int], handled: str, who: str, detail: dict[str, Any]) -> None:
+    def mark_handled(
+        self, ids: Sequence[int], handled: str, who: str, detail: dict[str, Any]
+    ) -> None:
         """Record a curator's decision on logged questions, with its audit row."""
         with self.backend.transaction() as tx:
             for i in ids:
@@ -496,9 +497,7 @@ class CuratorStore:
         return int(rows[0][0]) if rows else 0
 
     def _bump(self, tx: Tx) -> int:
-        tx.run(
-            "INSERT INTO corpus_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
-        )
+        tx.run("INSERT INTO corpus_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
         tx.run("UPDATE corpus_version SET version = version + 1 WHERE id = 1")
         return int(tx.run("SELECT version FROM corpus_version WHERE id = 1")[0][0])
 
