@@ -419,8 +419,8 @@ def _reusable(
     prompts = {name: prompt for name, prompt in old.manifest.get("fields", [])}
     known = {(prompts.get(it.field), it.text): i for i, it in enumerate(old.items)}
     word_rows: dict[int, list[int]] = {}
-    for j, item in enumerate(old.word_items):
-        word_rows.setdefault(int(item), []).append(j)
+    for j, owner in enumerate(old.word_items):
+        word_rows.setdefault(int(owner), []).append(j)
     out: dict[int, tuple[int, np.ndarray]] = {}
     for row, (item, prompt) in enumerate(pairs):
         old_row = known.get((prompt, item.text))

@@ -424,3 +424,24 @@ def test_cli_review_and_corpus(tmp_path, monkeypatch, capsys):
     assert main(["review", "ignore", "g999"]) == 1
     audit = Curator(a_bot(tmp_path)).store.audit()
     assert audit[0].who.startswith("cli") and audit[0].action == "attach"
+
+
+# ------------------------------------------------------------ PostgreSQL (real server)
+
+
+def test_postgres_store_shares_edits_versions_and_the_log(postgres_db):
+    a = CuratorStore.postgres(postgres_db)
+    b = CuratorStore.postgres(postgres_db)  # another process
+    try:
+        record = {"id": "ans-000-01", "question": "Q ?"}
+        assert b.corpus_version() == 0
+        a.save_entries([(record, 0)], "alice", "edit")
+        with pytest.raises(ConflictError, match="alice"):
+            b.save_entries([({**record, "question": "R ?"}, 0)], "bob", "edit")
+        assert b.corpus_version() == 1 and b.edits()[0].data == record
+        a.log_turn("session-pg-0001", "écrire à a.b@exemple.fr", "fallback", None, None)
+        assert [q.question for q in b.questions()] == ["écrire à [e-mail]"]
+        assert a.session_hash("session-pg-0001") == b.session_hash("session-pg-0001")
+    finally:
+        a.close()
+        b.close()

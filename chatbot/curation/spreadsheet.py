@@ -78,8 +78,8 @@ def export(corpus: Corpus, fmt: str) -> bytes:
         for i, row in enumerate(table):
             writer.writerow(row if i == 0 else [_csv_safe(c) for c in row])
         return ("\ufeff" + buf.getvalue()).encode("utf-8")
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
 
     wb = Workbook()
     ws = wb.active
@@ -97,9 +97,9 @@ def export(corpus: Corpus, fmt: str) -> bytes:
     ws.freeze_panes = "B2"
     for letter, width in zip("ABCD", (12, 50, 60, 80), strict=True):
         ws.column_dimensions[letter].width = width
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
 
 
 def _csv_safe(cell: str) -> str:
@@ -175,7 +175,7 @@ def parse(
         def cell(name: str, cells: list[str] = cells) -> str:
             return cells[pos[name]]
 
-        record = {
+        record: dict[str, Any] = {
             "id": cell("id").strip(),
             "question": cell("question"),
             "alternates": _lines(cell("alternates")),
