@@ -184,6 +184,9 @@ class SqliteBackend:
                 self.path, timeout=30, check_same_thread=False, isolation_level=None
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # A question log row lost to a power cut is acceptable; a chat turn waiting on
+            # an fsync is not (curated edits still commit through the WAL, atomically).
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SQLITE_SCHEMA)
             return self._conn
         except (OSError, sqlite3.Error) as exc:
