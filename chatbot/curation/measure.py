@@ -76,6 +76,32 @@ def measure(bot: Any, thresholds: tuple[float, ...] = ()) -> dict[str, Any]:
     }
 
 
+def measure_live_update(bot: Any, runs: int = 5) -> dict[str, Any]:
+    """Seconds from saving a one-alternate edit to the swapped engine, and texts encoded.
+    Changes the curated corpus of `bot`'s store: run it on a scratch data dir."""
+    import statistics
+    import time
+
+    from chatbot.curation.service import Curator
+
+    curator = Curator(bot)
+    seconds = []
+    for i in range(runs):
+        entry, version = curator.entry(bot.corpus.entries[0].id)
+        started = time.perf_counter()
+        curator.edit(
+            {**entry, "alternates": [*entry["alternates"][:19], f"mesure {i}"]}, version, "bench"
+        )
+        seconds.append(time.perf_counter() - started)
+    index = bot.retriever.dense_index
+    return {
+        "median_seconds": round(statistics.median(seconds), 3),
+        "max_seconds": round(max(seconds), 3),
+        "encoded": index.manifest.get("encoded") if index is not None else 0,
+        "vectors": index.manifest.get("vectors") if index is not None else 0,
+    }
+
+
 if __name__ == "__main__":
     from dataclasses import replace
 
