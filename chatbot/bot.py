@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ from chatbot.records import hit_to_result as hit_to_result  # re-export: built i
 from chatbot.records import reply_to_dict as reply_to_dict  # re-export: built in records
 from chatbot.retrieval import Calibration, Hit, Retriever
 from chatbot.stores import SessionStore, VoteStore, default_sessions, default_votes
+from chatbot.stores.curator import CuratorStore, default_curator
 from embeddings.index import DenseIndex
 
 if TYPE_CHECKING:
@@ -53,6 +56,21 @@ def clean_message(text: Any, limit: int) -> str:
     return text.strip()
 
 
+# How often a process asks the curator store whether another process changed the corpus.
+VERSION_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What answers a question, swapped as one reference: no request sees half of a reload."""
+
+    corpus: Corpus
+    retriever: Retriever
+    dialogue: Dialogue
+    entry_ids: frozenset[str]
+    version: int  # the curated corpus version it was built from
+
+
 @dataclass
 class IndexReport:
     entries: int
@@ -77,25 +95,74 @@ class Bot:
         *,
         sessions: SessionStore,
         votes: VoteStore,
+        curator: CuratorStore | None = None,
+        base_corpus: Corpus | None = None,
+        corpus_version: int = 0,
     ):
         self.settings = settings
-        self.corpus = corpus
-        self._entry_ids = frozenset(e.id for e in corpus.entries)  # checked on every vote
-        self.retriever = retriever
         self.encoder = encoder
         self.index_report = index_report
-        policy = policy or Policy.from_calibration(retriever.calibration)
-        detector = FacetDetector(corpus.vocabulary)
-        self.dialogue = Dialogue(
-            self.retriever.search,
-            corpus.vocabulary,
-            policy,
-            unmentioned=detector.unmentioned(corpus.entries),
-            detector=detector,
-        )
+        self.policy = policy or Policy.from_calibration(retriever.calibration)
+        self.engine = self.make_engine(corpus, retriever, corpus_version)
         # Passed in, never built here: several server processes can then share them.
         self.sessions = sessions
         self.votes = votes
+        # Question log, curated edits and the shared corpus version (None: none of them).
+        self.curator = curator
+        self.base_corpus = base_corpus or corpus  # faq_data/ as loaded, before curated edits
+        self._reload_lock = threading.Lock()
+        self._checked_at = time.monotonic()
+
+    def make_engine(self, corpus: Corpus, retriever: Retriever, version: int) -> Engine:
+        detector = FacetDetector(corpus.vocabulary)
+        dialogue = Dialogue(
+            retriever.search,
+            corpus.vocabulary,
+            self.policy,
+            unmentioned=detector.unmentioned(corpus.entries),
+            detector=detector,
+        )
+        return Engine(corpus, retriever, dialogue, frozenset(e.id for e in corpus.entries), version)
+
+    # The current engine's parts; a turn reads `self.engine` once and uses that one throughout.
+    @property
+    def corpus(self) -> Corpus:
+        return self.engine.corpus
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.engine.retriever
+
+    @property
+    def dialogue(self) -> Dialogue:
+        return self.engine.dialogue
+
+    # ------------------------------------------------------------ live corpus
+
+    def reload(self, force: bool = False) -> bool:
+        """Apply the curated edits now if the shared corpus version moved (or `force`);
+        only changed texts are encoded, then the engine is swapped. True when swapped."""
+        if self.curator is None:
+            return False
+        with self._reload_lock:
+            version = self.curator.corpus_version()
+            if version == self.engine.version and not force:
+                return False
+            from chatbot.curation.live import rebuild
+
+            self.engine = rebuild(self, version)
+            return True
+
+    def check_version(self) -> None:
+        """At most once per VERSION_CHECK_SECONDS, reload when another process changed the
+        corpus; a failing store leaves the current engine answering."""
+        if self.curator is None or time.monotonic() - self._checked_at < VERSION_CHECK_SECONDS:
+            return
+        self._checked_at = time.monotonic()  # a race lets two requests check: harmless
+        try:
+            self.reload()
+        except FaqBotError as exc:
+            log.warning("version du corpus illisible, corpus courant gardé : %s", exc)
 
     # ------------------------------------------------------------ construction
 
@@ -112,6 +179,13 @@ class Bot:
         corpus = load_corpus(settings.corpus_dir)
         index: DenseIndex | None = None
         report = None
+        curator = default_curator(settings)
+        base = corpus
+        version = curator.corpus_version()  # before the edits: a later change reloads again
+        from chatbot.curation.overlay import apply_edits
+
+        corpus = apply_edits(base, curator.edits())
+        curator.purge_if_due()
         if settings.retrieval != "bm25" or encoder is not None:
             from embeddings.backends import resolve_encoder
 
@@ -121,7 +195,10 @@ class Bot:
                 backend=settings.backend,
                 threads=settings.encoder_threads,
             )
-            index, report = ensure_index(settings, corpus, encoder, build=build, progress=progress)
+            index, report = ensure_index(settings, base, encoder, build=build, progress=progress)
+            if corpus is not base:
+                # Curated edits: only their texts are encoded, the rest comes from the saved index.
+                index = DenseIndex.build(corpus.entries, encoder, corpus.sha256, reuse=index)
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
         # The shipped calibration, for this encoder (another encoder's falls back, with a warning).
         calibration = Calibration.load(encoder.fingerprint if encoder is not None else None)
@@ -129,7 +206,18 @@ class Bot:
             corpus, index, encoder, settings.retrieval, calibration=calibration, expander=expander
         )
         sessions, votes = default_sessions(settings), default_votes(settings)
-        return cls(settings, corpus, retriever, encoder, report, sessions=sessions, votes=votes)
+        return cls(
+            settings,
+            corpus,
+            retriever,
+            encoder,
+            report,
+            sessions=sessions,
+            votes=votes,
+            curator=curator,
+            base_corpus=base,
+            corpus_version=version,
+        )
 
     def warm_up(self) -> None:
         """Run one search end to end so that nothing is left to load on the first question."""
@@ -140,6 +228,7 @@ class Bot:
     def search(self, query: Any, k: Any = 5, facets: Any = None) -> list[Hit]:
         """Ranked results for one query; inputs validated here for every front end."""
         query = clean_message(query, self.settings.max_message_chars)
+        self.check_version()
         if isinstance(k, bool) or not isinstance(k, int) or not (1 <= k <= 50):
             raise InputError("k doit être un entier entre 1 et 50.")
         if facets is None:
@@ -163,6 +252,7 @@ class Bot:
         if session_id is not None and not isinstance(session_id, str):
             raise InputError("session_id doit être une chaîne de caractères.")
         text = clean_message(message, self.settings.max_message_chars)
+        self.check_version()
         try:
             reply, session_id = self._turn(text, session_id)
         except StoreUnavailableError as exc:
@@ -190,12 +280,40 @@ class Bot:
             assert session_id is not None  # set above when the state was new
             reply, new_state = self.dialogue.step(text, state)
             self.sessions.put(session_id, new_state)
+        self._log_turn(session_id, text, reply, state, new_state)
         if reply.type == "answer" and reply.results:
             # After a clarification the user's last message is an option: keep the question.
             self.sessions.put_question(
                 session_id, reply.results[0].entry.id, new_state.last_query or text
             )
         return reply, session_id
+
+    def _log_turn(
+        self, session_id: str, text: str, reply: Reply, before: DialogueState, after: DialogueState
+    ) -> None:
+        """One row of the question log (redacted by the store); never fails the turn."""
+        if self.curator is None or not self.curator.logging:
+            return
+        answered: bool | None = None
+        question = text
+        if before.pending is not None:
+            # The dialogue kept the clarified question: the user answered; else it moved on.
+            answered = reply.type != "fallback" and after.last_query == before.last_query
+            if answered:
+                question = before.pending.query
+        top = reply.results[0] if reply.results else None
+        try:
+            self.curator.log_turn(
+                session_id,
+                question,
+                reply.type,
+                top.entry.id if top else None,
+                top.confidence if top else None,
+                clarify_facet=reply.facet if reply.type == "clarify" else None,
+                answered_clarify=answered,
+            )
+        except FaqBotError as exc:
+            log.warning("question non journalisée : %s", exc)
 
     def _state(self, session_id: str) -> DialogueState | None:
         """The session's state; None when the id is malformed, unknown, expired or unreadable."""
@@ -235,7 +353,7 @@ class Bot:
                 "session_id doit être l'identifiant renvoyé par /api/chat "
                 "(8 à 64 caractères : lettres, chiffres, - et _)."
             )
-        if not isinstance(entry_id, str) or entry_id not in self._entry_ids:
+        if not isinstance(entry_id, str) or entry_id not in self.engine.entry_ids:
             raise InputError(
                 f"entry_id inconnu : {str(entry_id)[:40]!r} (un id de résultat, ex. ans-000-01)."
             )
@@ -253,10 +371,18 @@ class Bot:
             log.warning("question du vote inconnue : %s", exc)
             question = None
         try:
-            return self.votes.add(session_id, entry_id, helpful, question=question, comment=comment)
+            vote_id = self.votes.add(
+                session_id, entry_id, helpful, question=question, comment=comment
+            )
         except StoreUnavailableError as exc:
             log.error("vote non enregistré : %s", exc)
             raise StoreUnavailableError(msg.VOTES_UNAVAILABLE) from None
+        if self.curator is not None:
+            try:
+                self.curator.log_vote(session_id, entry_id, helpful)
+            except FaqBotError as exc:
+                log.warning("vote non journalisé : %s", exc)
+        return vote_id
 
     def readiness(self) -> dict[str, Any]:
         """Each store "ok" or "degraded": what GET /readyz reports (why goes to the log only)."""

@@ -210,6 +210,83 @@ def cmd_feedback(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _curator(args: argparse.Namespace) -> Any:
+    from chatbot.bot import Bot
+    from chatbot.curation.service import Curator
+
+    bot = Bot.from_settings(_settings(args), build="auto", progress=False)
+    return Curator(bot)
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
+    curator = _curator(args)
+    if args.action == "list":
+        groups = curator.groups()
+        if args.json:
+            _print_json({"groups": [g.to_dict() for g in groups]}, out)
+            return 0
+        if not groups:
+            out.write("File de revue vide.\n")
+        for g in groups:
+            first = g.suggestions[0]["id"] if g.suggestions else "—"
+            out.write(f"{g.id}\t{g.count}×\t{g.reason}\tsuggestion {first}\t{g.examples[0]}\n")
+        return 0
+    if args.action == "attach":
+        if len(args.ids) != 2:
+            raise InputError("review attach attend ID ENTRY_ID (ex. review attach g12 ans-000-01).")
+        curator.attach(args.ids[0], args.ids[1], _who())
+        out.write(f"Groupe {args.ids[0]} rattaché à {args.ids[1]}.\n")
+        return 0
+    if len(args.ids) != 1:
+        raise InputError("review ignore attend ID (ex. review ignore g12).")
+    curator.ignore(args.ids[0], _who())
+    out.write(f"Groupe {args.ids[0]} ignoré.\n")
+    return 0
+
+
+def cmd_corpus(args: argparse.Namespace, out: TextIO) -> int:
+    from chatbot.curation.service import ImportRefused, format_of
+
+    path = Path(args.file)
+    curator = _curator(args)
+    if args.action == "export":
+        fmt = format_of(path.name)
+        path.write_bytes(curator.export(fmt))
+        out.write(f"{len(curator.bot.corpus)} fiches écrites dans {path}.\n")
+        return 0
+    if args.action == "yaml":
+        from chatbot.curation.overlay import write_yaml
+
+        written = write_yaml(curator.bot.corpus, path)
+        out.write(
+            f"{len(written)} fichier(s) YAML écrits sous {path / 'corpus'} : relisez avec git diff.\n"
+        )
+        return 0
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"Impossible de lire {path} : {exc.strerror}.") from None
+    try:
+        report = curator.import_(data, format_of(path.name), _who())
+    except ImportRefused as exc:
+        for e in exc.errors:
+            print(f"ligne {e.row}, {e.field or '-'} : {e.message}", file=sys.stderr)
+        raise
+    out.write(
+        f"{report.entries} fiches lues, {len(report.changed)} modifiée(s) : {', '.join(report.changed) or '-'}.\n"
+    )
+    return 0
+
+
 # What `calibrate` and `bench` import beyond the runtime: the `eval` extra of pyproject.toml.
 EVAL_INSTALL = "pip install -e '.[eval]' (ou make install)"
 
@@ -298,6 +375,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--csv", action="store_true", help="format CSV (défaut de export)")
 
+    r = sub.add_parser("review", help="file de revue du curateur : list, attach, ignore")
+    r.add_argument("action", choices=["list", "attach", "ignore"])
+    r.add_argument("ids", nargs="*", metavar="ID", help="attach ID ENTRY_ID | ignore ID")
+    r.add_argument("--json", action="store_true", help="list : sortie JSON {groups: [...]}")
+
+    o = sub.add_parser(
+        "corpus",
+        help="corpus en tableur : export FICHIER | import FICHIER (.xlsx ou .csv) | yaml DOSSIER",
+    )
+    o.add_argument("action", choices=["export", "import", "yaml"])
+    o.add_argument(
+        "file", metavar="FICHIER", help="le tableur ; pour yaml, le dossier (ex. faq_data)"
+    )
+
     k = sub.add_parser(
         "calibrate", help="ajuster fusion et confiance sur la partie dev du jeu d'évaluation"
     )
@@ -328,6 +419,8 @@ def main(
             "search": cmd_search,
             "serve": cmd_serve,
             "feedback": cmd_feedback,
+            "review": cmd_review,
+            "corpus": cmd_corpus,
             "calibrate": cmd_calibrate,
             "bench": cmd_bench,
         }[args.command]

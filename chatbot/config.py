@@ -45,7 +45,10 @@ class Settings:
     encoder_threads: int = 1
     # Shared state for several server processes (docs/deploy.md); unset: memory and SQLite.
     redis_url: str = ""  # sessions, rate-limit counters
-    database_url: str = ""  # votes (PostgreSQL)
+    database_url: str = ""  # votes, question log, curator data (PostgreSQL)
+    # The curator (docs/curation.md): admin disabled (404) while no token is set.
+    admin_token: str = ""
+    question_log_days: int = 90  # retention of the question log; 0: nothing logged
 
     @property
     def index_dir(self) -> Path:
@@ -121,6 +124,16 @@ class Settings:
             raise ConfigError(
                 f"FAQBOT_DATABASE_URL={mask_url(self.database_url)!r} invalide : une "
                 "adresse postgresql://utilisateur@hôte:port/base est attendue (ou postgres://…)."
+            )
+        if self.question_log_days < 0:
+            raise ConfigError(
+                f"FAQBOT_QUESTION_LOG_DAYS={self.question_log_days} : un nombre de jours ≥ 0 est "
+                "attendu (0 : aucune question n'est journalisée)."
+            )
+        if self.admin_token and len(self.admin_token) < 16:
+            raise ConfigError(
+                "FAQBOT_ADMIN_TOKEN trop court : 16 caractères au moins (ex. la sortie de "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
             )
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError(

@@ -21,6 +21,7 @@ from chatbot.errors import CorpusError
 ROLES = ("scope", "context", "concrete", "spans_scope")  # what faq_data/facets.yaml may declare
 ID_PATTERN = r"^ans-\d{3}-\d{2}[a-z]?$"
 SOURCE_PATTERN = r"^\d{3}_[0-9a-f]{16}\.txt$"
+MAX_ALTERNATES = 20
 
 
 # ---------------------------------------------------------------- records
@@ -154,7 +155,10 @@ class EntryModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     id: str = Field(pattern=ID_PATTERN, description="identifiant stable ans-<seed>-<rang>")
     question: str = Field(min_length=8, description="titre de question en français")
-    alternates: list[str] = Field(min_length=2, max_length=8, description="2 à 8 reformulations")
+    # Up to 20: a curator attaches real users' wordings to the 7 written ones (docs/curation.md).
+    alternates: list[str] = Field(
+        min_length=2, max_length=MAX_ALTERNATES, description="2 à 20 reformulations"
+    )
     answer: str = Field(min_length=1, description="texte officiel (markdown)")
     facets: BaseModel  # replaced by entry_model(): one required field per facet of the vocabulary
     also_sources: list[str] = Field(default_factory=list)
@@ -356,41 +360,47 @@ def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry]
             + (f", ligne {line}" if line else "")
             + (f", entrée {ident}" if ident else f", entrée n°{i + 1}")
         )
-        try:
-            em = entry_model(vocab.names).model_validate(item)
-        except ValidationError as exc:
-            raise CorpusError(f"{where} : {_format_validation(exc)}") from None
-        facets = em.facets.model_dump()
-        for name, value in facets.items():
-            if value is None:
-                continue
-            problem = vocab.check(name, value)
-            if problem:
-                raise CorpusError(f"{where} : {problem} (faq_data/facets.yaml).")
-        for child in vocab.parents:
-            implied = vocab.parent_value(child, facets[child]) if facets[child] else None
-            if implied is None:
-                continue
-            parent, value = implied
-            if facets[parent] not in (None, value):
-                raise CorpusError(
-                    f"{where} : le {child} « {facets[child]} » appartient au {parent} "
-                    f"« {value} », pas à « {facets[parent]} »."
-                )
-            facets[parent] = value
-        entries.append(
-            FaqEntry(
-                id=em.id,
-                question=em.question,
-                alternates=tuple(em.alternates),
-                answer=em.answer.strip(),
-                facets=facets,
-                source=model.source,
-                source_url=model.source_url,
-                also_sources=tuple(em.also_sources),
-            )
-        )
+        entries.append(validate_entry(item, vocab, where, model.source, model.source_url))
     return entries, model
+
+
+def validate_entry(
+    item: Any, vocab: FacetVocabulary, where: str, source: str, source_url: str
+) -> FaqEntry:
+    """One entry validated by the corpus rules (schema, facet values, parent facets);
+    CorpusError starting with `where`. The loader and the curator's edits both use it."""
+    try:
+        em = entry_model(vocab.names).model_validate(item)
+    except ValidationError as exc:
+        raise CorpusError(f"{where} : {_format_validation(exc)}") from None
+    facets = em.facets.model_dump()
+    for name, value in facets.items():
+        if value is None:
+            continue
+        problem = vocab.check(name, value)
+        if problem:
+            raise CorpusError(f"{where} : {problem} (faq_data/facets.yaml).")
+    for child in vocab.parents:
+        implied = vocab.parent_value(child, facets[child]) if facets[child] else None
+        if implied is None:
+            continue
+        parent, value = implied
+        if facets[parent] not in (None, value):
+            raise CorpusError(
+                f"{where} : le {child} « {facets[child]} » appartient au {parent} "
+                f"« {value} », pas à « {facets[parent]} »."
+            )
+        facets[parent] = value
+    return FaqEntry(
+        id=em.id,
+        question=em.question,
+        alternates=tuple(em.alternates),
+        answer=em.answer.strip(),
+        facets=facets,
+        source=source,
+        source_url=source_url,
+        also_sources=tuple(em.also_sources),
+    )
 
 
 def load_corpus(corpus_dir: Path | None = None) -> Corpus:

@@ -128,8 +128,10 @@ class DenseIndex:
         fields: Sequence[tuple[str, str]] = DEFAULT_FIELDS,
         index_type: str = "flat",
         progress: bool = False,
+        reuse: DenseIndex | None = None,
     ) -> DenseIndex:
-        """Embed every field of every entry and build the FAISS index."""
+        """Embed every field of every entry and build the FAISS index; the texts `reuse`
+        already holds (same text, same prompt) keep their vectors instead of being encoded."""
 
         if index_type not in INDEX_TYPES:
             raise IndexStateError(
@@ -144,15 +146,25 @@ class DenseIndex:
         words: list[str] = []
         word_vectors: list[np.ndarray] = []
         with_words = word_vector_encoder(encoder)
+        reused = _reusable(reuse, pairs, encoder, with_words is not None)
+        for row, (old_row, old_words) in reused.items():
+            vectors[row] = reuse._index.reconstruct(old_row)  # type: ignore[union-attr]
+            if len(old_words):
+                word_items.extend([row] * len(old_words))
+                words.extend(reuse.words[int(j)] for j in old_words)  # type: ignore[union-attr]
+                word_vectors.append(reuse.word_vectors[old_words])  # type: ignore[union-attr]
         from tqdm import tqdm
 
         # One bar for the whole corpus (questions with their word vectors, then answers),
         # advanced chunk by chunk, rather than one bar per kind of text.
         with tqdm(
-            total=len(pairs), desc="Encodage du corpus", unit="texte", disable=not progress
+            total=len(pairs) - len(reused),
+            desc="Encodage du corpus",
+            unit="texte",
+            disable=not progress,
         ) as bar:
             for kind in ("query", "passage"):
-                rows = [i for i, (_, p) in enumerate(pairs) if p == kind]
+                rows = [i for i, (_, p) in enumerate(pairs) if p == kind and i not in reused]
                 for start in range(0, len(rows), _CHUNK):
                     chunk = rows[start : start + _CHUNK]
                     texts = [pairs[i][0].text for i in chunk]
@@ -185,10 +197,17 @@ class DenseIndex:
             "versions": _versions(),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3),
+            "encoded": len(pairs) - len(reused),
         }
         index = cls(faiss_index, [p[0] for p in pairs], manifest)
         if words:
-            index._set_words(np.array(word_items), words, np.concatenate(word_vectors))
+            # In item order, as a build from scratch lays them out.
+            order = np.argsort(np.array(word_items, dtype=np.int64), kind="stable")
+            index._set_words(
+                np.array(word_items)[order],
+                [words[i] for i in order],
+                np.concatenate(word_vectors)[order],
+            )
         return index
 
     # ------------------------------------------------------------ search
@@ -383,6 +402,31 @@ class DenseIndex:
         if len(words):
             index._set_words(word_items, words, word_vectors)
         return index
+
+
+def _reusable(
+    old: DenseIndex | None,
+    pairs: Sequence[tuple[IndexedText, str]],
+    encoder: Encoder,
+    with_words: bool,
+) -> dict[int, tuple[int, np.ndarray]]:
+    """New row -> (old row, its word rows) for each text `old` encoded with the same model
+    and prompt; nothing when `old` comes from another model or lacks the word vectors."""
+    if old is None or old.manifest.get("model_fingerprint") != encoder.fingerprint:
+        return {}
+    if with_words and not len(old.words):
+        return {}
+    prompts = {name: prompt for name, prompt in old.manifest.get("fields", [])}
+    known = {(prompts.get(it.field), it.text): i for i, it in enumerate(old.items)}
+    word_rows: dict[int, list[int]] = {}
+    for j, owner in enumerate(old.word_items):
+        word_rows.setdefault(int(owner), []).append(j)
+    out: dict[int, tuple[int, np.ndarray]] = {}
+    for row, (item, prompt) in enumerate(pairs):
+        old_row = known.get((prompt, item.text))
+        if old_row is not None:
+            out[row] = (old_row, np.array(word_rows.get(old_row, []), dtype=np.int64))
+    return out
 
 
 def _new_faiss_index(index_type: str, dim: int) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from chatbot.config import mask_url as masked
 from chatbot.errors import FaqBotError, StoreUnavailableError
+from chatbot.stores.curator import POSTGRES_SCHEMA
 from chatbot.stores.votes import COLUMNS, EntrySummary, Vote
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX IF NOT EXISTS feedback_entry ON feedback(entry_id);
         """,
     ),
+    # The curator's tables (chatbot/stores/curator.py): question log, edits, audit, version.
+    Migration(2, "curator", POSTGRES_SCHEMA),
 )
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from chatbot.config import Settings
+from chatbot.web.admin import add_admin
 from chatbot.web.api import api_router
 from chatbot.web.errors import add_exception_handlers
 from chatbot.web.middleware import add_middlewares
@@ -32,6 +33,8 @@ def create_app(bot: Bot, settings: Settings, ui: bool = True) -> FastAPI:
     # and before the UI mount, so that Gradio sees our CORS policy and adds none of its own.
     add_middlewares(app, settings)
     add_exception_handlers(app)
+    # Before the API router, whose catch-all answers every other /api/ path.
+    add_admin(app, bot, settings)
     app.include_router(api_router(bot))
     app.include_router(widget_router(settings))
     if ui:

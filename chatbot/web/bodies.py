@@ -13,6 +13,9 @@ API_ROUTES = {
     "/api/feedback": ("POST",),
 }
 
+# Routes taking a file upload (multipart, binary): their own size limit, no UTF-8 check.
+UPLOAD_ROUTES = {"/api/admin/corpus": 10 * 1024 * 1024}
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)

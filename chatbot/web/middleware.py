@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chatbot import messages as msg
 from chatbot.config import Settings
 from chatbot.errors import ConfigError
-from chatbot.web.bodies import REQUEST_MODELS
+from chatbot.web.bodies import REQUEST_MODELS, UPLOAD_ROUTES
 from chatbot.web.errors import error_response, route_path
 
 log = logging.getLogger("faqbot.http")
@@ -154,7 +154,8 @@ class BodyGuardMiddleware:
             return
         path = route_path(scope)
         is_api = path.startswith("/api/")
-        limit = self.max_body_bytes if is_api else NON_API_MAX_BODY
+        upload = UPLOAD_ROUTES.get(path)  # a curator's spreadsheet: larger, binary
+        limit = upload or (self.max_body_bytes if is_api else NON_API_MAX_BODY)
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -198,7 +199,8 @@ class BodyGuardMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
-            body.decode("utf-8")
+            if not upload:
+                body.decode("utf-8")
         except UnicodeDecodeError:
             await error_response(400, msg.HTTP_BAD_UTF8)(scope, receive, send)
             return

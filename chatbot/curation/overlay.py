@@ -1,0 +1,171 @@
+"""Curated entries applied over faq_data/ at load, validated by the loader's own rules."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from chatbot.corpus import (
+    _ERRORS_FR,
+    SOURCE_PATTERN,
+    Corpus,
+    FacetVocabulary,
+    FaqEntry,
+    entry_model,
+    validate_entry,
+)
+from chatbot.errors import CorpusError
+from chatbot.stores.curator import EntryEdit
+
+log = logging.getLogger("faqbot")
+# The fields of a corpus file's entry (what EntryModel accepts), then where it comes from.
+ITEM_FIELDS = ("id", "question", "alternates", "answer", "facets", "also_sources")
+
+
+def entry_record(entry: FaqEntry) -> dict[str, Any]:
+    """What the curator store keeps for an entry: the whole record, source included."""
+    return entry.to_dict()
+
+
+def problems(data: dict[str, Any], vocab: FacetVocabulary) -> list[tuple[str, str]]:
+    """Every (field, French message) wrong with an entry record; [] when it is valid."""
+    out: list[tuple[str, str]] = []
+    item = {k: data[k] for k in ITEM_FIELDS if k in data}
+    try:
+        em = entry_model(vocab.names).model_validate(item)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "(racine)"
+            text = _ERRORS_FR.get(err["type"], err["msg"])
+            try:
+                text = text.format(**err.get("ctx", {}))
+            except (KeyError, IndexError):
+                text = err["msg"]
+            out.append((loc, text))
+        em = None
+    if em is not None:
+        facets = em.facets.model_dump()
+        for name, value in facets.items():
+            if value is not None:
+                problem = vocab.check(name, value)
+                if problem:
+                    out.append((f"facets.{name}", problem))
+    if not re.match(SOURCE_PATTERN, str(data.get("source") or "")):
+        out.append(("source", "nom de capture attendu, ex. 000_5d238c4723e068ff.txt"))
+    if not str(data.get("source_url") or "").startswith(("http://", "https://")):
+        out.append(("source_url", "adresse http(s):// attendue"))
+    if not out:
+        try:
+            check_entry(data, vocab)
+        except CorpusError as exc:  # a dispositif of another couloir
+            out.append(("facets", str(exc).split(" : ", 1)[-1]))
+    return out
+
+
+def check_entry(data: dict[str, Any], vocab: FacetVocabulary, where: str = "") -> FaqEntry:
+    """The FaqEntry of a curated record; CorpusError naming the field and what is allowed."""
+    item = {k: data[k] for k in ITEM_FIELDS if k in data}
+    unknown = sorted(set(data) - set(ITEM_FIELDS) - {"source", "source_url"})
+    if unknown:
+        raise CorpusError(
+            f"{where or 'fiche'} : champ(s) inconnu(s) {', '.join(unknown)} ; champs permis : "
+            f"{', '.join((*ITEM_FIELDS, 'source', 'source_url'))}."
+        )
+    return validate_entry(
+        item,
+        vocab,
+        where or f"fiche {data.get('id')}",
+        str(data.get("source") or ""),
+        str(data.get("source_url") or ""),
+    )
+
+
+def apply_edits(base: Corpus, edits: Sequence[EntryEdit]) -> Corpus:
+    """`base` with each curated entry replacing its id or added; an edit the rules now refuse
+    (the vocabulary changed since) is left out with a warning rather than stopping the server."""
+    if not edits:
+        return base
+    entries = {e.id: e for e in base.entries}
+    digest = hashlib.sha256(base.sha256.encode())
+    for edit in edits:
+        where = f"fiche {edit.entry_id} (modifiée par {edit.updated_by} le {edit.updated_at})"
+        try:
+            entry = check_entry(edit.data, base.vocabulary, where)
+        except CorpusError as exc:
+            log.warning("modification ignorée : %s", exc)
+            continue
+        entries[entry.id] = entry
+        digest.update(json.dumps(edit.data, ensure_ascii=False, sort_keys=True).encode())
+    return replace(base, entries=tuple(entries.values()), sha256=digest.hexdigest())
+
+
+def write_yaml(corpus: Corpus, corpus_dir: Path) -> list[Path]:
+    """Write the curated entries back into faq_data/corpus/*.yaml (one file per source), for
+    review in git; exclusions and splits kept. The files written."""
+    by_source: dict[str, list[FaqEntry]] = {}
+    for e in corpus.entries:
+        by_source.setdefault(e.source, []).append(e)
+    written: list[Path] = []
+    folder = corpus_dir / "corpus"
+    for source, entries in by_source.items():
+        path = folder / (source.removesuffix(".txt") + ".yaml")
+        old: dict[str, Any] = {}
+        header = ""
+        if path.is_file():
+            text = path.read_text("utf-8")
+            old = yaml.safe_load(text) or {}
+            header = "".join(line + "\n" for line in _leading_comments(text))
+        doc = {
+            "source": source,
+            "source_url": entries[0].source_url,
+            "entries": [
+                {
+                    "id": e.id,
+                    "question": e.question,
+                    "alternates": list(e.alternates),
+                    "answer": e.answer + "\n",
+                    "facets": dict(e.facets),
+                    "also_sources": list(e.also_sources),
+                }
+                for e in entries
+            ],
+            "excluded": old.get("excluded", []),
+            "splits": old.get("splits", []),
+        }
+        body = yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
+        path.write_text(header + body, "utf-8")
+        written.append(path)
+    return written
+
+
+def _leading_comments(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        out.append(line)
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line texts (answers) as literal blocks, as a curator writes them by hand."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+__all__ = ["apply_edits", "check_entry", "entry_record", "problems", "write_yaml"]

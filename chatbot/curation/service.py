@@ -1,0 +1,195 @@
+"""`Curator`: what the admin API, the admin page and the CLI do, over one Bot and its store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from chatbot.corpus import MAX_ALTERNATES
+from chatbot.curation import spreadsheet
+from chatbot.curation.overlay import check_entry, entry_record, problems
+from chatbot.curation.review import ReviewGroup, build_groups
+from chatbot.errors import CorpusError, FaqBotError, InputError
+from chatbot.records import hit_to_result
+from chatbot.stores.curator import CuratorStore
+
+if TYPE_CHECKING:
+    from chatbot.bot import Bot
+
+
+class ImportRefused(InputError):
+    """An import with errors: nothing was changed; `errors` lists every one."""
+
+    def __init__(self, errors: list[spreadsheet.RowError]) -> None:
+        super().__init__(
+            f"Import refusé : {len(errors)} erreur(s), aucune fiche modifiée. "
+            "Corrigez les lignes indiquées et importez de nouveau."
+        )
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    entries: int
+    changed: tuple[str, ...]
+
+
+class Curator:
+    """Review queue, entry edits and spreadsheets; every change recorded and applied live."""
+
+    def __init__(self, bot: Bot) -> None:
+        if bot.curator is None:
+            raise FaqBotError("Ce bot n'a pas de stockage du curateur.")
+        self.bot = bot
+        self.store: CuratorStore = bot.curator
+
+    # ------------------------------------------------------------ review queue
+
+    def groups(self) -> list[ReviewGroup]:
+        """The review queue, most frequent group first."""
+        bot = self.bot
+
+        def embed(texts: list[str]) -> np.ndarray:
+            if bot.encoder is not None:
+                return np.asarray(bot.encoder.encode_queries(texts))
+            # BM25-only servers have no model: hashed character n-grams stand in for it.
+            from embeddings.encoder import FakeEncoder
+
+            return FakeEncoder().encode_queries(texts)
+
+        def suggest(question: str) -> list[dict[str, Any]]:
+            try:
+                return [hit_to_result(h) for h in bot.retriever.search(question, k=3)]
+            except InputError:
+                return []
+
+        return build_groups(
+            self.store.questions(unhandled=True),
+            embed,
+            suggest,
+            bot.settings.session_ttl_seconds,
+        )
+
+    def group(self, group_id: str) -> ReviewGroup:
+        for g in self.groups():
+            if g.id == group_id:
+                return g
+        raise InputError(
+            f"groupe inconnu : {group_id[:40]!r} (déjà traité, ou un id de "
+            "GET /api/admin/review, ex. g12)."
+        )
+
+    def attach(self, group_id: str, entry_id: str, who: str) -> None:
+        """The group's questions become alternates of `entry_id`, live."""
+        group = self.group(group_id)
+        entry = self._entry(entry_id)
+        known = {a.casefold() for a in (entry.question, *entry.alternates)}
+        added = [q for q in group.examples if q.casefold() not in known]
+        record = entry_record(entry)
+        record["alternates"] = [*entry.alternates, *added]
+        if len(record["alternates"]) > MAX_ALTERNATES:
+            raise InputError(
+                f"La fiche {entry_id} aurait {len(record['alternates'])} reformulations ; "
+                f"{MAX_ALTERNATES} au plus : retirez-en d'abord dans l'éditeur de fiche."
+            )
+        self._save([(record, self.store.entry_version(entry_id))], who, "attach")
+        self.store.mark_handled(
+            group.question_ids, f"attached:{entry_id}", who, {"group": group_id, "added": added}
+        )
+        self.bot.reload()
+
+    def ignore(self, group_id: str, who: str) -> None:
+        group = self.group(group_id)
+        self.store.mark_handled(
+            group.question_ids,
+            "ignored",
+            who,
+            {"group": group_id, "examples": list(group.examples)},
+        )
+
+    def create(self, group_id: str, data: dict[str, Any], who: str) -> str:
+        """A new entry (question, answer, facets, source) whose alternates start with the group's."""
+        group = self.group(group_id)
+        entry_id = str(data.get("id", ""))
+        if entry_id in self.bot.corpus.by_id():
+            raise InputError(f"La fiche {entry_id} existe déjà : choisissez un autre id.")
+        record = {**data, "alternates": list(data.get("alternates") or group.examples)}
+        self._save([(record, 0)], who, "create")
+        self.store.mark_handled(group.question_ids, f"created:{entry_id}", who, {"group": group_id})
+        self.bot.reload()
+        return entry_id
+
+    # ------------------------------------------------------------ entries
+
+    def entry(self, entry_id: str) -> tuple[dict[str, Any], int]:
+        """An entry's record and its version (what an edit sends back)."""
+        return entry_record(self._entry(entry_id)), self.store.entry_version(entry_id)
+
+    def edit(self, data: dict[str, Any], version: int, who: str) -> int:
+        """Save an edited entry made from `version`; ConflictError if someone saved since."""
+        entry_id = str(data.get("id", ""))
+        current = entry_record(self._entry(entry_id))
+        self._save([({**current, **data}, version)], who, "edit")
+        self.bot.reload()
+        return self.store.entry_version(entry_id)
+
+    def _entry(self, entry_id: str) -> Any:
+        entry = self.bot.corpus.by_id().get(entry_id)
+        if entry is None:
+            raise InputError(f"entry_id inconnu : {str(entry_id)[:40]!r} (ex. ans-000-01).")
+        return entry
+
+    def _save(
+        self, changes: list[tuple[dict[str, Any], int | None]], who: str, action: str
+    ) -> None:
+        vocab = self.bot.corpus.vocabulary
+        for record, _ in changes:
+            found = problems(record, vocab)
+            if found:
+                raise InputError(
+                    f"Fiche {record.get('id')} refusée : "
+                    + " ; ".join(f"champ `{f}` : {m}" for f, m in found)
+                )
+            try:
+                check_entry(record, vocab)
+            except CorpusError as exc:
+                raise InputError(str(exc)) from None
+        self.store.save_entries(changes, who, action)
+
+    # ------------------------------------------------------------ spreadsheets
+
+    def export(self, fmt: str) -> bytes:
+        return spreadsheet.export(self.bot.corpus, fmt)
+
+    def import_(self, data: bytes, fmt: str, who: str) -> ImportReport:
+        """Apply a whole-corpus spreadsheet; ImportRefused (nothing changed) on any error."""
+        try:
+            table = spreadsheet.read_table(data, fmt)
+        except ValueError as exc:
+            raise ImportRefused([spreadsheet.RowError(1, "", str(exc))]) from None
+        corpus = self.bot.corpus
+        records, errors = spreadsheet.parse(table, corpus.vocabulary)
+        if errors:
+            raise ImportRefused(errors)
+        changed = spreadsheet.changed_records(corpus, records)
+        if changed:
+            self.store.save_entries([(r, None) for r in changed], who, "import")
+            self.bot.reload()
+        return ImportReport(len(records), tuple(r["id"] for r in changed))
+
+
+def format_of(filename: str, content_type: str = "") -> str:
+    """xlsx or csv from an upload's name (or type); InputError naming what is accepted."""
+    name = filename.lower()
+    if name.endswith(".xlsx") or "spreadsheetml" in content_type:
+        return "xlsx"
+    if name.endswith(".csv") or content_type.startswith("text/csv"):
+        return "csv"
+    raise InputError(
+        "Format de fichier non reconnu : un classeur .xlsx ou un fichier .csv est attendu."
+    )
+
+
+__all__ = ["Curator", "ImportRefused", "ImportReport", "format_of"]

@@ -1,0 +1,447 @@
+"""The curator's loop: question log (redacted, purged), curated edits, spreadsheets, review
+queue, live reload, admin routes and CLI. Fast: BM25 or the FakeEncoder, SQLite in tmp."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from chatbot.bot import Bot
+from chatbot.config import Settings
+from chatbot.curation import spreadsheet
+from chatbot.curation.redact import redact
+from chatbot.curation.service import Curator, ImportRefused
+from chatbot.stores.curator import ConflictError, CuratorStore
+from chatbot.web.app import create_app
+
+TOKEN = "jeton-de-test-assez-long-0123456789"
+UNKNOWN = "Peut-on payer la cantine des agents avec le forfait de télétravail ?"
+
+SAMPLES = [
+    ("écrivez-moi à jean.dupont@exemple.fr merci", "jean.dupont", "[e-mail]"),
+    ("mon portable 06 12 34 56 78", "06 12 34", "[téléphone]"),
+    ("appelez le +33 6 12 34 56 78", "12 34 56", "[téléphone]"),
+    ("ou le 0033612345678", "612345678", "[téléphone]"),
+    ("from London +44 20 7946 0958", "7946", "[téléphone]"),
+    ("mon NIR 1 85 05 78 006 084 36", "006 084", "[numéro de sécurité sociale]"),
+    ("sécu 285052A00608436", "608436", "[numéro de sécurité sociale]"),
+    ("IBAN FR76 3000 6000 0112 3456 7890 189", "3000 6000", "[IBAN]"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret", "label"), SAMPLES)
+def test_redaction_removes_personal_data(text, secret, label):
+    out = redact(text)
+    assert secret not in out and label in out
+
+
+def test_redaction_keeps_the_faq_vocabulary():
+    for text in ("forfait SAS 100 000€", "avance de 30 000 € HT le 12/05/2024", "FINESS 750000001"):
+        assert redact(text) == text
+
+
+def a_bot(tmp_path, **overrides) -> Bot:
+    settings = Settings(data_dir=tmp_path, retrieval="bm25", **overrides)
+    return Bot.from_settings(settings, progress=False)
+
+
+@pytest.fixture()
+def bot(tmp_path):
+    return a_bot(tmp_path)
+
+
+def stored_text(path) -> str:
+    with sqlite3.connect(path) as conn:
+        return json.dumps(conn.execute("SELECT * FROM question_log").fetchall(), ensure_ascii=False)
+
+
+def test_personal_data_never_reaches_storage(bot, tmp_path):
+    session = None
+    for text, _secret, _ in SAMPLES:
+        _, session = bot.chat(f"Quelles pièces pour l'avance SAS ? {text}", session)
+    raw = stored_text(tmp_path / "curator.sqlite3")
+    for _, secret, _ in SAMPLES:
+        assert secret not in raw
+    assert session not in raw  # the session id is stored as a keyed hash only
+
+
+def test_each_turn_is_logged_with_its_outcome(bot, web_clarify_question):
+    reply, sid = bot.chat(UNKNOWN)
+    assert reply.type == "fallback"
+    clarify, sid2 = bot.chat(web_clarify_question)
+    assert clarify.type == "clarify"
+    bot.chat(clarify.options[0], sid2)  # answered
+    clarify, sid3 = bot.chat(web_clarify_question)
+    bot.chat(UNKNOWN, sid3)  # a new question instead: abandoned
+    answer, sid4 = bot.chat(
+        "Quelles pièces fournir pour demander l'avance de la Prestation Ségur SAS ?"
+    )
+    bot.feedback(sid4, answer.results[0].entry.id, False)
+    rows = bot.curator.questions()
+    assert [r.reply_type for r in rows][:2] == ["fallback", "clarify"]
+    assert rows[2].reply_type in ("answer", "clarify")
+    outcomes = [r.clarify_outcome for r in rows if r.reply_type == "clarify"]
+    assert outcomes == ["answered", "abandoned"]
+    assert rows[2].question == web_clarify_question  # the answered turn keeps the real question
+    assert rows[-1].vote == 0 and rows[-1].top_entry == answer.results[0].entry.id
+    assert all(r.created_at.endswith("Z") for r in rows)
+
+
+def test_retention_purges_old_rows(tmp_path):
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    store = CuratorStore.sqlite(tmp_path / "c.sqlite3", log_days=90)
+    store.clock = lambda: now - timedelta(days=91)
+    store.log_turn("session-old-1", "vieille question", "fallback", None, None)
+    store.clock = lambda: now
+    store.log_turn("session-new-1", "question récente", "fallback", None, None)
+    assert store.purge() == 1
+    assert [q.question for q in store.questions()] == ["question récente"]
+
+
+def test_log_off_stores_nothing(tmp_path):
+    bot = a_bot(tmp_path, question_log_days=0)
+    reply, sid = bot.chat(UNKNOWN)
+    bot.chat("Quelles pièces pour l'avance SAS ?", sid)
+    assert not (tmp_path / "curator.sqlite3").exists()
+
+
+def test_question_log_days_must_be_positive():
+    from chatbot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="FAQBOT_QUESTION_LOG_DAYS"):
+        Settings.from_env({"FAQBOT_QUESTION_LOG_DAYS": "-1"})
+    assert Settings.from_env({"FAQBOT_QUESTION_LOG_DAYS": "0"}).question_log_days == 0
+
+
+# ------------------------------------------------------------ curated edits
+
+
+def test_second_curator_is_told_about_the_conflict(bot):
+    curator = Curator(bot)
+    first, version = curator.entry("ans-000-01")
+    second, _ = curator.entry("ans-000-01")
+    curator.edit(
+        {**first, "alternates": [*first["alternates"], "combien pour le SAS"]}, version, "alice"
+    )
+    with pytest.raises(ConflictError, match="alice") as err:
+        curator.edit({**second, "answer": "autre réponse"}, version, "bob")
+    assert "combien pour le SAS" in err.value.current["alternates"]  # nothing lost
+    assert "combien pour le SAS" in bot.corpus.by_id()["ans-000-01"].alternates
+    assert [a.who for a in bot.curator.audit()] == ["alice"]
+
+
+def test_an_edit_is_validated_by_the_loader_rules(bot):
+    curator = Curator(bot)
+    entry, version = curator.entry("ans-000-01")
+    with pytest.raises(Exception, match="valeurs permises") as err:
+        curator.edit({**entry, "facets": {**entry["facets"], "couloir": "Lune"}}, version, "alice")
+    assert "couloir" in str(err.value)
+    with pytest.raises(Exception, match="alternates"):
+        curator.edit({**entry, "alternates": ["une seule"]}, version, "alice")
+
+
+def test_curated_edits_persist_across_restarts(tmp_path):
+    bot = a_bot(tmp_path)
+    curator = Curator(bot)
+    entry, version = curator.entry("ans-000-01")
+    curator.edit(
+        {**entry, "question": "Combien vaut la prestation SAS, au total ?"}, version, "alice"
+    )
+    again = a_bot(tmp_path)
+    assert (
+        again.corpus.by_id()["ans-000-01"].question == "Combien vaut la prestation SAS, au total ?"
+    )
+
+
+# ------------------------------------------------------------ spreadsheets
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_spreadsheet_round_trip_is_exact(bot, fmt):
+    curator = Curator(bot)
+    before = [e.to_dict() for e in bot.corpus.entries]
+    data = curator.export(fmt)
+    records, errors = spreadsheet.parse(spreadsheet.read_table(data, fmt), bot.corpus.vocabulary)
+    assert errors == []
+    assert spreadsheet.changed_records(bot.corpus, records) == []
+    report = curator.import_(data, fmt, "alice")
+    assert report.changed == () and report.entries == len(before)
+    assert [e.to_dict() for e in bot.corpus.entries] == before
+
+
+def test_spreadsheet_keeps_formula_like_text_as_text(bot):
+    curator = Curator(bot)
+    entry, version = curator.entry("ans-000-01")
+    curator.edit(
+        {**entry, "alternates": [*entry["alternates"], "=HYPERLINK(1)", "'cité"]}, version, "a"
+    )
+    for fmt in ("xlsx", "csv"):
+        records, errors = spreadsheet.parse(
+            spreadsheet.read_table(curator.export(fmt), fmt), bot.corpus.vocabulary
+        )
+        assert not errors and spreadsheet.changed_records(bot.corpus, records) == []
+
+
+def test_an_import_with_errors_changes_nothing_and_lists_every_error(bot):
+    curator = Curator(bot)
+    table = spreadsheet.rows(bot.corpus)
+    header = table[0]
+    table[1][header.index("couloir")] = "Lune"
+    table[2][header.index("alternates")] = "une seule"
+    table[3][header.index("answer")] = "Réponse modifiée, valide."
+    table[4][header.index("id")] = table[1][0]
+    buf = io.StringIO()
+    import csv
+
+    csv.writer(buf).writerows(table)
+    before = bot.corpus
+    with pytest.raises(ImportRefused) as err:
+        curator.import_(buf.getvalue().encode(), "csv", "alice")
+    found = {(e.row, e.field) for e in err.value.errors}
+    assert (2, "facets.couloir") in found and (3, "alternates") in found and (5, "id") in found
+    assert bot.corpus is before and bot.curator.edits() == []
+
+
+def test_import_applies_changes_live(bot):
+    curator = Curator(bot)
+    table = spreadsheet.rows(bot.corpus)
+    header = table[0]
+    table[1][header.index("alternates")] += "\n" + UNKNOWN
+    buf = io.StringIO()
+    import csv
+
+    csv.writer(buf).writerows(table)
+    report = curator.import_(buf.getvalue().encode(), "csv", "alice")
+    assert report.changed == (table[1][0],)
+    reply, _ = bot.chat(UNKNOWN)
+    assert reply.type == "answer" and reply.results[0].entry.id == table[1][0]
+
+
+def test_corpus_is_written_back_to_yaml(bot, tmp_path):
+    import shutil
+
+    from chatbot.corpus import load_corpus
+    from chatbot.curation.overlay import write_yaml
+
+    target = tmp_path / "faq"
+    shutil.copytree(bot.settings.corpus_dir, target, ignore=shutil.ignore_patterns("raw", "eval"))
+    curator = Curator(bot)
+    entry, version = curator.entry("ans-000-01")
+    curator.edit({**entry, "alternates": [*entry["alternates"], "nouvelle façon"]}, version, "a")
+    write_yaml(bot.corpus, target)
+    again = load_corpus(target)
+    assert [e.to_dict() for e in again.entries] == [e.to_dict() for e in bot.corpus.entries]
+
+
+# ------------------------------------------------------------ review queue and live attach
+
+
+def test_review_groups_attach_and_live_answer(bot):
+    for _ in range(3):
+        bot.chat(UNKNOWN)
+    bot.chat("Peut-on payer la cantine des agents avec le forfait télétravail ?")
+    bot.chat("Quelle est la couleur du logo du Ségur pour nos affiches imprimées ?")
+    curator = Curator(bot)
+    groups = curator.groups()
+    top = groups[0]
+    assert top.count == 4 and top.reason == "fallback" and UNKNOWN in top.examples
+    assert top.suggestions and {"id", "question", "answer", "score"} <= set(top.suggestions[0])
+    curator.attach(top.id, "ans-000-01", "alice")
+    reply, _ = bot.chat(UNKNOWN)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-000-01"
+    assert top.id not in {g.id for g in curator.groups()}
+    other = curator.groups()[0]
+    curator.ignore(other.id, "bob")
+    assert curator.groups() == []
+    actions = [(a.who, a.action) for a in bot.curator.audit()]
+    assert actions == [("alice", "attach"), ("alice", "attached"), ("bob", "ignored")]
+
+
+def test_clustering_joins_paraphrases_and_keeps_topics_apart():
+    import numpy as np
+
+    from chatbot.curation.review import cluster
+
+    v = np.array([[1, 0, 0], [0.99, 0.1, 0], [0, 1, 0], [0, 0.98, 0.1], [0, 0, 1]], dtype=float)
+    assert cluster(v, 0.9) == [[0, 1], [2, 3], [4]]
+
+
+def test_live_update_reencodes_only_what_changed(tmp_path):
+    from embeddings.encoder import FakeEncoder
+
+    settings = Settings(data_dir=tmp_path, retrieval="hybrid")
+    bot = Bot.from_settings(settings, progress=False, encoder=FakeEncoder())
+    for _ in range(2):
+        bot.chat(UNKNOWN)
+    curator = Curator(bot)
+    group = curator.groups()[0]
+    curator.attach(group.id, "ans-000-02", "alice")
+    assert bot.retriever.dense_index.manifest["encoded"] == len(group.examples)
+    reply, _ = bot.chat(UNKNOWN)
+    assert reply.results[0].entry.id == "ans-000-02"
+
+
+def test_another_process_switches_to_the_new_version(tmp_path):
+    a, b = a_bot(tmp_path), a_bot(tmp_path)  # one SQLite file: two processes' shared storage
+    assert b.chat(UNKNOWN)[0].type == "fallback"
+    curator = Curator(a)
+    entry, version = curator.entry("ans-000-03")
+    curator.edit({**entry, "alternates": [*entry["alternates"], UNKNOWN]}, version, "alice")
+    b._checked_at = 0.0  # as if a second had passed
+    reply, _ = b.chat(UNKNOWN)
+    assert reply.results[0].entry.id == "ans-000-03" and b.engine.version == a.engine.version
+
+
+# ------------------------------------------------------------ admin routes
+
+
+def client(bot, **overrides) -> TestClient:
+    settings = replace(bot.settings, **overrides)
+    return TestClient(create_app(bot, settings, ui=False))
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "X-Faqbot-Curator": "alice"}
+
+
+ADMIN_ROUTES = [
+    ("get", "/admin"),
+    ("get", "/api/admin/review"),
+    ("post", "/api/admin/review/g1/attach"),
+    ("post", "/api/admin/review/g1/ignore"),
+    ("get", "/api/admin/corpus?format=csv"),
+    ("post", "/api/admin/corpus"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
+def test_admin_is_absent_without_a_token_setting(bot, method, path):
+    r = getattr(client(bot), method)(path, headers=auth())
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
+def test_admin_needs_the_right_token(bot, method, path):
+    c = client(bot, admin_token=TOKEN)
+    assert getattr(c, method)(path).status_code == 401
+    r = getattr(c, method)(path, headers=auth("mauvais-jeton-0123456789"))
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_admin_is_never_opened_by_cors(bot):
+    c = client(bot, admin_token=TOKEN, allowed_origins=("https://intranet.exemple.fr",))
+    origin = {"Origin": "https://intranet.exemple.fr"}
+    pre = c.options(
+        "/api/admin/review",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert "access-control-allow-origin" not in pre.headers
+    r = c.get("/api/admin/review", headers={**auth(), **origin})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    # The public API keeps its CORS.
+    assert (
+        c.post("/api/search", json={"query": "avance SAS"}, headers=origin).headers[
+            "access-control-allow-origin"
+        ]
+        == origin["Origin"]
+    )
+
+
+def test_admin_api_loop(bot):
+    c = client(bot, admin_token=TOKEN)
+    c.post("/api/chat", json={"message": UNKNOWN})
+    groups = c.get("/api/admin/review", headers=auth()).json()["groups"]
+    assert set(groups[0]) == {
+        "id",
+        "reason",
+        "count",
+        "examples",
+        "first_seen",
+        "last_seen",
+        "suggestions",
+    }
+    r = c.post(
+        f"/api/admin/review/{groups[0]['id']}/attach",
+        json={"entry_id": "ans-000-01"},
+        headers=auth(),
+    )
+    assert r.json() == {"ok": True}
+    reply = c.post("/api/chat", json={"message": UNKNOWN}).json()
+    assert reply["type"] == "answer" and reply["results"][0]["id"] == "ans-000-01"
+    assert c.post("/api/admin/review/g999/ignore", headers=auth()).status_code == 400
+    page = c.get("/admin", headers=auth())
+    assert page.status_code == 200 and "espace curateur" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_admin_corpus_export_import_and_conflict(bot):
+    c = client(bot, admin_token=TOKEN)
+    xlsx = c.get("/api/admin/corpus?format=xlsx", headers=auth())
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    r = c.post("/api/admin/corpus", files={"file": ("corpus.xlsx", xlsx.content)}, headers=auth())
+    assert r.json() == {"ok": True, "entries": len(bot.corpus), "changed": []}
+    bad = c.post(
+        "/api/admin/corpus", files={"file": ("c.csv", b"id,question\nx,y\n")}, headers=auth()
+    )
+    assert bad.status_code == 400 and bad.json()["errors"][0]["row"] == 1
+    got = c.get("/api/admin/entries/ans-000-01", headers=auth()).json()
+    edit = {"entry": {"answer": "Nouvelle réponse."}, "version": got["version"]}
+    assert c.put("/api/admin/entries/ans-000-01", json=edit, headers=auth()).status_code == 200
+    late = c.put("/api/admin/entries/ans-000-01", json=edit, headers=auth())
+    assert late.status_code == 409 and late.json()["current"]["answer"] == "Nouvelle réponse."
+
+
+# ------------------------------------------------------------ CLI
+
+
+def test_cli_review_and_corpus(tmp_path, monkeypatch, capsys):
+    from chatbot.cli import main
+
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FAQBOT_RETRIEVAL", "bm25")
+    a_bot(tmp_path).chat(UNKNOWN)
+    assert main(["review", "list", "--json"]) == 0
+    groups = json.loads(capsys.readouterr().out)["groups"]
+    assert groups and groups[0]["reason"] == "fallback"
+    assert main(["review", "attach", groups[0]["id"], "ans-000-01"]) == 0
+    assert "rattaché à ans-000-01" in capsys.readouterr().out
+    assert main(["review", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"groups": []}
+    sheet = tmp_path / "corpus.xlsx"
+    assert main(["corpus", "export", str(sheet)]) == 0
+    assert main(["corpus", "import", str(sheet)]) == 0
+    assert "0 modifiée(s)" in capsys.readouterr().out
+    assert main(["review", "ignore", "g999"]) == 1
+    audit = Curator(a_bot(tmp_path)).store.audit()
+    assert audit[0].who.startswith("cli") and audit[0].action == "attach"
+
+
+# ------------------------------------------------------------ PostgreSQL (real server)
+
+
+def test_postgres_store_shares_edits_versions_and_the_log(postgres_db):
+    a = CuratorStore.postgres(postgres_db)
+    b = CuratorStore.postgres(postgres_db)  # another process
+    try:
+        record = {"id": "ans-000-01", "question": "Q ?"}
+        assert b.corpus_version() == 0
+        a.save_entries([(record, 0)], "alice", "edit")
+        with pytest.raises(ConflictError, match="alice"):
+            b.save_entries([({**record, "question": "R ?"}, 0)], "bob", "edit")
+        assert b.corpus_version() == 1 and b.edits()[0].data == record
+        a.log_turn("session-pg-0001", "écrire à a.b@exemple.fr", "fallback", None, None)
+        assert [q.question for q in b.questions()] == ["écrire à [e-mail]"]
+        assert a.session_hash("session-pg-0001") == b.session_hash("session-pg-0001")
+    finally:
+        a.close()
+        b.close()

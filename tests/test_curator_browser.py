@@ -1,0 +1,99 @@
+"""The curator's loop in a real browser: a question the bot cannot answer, asked in the
+widget, appears in /admin; the curator attaches it to an entry; asked again, no restart,
+it gets that entry."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from evaluation.server_process import free_port
+from tests.test_browser import CHROMIUM_ARGS, SCREENSHOTS, TIMEOUT_MS, Watch, chromium_path  # noqa: F401
+
+pytestmark = [pytest.mark.browser]
+TOKEN = "jeton-navigateur-0123456789abcdef"
+UNKNOWN = "Peut-on payer la cantine des agents avec le forfait de télétravail ?"
+
+
+@pytest.fixture(scope="module")
+def admin_live(tmp_path_factory):
+    import uvicorn
+
+    from chatbot.bot import Bot
+    from chatbot.config import Settings
+    from chatbot.web.app import create_app
+
+    data = tmp_path_factory.mktemp("admin-live")
+    settings = Settings(data_dir=data, retrieval="bm25", port=free_port(), admin_token=TOKEN)
+    bot = Bot.from_settings(settings, progress=False)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(bot, settings, ui=False),
+            host="127.0.0.1",
+            port=settings.port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("le serveur de test n'a pas démarré")
+        time.sleep(0.05)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{settings.port}", bot=bot)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def ask(page, url: str, question: str) -> str:
+    """Ask in the widget page; the type of the bot's reply."""
+    page.goto(url + "/widget")
+    page.locator("#fb-input").fill(question)
+    page.locator("#fb-input").press("Enter")
+    row = page.locator(".fb-row[data-type]").last
+    row.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function("document.querySelectorAll('.fb-row[data-type]').length > 0")
+    return row.get_attribute("data-type") or ""
+
+
+def test_unanswered_question_attached_in_admin_is_answered_live(chromium_path, admin_live):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        watch = Watch(page)
+        assert ask(page, admin_live.url, UNKNOWN) == "fallback"
+
+        admin = browser.new_page(viewport={"width": 1280, "height": 860})
+        admin_watch = Watch(admin)
+        admin.goto(admin_live.url + "/admin")  # 401 with the page that asks for the token
+        admin.get_by_label("Jeton d'administration").fill(TOKEN)
+        admin.get_by_label("Votre nom").fill("Camille")
+        admin.get_by_label("Votre nom").press("Enter")  # keyboard only
+        row = admin.locator("tr[data-group]").first
+        row.wait_for(timeout=TIMEOUT_MS)
+        assert UNKNOWN in row.inner_text()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        admin.screenshot(path=str(SCREENSHOTS / "admin-review.png"))
+        row.get_by_label("Autre identifiant de fiche").fill("ans-000-01")
+        row.get_by_role("button", name="Rattacher").click()
+        admin.locator("#status.ok").wait_for(timeout=TIMEOUT_MS)
+
+        page2 = browser.new_page()
+        assert ask(page2, admin_live.url, UNKNOWN) == "answer"
+        answer = page2.locator(".fb-row[data-type=answer]").last
+        assert answer.locator(".fb-feedback").get_attribute("data-entry") == "ans-000-01"
+
+        admin.get_by_role("button", name="Tableau de bord").click()
+        admin.locator("#charts svg").first.wait_for(timeout=TIMEOUT_MS)
+        admin.screenshot(path=str(SCREENSHOTS / "admin-dashboard.png"))
+        assert admin.locator("#charts figure").count() == 4
+        watch.check()
+        admin_watch.check()
+        assert [a.who for a in admin_live.bot.curator.audit()][:1] == ["Camille"]
+        browser.close()
