@@ -18,6 +18,7 @@ from chatbot.answer_type import asked, offered
 from chatbot.corpus import Corpus, FaqEntry
 from chatbot.errors import InputError
 from chatbot.expansion import QueryExpander
+from chatbot.metrics import ENCODER_SECONDS, timed
 from chatbot.text import content_word, fold, lexical_tokens
 
 if TYPE_CHECKING:
@@ -383,11 +384,13 @@ class Retriever:
         assert self.encoder is not None and self.dense_index is not None
         lift = np.zeros(len(self.entries), dtype=np.float32)
         if self.aligner:
-            vectors, per_text = self.encoder.encode_queries_with_words([query])  # type: ignore[attr-defined]
+            with timed(ENCODER_SECONDS):
+                vectors, per_text = self.encoder.encode_queries_with_words([query])  # type: ignore[attr-defined]
             qv = vectors[0]
             lift = self.aligner.lift(per_text[0].words, per_text[0].vectors)
         else:
-            qv = self.encoder.encode_queries([query])[0]
+            with timed(ENCODER_SECONDS):
+                qv = self.encoder.encode_queries([query])[0]
         per_field = self.dense_index.field_scores(qv)
         fields = self.dense_index.fields
         score = np.max(per_field[:, [i for i, f in enumerate(fields) if f != "answer"]], axis=1)
