@@ -94,9 +94,12 @@ ECHO_CHARS = 80
 
 
 def echo(value: object, limit: int = ECHO_CHARS) -> str:
-    """`value` as an error message may quote it: at most `limit` characters, then "…", with
-    control, format (bidi overrides) and surrogate characters replaced by "�"."""
+    """`value` as an error message may quote it: at most `limit` characters, then "…"; control
+    characters become spaces, format (bidi overrides) and surrogate ones "�"."""
     text = str(value)
     cut = text[:limit]
-    safe = "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in cut)
+    safe = "".join(
+        " " if (cat := unicodedata.category(c)) == "Cc" else "\ufffd" if cat in ("Cf", "Cs") else c
+        for c in cut
+    )
     return safe + ("…" if len(text) > limit else "")
