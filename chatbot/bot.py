@@ -27,8 +27,8 @@ from chatbot.records import hit_to_result as hit_to_result  # re-export: built i
 from chatbot.records import reply_to_dict as reply_to_dict  # re-export: built in records
 from chatbot.retrieval import Hit, Retriever
 from chatbot.session_ids import SessionIds, load_secret
-from chatbot.text import echo
 from chatbot.stores import SessionStore, VoteStore, default_sessions, default_votes
+from chatbot.text import echo
 from embeddings.index import DenseIndex
 
 if TYPE_CHECKING:

@@ -37,9 +37,7 @@ HTTP_SECONDS = Histogram(
     ["route"],
     buckets=LATENCY_BUCKETS,
 )
-REPLIES = Counter(
-    "faqbot_replies", "Chat replies by type: answer, clarify or fallback.", ["type"]
-)
+REPLIES = Counter("faqbot_replies", "Chat replies by type: answer, clarify or fallback.", ["type"])
 VOTES = Counter("faqbot_votes", "Votes stored, by helpful (true/false).", ["helpful"])
 SESSIONS_REFUSED = Counter(
     "faqbot_sessions_refused",

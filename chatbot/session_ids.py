@@ -31,9 +31,7 @@ class SessionIds:
         self._key = key
 
     def _mac(self, nonce: bytes) -> bytes:
-        return hmac.new(self._key, b"faqbot-session:" + nonce, hashlib.sha256).digest()[
-            :_MAC_BYTES
-        ]
+        return hmac.new(self._key, b"faqbot-session:" + nonce, hashlib.sha256).digest()[:_MAC_BYTES]
 
     def new(self) -> str:
         nonce = secrets.token_bytes(_NONCE_BYTES)

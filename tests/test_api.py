@@ -460,7 +460,9 @@ def test_security_headers_everywhere(client, method, path):
     if path.startswith("/api/") or path in ("/healthz", "/widget.js", "/metrics"):
         assert csp.startswith("default-src 'none'") and "frame-ancestors 'none'" in csp
     if path == "/widget":
-        assert "script-src 'self';" in csp and "unsafe" not in csp and "frame-ancestors 'self'" in csp
+        assert (
+            "script-src 'self';" in csp and "unsafe" not in csp and "frame-ancestors 'self'" in csp
+        )
 
 
 def test_frame_ancestors_setting(web_bot, web_settings):

@@ -36,7 +36,12 @@ def fresh(app, client=("203.0.113.7", 4000)) -> TestClient:
 def own_bot(web_bot, tmp_path, **settings) -> Bot:
     s = Settings(data_dir=tmp_path, retrieval="bm25", **settings)
     return Bot(
-        s, web_bot.corpus, web_bot.retriever, None, sessions=default_sessions(s), votes=default_votes(s)
+        s,
+        web_bot.corpus,
+        web_bot.retriever,
+        None,
+        sessions=default_sessions(s),
+        votes=default_votes(s),
     )
 
 
@@ -121,9 +126,7 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(web_bot, tm
     assert codes[:3] == [404] * 3 and codes[3:] == [429, 429]
 
 
-def test_a_trusted_proxy_gives_the_client_address_and_only_an_ip_becomes_a_key(
-    web_bot, tmp_path
-):
+def test_a_trusted_proxy_gives_the_client_address_and_only_an_ip_becomes_a_key(web_bot, tmp_path):
     app = _forwarded_app(web_bot, tmp_path, trusted_proxies=("127.0.0.1",))
     c = fresh(app, ("127.0.0.1", 1))
     # Each real client has its own window behind the proxy.
@@ -249,7 +252,9 @@ def test_facet_detection_is_linear_in_the_message_length(web_bot):
 
 
 def test_framing_defaults_to_this_server_only(web_bot, tmp_path):
-    with TestClient(create_app(web_bot, Settings(data_dir=tmp_path, retrieval="bm25"), ui=False)) as c:
+    with TestClient(
+        create_app(web_bot, Settings(data_dir=tmp_path, retrieval="bm25"), ui=False)
+    ) as c:
         for path in ("/widget",):
             csp = c.get(path).headers["content-security-policy"]
             assert "frame-ancestors 'self'" in csp and "frame-ancestors *" not in csp

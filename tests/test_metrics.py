@@ -46,7 +46,11 @@ def test_metrics_count_requests_replies_votes_and_sessions(client, web_clarify_q
     client.post("/api/chat", json={"message": web_clarify_question})
     client.post(
         "/api/feedback",
-        json={"session_id": chat["session_id"], "entry_id": chat["results"][0]["id"], "helpful": False},
+        json={
+            "session_id": chat["session_id"],
+            "entry_id": chat["results"][0]["id"],
+            "helpful": False,
+        },
     )
     client.post("/api/chat", json={"message": ""})  # a 400
     r = client.get("/metrics")
@@ -64,7 +68,10 @@ def test_metrics_count_requests_replies_votes_and_sessions(client, web_clarify_q
     assert delta("faqbot_replies_total", type="clarify") == 1
     assert delta("faqbot_votes_total", helpful="false") == 1
     assert delta("faqbot_http_request_duration_seconds_count", route="/api/chat") == 3
-    assert value(after, "faqbot_http_request_duration_seconds_bucket", route="/api/chat", le="+Inf") >= 3
+    assert (
+        value(after, "faqbot_http_request_duration_seconds_bucket", route="/api/chat", le="+Inf")
+        >= 3
+    )
     assert value(after, "faqbot_sessions_live") >= 2
     index = [k for k in after if k[0] == "faqbot_index_info"]
     assert index and all(dict(labels)["retrieval"] == "bm25" for _, labels in index)
@@ -88,7 +95,9 @@ def test_a_request_id_is_returned_kept_when_sane_and_on_every_log_line(client, w
     logger.setLevel(logging.INFO)
     try:
         r = client.post(
-            "/api/chat", json={"message": "montant prestation SAS"}, headers={"X-Request-ID": "abc-123"}
+            "/api/chat",
+            json={"message": "montant prestation SAS"},
+            headers={"X-Request-ID": "abc-123"},
         )
         assert r.headers["x-request-id"] == "abc-123"
         # An insane one is replaced, never echoed.
@@ -135,8 +144,16 @@ def test_several_processes_are_summed_in_multiprocess_mode(tmp_path):
     for n in ("2", "3"):
         subprocess.run([sys.executable, "-c", _CHILD, n], env=env, check=True, cwd=REPO)
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, "0"], env=env, check=True, cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-c", _CHILD, "0"],
+        env=env,
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     ).stdout
     found = samples(out)
     assert value(found, "faqbot_replies_total", type="answer") == 3
-    assert value(found, "faqbot_http_requests_total", route="/api/chat", method="POST", status="200") == 5
+    assert (
+        value(found, "faqbot_http_requests_total", route="/api/chat", method="POST", status="200")
+        == 5
+    )

@@ -81,6 +81,8 @@ def client_key(scope: Scope) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return "?"  # a test client or a unix socket: one shared key
+
+
 _CSP_SOURCE = re.compile(
     r"^(\*|'self'|'none'|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?[A-Za-z0-9*.-]+(:[0-9*]+)?(/[^\s;,]*)?)$"
 )
