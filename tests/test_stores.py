@@ -109,6 +109,18 @@ def votes(request, tmp_path) -> Iterator[VoteStore]:
     store.close()
 
 
+def test_a_vote_store_keeps_one_vote_per_session_and_entry_the_latest(votes):
+    votes.open()
+    first = votes.add("abcdefgh", "ans-1", True, question="montant ?")
+    assert votes.add("abcdefgh", "ans-1", False, comment="en fait non") == first
+    votes.add("abcdefgh", "ans-2", True)
+    rows = [(r.session_id, r.entry_id, r.helpful, r.question, r.comment) for r in votes.rows()]
+    assert rows == [
+        ("abcdefgh", "ans-1", 0, "montant ?", "en fait non"),
+        ("abcdefgh", "ans-2", 1, None, None),
+    ]
+
+
 def test_a_vote_store_keeps_votes_in_order_and_sums_them_per_entry(votes):
     votes.open()
     assert votes.count() == 0 and votes.rows() == [] and votes.summary() == []
