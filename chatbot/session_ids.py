@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ _NONCE_BYTES = 16  # 128 random bits, as token_urlsafe(16) gave before
 _MAC_BYTES = 12
 _ID = re.compile(r"[A-Za-z0-9_-]{38}")  # base64url of 28 bytes, unpadded
 KEY_FILE = "secret.key"
+log = logging.getLogger("faqbot")
 
 
 class SessionIds:
@@ -54,9 +56,14 @@ class SessionIds:
 
 
 def load_secret(settings: Settings) -> bytes:
-    """FAQBOT_SECRET_KEY, else the key in <data_dir>/secret.key, created once (mode 600)."""
+    """FAQBOT_SECRET_KEY; else, with FAQBOT_REDIS_URL, the key kept in Redis (made once, shared
+    by every process on every machine); else the key in <data_dir>/secret.key (mode 600)."""
     if settings.secret_key:
         return settings.secret_key.encode("utf-8")
+    if settings.redis_url:
+        shared = _redis_secret(settings.redis_url)
+        if shared is not None:
+            return shared
     path = settings.data_dir / KEY_FILE
     try:
         return _read_or_create(path)
@@ -65,6 +72,25 @@ def load_secret(settings: Settings) -> bytes:
             f"Clé des identifiants de session inutilisable ({path}) : {exc.strerror}. "
             "Vérifiez FAQBOT_DATA_DIR ou définissez FAQBOT_SECRET_KEY."
         ) from None
+
+
+def _redis_secret(url: str) -> bytes | None:
+    """The key every process sharing this Redis uses (SET NX: the first one made wins)."""
+    import redis
+
+    from chatbot.stores.redis_store import DEFAULT_PREFIX, redis_client
+
+    key = f"{DEFAULT_PREFIX}secret"
+    try:
+        client = redis_client(url)
+        client.set(key, secrets.token_hex(32), nx=True)
+        value = client.get(key)
+    except redis.RedisError as exc:
+        # Redis down at start: this process signs with its local key; its ids are refused by
+        # the others until it restarts (said in the log, conversations still answered).
+        log.warning("clé des sessions non lue dans Redis (%s) : clé locale.", exc)
+        return None
+    return bytes(value).strip() if value else None
 
 
 def _read_or_create(path: Path) -> bytes:
