@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 from chatbot.config import Settings
 from chatbot.errors import ConfigError
@@ -84,7 +85,7 @@ def _redis_secret(url: str) -> bytes | None:
     try:
         client = redis_client(url)
         client.set(key, secrets.token_hex(32), nx=True)
-        value = client.get(key)
+        value: Any = client.get(key)
     except redis.RedisError as exc:
         # Redis down at start: this process signs with its local key; its ids are refused by
         # the others until it restarts (said in the log, conversations still answered).
