@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import threading
 import time
 from contextlib import nullcontext
@@ -12,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from chatbot import messages as msg
+from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, load_corpus
 from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
@@ -19,6 +19,7 @@ from chatbot.errors import (
     FaqBotError,
     IndexStateError,
     InputError,
+    SessionsFullError,
     SessionStateError,
     StoreUnavailableError,
 )
@@ -27,8 +28,10 @@ from chatbot.facets import FacetDetector
 from chatbot.records import hit_to_result as hit_to_result  # re-export: built in records
 from chatbot.records import reply_to_dict as reply_to_dict  # re-export: built in records
 from chatbot.retrieval import Calibration, Hit, Retriever
+from chatbot.session_ids import SessionIds, load_secret
 from chatbot.stores import SessionStore, VoteStore, default_sessions, default_votes
 from chatbot.stores.curator import CuratorStore, default_curator
+from chatbot.text import echo
 from embeddings.index import DenseIndex
 
 if TYPE_CHECKING:
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("faqbot")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # used with fullmatch: "$" lets "\n" through
 
 
 def clean_message(text: Any, limit: int) -> str:
@@ -98,6 +100,7 @@ class Bot:
         curator: CuratorStore | None = None,
         base_corpus: Corpus | None = None,
         corpus_version: int = 0,
+        session_ids: SessionIds | None = None,
     ):
         self.settings = settings
         self.encoder = encoder
@@ -107,6 +110,7 @@ class Bot:
         # Passed in, never built here: several server processes can then share them.
         self.sessions = sessions
         self.votes = votes
+        self.session_ids = session_ids or SessionIds(load_secret(settings))
         # Question log, curated edits and the shared corpus version (None: none of them).
         self.curator = curator
         self.base_corpus = base_corpus or corpus  # faq_data/ as loaded, before curated edits
@@ -245,7 +249,7 @@ class Bot:
     # ------------------------------------------------------------ chat
 
     def new_session_id(self) -> str:
-        return secrets.token_urlsafe(16)
+        return self.session_ids.new()
 
     def chat(self, message: Any, session_id: Any = None) -> tuple[Reply, str]:
         """One chat turn; an unknown, expired or malformed session id starts a new session."""
@@ -258,10 +262,11 @@ class Bot:
         except StoreUnavailableError as exc:
             # Sessions unreachable (Redis down): answer this message on its own, say so, never a 500.
             log.warning("sessions indisponibles, réponse sans état : %s", exc)
-            if not (session_id and _SESSION_ID.fullmatch(session_id)):
+            if not self.session_ids.issued(session_id):
                 session_id = self.new_session_id()
             reply, _ = self.dialogue.step(text, DialogueState())
             reply = replace(reply, text=f"{msg.SESSION_RESTARTED}\n\n{reply.text}")
+        metrics.REPLIES.labels(reply.type).inc()
         if self.settings.log_user_text:
             log.info("chat session=%s type=%s message=%r", session_id[:6], reply.type, text[:200])
         else:
@@ -270,7 +275,9 @@ class Bot:
 
     def _turn(self, text: str, session_id: str | None) -> tuple[Reply, str]:
         """get -> step -> put under the session's lock: concurrent turns never overwrite each other."""
-        if not (session_id and _SESSION_ID.fullmatch(session_id)):
+        # An id the bot did not issue (made up, or from before the ids were signed) is a new
+        # conversation, like an unknown or expired one.
+        if not self.session_ids.issued(session_id):
             session_id = None
         with self.sessions.lock(session_id) if session_id else nullcontext():
             state = self._state(session_id) if session_id else None
@@ -279,7 +286,14 @@ class Bot:
                 state = DialogueState()
             assert session_id is not None  # set above when the state was new
             reply, new_state = self.dialogue.step(text, state)
-            self.sessions.put(session_id, new_state)
+            try:
+                self.sessions.put(session_id, new_state)
+            except SessionsFullError as exc:
+                # Answered, not remembered: the conversations already open keep their place.
+                log.warning("session %s non gardée : %s", session_id[:6], exc)
+                metrics.SESSIONS_REFUSED.inc()
+                self._log_turn(session_id, text, reply, state, new_state)
+                return reply, session_id
         self._log_turn(session_id, text, reply, state, new_state)
         if reply.type == "answer" and reply.results:
             # After a clarification the user's last message is an option: keep the question.
@@ -317,7 +331,7 @@ class Bot:
 
     def _state(self, session_id: str) -> DialogueState | None:
         """The session's state; None when the id is malformed, unknown, expired or unreadable."""
-        if not _SESSION_ID.fullmatch(session_id):
+        if not self.session_ids.issued(session_id):
             return None
         try:
             state = self.sessions.get(session_id)
@@ -346,16 +360,15 @@ class Bot:
         return self.votes
 
     def feedback(self, session_id: Any, entry_id: Any, helpful: Any, comment: Any = None) -> int:
-        """Store a vote on an answer; the entry must exist."""
-        # Only ids the bot issues are stored: no control character or lone surrogate reaches SQLite.
-        if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
-            raise InputError(
-                "session_id doit être l'identifiant renvoyé par /api/chat "
-                "(8 à 64 caractères : lettres, chiffres, - et _)."
-            )
+        """Store a vote on an answer; the entry must exist. One vote per session and entry:
+        a second one replaces the first (a user may change their mind)."""
+        # Only ids the bot issued (their signature checked, nothing stored): a made-up id
+        # cannot vote, and no control character or lone surrogate reaches the database.
+        if not isinstance(session_id, str) or not self.session_ids.issued(session_id):
+            raise InputError(msg.VOTE_SESSION_UNKNOWN)
         if not isinstance(entry_id, str) or entry_id not in self.engine.entry_ids:
             raise InputError(
-                f"entry_id inconnu : {str(entry_id)[:40]!r} (un id de résultat, ex. ans-000-01)."
+                f"entry_id inconnu : « {echo(entry_id, 40)} » (un id de résultat, ex. ans-000-01)."
             )
         if not isinstance(helpful, bool):
             raise InputError("helpful doit valoir true ou false.")
@@ -377,6 +390,7 @@ class Bot:
         except StoreUnavailableError as exc:
             log.error("vote non enregistré : %s", exc)
             raise StoreUnavailableError(msg.VOTES_UNAVAILABLE) from None
+        metrics.VOTES.labels("true" if helpful else "false").inc()
         if self.curator is not None:
             try:
                 self.curator.log_vote(session_id, entry_id, helpful)
@@ -396,6 +410,15 @@ class Bot:
                 stores[name] = "degraded"
         status = "ok" if all(v == "ok" for v in stores.values()) else "degraded"
         return {"status": status, "stores": stores}
+
+    def index_labels(self) -> dict[str, str]:
+        """What the faqbot_index_info metric says of the data this bot answers from."""
+        return {
+            "corpus_sha256": self.corpus.sha256[:16],
+            "model": self.encoder.name if self.encoder else "bm25",
+            "retrieval": self.settings.retrieval,
+            "entries": str(len(self.corpus)),
+        }
 
     def health(self) -> dict[str, Any]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, fields, replace
@@ -34,11 +35,18 @@ class Settings:
     max_message_chars: int = 2000
     max_body_bytes: int = 64 * 1024
     allowed_origins: tuple[str, ...] = ()  # CORS; empty: same origin only
-    frame_ancestors: tuple[str, ...] = ("*",)  # who may embed /widget in an iframe
+    # Who may show /widget and the chat in an iframe (CSP frame-ancestors): this server only,
+    # unless a deployment lists its intranets (docs/web.md).
+    frame_ancestors: tuple[str, ...] = ("self",)
+    # Addresses (or networks) of the reverse proxies whose X-Forwarded-For / -Proto are
+    # believed; empty: none, the client is the peer of the connection (docs/security.md).
+    trusted_proxies: tuple[str, ...] = ()
+    api_docs: bool = False  # /docs (Swagger UI, loaded from a CDN): off unless asked for
     rate_limit_per_minute: int = 0  # 0: off
     session_ttl_seconds: int = 3600
     max_sessions: int = 10_000
     log_user_text: bool = False
+    log_format: str = "text"  # text | json (one JSON object per line, with its request id)
     feedback_db: Path | None = None  # default: <data_dir>/feedback.sqlite3
     # Intra-op threads per encoding (torch or onnx): requests already run in parallel, one
     # thread each keeps them from fighting over the cores. The one place this is set.
@@ -49,6 +57,9 @@ class Settings:
     # The curator (docs/curation.md): admin disabled (404) while no token is set.
     admin_token: str = ""
     question_log_days: int = 90  # retention of the question log; 0: nothing logged
+    # Signs the session ids the bot issues (a vote needs one). Every process and machine of a
+    # deployment must share it; unset: a random key kept in <data_dir>/secret.key.
+    secret_key: str = ""
 
     @property
     def index_dir(self) -> Path:
@@ -134,6 +145,18 @@ class Settings:
             raise ConfigError(
                 "FAQBOT_ADMIN_TOKEN trop court : 16 caractères au moins (ex. la sortie de "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"FAQBOT_TRUSTED_PROXIES : {proxy[:80]!r} n'est ni une adresse IP ni un réseau "
+                    "(ex. 127.0.0.1, 10.0.0.0/8, ::1)."
+                ) from None
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(
+                f"FAQBOT_LOG_FORMAT={self.log_format[:80]!r} inconnu : valeurs permises text, json."
             )
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError(

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from chatbot.errors import CorpusError
+from chatbot.text import echo
 
 ROLES = ("scope", "context", "concrete", "spans_scope")  # what faq_data/facets.yaml may declare
 ID_PATTERN = r"^ans-\d{3}-\d{2}[a-z]?$"
@@ -119,10 +120,12 @@ class FacetVocabulary:
     def check(self, facet: str, value: str) -> str | None:
         """Return an error message if `facet=value` is not allowed, else None."""
         if facet not in self.questions:
-            return f"facette inconnue « {facet} » ; facettes permises : {', '.join(self.names)}"
+            return (
+                f"facette inconnue « {echo(facet)} » ; facettes permises : {', '.join(self.names)}"
+            )
         if value not in self.allowed(facet):
             return (
-                f"valeur inconnue « {value} » pour la facette {facet} ; "
+                f"valeur inconnue « {echo(value)} » pour la facette {facet} ; "
                 f"valeurs permises : {' | '.join(self.allowed(facet))}"
             )
         return None

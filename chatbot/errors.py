@@ -41,3 +41,8 @@ class SessionStateError(FaqBotError):
 
 class StoreUnavailableError(FaqBotError):
     """A shared store (Redis, PostgreSQL) cannot be reached now: the message says what still works."""
+
+
+class SessionsFullError(FaqBotError):
+    """The session store holds as many conversations as allowed: a new one is not kept
+    (existing ones are never pushed out before their TTL)."""

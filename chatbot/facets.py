@@ -48,20 +48,25 @@ class FacetDetector:
     def _scan(self, text: str, facets: tuple[str, ...]) -> frozenset[tuple[str, str]]:
         norm = " ".join(words(text))
         found: set[tuple[str, str]] = set()
-        taken: list[tuple[int, int]] = []
+        # The ends of the spans taken so far, by start. A span that contains [a, b) starts at
+        # most `longest` characters before b, so checking those starts keeps the scan linear
+        # in the message's length (comparing with every span taken was quadratic).
+        ends: dict[int, list[int]] = {}
+        longest = self._patterns[0].length if self._patterns else 0
         for p in self._patterns:
             if p.facet not in facets:
                 continue
             for m in p.regex.finditer(norm):
-                span = (m.start(), m.end())
+                a, b = m.start(), m.end()
                 # A span already explained by a longer term of the same or another facet
                 # counts for both only if it is the very same text (e.g. "msp").
                 if any(
-                    s <= span[0] and span[1] <= e and (e - s) > (span[1] - span[0])
-                    for s, e in taken
+                    e >= b and (e - s) > (b - a)
+                    for s in range(max(0, b - longest), a + 1)
+                    for e in ends.get(s, ())
                 ):
                     continue
-                taken.append(span)
+                ends.setdefault(a, []).append(b)
                 found.add((p.facet, p.value))
         return frozenset(found)
 

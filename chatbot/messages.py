@@ -124,6 +124,10 @@ SESSION_RESTARTED = (
     "_La conversation a dû être recommencée : le service qui garde le fil des échanges est "
     "momentanément indisponible. Je réponds à votre dernier message seul._"
 )
+VOTE_SESSION_UNKNOWN = (
+    "session_id doit être l'identifiant renvoyé par /api/chat (ou par le chat) pour "
+    "la conversation où la réponse a été donnée."
+)
 VOTES_UNAVAILABLE = (
     "Les votes sont momentanément indisponibles (base de données injoignable) : "
     "réessayez dans un instant. La conversation, elle, continue."
@@ -131,6 +135,9 @@ VOTES_UNAVAILABLE = (
 
 # HTTP API errors ({"error": ...}); they never repeat what the user sent.
 HTTP_INTERNAL = "erreur interne"
+HTTP_GRADIO_CLOSED = (
+    "Adresse fermée : le chat n'accepte pas de fichiers et ses actions passent par sa page."
+)
 HTTP_UNAVAILABLE = "Service momentanément indisponible : réessayez dans un instant."
 HTTP_BODY_TOO_LARGE = "Requête trop volumineuse ({size} octets) : la limite est de {limit} octets."
 HTTP_RATE_LIMITED = (

@@ -86,3 +86,20 @@ def lexical_tokens(text: str) -> list[str]:
     """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed."""
     toks = [w for w in words(text) if _meaningful(w)]
     return _stemmer().stemWords(toks)
+
+
+# An error message quotes at most this much of what the user sent (a 60 000-character facet
+# value came back whole before): enough to recognise it, not a mirror.
+ECHO_CHARS = 80
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """`value` as an error message may quote it: at most `limit` characters, then "…"; control
+    characters become spaces, format (bidi overrides) and surrogate ones "�"."""
+    text = str(value)
+    cut = text[:limit]
+    safe = "".join(
+        " " if (cat := unicodedata.category(c)) == "Cc" else "\ufffd" if cat in ("Cf", "Cs") else c
+        for c in cut
+    )
+    return safe + ("…" if len(text) > limit else "")

@@ -11,6 +11,7 @@ import html
 import logging
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,12 @@ _WWW = re.compile(r"(?i)\b(www)\.")
 # Line starts that open a list, a setext heading or an ordered list: "- ", "+ ", "===", "1. ".
 _LINE_START = re.compile(r"^(\s*)(\d*)([-+=.)])")
 _PREVIEW_CHARS = 300
+# Chat bubbles kept (and resent with every reply): the latest 20 exchanges. Unbounded, 150
+# messages made 1.25 MB replies; the dialogue itself never looks further back than one turn.
+MAX_TURNS = 40
+# Events waiting for a worker beyond this are refused by Gradio ("queue full") rather than
+# piling up in memory; handlers run concurrently, so a healthy server never queues that many.
+QUEUE_MAX_SIZE = 64
 
 CSS = """
 .gradio-container { max-width: 860px !important; margin: 0 auto !important; }
@@ -162,7 +169,7 @@ class ChatUI:
             if text.strip():
                 turns.append(Turn("user", user_text_markdown(_preview(text))))
             turns.append(Turn("assistant", str(exc)))
-            return turns, session_id, None
+            return turns[-MAX_TURNS:], session_id, None
         except FaqBotError as exc:
             log.error("ui: %s", exc)
             turns.append(Turn("assistant", msg.UI_INTERNAL_ERROR))
@@ -174,7 +181,7 @@ class ChatUI:
         turns.append(Turn("user", user_text_markdown(text.strip())))
         turns.append(reply_turn(reply))
         entry = reply.results[0].entry.id if reply.type == "answer" and reply.results else None
-        return turns, session_id, entry
+        return turns[-MAX_TURNS:], session_id, entry
 
     def vote(self, helpful: bool, session_id: str | None, entry_id: str | None) -> str:
         if not session_id or not entry_id:
@@ -189,6 +196,23 @@ class ChatUI:
     def reset(self, session_id: str | None) -> None:
         if session_id:
             self.bot.reset(session_id)
+
+    @staticmethod
+    def new_key() -> str:
+        """The secret that binds a conversation's server-side state to the page that holds it."""
+        return secrets.token_urlsafe(24)
+
+    @staticmethod
+    def owns(owner: str | None, key: str | None) -> bool:
+        """True when the page's `key` opens the state kept under this Gradio session.
+
+        Gradio keeps gr.State per `session_hash`, which is not secret (query strings, proxy
+        logs): whoever sent it got the history back. The state is now readable only with the
+        key the page received with its first reply (it never travels in a URL).
+        """
+        if owner is None:
+            return True  # nothing kept yet
+        return isinstance(key, str) and secrets.compare_digest(owner, key)
 
 
 def build_ui(bot: Any, settings: Settings) -> gr.Blocks:
@@ -248,9 +272,20 @@ def build_ui(bot: Any, settings: Settings) -> gr.Blocks:
         )
         gr.Markdown(msg.UI_FOOTER, elem_id="faqbot-footer")
 
-        outputs = [chat, turns, session, entry, feedback_row, thanks, box]
+        # The page's key to its server-side state (see ChatUI.owns): sent by the page with
+        # every event, kept by the server in `owner`.
+        key = gr.Textbox(visible=False, elem_id="faqbot-key")
+        owner = gr.State(None)
 
-        def on_message(text: str, state: list[Turn], sid: str | None):
+        outputs = [chat, turns, session, entry, feedback_row, thanks, box, owner, key]
+
+        def on_message(text: str, state: list[Turn], sid: str | None, own: str | None, k: str):
+            if not ui.owns(own, k):
+                # Another page with the same session_hash: a conversation of its own, never
+                # the stored one, and the stored one left untouched.
+                fresh, _, entry_id = ui.respond(text, [], None)
+                return (render(fresh), *([gr.skip()] * 6), gr.skip(), gr.skip())
+            own = own or ui.new_key()
             new_turns, sid, entry_id = ui.respond(text, state, sid)
             return (
                 render(new_turns),
@@ -260,22 +295,30 @@ def build_ui(bot: Any, settings: Settings) -> gr.Blocks:
                 gr.update(visible=entry_id is not None),
                 gr.update(value="", visible=False),
                 "",
+                own,
+                own,
             )
 
-        def on_pick(state: list[Turn], sid: str | None, evt: gr.SelectData):
+        def on_pick(
+            state: list[Turn], sid: str | None, own: str | None, k: str, evt: gr.SelectData
+        ):
             value = (
                 evt.value.get("text", "") if isinstance(evt.value, dict) else str(evt.value or "")
             )
-            return on_message(value, state, sid)
+            return on_message(value, state, sid, own, k)
 
         def on_vote(helpful: bool):
-            def handler(sid: str | None, entry_id: str | None):
+            def handler(sid: str | None, entry_id: str | None, own: str | None, k: str):
+                if not ui.owns(own, k):
+                    return gr.skip(), gr.skip(), gr.skip()
                 text = ui.vote(helpful, sid, entry_id)
                 return gr.update(visible=False), gr.update(value=text, visible=bool(text)), None
 
             return handler
 
-        def on_new(sid: str | None):
+        def on_new(sid: str | None, own: str | None, k: str):
+            if not ui.owns(own, k):
+                return tuple(gr.skip() for _ in outputs)
             ui.reset(sid)
             return (
                 [],
@@ -285,18 +328,21 @@ def build_ui(bot: Any, settings: Settings) -> gr.Blocks:
                 gr.update(visible=False),
                 gr.update(value="", visible=False),
                 "",
+                own,
+                gr.skip(),
             )
 
         common: dict[str, Any] = {"api_visibility": "private", "show_progress": "minimal"}
-        box.submit(on_message, [box, turns, session], outputs, **common)
-        chat.option_select(on_pick, [turns, session], outputs, **common)
-        chat.example_select(on_pick, [turns, session], outputs, **common)
-        yes.click(on_vote(True), [session, entry], [feedback_row, thanks, entry], **common)
-        no.click(on_vote(False), [session, entry], [feedback_row, thanks, entry], **common)
-        new.click(on_new, [session], outputs, **common)
-        chat.clear(on_new, [session], outputs, **common)  # the chatbot's own 🗑 button
+        box.submit(on_message, [box, turns, session, owner, key], outputs, **common)
+        chat.option_select(on_pick, [turns, session, owner, key], outputs, **common)
+        chat.example_select(on_pick, [turns, session, owner, key], outputs, **common)
+        voted = [feedback_row, thanks, entry]
+        yes.click(on_vote(True), [session, entry, owner, key], voted, **common)
+        no.click(on_vote(False), [session, entry, owner, key], voted, **common)
+        new.click(on_new, [session, owner, key], outputs, **common)
+        chat.clear(on_new, [session, owner, key], outputs, **common)  # the chatbot's own 🗑 button
     # Users must not wait for each other: handlers run concurrently in Gradio's threadpool.
-    demo.queue(default_concurrency_limit=None)
+    demo.queue(default_concurrency_limit=None, max_size=QUEUE_MAX_SIZE)
     return demo
 
 
@@ -342,4 +388,13 @@ def mount_ui(app: Any, bot: Any, settings: Settings) -> Any:
     )
 
 
-__all__ = ["build_ui", "mount_ui", "ChatUI", "user_text_markdown", "split_suggestions", "render"]
+__all__ = [
+    "MAX_TURNS",
+    "QUEUE_MAX_SIZE",
+    "build_ui",
+    "mount_ui",
+    "ChatUI",
+    "user_text_markdown",
+    "split_suggestions",
+    "render",
+]

@@ -85,7 +85,12 @@ def live(tmp_path_factory):
 
     data = tmp_path_factory.mktemp("live")
     settings = Settings(
-        data_dir=data, retrieval="bm25", feedback_db=data / "votes.sqlite3", port=free_port()
+        data_dir=data,
+        retrieval="bm25",
+        feedback_db=data / "votes.sqlite3",
+        port=free_port(),
+        # The intranet example page is served from another loopback port: allowed to embed.
+        frame_ancestors=("self", "http://127.0.0.1:*"),
     )
     bot = Bot.from_settings(settings, progress=False)
     server = uvicorn.Server(

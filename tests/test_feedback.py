@@ -69,16 +69,18 @@ def test_1000_concurrent_votes_are_all_stored_and_exported(faqbot_server, tmp_pa
     server = faqbot_server()
     per_client = VOTES // CLIENTS
 
-    def client_votes(n: int) -> tuple[list[str], list[str], tuple[str, str, str]]:
-        acked, refused = [], []
+    def client_votes(n: int) -> tuple[list[str], list[str], dict[str, tuple[str, str]]]:
+        acked, refused, opened = [], [], {}
         with httpx.Client(base_url=server.url, timeout=30) as c:
-            sid, entry, question = open_session(c, n)
             for i in range(per_client):
+                # One vote per session and entry (a second replaces the first): a session each.
+                sid, entry, question = open_session(c, n + i)
+                opened[sid] = (entry, question)
                 comment = f"vote c{n:02d}-{i:03d}"
                 (acked if vote(c, sid, entry, comment, helpful=i % 3 != 0) else refused).append(
                     comment
                 )
-        return acked, refused, (sid, entry, question)
+        return acked, refused, opened
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         results = list(pool.map(client_votes, range(CLIENTS)))
@@ -91,7 +93,8 @@ def test_1000_concurrent_votes_are_all_stored_and_exported(faqbot_server, tmp_pa
     assert len(rows) == VOTES
     assert sorted(r[4] for r in rows) == sorted(acked)  # each vote once, none lost, none doubled
     # Every vote is tied to the question its session asked (kept server-side, per session).
-    sessions = {sid: (entry, question) for _, _, (sid, entry, question) in results}
+    sessions = {sid: kept for _, _, opened in results for sid, kept in opened.items()}
+    assert len(sessions) == VOTES
     assert all(sessions[sid] == (entry, question) for sid, entry, question, _, _ in rows)
     assert sum(r[3] for r in rows) == CLIENTS * sum(1 for i in range(per_client) if i % 3 != 0)
     assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
@@ -131,9 +134,13 @@ def test_sigkill_while_voting_loses_no_acknowledged_vote(faqbot_server, tmp_path
 
     def client_votes(n: int) -> None:
         with httpx.Client(base_url=server.url, timeout=10) as c:
-            sid, entry, _ = open_session(c, n)
             for i in range(max_per_client):
                 comment = f"kill c{n:02d}-{i:03d}"
+                try:
+                    sid, entry, _ = open_session(c, n + i)  # one vote per session and entry
+                except httpx.TransportError as exc:  # the server is gone
+                    errors.append(type(exc).__name__)
+                    return
                 with lock:
                     attempted[0] += 1
                 try:

@@ -48,7 +48,10 @@ def continues(bot: Bot, sid: str, option: str, facet: str) -> bool:
 # ------------------------------------------------------------ a bounded number of sessions
 
 
-def test_sessions_are_bounded_and_the_oldest_evicted(web_bot, tmp_path, web_clarify_question):
+def test_sessions_are_bounded_and_a_full_store_keeps_the_open_ones(
+    web_bot, tmp_path, web_clarify_question
+):
+    """When full, new conversations are answered but not kept: nothing open is pushed out."""
     bot = make_bot(web_bot, tmp_path, max_sessions=1000)
     old_sid, facet, option = clarify(bot, web_clarify_question)
     issued = set()
@@ -60,36 +63,31 @@ def test_sessions_are_bounded_and_the_oldest_evicted(web_bot, tmp_path, web_clar
     assert bot.session_count == 1000
     assert bot.sessions.question_count() <= 1000  # the questions kept for votes are bounded too
 
-    # The oldest session is gone: its id starts a new conversation, it does not resume the clarify.
-    reply, sid = bot.chat(option, old_sid)
-    assert sid != old_sid and sid not in issued
-    # The most recent sessions are still there.
-    _, recent = bot.chat("montant prestation SAS")
-    assert bot.chat("montant prestation SAS", recent)[1] == recent
+    # The first session still holds its clarification.
+    assert continues(bot, old_sid, option, facet)
+    # A conversation opened once the store was full was not kept: its id starts anew.
+    _, late = bot.chat("montant prestation SAS")
+    assert bot.chat("montant prestation SAS", late)[1] != late
 
 
-def test_a_session_in_use_outlives_idle_ones(web_bot, tmp_path, web_clarify_question):
-    """Eviction takes the least recently used session, not an active conversation."""
-    bot = make_bot(web_bot, tmp_path, max_sessions=100)
-    idle_sid, _, _ = clarify(bot, web_clarify_question)
-    active_sid, facet, option = clarify(bot, web_clarify_question)
-    for n in range(500):
+def test_sessions_free_their_place_when_they_expire(web_bot, tmp_path, web_clarify_question):
+    clock = FakeClock()
+    bot = make_bot(web_bot, tmp_path, timer=clock, max_sessions=100, session_ttl_seconds=60)
+    for _ in range(150):
         bot.chat("bonjour")
-        if n % 50 == 0:
-            # Re-asking keeps the conversation alive and its clarification pending.
-            reply, sid = bot.chat(web_clarify_question, active_sid)
-            assert sid == active_sid and reply.type == "clarify"
-    assert continues(bot, active_sid, option, facet)
-    assert not continues(bot, idle_sid, option, facet)
+    assert bot.session_count == 100
+    clock.now += 61
+    sid, facet, option = clarify(bot, web_clarify_question)
+    assert continues(bot, sid, option, facet)
 
 
 def test_an_evicted_or_forged_id_never_reads_another_session(
     web_bot, tmp_path, web_clarify_question
 ):
-    bot = make_bot(web_bot, tmp_path, max_sessions=10)
+    clock = FakeClock()
+    bot = make_bot(web_bot, tmp_path, timer=clock, max_sessions=10, session_ttl_seconds=60)
     victim, facet, option = clarify(bot, web_clarify_question)
-    for _ in range(20):
-        bot.chat("bonjour")  # the victim's session is evicted
+    clock.now += 61  # the victim's session expires
     for forged in (victim, "A" * 22, victim[:-1] + ("A" if victim[-1] != "A" else "B")):
         assert bot.chat(option, forged)[1] != forged
     # A live session is not reachable under any other id.
@@ -153,11 +151,13 @@ def test_the_question_kept_for_a_vote_expires_with_the_session(web_bot, tmp_path
     bot = make_bot(web_bot, tmp_path, timer=clock, session_ttl_seconds=60)
     reply, sid = bot.chat("montant prestation SAS")
     entry = reply.results[0].entry.id
+    _, other = bot.chat("montant prestation SAS")
     bot.feedback(sid, entry, True)
     clock.now += 61
-    bot.feedback(sid, entry, False)  # a late vote is still stored, without the question
-    questions = [r[4] for r in bot.feedback_store.rows()]
-    assert questions == ["montant prestation SAS", None]
+    bot.feedback(sid, entry, False)  # a late vote still counts: it replaces the session's first
+    bot.feedback(other, entry, False)  # a first vote after the TTL is stored without its question
+    rows = {r.session_id: (r.question, r.helpful) for r in bot.feedback_store.rows()}
+    assert rows == {sid: ("montant prestation SAS", 0), other: (None, 0)}
 
 
 def test_default_timer_is_the_real_clock(web_bot, tmp_path):

@@ -236,6 +236,10 @@ def test_postgres_votes_behave_as_sqlite_votes(postgres_db):
     try:
         # The very test the SQLite stores pass.
         vote_contract.test_a_vote_store_keeps_votes_in_order_and_sums_them_per_entry(store)
+        store.db.open()
+        with store.db.connection() as conn:
+            conn.execute("TRUNCATE feedback")
+        vote_contract.test_a_vote_store_keeps_one_vote_per_session_and_entry_the_latest(store)
         assert store.rows()[0].created_at.endswith("+00:00")
         store.ping()
     finally:
@@ -297,5 +301,6 @@ def test_postgres_stopped_votes_503_chat_goes_on_and_votes_come_back_without_res
         assert client.get("/readyz").json()["status"] == "ok"
     with psycopg.connect(own_postgres.url) as conn:
         rows = conn.execute("SELECT entry_id, question FROM feedback ORDER BY id").fetchall()
-    assert rows == [(vote["entry_id"], "montant prestation SAS")] * 2
+    # The same vote twice: one row (one vote per session and entry, the latest kept).
+    assert rows == [(vote["entry_id"], "montant prestation SAS")]
     bot.votes.close()

@@ -17,7 +17,7 @@ import pytest
 from chatbot.bot import Bot
 from chatbot.config import Settings
 from chatbot.dialogue import DialogueState
-from chatbot.errors import FaqBotError
+from chatbot.errors import FaqBotError, SessionsFullError
 from chatbot.stores import (
     LazyVoteStore,
     MemorySessionStore,
@@ -54,15 +54,19 @@ def test_memory_sessions_expire_ttl_seconds_after_their_last_write():
     assert store.get("a") is None and store.count() == 0
 
 
-def test_memory_sessions_are_bounded_and_evict_the_least_recently_used():
-    store = MemorySessionStore(maxsize=3, ttl=3600)
+def test_memory_sessions_are_bounded_and_refuse_a_new_one_when_full():
+    """Nothing alive is evicted (one client must not push the others out): a new one is refused."""
+    clock = FakeClock()
+    store = MemorySessionStore(maxsize=3, ttl=60, timer=clock)
     for sid in "abc":
         store.put(sid, a_state(1))
-    assert store.get("a") is not None  # a read counts as use
+    with pytest.raises(SessionsFullError):
+        store.put("d", a_state(1))
+    store.put("a", a_state(2))  # a known session is still written
+    assert store.count() == 3 and all(store.get(sid) is not None for sid in "abc")
+    clock.now += 61  # expired ones make room
     store.put("d", a_state(1))
-    assert store.count() == 3
-    assert store.get("b") is None
-    assert all(store.get(sid) is not None for sid in "acd")
+    assert store.count() == 1
 
 
 def test_memory_sessions_drop_forgets_one_session_and_ignores_unknown_ids():
@@ -103,6 +107,18 @@ def votes(request, tmp_path) -> Iterator[VoteStore]:
         store = LazyVoteStore(lambda: SqliteVoteStore(path))
     yield store
     store.close()
+
+
+def test_a_vote_store_keeps_one_vote_per_session_and_entry_the_latest(votes):
+    votes.open()
+    first = votes.add("abcdefgh", "ans-1", True, question="montant ?")
+    assert votes.add("abcdefgh", "ans-1", False, comment="en fait non") == first
+    votes.add("abcdefgh", "ans-2", True)
+    rows = [(r.session_id, r.entry_id, r.helpful, r.question, r.comment) for r in votes.rows()]
+    assert rows == [
+        ("abcdefgh", "ans-1", 0, "montant ?", "en fait non"),
+        ("abcdefgh", "ans-2", 1, None, None),
+    ]
 
 
 def test_a_vote_store_keeps_votes_in_order_and_sums_them_per_entry(votes):

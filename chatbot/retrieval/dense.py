@@ -10,6 +10,7 @@ import numpy as np
 from cachetools import LRUCache
 
 from chatbot.corpus import FaqEntry
+from chatbot.metrics import ENCODER_SECONDS, timed
 from chatbot.retrieval.alignment import WordAligner
 
 if TYPE_CHECKING:
@@ -59,11 +60,13 @@ class DenseScorer:
         lift = np.zeros(len(self.entries), dtype=np.float32)
         if self.aligner:
             # The aligner exists only for an encoder declaring word vectors (Retriever).
-            vectors, per_text = self.encoder.encode_queries_with_words([query])  # type: ignore[attr-defined]
+            with timed(ENCODER_SECONDS):
+                vectors, per_text = self.encoder.encode_queries_with_words([query])  # type: ignore[attr-defined]
             qv = vectors[0]
             lift = self.aligner.lift(per_text[0].words, per_text[0].vectors)
         else:
-            qv = self.encoder.encode_queries([query])[0]
+            with timed(ENCODER_SECONDS):
+                qv = self.encoder.encode_queries([query])[0]
         per_field = self.dense_index.field_scores(qv)
         fields = self.dense_index.fields
         # An entry's dense score: its best title/alternate cosine plus a share of its

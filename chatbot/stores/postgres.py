@@ -59,6 +59,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # The curator's tables (chatbot/stores/curator.py): question log, edits, audit, version.
     Migration(2, "curator", POSTGRES_SCHEMA),
+    Migration(
+        3,
+        "one vote per session and entry",
+        # The latest of repeated votes is kept; then the unique index holds the rule.
+        """
+        DELETE FROM feedback f USING feedback g
+         WHERE f.session_id = g.session_id AND f.entry_id = g.entry_id AND f.id < g.id;
+        CREATE UNIQUE INDEX IF NOT EXISTS feedback_session_entry
+            ON feedback(session_id, entry_id);
+        """,
+    ),
 )
 
 
@@ -188,12 +199,14 @@ class PostgresVoteStore:
         question: str | None = None,
         comment: str | None = None,
     ) -> int:
-        """Store one vote; returns its id once committed."""
+        """Store one vote (replacing this session's earlier vote on the entry); its id once committed."""
         self.db.open()
         with self.db.connection() as conn:
             row = conn.execute(
                 "INSERT INTO feedback (session_id, entry_id, question, helpful, comment)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id, entry_id) DO UPDATE SET"
+                " created_at = now(), helpful = EXCLUDED.helpful, comment = EXCLUDED.comment,"
+                " question = COALESCE(EXCLUDED.question, feedback.question) RETURNING id",
                 (session_id, entry_id, question, helpful, comment),
             ).fetchone()
         assert row is not None  # RETURNING gives one row

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from cachetools import TTLCache
 
-from chatbot.errors import SessionStateError
+from chatbot.errors import SessionsFullError, SessionStateError
 
 if TYPE_CHECKING:  # the CLI's `feedback` commands import this package without the dialogue
     from chatbot.dialogue import DialogueState
@@ -44,7 +44,8 @@ class SessionStore(Protocol):
         ...
 
     def put(self, session_id: str, state: DialogueState) -> None:
-        """Store the state; the session's TTL starts again."""
+        """Store the state; the session's TTL starts again. SessionsFullError when the
+        session is new and the store is full."""
         ...
 
     def drop(self, session_id: str) -> None:
@@ -66,7 +67,8 @@ class SessionStore(Protocol):
 
 class MemorySessionStore:
     """Sessions in this process: at most `maxsize`, each expired `ttl` seconds after its last
-    write, the least recently used evicted first when full."""
+    write. When full, a new session is refused rather than an older one evicted: one client
+    opening sessions in a loop must not push every other conversation out."""
 
     def __init__(
         self, maxsize: int, ttl: float, timer: Callable[[], float] = time.monotonic
@@ -92,6 +94,13 @@ class MemorySessionStore:
 
     def put(self, session_id: str, state: DialogueState) -> None:
         with self._lock:
+            if session_id not in self._states:
+                self._states.expire()
+                if len(self._states) >= self._states.maxsize:
+                    raise SessionsFullError(
+                        f"{len(self._states)} conversations en cours : nouvelle session non gardée "
+                        "(FAQBOT_MAX_SESSIONS)."
+                    )
             self._states[session_id] = state
 
     def drop(self, session_id: str) -> None:

@@ -28,6 +28,22 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_entry ON feedback(entry_id);
 """
+# Version 1: one vote per (session, entry), the latest kept. A database written before keeps
+# only the latest of its repeated votes, then the unique index holds the rule.
+ONE_VOTE_PER_ENTRY = """
+DELETE FROM feedback WHERE id NOT IN (SELECT MAX(id) FROM feedback GROUP BY session_id, entry_id);
+CREATE UNIQUE INDEX IF NOT EXISTS feedback_session_entry ON feedback(session_id, entry_id);
+PRAGMA user_version = 1;
+"""
+# A second vote on the same answer in the same session replaces the first (the user changed
+# their mind); the question stays the one the answer was given for.
+UPSERT = (
+    "INSERT INTO feedback (created_at, session_id, entry_id, question, helpful, comment)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, entry_id) DO UPDATE SET"
+    " created_at = excluded.created_at, helpful = excluded.helpful,"
+    " comment = excluded.comment, question = COALESCE(excluded.question, feedback.question)"
+    " RETURNING id"
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -68,7 +84,8 @@ class VoteStore(Protocol):
         question: str | None = None,
         comment: str | None = None,
     ) -> int:
-        """Store one vote durably; returns its id once it is stored."""
+        """Store one vote durably; returns its id once it is stored. One vote per
+        (session, entry): a later one replaces the earlier (same id)."""
         ...
 
     def count(self) -> int: ...
@@ -89,7 +106,7 @@ class VoteStore(Protocol):
 
 
 class SqliteVoteStore:
-    """Appends votes durably (committed before the caller is told "ok")."""
+    """Stores votes durably (committed before the caller is told "ok"), one per session and entry."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -102,6 +119,8 @@ class SqliteVoteStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(SCHEMA)
+            if self._conn.execute("PRAGMA user_version").fetchone()[0] < 1:
+                self._conn.executescript(f"BEGIN IMMEDIATE;{ONE_VOTE_PER_ENTRY}COMMIT;")
         except (OSError, sqlite3.Error) as exc:
             # A directory, a file that is not SQLite, no permission: say which file and what to set.
             raise FaqBotError(
@@ -132,14 +151,8 @@ class SqliteVoteStore:
         for attempt in range(20):
             try:
                 with self._lock:
-                    cur = self._conn.execute(
-                        "INSERT INTO feedback (created_at, session_id, entry_id, question, helpful, comment)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        row,
-                    )
-                    rowid = cur.lastrowid
-                assert rowid is not None  # set by every INSERT
-                return rowid
+                    rowid = self._conn.execute(UPSERT, row).fetchone()[0]
+                return int(rowid)
             except sqlite3.Error as exc:  # OperationalError when busy; others: disk full, corrupt…
                 busy = isinstance(exc, sqlite3.OperationalError) and (
                     "locked" in str(exc) or "busy" in str(exc)

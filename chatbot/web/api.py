@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from chatbot import messages as msg
+from chatbot import metrics
+from chatbot.errors import FaqBotError
 from chatbot.records import (
     HealthResponse,
     OkResponse,
@@ -19,6 +22,8 @@ from chatbot.web.errors import ERROR_RESPONSES, error_response
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot
+
+log = logging.getLogger("faqbot.http")
 
 
 def api_router(bot: Bot) -> APIRouter:
@@ -37,6 +42,16 @@ def api_router(bot: Bot) -> APIRouter:
         # 200 even when degraded: the process still answers (statelessly, or without votes),
         # and every process shares the same stores, so taking one out of rotation would not help.
         return JSONResponse(bot.readiness())
+
+    @router.get("/metrics", tags=["api"], summary="Métriques Prometheus (format texte)")
+    def prometheus_metrics() -> Response:
+        # Read now, not counted as they change: the store is the truth (shared with Redis).
+        try:
+            metrics.SESSIONS_LIVE.set(bot.session_count)
+        except FaqBotError as exc:
+            log.warning("metrics : sessions illisibles : %s", exc)
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
     @router.post(
         "/api/search",

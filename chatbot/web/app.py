@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.web.admin import add_admin
 from chatbot.web.api import api_router
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def create_app(bot: Bot, settings: Settings, ui: bool = True) -> FastAPI:
-    """The FastAPI app: JSON API, widget, OpenAPI docs at /docs and (unless ui=False) the Gradio UI at /."""
+    """The FastAPI app: JSON API, /metrics, widget, the OpenAPI schema (and /docs with
+    FAQBOT_API_DOCS=1) and (unless ui=False) the Gradio UI at /."""
     app = FastAPI(
         title="faqbot – Assistant FAQ Ségur du numérique en santé",
         description=(
@@ -26,7 +28,9 @@ def create_app(bot: Bot, settings: Settings, ui: bool = True) -> FastAPI:
             '`{"error": "…"}` en français ; rien de ce qui est envoyé n\'est renvoyé en HTML.'
         ),
         version="1.0",
-        docs_url="/docs",
+        # Swagger UI comes from a CDN: blank offline, and an outside script on the server's
+        # origin. Off unless asked for; /openapi.json is always there.
+        docs_url="/docs" if settings.api_docs else None,
         redoc_url=None,
     )
     # First, so that an invalid FAQBOT_FRAME_ANCESTORS stops the start before anything loads;
@@ -35,6 +39,7 @@ def create_app(bot: Bot, settings: Settings, ui: bool = True) -> FastAPI:
     add_exception_handlers(app)
     # Before the API router, whose catch-all answers every other /api/ path.
     add_admin(app, bot, settings)
+    metrics.INDEX_INFO.labels(**bot.index_labels()).set(1)
     app.include_router(api_router(bot))
     app.include_router(widget_router(settings))
     if ui:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 API_ROUTES = {
     "/healthz": ("GET",),
     "/readyz": ("GET",),
+    "/metrics": ("GET",),
     "/api/search": ("POST",),
     "/api/chat": ("POST",),
     "/api/feedback": ("POST",),

@@ -5,11 +5,13 @@ Pure ASGI rather than BaseHTTPMiddleware, because Gradio streams its responses.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -20,15 +22,67 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatbot import messages as msg
+from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.errors import ConfigError
+from chatbot.logs import REQUEST_ID
 from chatbot.web.bodies import REQUEST_MODELS, UPLOAD_ROUTES
 from chatbot.web.errors import error_response, route_path
 
 log = logging.getLogger("faqbot.http")
+access_log = logging.getLogger("faqbot.access")
 # Gradio posts small JSON events (the chat history stays server-side in gr.State),
 # so outside /api/ a generous fixed cap is enough.
 NON_API_MAX_BODY = 1024 * 1024
+# Gradio routes the chat never uses, refused outright: uploads (the chat has no file
+# component; files stayed on disk, from any origin) and the direct calls of event handlers,
+# which skipped the queue and its limits (docs/security.md).
+GRADIO_CLOSED = ("/gradio_api/upload", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The routes metrics and access lines name; any other path is "other" (bounded labels).
+_NAMED_ROUTES = (
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/search",
+    "/api/chat",
+    "/api/feedback",
+    "/widget",
+    "/widget.js",
+    "/widget/app.js",
+    "/widget/app.css",
+    "/openapi.json",
+    "/docs",
+    "/gradio_api/queue/join",
+    "/gradio_api/queue/data",
+    "/gradio_api/config",
+    "/config",
+)
+
+
+def route_label(path: str) -> str:
+    """A fixed name for `path`: metrics labels and log fields never carry what a client typed."""
+    if path in _NAMED_ROUTES:
+        return path
+    if path.startswith("/api/"):
+        return "/api/other"
+    if path.startswith("/gradio_api/"):
+        return "/gradio_api/other"
+    if path.startswith(("/assets/", "/static/", "/theme.css", "/gradio_api/file=")):
+        return "/assets"
+    return "other"
+
+
+def client_key(scope: Scope) -> str:
+    """The client's IP address as a rate-limit key; never any other string a client sent."""
+    host = (scope.get("client") or ("", 0))[0]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "?"  # a test client or a unix socket: one shared key
+
+
 _CSP_SOURCE = re.compile(
     r"^(\*|'self'|'none'|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?[A-Za-z0-9*.-]+(:[0-9*]+)?(/[^\s;,]*)?)$"
 )
@@ -70,7 +124,7 @@ class SecurityHeadersMiddleware:
             "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
             f"form-action 'self'; frame-ancestors {fa}"
         )
-        # FastAPI's /docs page loads Swagger UI from its CDN.
+        # FastAPI's /docs page (only with FAQBOT_API_DOCS=1) loads Swagger UI from its CDN.
         cdn = "https://cdn.jsdelivr.net"
         self.csp_docs = (
             f"default-src 'self'; script-src 'self' 'unsafe-inline' {cdn}; style-src 'self' 'unsafe-inline' {cdn}; "
@@ -84,6 +138,7 @@ class SecurityHeadersMiddleware:
         if path.startswith("/api/") or path in (
             "/healthz",
             "/readyz",
+            "/metrics",
             "/openapi.json",
             "/widget.js",
         ):
@@ -142,17 +197,24 @@ class CatchAllMiddleware:
 
 
 class BodyGuardMiddleware:
-    """Enforces the body size limit before parsing; on /api/ also JSON content type and UTF-8."""
+    """Enforces the body size limit before parsing, Content-Length or chunked, on every route;
+    on /api/ also JSON content type and UTF-8. Closed Gradio routes are refused here."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int):
         self.app = app
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
+        if path.startswith(GRADIO_CLOSED):
+            await error_response(404, msg.HTTP_GRADIO_CLOSED)(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
         is_api = path.startswith("/api/")
         upload = UPLOAD_ROUTES.get(path)  # a curator's spreadsheet: larger, binary
         limit = upload or (self.max_body_bytes if is_api else NON_API_MAX_BODY)
@@ -168,10 +230,7 @@ class BodyGuardMiddleware:
                     scope, receive, send
                 )
                 return
-        if not is_api:
-            await self.app(scope, receive, send)
-            return
-        if path in REQUEST_MODELS:
+        if is_api and path in REQUEST_MODELS:
             ctype = (
                 headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             )
@@ -180,7 +239,8 @@ class BodyGuardMiddleware:
             ):
                 await error_response(415, msg.HTTP_CONTENT_TYPE)(scope, receive, send)
                 return
-        # Read the whole (small) body here, bounded, so chunked uploads obey the limit too.
+        # Read the whole (small) body here, bounded, so chunked bodies obey the limit too:
+        # outside /api/ as well (a 10 MB chunked body to Gradio's queue was read to the end).
         chunks: list[bytes] = []
         total = 0
         more = True
@@ -198,12 +258,12 @@ class BodyGuardMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        try:
-            if not upload:
+        if is_api and not upload:  # an uploaded spreadsheet is binary
+            try:
                 body.decode("utf-8")
-        except UnicodeDecodeError:
-            await error_response(400, msg.HTTP_BAD_UTF8)(scope, receive, send)
-            return
+            except UnicodeDecodeError:
+                await error_response(400, msg.HTTP_BAD_UTF8)(scope, receive, send)
+                return
         replayed = False
 
         async def replay() -> Message:
@@ -223,8 +283,9 @@ class RateLimiter(Protocol):
 
 
 class RateLimitMiddleware:
-    """Per-client sliding window over the last 60 s on /api/, in this process; with `limiter`
-    (Redis, FAQBOT_REDIS_URL) the count is shared by every process instead."""
+    """Per-client sliding window over the last 60 s on /api/ and on the Gradio chat's events
+    (its POSTs), in this process; with `limiter` (Redis, FAQBOT_REDIS_URL) the count is shared
+    by every process instead. The client is its IP address (`client_key`)."""
 
     WINDOW = 60.0
 
@@ -241,6 +302,13 @@ class RateLimitMiddleware:
         self.limiter = limiter
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def counted(path: str, method: str) -> bool:
+        """/api/ calls, and each event of the Gradio chat (a message, a click: one POST each)."""
+        if method == "OPTIONS":
+            return False
+        return path.startswith("/api/") or (method == "POST" and path.startswith("/gradio_api/"))
 
     def check(self, client: str) -> int:
         """0 when the request may go on, else the seconds to wait."""
@@ -259,14 +327,10 @@ class RateLimitMiddleware:
             return 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or not route_path(scope).startswith("/api/")
-            or scope["method"] == "OPTIONS"
-        ):
+        if scope["type"] != "http" or not self.counted(route_path(scope), scope["method"]):
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("?", 0))[0]
+        client = client_key(scope)
         if self.limiter is None:
             wait = self.check(client)
         else:  # a network round trip: off the event loop
@@ -278,6 +342,103 @@ class RateLimitMiddleware:
             )
             return
         await self.app(scope, receive, send)
+
+
+class ProxyHeadersMiddleware:
+    """The client's address and scheme from X-Forwarded-For / -Proto, only when the connection
+    comes from a trusted proxy (FAQBOT_TRUSTED_PROXIES); only a valid IP address is taken."""
+
+    def __init__(self, app: ASGIApp, trusted: tuple[str, ...]):
+        self.app = app
+        self.trusted = tuple(ipaddress.ip_network(t, strict=False) for t in trusted)
+
+    def _is_trusted(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self.trusted:
+            await self.app(scope, receive, send)
+            return
+        peer = (scope.get("client") or ("", 0))[0]
+        if self._is_trusted(peer):
+            headers = {k.lower(): v for k, v in scope.get("headers", [])}
+            forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+            client = peer
+            # Right to left: each trusted proxy vouches for the hop before it; the first
+            # untrusted address is the client. A value that is not an IP stops the walk.
+            for hop in reversed([h.strip() for h in forwarded.split(",")][-20:]):
+                try:
+                    ip = str(ipaddress.ip_address(hop))
+                except ValueError:
+                    break
+                client = ip
+                if not self._is_trusted(ip):
+                    break
+            proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
+            scope = dict(scope)
+            scope["client"] = (client, 0)
+            if proto in ("http", "https"):
+                if scope["type"] == "websocket":
+                    proto = "wss" if proto == "https" else "ws"
+                scope["scheme"] = proto
+        await self.app(scope, receive, send)
+
+
+class RequestContextMiddleware:
+    """A request id on every request (a sane X-Request-ID is kept, else one is made), returned
+    in X-Request-ID and set for every log line; then the request's metrics and access line."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = REQUEST_ID.set(rid)
+        route = route_label(route_path(scope))
+        method = scope["method"] if scope["method"] in API_METHODS else "other"
+        status = 500  # unless a response starts
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                message = {**message, "headers": headers + [(b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(route).observe(seconds)
+            access_log.info(
+                "%s %s %d %.1f ms",
+                method,
+                route,
+                status,
+                seconds * 1000,
+                extra={
+                    "route": route,
+                    "method": method,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
+            REQUEST_ID.reset(token)
+
+
+API_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def add_middlewares(app: FastAPI, settings: Settings) -> None:
@@ -306,12 +467,21 @@ def add_middlewares(app: FastAPI, settings: Settings) -> None:
     )
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, frame_ancestors=csp_frame_ancestors(settings))
+    # Outermost: every answer, even a 413 or a 429, is counted and carries its request id;
+    # and the client's address is known before anything reads it.
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(ProxyHeadersMiddleware, trusted=settings.trusted_proxies)
 
 
 __all__ = [
+    "GRADIO_CLOSED",
     "NON_API_MAX_BODY",
     "BodyGuardMiddleware",
     "CatchAllMiddleware",
+    "ProxyHeadersMiddleware",
+    "RequestContextMiddleware",
+    "client_key",
+    "route_label",
     "RateLimitMiddleware",
     "RateLimiter",
     "SecurityHeadersMiddleware",

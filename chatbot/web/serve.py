@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatbot.config import Settings
 from chatbot.errors import ConfigError, FaqBotError
+from chatbot.logs import configure_logging
+from chatbot.metrics import MULTIPROC_ENV
 from chatbot.web.app import create_app
 
 if TYPE_CHECKING:
@@ -88,6 +92,7 @@ def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
     import uvicorn
 
     check_port(settings.host, settings.port)
+    configure_logging(settings)
     print("Chargement de l'assistant (corpus, modèle, index)…", flush=True)
     started = time.perf_counter()
     bot = load_bot(settings, build="auto", progress=True)
@@ -101,7 +106,8 @@ def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
     url = public_url(settings)
     print(
         (f"Interface : {url}\n" if ui else "")
-        + f"Widget : {url}widget.js (voir docs/web.md)\nAPI : {url}docs",
+        + f"Widget : {url}widget.js (voir docs/web.md)\nAPI : {api_url(settings)}\n"
+        + f"Métriques : {url}metrics (voir docs/operations.md)",
         flush=True,
     )
     print("Ctrl+C pour arrêter.", flush=True)
@@ -110,7 +116,8 @@ def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
         host=settings.host,
         port=settings.port,
         root_path=settings.root_path.rstrip("/"),
-        proxy_headers=True,
+        # X-Forwarded-* are read by ProxyHeadersMiddleware, from FAQBOT_TRUSTED_PROXIES only.
+        proxy_headers=False,
         server_header=False,
         log_level="warning",
     )
@@ -145,10 +152,13 @@ def serve_workers(settings: Settings, workers: int, ui: bool = False) -> None:
         raise ConfigError("La préparation a échoué (message ci-dessus) : serveur non démarré.")
     # The workers are fresh interpreters (spawn): they read their settings from the environment.
     os.environ.update(settings.to_env())
+    # Metrics summed over the workers: each writes its samples in this folder (emptied first,
+    # so a previous run's counts do not come back), any of them answers /metrics for all.
+    os.environ[MULTIPROC_ENV] = str(prepare_multiproc_dir(settings))
     url = public_url(settings)
     print(
-        f"{workers} processus sur {url} : widget {url}widget.js, API {url}docs. "
-        "Ctrl+C pour arrêter.",
+        f"{workers} processus sur {url} : widget {url}widget.js, API {api_url(settings)}, "
+        f"métriques {url}metrics. Ctrl+C pour arrêter.",
         flush=True,
     )
     uvicorn.run(
@@ -158,10 +168,25 @@ def serve_workers(settings: Settings, workers: int, ui: bool = False) -> None:
         host=settings.host,
         port=settings.port,
         root_path=settings.root_path.rstrip("/"),
-        proxy_headers=True,
+        proxy_headers=False,
         server_header=False,
         log_level="warning",
     )
+
+
+def prepare_multiproc_dir(settings: Settings) -> Path:
+    """An empty <data_dir>/metrics-<port> folder for prometheus-client's multiprocess mode."""
+    folder = settings.data_dir / f"metrics-{settings.port}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def api_url(settings: Settings) -> str:
+    """Where the API is described: /docs when enabled, else the OpenAPI schema."""
+    url = public_url(settings)
+    return f"{url}docs" if settings.api_docs else f"{url}openapi.json"
 
 
 def _prepare(settings: Settings) -> None:
@@ -169,6 +194,7 @@ def _prepare(settings: Settings) -> None:
     from chatbot.bot import Bot
 
     try:
+        # Also creates <data_dir>/secret.key once, before N workers read it.
         bot = Bot.from_settings(settings, build="auto", progress=True)
         bot.feedback_store  # noqa: B018 - opening applies the migrations
     except FaqBotError as exc:
@@ -179,7 +205,16 @@ def _prepare(settings: Settings) -> None:
 def worker_app() -> FastAPI:
     """The app of one worker process (uvicorn factory): settings from FAQBOT_*, index already built."""
     settings = Settings.from_env()
+    configure_logging(settings)
     return create_app(load_bot(settings, build="never", progress=False), settings, ui=False)
 
 
-__all__ = ["check_port", "public_url", "serve", "serve_workers", "worker_app"]
+__all__ = [
+    "api_url",
+    "check_port",
+    "prepare_multiproc_dir",
+    "public_url",
+    "serve",
+    "serve_workers",
+    "worker_app",
+]

@@ -1,0 +1,115 @@
+"""Session ids the bot can recognise as its own: a random nonce and its HMAC, nothing stored.
+
+A vote needs a session id the bot issued (a made-up one is refused), on any process and
+after the session expired, so the proof travels in the id itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from chatbot.config import Settings
+from chatbot.errors import ConfigError
+
+_NONCE_BYTES = 16  # 128 random bits, as token_urlsafe(16) gave before
+_MAC_BYTES = 12
+_ID = re.compile(r"[A-Za-z0-9_-]{38}")  # base64url of 28 bytes, unpadded
+KEY_FILE = "secret.key"
+log = logging.getLogger("faqbot")
+
+
+class SessionIds:
+    """Issues session ids and tells whether an id was issued with the same key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, nonce: bytes) -> bytes:
+        return hmac.new(self._key, b"faqbot-session:" + nonce, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def new(self) -> str:
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return base64.urlsafe_b64encode(nonce + self._mac(nonce)).decode().rstrip("=")
+
+    def issued(self, session_id: object) -> bool:
+        """True only for an id `new` returned (with this key); never raises."""
+        if not isinstance(session_id, str) or not _ID.fullmatch(session_id):
+            return False
+        try:
+            raw = base64.urlsafe_b64decode(session_id + "=" * (-len(session_id) % 4))
+        except (binascii.Error, ValueError):
+            return False
+        # Only the canonical spelling: the last character's unused bits would otherwise give
+        # each id 16 spellings, each a session of its own (and a vote of its own).
+        if base64.urlsafe_b64encode(raw).decode().rstrip("=") != session_id:
+            return False
+        nonce, mac = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
+        return hmac.compare_digest(mac, self._mac(nonce))
+
+
+def load_secret(settings: Settings) -> bytes:
+    """FAQBOT_SECRET_KEY; else, with FAQBOT_REDIS_URL, the key kept in Redis (made once, shared
+    by every process on every machine); else the key in <data_dir>/secret.key (mode 600)."""
+    if settings.secret_key:
+        return settings.secret_key.encode("utf-8")
+    if settings.redis_url:
+        shared = _redis_secret(settings.redis_url)
+        if shared is not None:
+            return shared
+    path = settings.data_dir / KEY_FILE
+    try:
+        return _read_or_create(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"Clé des identifiants de session inutilisable ({path}) : {exc.strerror}. "
+            "Vérifiez FAQBOT_DATA_DIR ou définissez FAQBOT_SECRET_KEY."
+        ) from None
+
+
+def _redis_secret(url: str) -> bytes | None:
+    """The key every process sharing this Redis uses (SET NX: the first one made wins)."""
+    import redis
+
+    from chatbot.stores.redis_store import DEFAULT_PREFIX, redis_client
+
+    key = f"{DEFAULT_PREFIX}secret"
+    try:
+        client = redis_client(url)
+        client.set(key, secrets.token_hex(32), nx=True)
+        value: Any = client.get(key)
+    except redis.RedisError as exc:
+        # Redis down at start: this process signs with its local key; its ids are refused by
+        # the others until it restarts (said in the log, conversations still answered).
+        log.warning("clé des sessions non lue dans Redis (%s) : clé locale.", exc)
+        return None
+    return bytes(value).strip() if value else None
+
+
+def _read_or_create(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    try:
+        # link, not rename: when several processes start at once, the first key wins for all.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_bytes().strip()
+
+
+__all__ = ["KEY_FILE", "SessionIds", "load_secret"]
