@@ -7,6 +7,7 @@ on a 2-core machine; `quick` (for the CI test) uses small counts and stays under
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -203,18 +204,43 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def inprocess_latency(bot: Bot, pool: QueryPool, n: int) -> dict[str, Any]:
-    """bot.search and a first chat turn (fresh session) on `n` new questions each; search again on seen ones."""
-    bot.search(pool.take(1)[0])  # warm-up: first call pays lazy initialisation
+def _turns(k: int, i: int) -> list[int]:
+    """0..k-1, reversed every other time: interleaved backends take turns at going first."""
+    order = list(range(k))
+    return order if i % 2 == 0 else order[::-1]
+
+
+def inprocess_latency(bots: Sequence[Bot], pool: QueryPool, n: int) -> list[dict[str, Any]]:
+    """bot.search and a first chat turn (fresh session) on `n` new questions each; search again on seen ones.
+
+    With several bots (one per backend), each question is asked of every bot in turn, so
+    that they share the machine's background load question by question.
+    """
+    warm = pool.take(1)[0]
+    for bot in bots:
+        bot.search(warm)  # warm-up: first call pays lazy initialisation
     asked = pool.take(n)
-    search = [_timed(lambda t=t: bot.search(t, k=5)) for t in asked]
-    chat = [_timed(lambda t=t: bot.chat(t)) for t in pool.take(n)]
-    again = [_timed(lambda t=t: bot.search(t, k=5)) for t in asked[: max(10, n // 4)]]
-    return {
-        "search": latency_stats(search),
-        "chat": latency_stats(chat),
-        "search_seen_question": latency_stats(again),
-    }
+    chats = pool.take(n)
+    search: list[list[float]] = [[] for _ in bots]
+    chat: list[list[float]] = [[] for _ in bots]
+    again: list[list[float]] = [[] for _ in bots]
+    for i, t in enumerate(asked):
+        for b in _turns(len(bots), i):
+            search[b].append(_timed(lambda bot=bots[b], t=t: bot.search(t, k=5)))
+    for i, t in enumerate(chats):
+        for b in _turns(len(bots), i):
+            chat[b].append(_timed(lambda bot=bots[b], t=t: bot.chat(t)))
+    for i, t in enumerate(asked[: max(10, n // 4)]):
+        for b in _turns(len(bots), i):
+            again[b].append(_timed(lambda bot=bots[b], t=t: bot.search(t, k=5)))
+    return [
+        {
+            "search": latency_stats(search[b]),
+            "chat": latency_stats(chat[b]),
+            "search_seen_question": latency_stats(again[b]),
+        }
+        for b in range(len(bots))
+    ]
 
 
 def index_build_time(bot: Bot, limit: int | None) -> dict[str, Any]:
@@ -349,71 +375,80 @@ async def _load_run(
 
 
 def http_benchmark(
-    settings: Settings,
+    configs: Sequence[Settings],
     pool: QueryPool,
     plan: Plan,
     out_dir: Path,
     progress: Progress,
-    search: bool = True,
-    load: bool = True,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
     """Start-up, search and chat under 1/8/32 concurrent clients, the load run, the server's memory.
 
-    Without `search` (or `load`) those requests are not sent, but their questions are still
-    drawn from `pool`: two runs from identical pools then ask /api/chat the same questions.
+    One server per settings (one per backend), started one after the other (each start-up
+    timed alone), then measured in turns on the same requests: level by level, the chat
+    bodies go to every server, so that they share the machine's background load. /api/search
+    is measured on the first (the default backend) only, the load run on every one
+    (the first only in the quick version).
     """
-    log = out_dir / f"server-{settings.backend}.log"
-    log.unlink(missing_ok=True)  # this run's log only
-    server = ServerProcess(_server_env(settings), log).start(watch_memory=True)
+    servers: list[ServerProcess] = []
+    out: list[dict[str, Any]] = []
     try:
-        startup = server.wait_first_answer(timeout=600)
-        progress.say(f"serveur {settings.backend} prêt en {startup:.1f} s (port {server.port})")
-        levels: dict[str, dict[str, Any]] = {"search": {}, "chat": {}} if search else {"chat": {}}
-        for concurrency, n in plan.http_requests.items():
+        for st in configs:
+            log = out_dir / f"server-{st.backend}.log"
+            log.unlink(missing_ok=True)  # this run's log only
+            server = ServerProcess(_server_env(st), log).start(watch_memory=True)
+            servers.append(server)
+            startup = server.wait_first_answer(timeout=600)
+            progress.say(f"serveur {st.backend} prêt en {startup:.1f} s (port {server.port})")
+            out.append({"startup_to_first_answer_s": round(startup, 2), "levels": {"chat": {}}})
+        out[0]["levels"] = {"search": {}, "chat": {}}
+        for r, (concurrency, n) in enumerate(plan.http_requests.items()):
+            level = str(concurrency)
             bodies = [{"query": t, "k": 5} for t in pool.take(n)]
-            if search:
-                levels["search"][str(concurrency)] = asyncio.run(
-                    _fixed_requests(server.url, "/api/search", bodies, concurrency, plan.timeout_s)
-                )
+            out[0]["levels"]["search"][level] = asyncio.run(
+                _fixed_requests(servers[0].url, "/api/search", bodies, concurrency, plan.timeout_s)
+            )
             # No session id: every chat request is a first turn, like the in-process figure.
             bodies = [{"message": t} for t in pool.take(n)]
-            levels["chat"][str(concurrency)] = asyncio.run(
-                _fixed_requests(server.url, "/api/chat", bodies, concurrency, plan.timeout_s)
-            )
-            c = levels["chat"][str(concurrency)]
-            s = levels["search"][str(concurrency)] if search else None
+            for i in _turns(len(servers), r):
+                out[i]["levels"]["chat"][level] = asyncio.run(
+                    _fixed_requests(
+                        servers[i].url, "/api/chat", bodies, concurrency, plan.timeout_s
+                    )
+                )
+            s = out[0]["levels"]["search"][level]
             progress.say(
-                f"HTTP {concurrency:>2} clients : "
-                + (f"recherche p95 {s['p95_ms']} ms, {s['requests_per_s']} req/s ; " if s else "")
-                + f"chat p95 {c['p95_ms']} ms, {c['requests_per_s']} req/s ; "
-                f"erreurs {c['errors'] + (s['errors'] if s else 0)}"
-            )
-        out: dict[str, Any] = {"startup_to_first_answer_s": round(startup, 2), "levels": levels}
-        if load:
-            rss_before = server.rss()
-            run = asyncio.run(
-                _load_run(
-                    server.url,
-                    pool.take(plan.load_users * plan.load_turns),
-                    plan.load_users,
-                    plan.load_turns,
-                    plan.timeout_s,
+                f"HTTP {concurrency:>2} clients : recherche p95 {s['p95_ms']} ms, "
+                f"{s['requests_per_s']} req/s ({configs[0].backend}) ; chat "
+                + " ; ".join(
+                    f"{st.backend} p95 {o['levels']['chat'][level]['p95_ms']} ms, "
+                    f"{o['levels']['chat'][level]['requests_per_s']} req/s, "
+                    f"erreurs {o['levels']['chat'][level]['errors']}"
+                    for st, o in zip(configs, out, strict=True)
                 )
             )
-            run["rss_before_mb"] = round(rss_before / 2**20, 1)
-            run["rss_after_mb"] = round(server.rss() / 2**20, 1)
-            out["load"] = run
-            progress.say(
-                f"charge {plan.load_users} × {plan.load_turns} : p95 {run['p95_ms']} ms, "
-                f"{run['requests_per_s']} req/s, erreurs {run['errors']}"
+        texts = pool.take(plan.load_users * plan.load_turns)
+        for i in _turns(len(servers), 1):
+            if i and plan.quick:
+                continue
+            rss_before = servers[i].rss()
+            run = asyncio.run(
+                _load_run(servers[i].url, texts, plan.load_users, plan.load_turns, plan.timeout_s)
             )
-        hwm = server.high_water_mark()
-        peak = max(server.peak_rss, hwm or 0)
-        out["server_peak_rss_mb"] = round(peak / 2**20, 1)
-        out["peak_rss_source"] = "VmHWM (noyau)" if hwm else "échantillonné toutes les 0,2 s"
+            run["rss_before_mb"] = round(rss_before / 2**20, 1)
+            run["rss_after_mb"] = round(servers[i].rss() / 2**20, 1)
+            out[i]["load"] = run
+            progress.say(
+                f"charge {plan.load_users} × {plan.load_turns} ({configs[i].backend}) : "
+                f"p95 {run['p95_ms']} ms, {run['requests_per_s']} req/s, erreurs {run['errors']}"
+            )
+        for server, o in zip(servers, out, strict=True):
+            hwm = server.high_water_mark()
+            o["server_peak_rss_mb"] = round(max(server.peak_rss, hwm or 0) / 2**20, 1)
+            o["peak_rss_source"] = "VmHWM (noyau)" if hwm else "échantillonné toutes les 0,2 s"
         return out
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 # ------------------------------------------------------------ scaling on a synthetic corpus
@@ -755,40 +790,6 @@ def load_backend_bot(settings: Settings) -> Bot:
     return load_bot(settings, build="auto", progress=False)
 
 
-def backend_run(
-    settings: Settings,
-    subsets: EvalSubsets,
-    pool: QueryPool,
-    plan: Plan,
-    out_dir: Path,
-    progress: Progress,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Quality, in-process latency and HTTP chat of one more backend, on the same questions."""
-    import gc
-
-    section: dict[str, Any] = {"load_average_start": [round(x, 2) for x in os.getloadavg()]}
-    t0 = time.perf_counter()
-    bot = load_backend_bot(settings)
-    section["bot_load_s"] = round(time.perf_counter() - t0, 2)
-    section["encoder_threads"] = settings.encoder_threads
-    progress.say(f"{settings.backend} : assistant chargé en {section['bot_load_s']} s")
-    figures, sig = quality_figures(bot, subsets, progress)
-    section.update(figures)
-    section["latency_in_process"] = inprocess_latency(bot, pool, plan.inprocess_requests)
-    li = section["latency_in_process"]
-    progress.say(
-        f"{settings.backend} : recherche p50 {li['search']['p50_ms']} ms, "
-        f"chat p50 {li['chat']['p50_ms']} ms"
-    )
-    del bot
-    gc.collect()  # the server measured next should not share the machine with a spare model
-    section["http"] = http_benchmark(
-        settings, pool, plan, out_dir, progress, search=False, load=not plan.quick
-    )
-    section["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    return section, sig
-
-
 def signature_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Items whose reply type or first entry differs between two backends' signatures.
 
@@ -926,14 +927,16 @@ def goals(section: dict[str, Any]) -> list[dict[str, Any]]:
 def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dict[str, Any]:
     """Measure everything, write out_dir/report.json and out_dir/report.md; return the report.
 
-    Every section runs on the default backend; the other backends (torch) then answer the
-    same quality items and the same latency questions, for a side-by-side table.
+    Every section runs on the default backend; the other backends (torch) answer the same
+    quality items, and are timed in turns with it on the same latency questions (in-process
+    and over HTTP), so that the side-by-side ratios share the machine's background load.
     """
     plan = Plan.make(quick)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     backends = compared_backends(settings)
+    configs = [replace(settings, backend=b) for b in backends]
     progress = Progress(8 + len(backends) - 1)
     print(f"Banc de mesure faqbot ({'rapide' if quick else 'complet'}) → {out_dir}", flush=True)
     report: dict[str, Any] = {"meta": {"quick": quick, "plan": _plan_dict(plan), **environment()}}
@@ -958,13 +961,8 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     test = subsets.test
     texts = [q.query for q in test]
     everything = load_eval(settings.corpus_dir, bot.corpus).queries
-
-    def new_pool() -> QueryPool:
-        # Latency questions: new to the bot (the quality and dialogue steps ask the test
-        # queries); every backend draws the same sequence from its own pool.
-        return QueryPool([q.query for q in everything if q.split != "test"] + texts, exclude=texts)
-
-    pool = new_pool()
+    # Latency questions: new to the bots (the quality and dialogue steps ask the test queries).
+    pool = QueryPool([q.query for q in everything if q.split != "test"] + texts, exclude=texts)
     report["meta"]["test_queries"] = {
         "answerable": sum(q.answerable for q in test),
         "out_of_scope": sum(not q.answerable for q in test),
@@ -976,18 +974,38 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     )
     figures, signatures = quality_figures(bot, subsets, progress)
     report.update(figures)
+    sections: dict[str, dict[str, Any]] = {settings.backend: report}
+    sigs = {settings.backend: signatures}
+    report["backends"] = {}
+    bots = [bot]
+    for config in configs[1:]:
+        progress.step(f"backend {config.backend} : chargement, mêmes requêtes de qualité")
+        section: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        bots.append(load_backend_bot(config))
+        section["bot_load_s"] = round(time.perf_counter() - t0, 2)
+        progress.say(f"{config.backend} : assistant chargé en {section['bot_load_s']} s")
+        figures, sigs[config.backend] = quality_figures(bots[-1], subsets, progress)
+        section.update(figures)
+        report["backends"][config.backend] = sections[config.backend] = section
     torch = sys.modules.get("torch")  # its threads shape every torch latency
     report["meta"]["torch_threads"] = torch.get_num_threads() if torch else None
     report["meta"]["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
 
     progress.step(
-        f"latence en processus ({plan.inprocess_requests} recherches, {plan.inprocess_requests} tours de chat)"
+        f"latence en processus ({plan.inprocess_requests} recherches, {plan.inprocess_requests} "
+        f"tours de chat{', ' + ' et '.join(backends) + ' à tour de rôle' if len(bots) > 1 else ''})"
     )
-    report["latency_in_process"] = inprocess_latency(bot, pool, plan.inprocess_requests)
-    progress.say(
-        f"recherche p50 {report['latency_in_process']['search']['p50_ms']} ms, "
-        f"chat p50 {report['latency_in_process']['chat']['p50_ms']} ms"
-    )
+    for b, latency in zip(
+        backends, inprocess_latency(bots, pool, plan.inprocess_requests), strict=True
+    ):
+        sections[b]["latency_in_process"] = latency
+        progress.say(
+            f"{b} : recherche p50 {latency['search']['p50_ms']} ms, "
+            f"chat p50 {latency['chat']['p50_ms']} ms"
+        )
+    del bots[1:]  # the servers measured next should not share the machine with spare models
+    gc.collect()
 
     progress.step("temps de construction de l'index")
     if bot.encoder is not None:
@@ -1001,8 +1019,11 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
         report["index_build"] = {"skipped": "mode bm25 : pas d'index dense"}
         estimate_10x = float("inf")
 
-    progress.step("HTTP sur la boucle locale (serveur en sous-processus)")
-    report["http"] = http_benchmark(settings, pool, plan, out_dir, progress)
+    progress.step("HTTP sur la boucle locale (un serveur en sous-processus par backend)")
+    for b, http in zip(
+        backends, http_benchmark(configs, pool, plan, out_dir, progress), strict=True
+    ):
+        sections[b]["http"] = http
 
     progress.step(
         f"passage à l'échelle (corpus ×{', ×'.join(map(str, plan.scale_factors))}, flat / hnsw)"
@@ -1011,41 +1032,31 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
         report["scaling"] = scaling(bot, plan, texts[: plan.scale_queries], estimate_10x, progress)
     else:
         report["scaling"] = {"skipped": "mode bm25 : pas d'index dense"}
-    del bot
 
-    sections: dict[str, dict[str, Any]] = {
-        settings.backend: {"bot_load_s": report["meta"]["bot_load_s"], **report}
-    }
-    sigs = {settings.backend: signatures}
-    report["backends"] = {}
-    for other in backends[1:]:
-        progress.step(f"backend {other} : mêmes requêtes de qualité, mêmes questions de latence")
-        section, sigs[other] = backend_run(
-            replace(settings, backend=other), subsets, new_pool(), plan, out_dir, progress
-        )
-        report["backends"][other] = section
-        sections[other] = section
     if len(backends) > 1:
-        report["comparison"] = {
-            "backends": list(backends),
-            "rows": side_by_side({b: sections[b] for b in backends[:2]}),
-            "differences": signature_differences(sigs[backends[0]], sigs[backends[1]]),
-            "load_run_each_backend": not plan.quick,
-        }
+        first = {"bot_load_s": report["meta"]["bot_load_s"], **report}
+        pair = {backends[0]: first, backends[1]: sections[backends[1]]}
+        rows = side_by_side(pair)
         gaps = [
             r["gap_queries"]
-            for r in report["comparison"]["rows"]
+            for r in rows
             if r.get("gap_queries") is not None
             and r["kind"] in ("quality", "count")
             and not r["path"].startswith("http.")
         ]
-        report["comparison"]["max_gap_queries"] = max(gaps, default=None)
-        report["comparison"]["within_one_query"] = bool(gaps) and max(gaps) <= 1
+        report["comparison"] = {
+            "backends": list(backends),
+            "rows": rows,
+            "differences": signature_differences(sigs[backends[0]], sigs[backends[1]]),
+            "load_run_each_backend": not plan.quick,
+            "max_gap_queries": max(gaps, default=None),
+            "within_one_query": bool(gaps) and max(gaps) <= 1,
+        }
         d = report["comparison"]["differences"]
         progress.say(
             f"différences {backends[0]} / {backends[1]} : {d['differing']} requête(s) sur {d['items']}"
         )
-    report["goals"] = goals(sections[settings.backend])
+    report["goals"] = goals(report)
 
     progress.step("rapport")
     report["meta"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -1092,16 +1103,17 @@ def _comparison_lines(r: dict[str, Any]) -> list[str]:
     if not c:
         return []
     a, b = c["backends"][:2]
-    ba, bb = r["meta"].get("load_average_start"), r["backends"][b].get("load_average_start")
     d = c["differences"]
     lines = [
         "",
         f"## Backends côte à côte : {a} (par défaut) et {b}",
         "",
         f"Même machine, même exécution, mêmes requêtes de qualité et mêmes questions de latence ; "
-        f"{r['meta']['encoder_threads']} thread(s) par encodage pour chacun. {a} mesuré d'abord "
-        f"(charge moyenne au début {ba}), puis {b} (charge au début {bb}). « gain » : combien de "
-        f"fois {a} fait mieux que {b} (temps de {b} / temps de {a}, débit de {a} / débit de {b}) ; "
+        f"{r['meta']['encoder_threads']} thread(s) par encodage pour chacun. Les latences sont "
+        "prises à tour de rôle (dans le processus, question par question ; en HTTP, les deux "
+        "serveurs tournent et chaque niveau de clients passe sur l'un puis l'autre), pour "
+        "qu'ils subissent la même charge de la machine. « gain » : combien de fois "
+        f"{a} fait mieux que {b} (temps de {b} / temps de {a}, débit de {a} / débit de {b}) ; "
         "pour la qualité, l'écart compté en requêtes."
         + (
             ""
