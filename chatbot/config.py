@@ -51,6 +51,9 @@ class Settings:
     # Intra-op threads per encoding (torch or onnx): requests already run in parallel, one
     # thread each keeps them from fighting over the cores. The one place this is set.
     encoder_threads: int = 1
+    # Questions arriving within this many milliseconds share one forward pass (chatbot/batching.py);
+    # 0: off, the default: measured, it did not help on 2 cores (docs/benchmark.md).
+    microbatch_ms: int = 0
     # Shared state for several server processes (docs/deploy.md); unset: memory and SQLite.
     redis_url: str = ""  # sessions, rate-limit counters
     database_url: str = ""  # votes, question log, curator data (PostgreSQL)
@@ -125,6 +128,11 @@ class Settings:
         if self.encoder_threads < 1:
             raise ConfigError(
                 f"FAQBOT_ENCODER_THREADS={self.encoder_threads!r} : un entier ≥ 1 est attendu."
+            )
+        if not (0 <= self.microbatch_ms <= 100):
+            raise ConfigError(
+                f"FAQBOT_MICROBATCH_MS={self.microbatch_ms!r} : un entier entre 0 (désactivé) "
+                "et 100 est attendu."
             )
         if self.redis_url and not self.redis_url.startswith(_REDIS_SCHEMES):
             raise ConfigError(

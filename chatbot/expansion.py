@@ -38,8 +38,10 @@ class QueryExpander:
                 if norm:
                     patterns.append((len(norm), norm, " ".join(corpus_terms)))
         patterns.sort(key=lambda p: -p[0])
+        # The term itself is kept beside its regex: a substring test rules out nearly every
+        # one of the ~2,000 patterns at a fraction of a regex search's cost (same matches).
         self._patterns = [
-            (re.compile(r"(?<![a-z0-9])" + re.escape(norm) + r"(?![a-z0-9])"), added)
+            (norm, re.compile(r"(?<![a-z0-9])" + re.escape(norm) + r"(?![a-z0-9])"), added)
             for _, norm, added in patterns
         ]
 
@@ -59,8 +61,8 @@ class QueryExpander:
     def expand(self, query: str) -> Expansion:
         text = " ".join(words(query))
         added: list[str] = []
-        for rx, corpus_terms in self._patterns:
-            if rx.search(text):
+        for norm, rx, corpus_terms in self._patterns:
+            if norm in text and rx.search(text):
                 if corpus_terms not in added:
                     added.append(corpus_terms)
                 text = rx.sub(" ", text)

@@ -7,6 +7,7 @@ on a 2-core machine; `quick` (for the CI test) uses small counts and stays under
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -203,18 +204,43 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def inprocess_latency(bot: Bot, pool: QueryPool, n: int) -> dict[str, Any]:
-    """bot.search and a first chat turn (fresh session) on `n` new questions each; search again on seen ones."""
-    bot.search(pool.take(1)[0])  # warm-up: first call pays lazy initialisation
+def _turns(k: int, i: int) -> list[int]:
+    """0..k-1, reversed every other time: interleaved backends take turns at going first."""
+    order = list(range(k))
+    return order if i % 2 == 0 else order[::-1]
+
+
+def inprocess_latency(bots: Sequence[Bot], pool: QueryPool, n: int) -> list[dict[str, Any]]:
+    """bot.search and a first chat turn (fresh session) on `n` new questions each; search again on seen ones.
+
+    With several bots (one per backend), each question is asked of every bot in turn, so
+    that they share the machine's background load question by question.
+    """
+    warm = pool.take(1)[0]
+    for bot in bots:
+        bot.search(warm)  # warm-up: first call pays lazy initialisation
     asked = pool.take(n)
-    search = [_timed(lambda t=t: bot.search(t, k=5)) for t in asked]
-    chat = [_timed(lambda t=t: bot.chat(t)) for t in pool.take(n)]
-    again = [_timed(lambda t=t: bot.search(t, k=5)) for t in asked[: max(10, n // 4)]]
-    return {
-        "search": latency_stats(search),
-        "chat": latency_stats(chat),
-        "search_seen_question": latency_stats(again),
-    }
+    chats = pool.take(n)
+    search: list[list[float]] = [[] for _ in bots]
+    chat: list[list[float]] = [[] for _ in bots]
+    again: list[list[float]] = [[] for _ in bots]
+    for i, t in enumerate(asked):
+        for b in _turns(len(bots), i):
+            search[b].append(_timed(lambda bot=bots[b], t=t: bot.search(t, k=5)))
+    for i, t in enumerate(chats):
+        for b in _turns(len(bots), i):
+            chat[b].append(_timed(lambda bot=bots[b], t=t: bot.chat(t)))
+    for i, t in enumerate(asked[: max(10, n // 4)]):
+        for b in _turns(len(bots), i):
+            again[b].append(_timed(lambda bot=bots[b], t=t: bot.search(t, k=5)))
+    return [
+        {
+            "search": latency_stats(search[b]),
+            "chat": latency_stats(chat[b]),
+            "search_seen_question": latency_stats(again[b]),
+        }
+        for b in range(len(bots))
+    ]
 
 
 def index_build_time(bot: Bot, limit: int | None) -> dict[str, Any]:
@@ -247,6 +273,8 @@ def _server_env(settings: Settings) -> dict[str, str]:
             "FAQBOT_DATA_DIR": str(settings.data_dir),
             "FAQBOT_MODEL": settings.model,
             "FAQBOT_RETRIEVAL": settings.retrieval,
+            "FAQBOT_BACKEND": settings.backend,
+            "FAQBOT_ENCODER_THREADS": str(settings.encoder_threads),
             "FAQBOT_RATE_LIMIT_PER_MINUTE": "0",  # the load run would otherwise be throttled
         }
     )
@@ -347,58 +375,80 @@ async def _load_run(
 
 
 def http_benchmark(
-    settings: Settings, pool: QueryPool, plan: Plan, out_dir: Path, progress: Progress
-) -> dict[str, Any]:
-    """Start-up, search and chat under 1/8/32 concurrent clients, the load run, the server's memory."""
-    log = out_dir / "server.log"
-    log.unlink(missing_ok=True)  # this run's log only
-    server = ServerProcess(_server_env(settings), log).start(watch_memory=True)
+    configs: Sequence[Settings],
+    pool: QueryPool,
+    plan: Plan,
+    out_dir: Path,
+    progress: Progress,
+) -> list[dict[str, Any]]:
+    """Start-up, search and chat under 1/8/32 concurrent clients, the load run, the server's memory.
+
+    One server per settings (one per backend), started one after the other (each start-up
+    timed alone), then measured in turns on the same requests: level by level, the chat
+    bodies go to every server, so that they share the machine's background load. /api/search
+    is measured on the first (the default backend) only, the load run on every one
+    (the first only in the quick version).
+    """
+    servers: list[ServerProcess] = []
+    out: list[dict[str, Any]] = []
     try:
-        startup = server.wait_first_answer(timeout=600)
-        progress.say(f"serveur prêt en {startup:.1f} s (port {server.port})")
-        levels: dict[str, dict[str, Any]] = {"search": {}, "chat": {}}
-        for concurrency, n in plan.http_requests.items():
+        for st in configs:
+            log = out_dir / f"server-{st.backend}.log"
+            log.unlink(missing_ok=True)  # this run's log only
+            server = ServerProcess(_server_env(st), log).start(watch_memory=True)
+            servers.append(server)
+            startup = server.wait_first_answer(timeout=600)
+            progress.say(f"serveur {st.backend} prêt en {startup:.1f} s (port {server.port})")
+            out.append({"startup_to_first_answer_s": round(startup, 2), "levels": {"chat": {}}})
+        out[0]["levels"] = {"search": {}, "chat": {}}
+        for r, (concurrency, n) in enumerate(plan.http_requests.items()):
+            level = str(concurrency)
             bodies = [{"query": t, "k": 5} for t in pool.take(n)]
-            levels["search"][str(concurrency)] = asyncio.run(
-                _fixed_requests(server.url, "/api/search", bodies, concurrency, plan.timeout_s)
+            out[0]["levels"]["search"][level] = asyncio.run(
+                _fixed_requests(servers[0].url, "/api/search", bodies, concurrency, plan.timeout_s)
             )
             # No session id: every chat request is a first turn, like the in-process figure.
             bodies = [{"message": t} for t in pool.take(n)]
-            levels["chat"][str(concurrency)] = asyncio.run(
-                _fixed_requests(server.url, "/api/chat", bodies, concurrency, plan.timeout_s)
-            )
-            s, c = levels["search"][str(concurrency)], levels["chat"][str(concurrency)]
+            for i in _turns(len(servers), r):
+                out[i]["levels"]["chat"][level] = asyncio.run(
+                    _fixed_requests(
+                        servers[i].url, "/api/chat", bodies, concurrency, plan.timeout_s
+                    )
+                )
+            s = out[0]["levels"]["search"][level]
             progress.say(
-                f"HTTP {concurrency:>2} clients : recherche p95 {s['p95_ms']} ms, {s['requests_per_s']} req/s ; "
-                f"chat p95 {c['p95_ms']} ms, {c['requests_per_s']} req/s ; erreurs {s['errors'] + c['errors']}"
+                f"HTTP {concurrency:>2} clients : recherche p95 {s['p95_ms']} ms, "
+                f"{s['requests_per_s']} req/s ({configs[0].backend}) ; chat "
+                + " ; ".join(
+                    f"{st.backend} p95 {o['levels']['chat'][level]['p95_ms']} ms, "
+                    f"{o['levels']['chat'][level]['requests_per_s']} req/s, "
+                    f"erreurs {o['levels']['chat'][level]['errors']}"
+                    for st, o in zip(configs, out, strict=True)
+                )
             )
-        rss_before = server.rss()
-        load = asyncio.run(
-            _load_run(
-                server.url,
-                pool.take(plan.load_users * plan.load_turns),
-                plan.load_users,
-                plan.load_turns,
-                plan.timeout_s,
+        texts = pool.take(plan.load_users * plan.load_turns)
+        for i in _turns(len(servers), 1):
+            if i and plan.quick:
+                continue
+            rss_before = servers[i].rss()
+            run = asyncio.run(
+                _load_run(servers[i].url, texts, plan.load_users, plan.load_turns, plan.timeout_s)
             )
-        )
-        load["rss_before_mb"] = round(rss_before / 2**20, 1)
-        load["rss_after_mb"] = round(server.rss() / 2**20, 1)
-        progress.say(
-            f"charge {plan.load_users} × {plan.load_turns} : p95 {load['p95_ms']} ms, "
-            f"{load['requests_per_s']} req/s, erreurs {load['errors']}"
-        )
-        hwm = server.high_water_mark()
-        peak = max(server.peak_rss, hwm or 0)
-        return {
-            "startup_to_first_answer_s": round(startup, 2),
-            "levels": levels,
-            "load": load,
-            "server_peak_rss_mb": round(peak / 2**20, 1),
-            "peak_rss_source": "VmHWM (noyau)" if hwm else "échantillonné toutes les 0,2 s",
-        }
+            run["rss_before_mb"] = round(rss_before / 2**20, 1)
+            run["rss_after_mb"] = round(servers[i].rss() / 2**20, 1)
+            out[i]["load"] = run
+            progress.say(
+                f"charge {plan.load_users} × {plan.load_turns} ({configs[i].backend}) : "
+                f"p95 {run['p95_ms']} ms, {run['requests_per_s']} req/s, erreurs {run['errors']}"
+            )
+        for server, o in zip(servers, out, strict=True):
+            hwm = server.high_water_mark()
+            o["server_peak_rss_mb"] = round(max(server.peak_rss, hwm or 0) / 2**20, 1)
+            o["peak_rss_source"] = "VmHWM (noyau)" if hwm else "échantillonné toutes les 0,2 s"
+        return out
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 # ------------------------------------------------------------ scaling on a synthetic corpus
@@ -639,8 +689,15 @@ def scaling(
 # ------------------------------------------------------------ the run
 
 
-def _quality(bot: Bot, test_queries: list[EvalQuery]) -> dict[str, Any]:
+def _quality(
+    bot: Bot, test_queries: list[EvalQuery], tops: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """R@k, MRR and nDCG per mode; with `tops`, each query's first entry per mode is recorded there."""
     report = evaluate_modes(bot.retriever, EvalSet(test_queries))
+    if tops is not None:
+        for mode, r in report.items():
+            for qid, hits in r["runs"].items():
+                tops[f"{mode}:{qid}"] = hits[0].entry.id if hits else None
     return {
         mode: {"metrics": r["metrics"], "by_style": r["by_style"]} for mode, r in report.items()
     }
@@ -654,78 +711,301 @@ def _every_kth(items: list[Any], limit: int | None) -> list[Any]:
     return items[:: max(1, len(items) // limit)][:limit]
 
 
-def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dict[str, Any]:
-    """Measure everything, write out_dir/report.json and out_dir/report.md; return the report."""
-    from chatbot.bot import Bot
+@dataclass(frozen=True)
+class EvalSubsets:
+    """The evaluation items a run asks every backend, identical for each."""
 
+    test: list[EvalQuery]
+    near: list[EvalQuery]
+    blind: list[EvalQuery]
+    dialogues: list[dict[str, Any]]
+
+
+def _outcome_signatures(prefix: str, outcomes: Sequence[Any], into: dict[str, Any]) -> None:
+    """What a reply to each query was (type, first entry, after any click), keyed for comparison."""
+    for o in outcomes:
+        into[f"{prefix}:{o.query.id}"] = [o.first_type, o.final_type, o.final_top]
+
+
+def quality_figures(
+    bot: Bot, subsets: EvalSubsets, progress: Progress
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Retrieval and dialogue figures of one Bot, and what it answered to each item (signatures).
+
+    Two backends whose signatures match gave the same reply type and first entry everywhere.
+    """
+    sig: dict[str, Any] = {}
+    figures: dict[str, Any] = {"quality": _quality(bot, subsets.test, sig)}
+    for mode, r in figures["quality"].items():
+        m = r["metrics"]
+        progress.say(
+            f"{mode:>6} : R@1 {m['R@1']:.3f}  R@5 {m['R@5']:.3f}  MRR@10 {m['MRR@10']:.3f}"
+        )
+    outcomes = chat_outcomes(bot, subsets.test)
+    _outcome_signatures("chat", outcomes, sig)
+    figures["out_of_scope"] = out_of_scope_figures(outcomes)
+    figures["clarification"] = clarification_figures(outcomes)
+    near = chat_outcomes(bot, subsets.near, follow_clarifications=False)
+    _outcome_signatures("near_miss", near, sig)
+    figures["near_miss"] = out_of_scope_figures(near)
+    if subsets.blind:
+        blind = chat_outcomes(bot, subsets.blind, follow_clarifications=False)
+        _outcome_signatures("blind", blind, sig)
+        tops: dict[str, Any] = {}
+        figures["blind"] = {
+            "quality": _quality(bot, subsets.blind, tops),
+            **out_of_scope_figures(blind),
+        }
+        sig.update({f"blind-{key}": top for key, top in tops.items()})
+    results = replay_all(bot, subsets.dialogues)
+    for d in results:
+        sig[f"dialogue:{d.id}"] = [d.passed, [(r["type"], _top_id(r)) for r in d.replies]]
+    figures["dialogues"] = dialogue_summary(subsets.dialogues, results)
+    progress.say(
+        f"hors-sujet → repli {figures['out_of_scope']['out_of_scope_to_fallback']}, "
+        f"répondables → repli {figures['out_of_scope']['answerable_to_fallback']}, "
+        f"dialogues réussis {figures['dialogues']['passed']}/{figures['dialogues']['n']}"
+    )
+    return figures, sig
+
+
+def _top_id(reply: dict[str, Any]) -> str | None:
+    return reply["results"][0]["id"] if reply.get("results") else None
+
+
+def compared_backends(settings: Settings) -> tuple[str, ...]:
+    """The backend being served first, then every other one (torch, the reference), when a
+    model runs at all (bm25 mode and the fake test encoder have nothing to compare)."""
+    from embeddings.backends import BACKENDS, FAKE_SPEC
+
+    if settings.retrieval == "bm25" or settings.model.strip().lower() == FAKE_SPEC:
+        return (settings.backend,)
+    return (settings.backend, *(b for b in BACKENDS if b != settings.backend))
+
+
+def load_backend_bot(settings: Settings) -> Bot:
+    """The Bot a server of this backend would load (thread limits, warm-up), in this process."""
+    from chatbot.web.serve import load_bot
+
+    return load_bot(settings, build="auto", progress=False)
+
+
+def signature_differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Items whose reply type or first entry differs between two backends' signatures.
+
+    Counted per query (a query differing in several modes counts once); "retrieval" keys
+    are `mode:query`, the others `kind:query`.
+    """
+    differing: dict[str, list[str]] = {}
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            kind, _, item = key.partition(":")
+            differing.setdefault(item, []).append(kind)
+    items = {key.partition(":")[2] for key in set(a) | set(b)}
+    return {
+        "items": len(items),
+        "differing": len(differing),
+        "detail": [{"id": k, "where": v} for k, v in list(differing.items())[:20]],
+    }
+
+
+# ------------------------------------------------------------ side by side
+
+
+def _get(section: dict[str, Any], path: str) -> Any:
+    x: Any = section
+    for part in path.split("."):
+        if not isinstance(x, dict) or part not in x:
+            return None
+        x = x[part]
+    return x
+
+
+# (label, path in a backend's section, kind): "quality" rows are shares of queries (their gap is
+# counted in queries, `n` at path's sibling), "count" whole numbers, "lower"/"higher" are speeds.
+SIDE_BY_SIDE: tuple[tuple[str, str, str], ...] = (
+    ("hybride R@1", "quality.hybrid.metrics.R@1", "quality"),
+    ("hybride R@5", "quality.hybrid.metrics.R@5", "quality"),
+    ("hybride MRR@10", "quality.hybrid.metrics.MRR@10", "score"),
+    ("dense R@1", "quality.dense.metrics.R@1", "quality"),
+    ("bm25 R@1", "quality.bm25.metrics.R@1", "quality"),
+    ("hors-sujet → repli", "out_of_scope.out_of_scope_to_fallback", "quality"),
+    ("répondables → repli", "out_of_scope.answerable_to_fallback", "quality"),
+    ("bonne réponse au bout du compte", "clarification.end_to_end_correct", "quality"),
+    ("quasi-questions → repli", "near_miss.out_of_scope_to_fallback", "quality"),
+    ("aveugle : hybride R@1", "blind.quality.hybrid.metrics.R@1", "quality"),
+    ("aveugle : hors FAQ → repli", "blind.out_of_scope_to_fallback", "quality"),
+    ("dialogues scriptés réussis", "dialogues.passed", "count"),
+    ("chargement de l'assistant (s)", "bot_load_s", "lower"),
+    ("bot.search p50 (ms)", "latency_in_process.search.p50_ms", "lower"),
+    ("bot.search p95 (ms)", "latency_in_process.search.p95_ms", "lower"),
+    ("bot.chat p50 (ms)", "latency_in_process.chat.p50_ms", "lower"),
+    ("bot.chat p95 (ms)", "latency_in_process.chat.p95_ms", "lower"),
+    *(
+        row
+        for c in ("1", "8", "32")
+        for row in (
+            (f"/api/chat {c} client(s) req/s", f"http.levels.chat.{c}.requests_per_s", "higher"),
+            (f"/api/chat {c} client(s) p50 (ms)", f"http.levels.chat.{c}.p50_ms", "lower"),
+            (f"/api/chat {c} client(s) p95 (ms)", f"http.levels.chat.{c}.p95_ms", "lower"),
+            (f"/api/chat {c} client(s) erreurs", f"http.levels.chat.{c}.errors", "count"),
+        )
+    ),
+    ("charge : req/s", "http.load.requests_per_s", "higher"),
+    ("charge : p95 (ms)", "http.load.p95_ms", "lower"),
+    ("charge : erreurs", "http.load.errors", "count"),
+    ("démarrage → 1re réponse (s)", "http.startup_to_first_answer_s", "lower"),
+    ("mémoire max du serveur (Mo)", "http.server_peak_rss_mb", "lower"),
+)
+
+
+def _quality_n(section: dict[str, Any], path: str) -> int | None:
+    """How many queries a share at `path` is taken over (for its gap in queries)."""
+    if path.endswith((".R@1", ".R@5")):
+        return _get(section, path.rsplit(".", 1)[0] + ".n")
+    head = path.rsplit(".", 1)[0]
+    if path.endswith("out_of_scope_to_fallback"):
+        return _get(section, f"{head}.out_of_scope_n")
+    if path.endswith("answerable_to_fallback") or path.endswith("end_to_end_correct"):
+        return _get(section, f"{head}.answerable_n")
+    return None
+
+
+def side_by_side(sections: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per figure: each backend's value, the gain of the first over the second
+    (a ratio for speeds, >1 when the first is better), the gap in queries for quality."""
+    names = list(sections)
+    rows = []
+    for label, path, kind in SIDE_BY_SIDE:
+        values = {b: _get(sections[b], path) for b in names}
+        row: dict[str, Any] = {"figure": label, "path": path, "kind": kind, "values": values}
+        if len(names) == 2:
+            a, b = values[names[0]], values[names[1]]
+            if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                if kind == "lower" and a > 0:
+                    row["gain"] = round(b / a, 2)
+                elif kind == "higher" and b > 0:
+                    row["gain"] = round(a / b, 2)
+                elif kind == "quality":
+                    n = _quality_n(sections[names[0]], path)
+                    row["gap_queries"] = round(abs(a - b) * n) if n else None
+                elif kind == "count":
+                    row["gap_queries"] = abs(a - b)
+                elif kind == "score":
+                    row["gap"] = round(abs(a - b), 4)
+        rows.append(row)
+    return rows
+
+
+# (label, path in the default backend's section, comparison, target)
+GOALS: tuple[tuple[str, str, str, float], ...] = (
+    ("recherche en processus p50 (ms)", "latency_in_process.search.p50_ms", "<=", 10),
+    ("recherche en processus p95 (ms)", "latency_in_process.search.p95_ms", "<=", 25),
+    ("/api/chat 1 client p95 (ms)", "http.levels.chat.1.p95_ms", "<=", 35),
+    ("/api/chat 8 clients p95 (ms)", "http.levels.chat.8.p95_ms", "<=", 100),
+    ("/api/chat 8 clients req/s", "http.levels.chat.8.requests_per_s", ">=", 120),
+    ("/api/chat 32 clients req/s", "http.levels.chat.32.requests_per_s", ">=", 150),
+    ("/api/chat 32 clients p95 (ms)", "http.levels.chat.32.p95_ms", "<=", 400),
+    ("/api/chat 32 clients erreurs", "http.levels.chat.32.errors", "<=", 0),
+    ("démarrage → 1re réponse, index construit (s)", "http.startup_to_first_answer_s", "<=", 3),
+    ("mémoire max du serveur (Mo)", "http.server_peak_rss_mb", "<=", 500),
+)
+
+
+def goals(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's goals against the measured values (measured, not asserted: the machine is shared)."""
+    out = []
+    for label, path, op, target in GOALS:
+        value = _get(section, path)
+        met = None
+        if isinstance(value, (int, float)):
+            met = value <= target if op == "<=" else value >= target
+        out.append({"goal": label, "target": f"{op} {target:g}", "value": value, "met": met})
+    return out
+
+
+def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dict[str, Any]:
+    """Measure everything, write out_dir/report.json and out_dir/report.md; return the report.
+
+    Every section runs on the default backend; the other backends (torch) answer the same
+    quality items, and are timed in turns with it on the same latency questions (in-process
+    and over HTTP), so that the side-by-side ratios share the machine's background load.
+    """
     plan = Plan.make(quick)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    progress = Progress(8)
+    backends = compared_backends(settings)
+    configs = [replace(settings, backend=b) for b in backends]
+    progress = Progress(8 + len(backends) - 1)
     print(f"Banc de mesure faqbot ({'rapide' if quick else 'complet'}) → {out_dir}", flush=True)
     report: dict[str, Any] = {"meta": {"quick": quick, "plan": _plan_dict(plan), **environment()}}
 
-    progress.step("chargement de l'assistant (corpus, modèle, index)")
+    progress.step(f"chargement de l'assistant (corpus, modèle, index ; backend {settings.backend})")
     t0 = time.perf_counter()
-    bot = Bot.from_settings(settings, build="auto", progress=False)
+    bot = load_backend_bot(settings)
     report["meta"]["bot_load_s"] = round(time.perf_counter() - t0, 2)
     report["meta"]["model"] = bot.health()["model"]
     report["meta"]["retrieval"] = settings.retrieval
+    report["meta"]["backend"] = settings.backend
+    report["meta"]["backends"] = list(backends)
+    report["meta"]["encoder_threads"] = settings.encoder_threads
     evalset = load_eval(settings.corpus_dir, bot.corpus).split("test")
-    test = _every_kth(evalset.queries, plan.eval_limit)
+    dialogues = evalset.dialogues
+    subsets = EvalSubsets(
+        test=_every_kth(evalset.queries, plan.eval_limit),
+        near=_every_kth(evalset.near_miss, plan.eval_limit),
+        blind=_every_kth(evalset.blind, plan.eval_limit),
+        dialogues=dialogues[: plan.dialogue_limit] if plan.dialogue_limit else dialogues,
+    )
+    test = subsets.test
     texts = [q.query for q in test]
     everything = load_eval(settings.corpus_dir, bot.corpus).queries
-    # Latency questions: new to the bot (the quality and dialogue steps ask the test queries).
+    # Latency questions: new to the bots (the quality and dialogue steps ask the test queries).
     pool = QueryPool([q.query for q in everything if q.split != "test"] + texts, exclude=texts)
     report["meta"]["test_queries"] = {
         "answerable": sum(q.answerable for q in test),
         "out_of_scope": sum(not q.answerable for q in test),
     }
 
-    progress.step(f"qualité de recherche sur la partie test ({len(test)} requêtes)")
-    report["quality"] = _quality(bot, test)
-    torch = sys.modules.get("torch")  # loaded on first encoding; its threads shape every latency
+    progress.step(
+        f"qualité de recherche et dialogue sur la partie test ({len(test)} requêtes, "
+        f"{len(subsets.dialogues)} dialogues scriptés)"
+    )
+    figures, signatures = quality_figures(bot, subsets, progress)
+    report.update(figures)
+    sections: dict[str, dict[str, Any]] = {settings.backend: report}
+    sigs = {settings.backend: signatures}
+    report["backends"] = {}
+    bots = [bot]
+    for config in configs[1:]:
+        progress.step(f"backend {config.backend} : chargement, mêmes requêtes de qualité")
+        section: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        bots.append(load_backend_bot(config))
+        section["bot_load_s"] = round(time.perf_counter() - t0, 2)
+        progress.say(f"{config.backend} : assistant chargé en {section['bot_load_s']} s")
+        figures, sigs[config.backend] = quality_figures(bots[-1], subsets, progress)
+        section.update(figures)
+        report["backends"][config.backend] = sections[config.backend] = section
+    torch = sys.modules.get("torch")  # its threads shape every torch latency
     report["meta"]["torch_threads"] = torch.get_num_threads() if torch else None
     report["meta"]["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
-    for mode, r in report["quality"].items():
-        m = r["metrics"]
-        progress.say(
-            f"{mode:>6} : R@1 {m['R@1']:.3f}  R@5 {m['R@5']:.3f}  MRR@10 {m['MRR@10']:.3f}"
-        )
-
-    progress.step("dialogue : hors-sujet, clarifications, dialogues scriptés")
-    outcomes = chat_outcomes(bot, test)
-    report["out_of_scope"] = out_of_scope_figures(outcomes)
-    report["clarification"] = clarification_figures(outcomes)
-    near = _every_kth(evalset.near_miss, plan.eval_limit)
-    blind = _every_kth(evalset.blind, plan.eval_limit)
-    report["near_miss"] = out_of_scope_figures(
-        chat_outcomes(bot, near, follow_clarifications=False)
-    )
-    if blind:
-        report["blind"] = {
-            "quality": _quality(bot, blind),
-            **out_of_scope_figures(chat_outcomes(bot, blind, follow_clarifications=False)),
-        }
-    dialogues = (
-        evalset.dialogues[: plan.dialogue_limit] if plan.dialogue_limit else evalset.dialogues
-    )
-    report["dialogues"] = dialogue_summary(dialogues, replay_all(bot, dialogues))
-    progress.say(
-        f"hors-sujet → repli {report['out_of_scope']['out_of_scope_to_fallback']}, "
-        f"répondables → repli {report['out_of_scope']['answerable_to_fallback']}, "
-        f"dialogues réussis {report['dialogues']['passed']}/{report['dialogues']['n']}"
-    )
 
     progress.step(
-        f"latence en processus ({plan.inprocess_requests} recherches, {plan.inprocess_requests} tours de chat)"
+        f"latence en processus ({plan.inprocess_requests} recherches, {plan.inprocess_requests} "
+        f"tours de chat{', ' + ' et '.join(backends) + ' à tour de rôle' if len(bots) > 1 else ''})"
     )
-    report["latency_in_process"] = inprocess_latency(bot, pool, plan.inprocess_requests)
-    progress.say(
-        f"recherche p50 {report['latency_in_process']['search']['p50_ms']} ms, "
-        f"chat p50 {report['latency_in_process']['chat']['p50_ms']} ms"
-    )
+    for b, latency in zip(
+        backends, inprocess_latency(bots, pool, plan.inprocess_requests), strict=True
+    ):
+        sections[b]["latency_in_process"] = latency
+        progress.say(
+            f"{b} : recherche p50 {latency['search']['p50_ms']} ms, "
+            f"chat p50 {latency['chat']['p50_ms']} ms"
+        )
+    del bots[1:]  # the servers measured next should not share the machine with spare models
+    gc.collect()
 
     progress.step("temps de construction de l'index")
     if bot.encoder is not None:
@@ -739,8 +1019,11 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
         report["index_build"] = {"skipped": "mode bm25 : pas d'index dense"}
         estimate_10x = float("inf")
 
-    progress.step("HTTP sur la boucle locale (serveur en sous-processus)")
-    report["http"] = http_benchmark(settings, pool, plan, out_dir, progress)
+    progress.step("HTTP sur la boucle locale (un serveur en sous-processus par backend)")
+    for b, http in zip(
+        backends, http_benchmark(configs, pool, plan, out_dir, progress), strict=True
+    ):
+        sections[b]["http"] = http
 
     progress.step(
         f"passage à l'échelle (corpus ×{', ×'.join(map(str, plan.scale_factors))}, flat / hnsw)"
@@ -749,6 +1032,31 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
         report["scaling"] = scaling(bot, plan, texts[: plan.scale_queries], estimate_10x, progress)
     else:
         report["scaling"] = {"skipped": "mode bm25 : pas d'index dense"}
+
+    if len(backends) > 1:
+        first = {"bot_load_s": report["meta"]["bot_load_s"], **report}
+        pair = {backends[0]: first, backends[1]: sections[backends[1]]}
+        rows = side_by_side(pair)
+        gaps = [
+            r["gap_queries"]
+            for r in rows
+            if r.get("gap_queries") is not None
+            and r["kind"] in ("quality", "count")
+            and not r["path"].startswith("http.")
+        ]
+        report["comparison"] = {
+            "backends": list(backends),
+            "rows": rows,
+            "differences": signature_differences(sigs[backends[0]], sigs[backends[1]]),
+            "load_run_each_backend": not plan.quick,
+            "max_gap_queries": max(gaps, default=None),
+            "within_one_query": bool(gaps) and max(gaps) <= 1,
+        }
+        d = report["comparison"]["differences"]
+        progress.say(
+            f"différences {backends[0]} / {backends[1]} : {d['differing']} requête(s) sur {d['items']}"
+        )
+    report["goals"] = goals(report)
 
     progress.step("rapport")
     report["meta"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -781,6 +1089,96 @@ def _ms(x: float | None) -> str:
     return "–" if x is None else f"{x:.0f} ms" if x >= 10 else f"{x:.1f} ms"
 
 
+def _value(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.3f}" if x <= 1 else f"{x:.4g}" if x < 100 else f"{x:.0f}"
+    return str(x)
+
+
+def _comparison_lines(r: dict[str, Any]) -> list[str]:
+    """The side-by-side table of the backends (empty when only one ran)."""
+    c = r.get("comparison")
+    if not c:
+        return []
+    a, b = c["backends"][:2]
+    d = c["differences"]
+    lines = [
+        "",
+        f"## Backends côte à côte : {a} (par défaut) et {b}",
+        "",
+        f"Même machine, même exécution, mêmes requêtes de qualité et mêmes questions de latence ; "
+        f"{r['meta']['encoder_threads']} thread(s) par encodage pour chacun. Les latences sont "
+        "prises à tour de rôle (dans le processus, question par question ; en HTTP, les deux "
+        "serveurs tournent et chaque niveau de clients passe sur l'un puis l'autre), pour "
+        "qu'ils subissent la même charge de la machine. « gain » : combien de fois "
+        f"{a} fait mieux que {b} (temps de {b} / temps de {a}, débit de {a} / débit de {b}) ; "
+        "pour la qualité, l'écart compté en requêtes."
+        + (
+            ""
+            if c.get("load_run_each_backend")
+            else f" Version rapide : pas de test de charge pour {b}."
+        ),
+        "",
+        f"| mesure | {a} | {b} | gain / écart |",
+        "|---|---|---|---|",
+    ]
+    for row in c["rows"]:
+        if "gain" in row:
+            extra = f"×{row['gain']:.2f}"
+        elif row.get("gap_queries") is not None:
+            extra = (
+                f"{row['gap_queries']} requête(s)"
+                if row["kind"] == "quality" or row["path"].startswith("dialogues")
+                else str(row["gap_queries"])
+            )
+        elif "gap" in row:
+            extra = f"Δ {row['gap']:.4f}"
+        else:
+            extra = "–"
+        v = row["values"]
+        lines.append(f"| {row['figure']} | {_value(v[a])} | {_value(v[b])} | {extra} |")
+    verdict = "oui" if c["within_one_query"] else "non"
+    lines += [
+        "",
+        f"- **Différences : {d['differing']} requête(s)** sur {d['items']} (requêtes de test, "
+        "quasi-questions, jeu à l'aveugle, dialogues scriptés) dont le type de réponse ou la "
+        f"première entrée diffère entre {a} et {b} (dans un mode de recherche au moins, ou au "
+        "chat)"
+        + (
+            " : " + ", ".join(f"{x['id']} ({'/'.join(x['where'])})" for x in d["detail"])
+            if d["detail"]
+            else ""
+        )
+        + ".",
+        f"- Chaque chiffre de qualité à une requête près au plus : **{verdict}** "
+        f"(plus grand écart : {c['max_gap_queries']} requête(s)).",
+    ]
+    return lines
+
+
+def _goal_lines(r: dict[str, Any]) -> list[str]:
+    """Issue 16's goals, each marked atteint / non atteint with the value measured."""
+    g = r.get("goals")
+    if not g:
+        return []
+    lines = [
+        "",
+        f"## Objectifs (issue 16, backend {r['meta']['backend']})",
+        "",
+        "Questions uniques, alignement des mots compris ; mesurés, jamais vérifiés par un test "
+        "(la machine est partagée : voir la charge moyenne plus haut).",
+        "",
+        "| objectif | cible | mesuré | |",
+        "|---|---|---|---|",
+    ]
+    for x in g:
+        state = "–" if x["met"] is None else "atteint" if x["met"] else "**non atteint**"
+        lines.append(f"| {x['goal']} | {x['target']} | {_value(x['value'])} | {state} |")
+    return lines
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """The human-readable report (French, like the rest of the project's documentation)."""
     m = r["meta"]
@@ -794,6 +1192,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Modèle : {m['model']} ; recherche du bot : {m['retrieval']} ; chargement de l'assistant "
         f"{m['bot_load_s']} s ; threads torch : {m['torch_threads']}"
         f"{', OMP_WAIT_POLICY=' + m['omp_wait_policy'] if m['omp_wait_policy'] else ''}.",
+        *_comparison_lines(r),
+        *_goal_lines(r),
         "",
         "## Qualité de recherche (partie test)",
         "",

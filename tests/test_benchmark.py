@@ -54,6 +54,24 @@ def test_quick_benchmark_report(tmp_path):
     assert load["errors"] == 0, load["error_kinds"]
     assert _number(load["p95_ms"]) and load["rss_after_mb"] > 0
 
+    # Both backends side by side, on the same quality items: the torch reference and the default.
+    comparison = report["comparison"]
+    assert sorted(comparison["backends"]) == ["onnx", "torch"]
+    other = report["backends"][comparison["backends"][1]]
+    assert set(other["quality"]) == {"bm25", "dense", "hybrid"}
+    for level in other["http"]["levels"]["chat"].values():
+        assert level["errors"] == 0, level["error_kinds"]
+        assert _number(level["requests_per_s"]) and _number(level["p95_ms"])
+    assert _number(other["http"]["startup_to_first_answer_s"])
+    assert all(_number(other["latency_in_process"]["search"][k]) for k in ("p50_ms", "p95_ms"))
+    assert comparison["differences"]["items"] > 0
+    assert comparison["within_one_query"] is True, comparison["differences"]
+    speed = [r for r in comparison["rows"] if r["kind"] in ("lower", "higher") and "gain" in r]
+    assert speed and all(_number(r["gain"]) for r in speed)
+    assert len(report["goals"]) == 10 and all(g["met"] in (True, False) for g in report["goals"])
+    md = (tmp_path / "report.md").read_text("utf-8")
+    assert "## Backends côte à côte" in md and "Différences" in md and "## Objectifs" in md
+
     sizes = report["scaling"]["sizes"]
     assert "x10" in sizes
     for row in sizes.values():

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from chatbot.bot import Bot
+    from embeddings.encoder import Encoder
 
 WORKERS_NEED_REDIS = (
     "--workers {n} demande FAQBOT_REDIS_URL=redis://… : sans Redis, chaque processus garde ses "
@@ -61,6 +62,24 @@ def _limit_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def _batched_encoder(settings: Settings) -> Encoder | None:
+    """With FAQBOT_MICROBATCH_MS, the encoder behind a micro-batching queue; else None (the Bot's own)."""
+    if not settings.microbatch_ms or settings.retrieval == "bm25":
+        return None
+    from chatbot.batching import MicroBatchEncoder
+    from embeddings.backends import resolve_encoder
+
+    inner = resolve_encoder(
+        settings.model,
+        settings.models_dir,
+        backend=settings.backend,
+        threads=settings.encoder_threads,
+    )
+    if not getattr(inner, "supports_word_vectors", False):
+        return None  # nothing to batch: the retriever asks for words on every question
+    return MicroBatchEncoder(inner, window_s=settings.microbatch_ms / 1000)
+
+
 def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
     """The Bot of a server process, ready to answer its first question at full speed."""
     from chatbot.bot import Bot  # at run time: nothing heavy at import
@@ -70,7 +89,9 @@ def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
         # fighting over the cores (measured on loopback: single-client p50 377 ms -> 105 ms on
         # a busy 2-core machine). The onnx backend takes the same setting per session.
         _limit_torch_threads(settings.encoder_threads)
-    bot = Bot.from_settings(settings, build=build, progress=progress)
+    bot = Bot.from_settings(
+        settings, build=build, progress=progress, encoder=_batched_encoder(settings)
+    )
     bot.feedback_store  # noqa: B018 - an unusable votes database stops the start, not the first vote
     # Ready means ready: the model, the tokenizer and every lazy part of a search load now,
     # not on the first user's question (it used to wait 6-7 s after /healthz said ok).
