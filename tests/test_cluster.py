@@ -24,7 +24,6 @@ from evaluation.server_process import ServerStartError
 from tests.services import need_binary
 from tests.test_deploy import clarifications
 
-pytestmark = pytest.mark.slow  # starts five servers; still runs in `make test`
 
 ADMIN_TOKEN = "jeton-de-test-cluster-0123456789"
 # How long, at most, a process may keep answering from the old corpus once the change is
@@ -82,6 +81,7 @@ def failing_cluster(tmp_path, own_redis, own_postgres) -> Iterator[tuple[Cluster
         cluster.stop()
 
 
+@pytest.mark.slow  # starts five servers; still runs in `make test`
 def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cluster, web_bot):
     """Redis down: stateless replies with the French notice; PostgreSQL down: votes 503, chat
     goes on; both back: everything works without a restart; no acknowledged vote is lost."""
@@ -171,6 +171,7 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
         assert v.received >= pg_down
     pg_chats = sorted(c.received - c.sent for c in chats if during(c, pg_down, pg_up))
     assert pg_chats, "aucun tour de chat pendant l'arrêt de PostgreSQL"
+    assert pg_chats[len(pg_chats) // 2] < 1.0  # no turn waits the votes' 3 s
     print(
         f"\nchat pendant l'arrêt de PostgreSQL : {len(pg_chats)} tours, "
         f"médiane {pg_chats[len(pg_chats) // 2]:.2f} s, max {pg_chats[-1]:.2f} s; "
@@ -206,3 +207,148 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
 
 
 # ------------------------------------------------------------ test 4: a corpus change under load
+
+
+PROBE = "Mon zorglub quantique refuse le téléversement, que faire ?"  # in no entry's words
+
+
+@pytest.fixture()
+def admin_cluster(tmp_path, redis_server, postgres_db) -> Iterator[Cluster]:
+    cluster = start_cluster(
+        tmp_path,
+        {
+            "FAQBOT_REDIS_URL": redis_server.url,
+            "FAQBOT_DATABASE_URL": postgres_db,
+            "FAQBOT_ADMIN_TOKEN": ADMIN_TOKEN,
+        },
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.slow  # starts five servers; still runs in `make test`
+def test_a_corpus_change_reaches_every_process_under_load_without_mixed_answers(
+    admin_cluster, web_bot
+):
+    """An edit through the admin API (version in PostgreSQL) while users chat through nginx:
+    each process switches within SWITCH_BOUND_SECONDS, no 5xx, each answer wholly old or new."""
+    cluster = admin_cluster
+    entry = web_bot.corpus.entries[5]
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=cluster.url, timeout=30, headers=admin) as c:
+        got = c.get(f"/api/admin/entries/{entry.id}")
+        assert got.status_code == 200, got.text
+        old, version = got.json()["entry"], got.json()["version"]
+        before = c.post("/api/chat", json={"message": PROBE}).json()
+        assert entry.id not in [r["id"] for r in before["results"]]
+    new = {
+        **old,
+        "question": old["question"] + " (révisée)",
+        "answer": old["answer"] + "\n\nRévision 2 de cette réponse.",
+        "alternates": [*old["alternates"], PROBE],
+    }
+    wholly = {(old["question"], old["answer"]): "old", (new["question"], new["answer"]): "new"}
+    calls: list[tuple[int, Call]] = []  # (process, call); -1: through nginx
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def chat_loop(base_url: str, process: int, messages: tuple[str, ...]) -> None:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            k = 0
+            while not stop.is_set():
+                call = timed(client, "ask", "/api/chat", {"message": messages[k % len(messages)]})
+                call.body["asked"] = messages[k % len(messages)]
+                with lock:
+                    calls.append((process, call))
+                k += 1
+                if process >= 0:
+                    time.sleep(0.05)  # a probe every 50 ms on each process
+
+    loops = [(cluster.url, -1, (PROBE, entry.question, "montant prestation SAS"))] * 6
+    loops += [(s.url, n, (PROBE,)) for n, s in enumerate(cluster.servers)]
+    with ThreadPoolExecutor(len(loops)) as pool:
+        running = [pool.submit(chat_loop, *loop) for loop in loops]
+        time.sleep(1.0)
+        with httpx.Client(base_url=cluster.url, timeout=30, headers=admin) as c:
+            put_sent = time.monotonic()
+            put = c.put(f"/api/admin/entries/{entry.id}", json={"entry": new, "version": version})
+            acked = time.monotonic()
+        assert put.status_code == 200, put.text
+        deadline = acked + 15
+
+        def switched(process: int) -> float | None:
+            with lock:
+                news = [
+                    c.received
+                    for p, c in calls
+                    if p == process and c.status == 200 and _version_of(c.body, entry.id, wholly)
+                ]
+            return min(news) if news else None
+
+        while any(switched(n) is None for n in range(3)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        everywhere = time.monotonic()
+        time.sleep(1.5)  # load goes on after the switch
+        stop.set()
+        for f in running:
+            f.result()
+
+    assert {c.status for _, c in calls} == {200}, [c.body for _, c in calls if c.status != 200][:3]
+    times = {n: switched(n) for n in range(3)}
+    assert None not in times.values(), f"un processus n'a pas changé de version : {times}"
+    delays = {n: round(t - acked, 3) for n, t in times.items() if t is not None}
+    print(f"\nchangement de version du corpus, par processus, après l'acquittement : {delays} s")
+    assert max(delays.values()) <= SWITCH_BOUND_SECONDS, delays
+    for process, call in calls:
+        state = _version_of(call.body, entry.id, wholly)  # raises on a mixed record
+        if call.sent < put_sent:
+            assert state in (None, "old"), "nouvelle version servie avant la modification"
+        if call.sent > everywhere:
+            # Acknowledged everywhere: the probe finds the new entry, nothing old is served.
+            assert state != "old", (process, call.body["asked"])
+            if call.body["asked"] == PROBE:
+                assert state == "new", (process, call.body)
+        if process >= 0 and call.sent > times[process]:
+            assert state == "new", f"processus {process} revenu à l'ancienne version"
+    new_served = sum(_version_of(c.body, entry.id, wholly) == "new" for p, c in calls if p < 0)
+    assert new_served > 0  # through nginx too
+
+
+def _version_of(
+    body: dict[str, Any], entry_id: str, wholly: dict[tuple[str, str], str]
+) -> str | None:
+    """ "old" or "new" when the reply shows the edited entry, None when it does not; a record
+    mixing old and new fields fails the test."""
+    for result in body.get("results", []):
+        if result["id"] == entry_id:
+            key = (result["question"], result["answer"])
+            assert key in wholly, f"fiche mélangeant ancienne et nouvelle version : {key}"
+            return wholly[key]
+    return None
+
+
+def test_an_idle_process_watching_the_version_switches_without_a_request(tmp_path):
+    """Two Bots on one curator store (two processes): an edit made by one reaches the other,
+    which answers no request meanwhile, within VERSION_CHECK_SECONDS plus its rebuild."""
+    from chatbot.bot import VERSION_CHECK_SECONDS, Bot
+    from chatbot.config import Settings
+    from chatbot.curation.service import Curator
+
+    settings = Settings(data_dir=tmp_path, retrieval="bm25")
+    editor, idle = (Bot.from_settings(settings, progress=False) for _ in range(2))
+    idle.watch_version()
+    try:
+        entry = editor.corpus.entries[5]
+        record, version = Curator(editor).entry(entry.id)
+        record["alternates"] = [*record["alternates"], PROBE]
+        Curator(editor).edit(record, version, "test")
+        acked = time.monotonic()
+        target = editor.engine.version
+        while idle.engine.version != target:
+            assert time.monotonic() - acked < VERSION_CHECK_SECONDS + 2, "pas de rechargement"
+            time.sleep(0.02)
+        assert entry.id in [r.entry.id for r in idle.search(PROBE, k=3)]
+    finally:
+        idle.stop_watching()
