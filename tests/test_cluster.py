@@ -24,7 +24,6 @@ from evaluation.server_process import ServerStartError
 from tests.services import need_binary
 from tests.test_deploy import clarifications
 
-
 ADMIN_TOKEN = "jeton-de-test-cluster-0123456789"
 # How long, at most, a process may keep answering from the old corpus once the change is
 # acknowledged by the process that made it (docs/deploy.md states it).
