@@ -202,14 +202,15 @@ class Cluster:
         nginx_binary: str | None = None,
         timeout: float = 120.0,
     ) -> Cluster:
-        """Start the processes (FAQBOT_ROOT_PATH=/faq, each its own data dir) and nginx in front.
+        """Start the processes (FAQBOT_ROOT_PATH=/faq) and nginx in front; each process has
+        its own data dir unless `env` sets FAQBOT_DATA_DIR (one machine sharing its index).
 
         On any failure what was started is stopped before the error goes up.
         """
         common = {"FAQBOT_ROOT_PATH": "/faq", **env}
         servers = [
             ServerProcess(
-                {**common, "FAQBOT_DATA_DIR": str(directory / f"p{n}")},
+                {"FAQBOT_DATA_DIR": str(directory / f"p{n}"), **common},
                 directory / f"p{n}" / "server.log",
                 ui=False,
             )
