@@ -101,11 +101,13 @@ def cluster_benchmark(
                     return {"skipped": f"{n} processus non démarrés : {str(exc)[:500]}"}
                 try:
                     ready = time.perf_counter() - started
+                    load_average = round(os.getloadavg()[0], 2)  # a shared machine is noisy
                     asyncio.run(_chat_load(cluster.url, texts(WARM_UP), CLIENTS, 120.0))
                     run = asyncio.run(_chat_load(cluster.url, texts(REQUESTS), CLIENTS, 120.0))
                 finally:
                     cluster.stop()
                 run["ready_s"] = round(ready, 1)
+                run["load_average_before"] = load_average
                 rps = run["requests_per_s"] or 0.0
                 run["requests_per_s_per_core"] = round(rps / cores, 2)
                 out["runs"][str(n)] = run
@@ -132,20 +134,22 @@ def cluster_markdown(r: dict[str, Any] | None) -> list[str]:
         f"Redis), même charge : {r['clients']} clients simultanés, {r['requests']} premiers tours "
         f"de `/api/chat` chacun, sur {r['cores']} cœurs.",
         "",
-        "| processus | req/s | req/s par cœur | p50 | p95 | erreurs | prêts en |",
-        "|---|---|---|---|---|---|---|",
+        "| processus | req/s | req/s par cœur | p50 | p95 | erreurs | prêts en | charge avant |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for n, run in r["runs"].items():
         lines.append(
             f"| {n} | {run['requests_per_s']} | {run['requests_per_s_per_core']} | "
-            f"{run['p50_ms']} ms | {run['p95_ms']} ms | {run['errors']} | {run['ready_s']} s |"
+            f"{run['p50_ms']:.0f} ms | {run['p95_ms']:.0f} ms | {run['errors']} | {run['ready_s']} s | "
+            f"{run['load_average_before']} |"
         )
     lines += [
         "",
-        f"Rapport 3 processus / 1 : **×{r['ratio_3_over_1']}**. Le gain est borné par les "
-        f"{r['cores']} cœurs : un seul processus les occupe déjà (fils de la réserve de requêtes, "
-        "encodeur) ; plusieurs processus servent surtout à survivre à la perte de l'un d'eux et "
-        "à s'étendre sur plusieurs machines.",
+        f"Rapport 3 processus / 1 : **×{r['ratio_3_over_1']}**. Sur {r['cores']} cœurs le gain "
+        "est borné, voire nul : un seul processus occupe déjà les deux cœurs (requêtes en "
+        "parallèle dans sa réserve de fils, encodeur), et trois se les disputent en gardant "
+        "chacun son modèle en mémoire. Plusieurs processus servent à survivre à la perte de "
+        "l'un d'eux et à s'étendre sur plusieurs machines, où le débit croît avec les cœurs.",
     ]
     return lines
 
