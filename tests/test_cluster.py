@@ -202,7 +202,12 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
     ) + sorted(acked_after)
     with psycopg.connect(postgres.url) as conn:
         stored = [row[0] for row in conn.execute("SELECT comment FROM feedback")]
-    assert sorted(stored) == sorted(acked)
+    assert len(stored) == len(set(stored)) and set(acked) <= set(stored)
+    # A commit whose acknowledgement PostgreSQL's stop cut off may be stored though refused.
+    refused_comments = {
+        f"u{n}-r{r}" for n, r, _, c in calls if c.kind == "vote" and c.status != 200
+    }
+    assert set(stored) - set(acked) <= refused_comments
 
 
 # ------------------------------------------------------------ test 4: a corpus change under load

@@ -100,6 +100,7 @@ def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
     acked: list[tuple[str, str]] = []
     failures: list[str] = []
     lost: list[str] = []
+    unanswered: list[tuple[str, str]] = []  # votes whose answer never came (502, reset)
     lock = threading.Lock()
     halfway = threading.Barrier(users + 1)
 
@@ -138,6 +139,7 @@ def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
                 except httpx.HTTPError as exc:
                     with lock:
                         failures.append(f"vote {exc!r}")
+                        unanswered.append((comment, expected))
                     continue
                 if v.status_code == 200 and v.json() == {"ok": True}:
                     with lock:
@@ -145,6 +147,7 @@ def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
                 else:
                     with lock:
                         failures.append(f"vote {v.status_code}")
+                        unanswered.append((comment, expected))
 
     with ThreadPoolExecutor(users) as pool:
         done = [pool.submit(user, n) for n in range(users)]
@@ -160,7 +163,10 @@ def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
     assert len(acked) >= users * rounds - users
     with psycopg.connect(cluster.database_url) as conn:
         stored = conn.execute("SELECT comment, entry_id FROM feedback").fetchall()
-    assert sorted(acked) == sorted(stored)  # every acknowledged vote, once
+    assert len(stored) == len(set(stored))  # each vote once
+    assert set(acked) <= set(stored)  # every acknowledged vote
+    # A vote committed by the killed process just before it died got no answer: it may be stored.
+    assert set(stored) - set(acked) <= set(unanswered)
 
 
 def test_serve_workers_shares_one_port_between_processes(tmp_path, redis_server):
