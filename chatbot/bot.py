@@ -116,6 +116,8 @@ class Bot:
         self.base_corpus = base_corpus or corpus  # faq_data/ as loaded, before curated edits
         self._reload_lock = threading.Lock()
         self._checked_at = time.monotonic()
+        self._watcher: threading.Thread | None = None
+        self._stop_watching = threading.Event()
 
     def make_engine(self, corpus: Corpus, retriever: Retriever, version: int) -> Engine:
         detector = FacetDetector(corpus.vocabulary)
@@ -159,14 +161,43 @@ class Bot:
 
     def check_version(self) -> None:
         """At most once per VERSION_CHECK_SECONDS, reload when another process changed the
-        corpus; a failing store leaves the current engine answering."""
-        if self.curator is None or time.monotonic() - self._checked_at < VERSION_CHECK_SECONDS:
+        corpus; a failing store leaves the current engine answering. No-op while watching."""
+        if self.curator is None or self._watcher is not None:
+            return
+        if time.monotonic() - self._checked_at < VERSION_CHECK_SECONDS:
             return
         self._checked_at = time.monotonic()  # a race lets two requests check: harmless
         try:
             self.reload()
         except FaqBotError as exc:
             log.warning("version du corpus illisible, corpus courant gardé : %s", exc)
+
+    def watch_version(self) -> None:
+        """Check the shared corpus version every VERSION_CHECK_SECONDS in a background thread
+        (server processes): an idle process switches too, and no request waits on the check,
+        the rebuild, or a database that is down."""
+        if self.curator is None or self._watcher is not None:
+            return
+
+        def watch() -> None:
+            while not self._stop_watching.wait(VERSION_CHECK_SECONDS):
+                try:
+                    self.reload()
+                except FaqBotError as exc:
+                    log.warning("version du corpus illisible, corpus courant gardé : %s", exc)
+                except Exception:  # the watcher must outlive any one failed rebuild
+                    log.exception("rechargement du corpus échoué, corpus courant gardé")
+
+        self._stop_watching.clear()
+        self._watcher = threading.Thread(target=watch, name="faqbot-corpus-version", daemon=True)
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        """Stop the version watcher (requests check the version themselves again)."""
+        if self._watcher is not None:
+            self._stop_watching.set()
+            self._watcher.join(timeout=10)
+            self._watcher = None
 
     # ------------------------------------------------------------ construction
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, FaqEntry
+from evaluation.cluster_bench import cluster_benchmark, cluster_markdown
 from evaluation.datasets import EvalQuery, EvalSet, load_eval
 from evaluation.dialogues import (
     chat_outcomes,
@@ -1024,6 +1025,7 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
         backends, http_benchmark(configs, pool, plan, out_dir, progress), strict=True
     ):
         sections[b]["http"] = http
+    report["cluster"] = cluster_benchmark(settings, pool.take, quick, progress.say)
 
     progress.step(
         f"passage à l'échelle (corpus ×{', ×'.join(map(str, plan.scale_factors))}, flat / hnsw)"
@@ -1377,5 +1379,6 @@ def render_markdown(r: dict[str, Any]) -> str:
             "autres reçoivent le score du plus lointain d'entre eux (une borne haute). Le classement "
             "hybride peut donc différer de l'exact même quand l'index seul retrouve les mêmes voisins.",
         ]
+    lines += cluster_markdown(r.get("cluster"))
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in m["versions"].items()), ""]
     return "\n".join(lines)

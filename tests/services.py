@@ -10,19 +10,15 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from evaluation import cluster
+from evaluation.cluster import INSTALL_HINT
 from evaluation.server_process import free_port
-
-INSTALL_HINT = (
-    "lancez `bash scripts/ensure-services.sh` (paquets Debian redis-server postgresql nginx)"
-)
 
 
 def need_binary(name: str, *candidates: str) -> str:
@@ -36,81 +32,11 @@ def need_binary(name: str, *candidates: str) -> str:
     pytest.fail(f"{name} introuvable : {INSTALL_HINT}.", pytrace=False)
 
 
-def _wait(check: object, what: str, timeout: float, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    tail = log.read_text("utf-8", "replace")[-2000:] if log and log.exists() else ""
-    raise RuntimeError(f"{what} n'a pas démarré en {timeout:.0f} s\n{tail}")
-
-
-class RedisServer:
-    """redis-server without persistence on a free loopback port."""
+class RedisServer(cluster.RedisServer):
+    """redis-server without persistence on a free loopback port (evaluation/cluster.py)."""
 
     def __init__(self, directory: Path) -> None:
-        self.binary = need_binary("redis-server", "/usr/bin/redis-server")
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        """Start (or restart, on the same port) the server and wait until it answers."""
-        import redis
-
-        self.port = self.port or free_port()
-        log = (self.dir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.dir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        try:
-            _wait(up, "redis-server", 15, self.dir / "redis.log")
-        finally:
-            client.close()
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: Redis vanishes as in a crash (its data, kept only in memory, is lost)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        super().__init__(directory, need_binary("redis-server", "/usr/bin/redis-server"))
 
 
 class PostgresServer:
@@ -198,48 +124,8 @@ class PostgresServer:
             )
 
 
-class NginxServer:
-    """nginx running a given configuration file, its pid and logs in a temporary folder."""
+class NginxServer(cluster.NginxServer):
+    """nginx running a given configuration file (evaluation/cluster.py)."""
 
     def __init__(self, directory: Path, conf_text: str) -> None:
-        self.binary = need_binary("nginx", "/usr/sbin/nginx")
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.conf = directory / "nginx.conf"
-        self.conf.write_text(conf_text, encoding="utf-8")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, port: int) -> NginxServer:
-        import httpx
-
-        globals_ = f"daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log warn;"
-        self.proc = subprocess.Popen(
-            [self.binary, "-p", f"{self.dir}/", "-c", str(self.conf), "-g", globals_],
-            stdout=(self.dir / "stdout.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-        def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    "nginx s'est arrêté :\n"
-                    + (self.dir / "error.log").read_text("utf-8", "replace")[-2000:]
-                    + (self.dir / "stdout.log").read_text("utf-8", "replace")[-2000:]
-                )
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-                return True
-            except httpx.HTTPError:
-                return False
-
-        _wait(up, "nginx", 15, self.dir / "error.log")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: workers finish, then exit
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        super().__init__(directory, conf_text, need_binary("nginx", "/usr/sbin/nginx"))

@@ -7,97 +7,42 @@ deploy/nginx.conf with only its ports and log path changed.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
 from chatbot.config import REPO_ROOT
+from evaluation.cluster import Cluster
 from evaluation.server_process import ServerProcess, ServerStartError, free_port
 from tests.conftest import WEB_VAGUE_QUESTIONS
-from tests.services import NginxServer
+from tests.services import need_binary
 
 pytestmark = pytest.mark.slow  # starts four processes; still runs in `make test`
-
-CONF = REPO_ROOT / "deploy" / "nginx.conf"
-UPSTREAM_PORTS = (7861, 7862, 7863)
-
-
-def nginx_conf(listen: int, ports: list[int], log_dir: Path) -> str:
-    """deploy/nginx.conf with the test's free ports and log folder, nothing else changed."""
-    text = CONF.read_text("utf-8")
-    assert text.count("listen 8080;") == 1
-    text = text.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
-    for default, port in zip(UPSTREAM_PORTS, ports, strict=True):
-        assert text.count(f"127.0.0.1:{default} ") == 1
-        text = text.replace(f"127.0.0.1:{default} ", f"127.0.0.1:{port} ")
-    return text.replace("/var/log/nginx/", f"{log_dir}/")
-
-
-@dataclass
-class Cluster:
-    servers: list[ServerProcess]
-    nginx: NginxServer
-    port: int
-    database_url: str
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/faq"
-
-    def access_log(self) -> list[tuple[str, str, str]]:
-        """(request line, status, upstream address) of each request, in order."""
-        out = []
-        for line in (self.nginx.dir / "faqbot-access.log").read_text().splitlines():
-            m = re.search(r'"([^"]*)" (\d{3}) (\S+) ', line)
-            if m:
-                out.append((m.group(1), m.group(2), m.group(3)))
-        return out
 
 
 @pytest.fixture()
 def cluster(tmp_path, redis_server, postgres_db) -> Iterator[Cluster]:
+    """Three BM25 processes sharing Redis and PostgreSQL, behind deploy/nginx.conf under /faq/."""
     env = {
         "FAQBOT_RETRIEVAL": "bm25",
-        "FAQBOT_ROOT_PATH": "/faq",
         "FAQBOT_REDIS_URL": redis_server.url,
         "FAQBOT_DATABASE_URL": postgres_db,
     }
-    servers = [
-        ServerProcess(
-            {**env, "FAQBOT_DATA_DIR": str(tmp_path / f"p{n}")},
-            tmp_path / f"p{n}" / "server.log",
-            ui=False,
-        )
-        for n in range(3)
-    ]
-    nginx: NginxServer | None = None
     try:
-        for server in servers:  # all three load at once
-            server.start()
-        for server in servers:
-            server.wait_healthy(timeout=120)
-        port = free_port()
-        log_dir = tmp_path / "nginx"
-        conf = nginx_conf(port, [s.port for s in servers], log_dir)
-        nginx = NginxServer(log_dir, conf).start(port)
-        yield Cluster(servers, nginx, port, postgres_db)
+        running = Cluster.start(tmp_path, env, nginx_binary=need_binary("nginx", "/usr/sbin/nginx"))
     except ServerStartError as exc:
         pytest.fail(str(exc))
+    try:
+        yield running
     finally:
-        if nginx is not None:
-            nginx.stop()
-        for server in servers:
-            server.stop()
+        running.stop()
 
 
 def clarifications(web_bot) -> list[tuple[str, str, str]]:
@@ -155,6 +100,7 @@ def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
     acked: list[tuple[str, str]] = []
     failures: list[str] = []
     lost: list[str] = []
+    unanswered: list[tuple[str, str]] = []  # votes whose answer never came (502, reset)
     lock = threading.Lock()
     halfway = threading.Barrier(users + 1)
 
@@ -193,6 +139,7 @@ def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
                 except httpx.HTTPError as exc:
                     with lock:
                         failures.append(f"vote {exc!r}")
+                        unanswered.append((comment, expected))
                     continue
                 if v.status_code == 200 and v.json() == {"ok": True}:
                     with lock:
@@ -200,6 +147,7 @@ def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
                 else:
                     with lock:
                         failures.append(f"vote {v.status_code}")
+                        unanswered.append((comment, expected))
 
     with ThreadPoolExecutor(users) as pool:
         done = [pool.submit(user, n) for n in range(users)]
@@ -215,7 +163,10 @@ def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
     assert len(acked) >= users * rounds - users
     with psycopg.connect(cluster.database_url) as conn:
         stored = conn.execute("SELECT comment, entry_id FROM feedback").fetchall()
-    assert sorted(acked) == sorted(stored)  # every acknowledged vote, once
+    assert len(stored) == len(set(stored))  # each vote once
+    assert set(acked) <= set(stored)  # every acknowledged vote
+    # A vote committed by the killed process just before it died got no answer: it may be stored.
+    assert set(stored) - set(acked) <= set(unanswered)
 
 
 def test_serve_workers_shares_one_port_between_processes(tmp_path, redis_server):

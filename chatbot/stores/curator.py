@@ -75,6 +75,8 @@ POSTGRES_SCHEMA = SCHEMA.format(serial="BIGSERIAL PRIMARY KEY")
 
 REPLY_TYPES = ("answer", "clarify", "fallback")
 OUTCOMES = ("pending", "answered", "abandoned")
+# How long a curator store call waits for a PostgreSQL connection before failing.
+CONNECTION_WAIT_SECONDS = 1.0
 # The purge runs at most this often on write (and once when the store opens).
 PURGE_EVERY_SECONDS = 3600.0
 
@@ -273,7 +275,11 @@ class CuratorStore:
     def postgres(cls, url: str, log_days: int = 90) -> CuratorStore:
         from chatbot.stores.postgres import PostgresDatabase
 
-        return cls(PostgresBackend(PostgresDatabase(url)), log_days)
+        # A short wait for a connection: the question log is written on the chat's path, and
+        # a turn must not wait long on a PostgreSQL that is down (votes wait the default 3 s).
+        return cls(
+            PostgresBackend(PostgresDatabase(url, timeout=CONNECTION_WAIT_SECONDS)), log_days
+        )
 
     def _now(self) -> str:
         return _iso(self.clock())

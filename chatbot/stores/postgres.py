@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 log = logging.getLogger("faqbot")
+
+# After a connection failure, callers fail at once for this long instead of each waiting the
+# pool's timeout: with PostgreSQL down, a chat turn (which logs its question) stays fast.
+# Then one caller at a time tries again, the others still failing at once meanwhile.
+RETRY_AFTER_FAILURE_SECONDS = 1.0
 
 # pg_advisory_xact_lock key: any fixed bigint shared by every faqbot process ("faqbot" in ASCII).
 MIGRATION_LOCK = 0x666171626F74
@@ -102,6 +108,9 @@ class PostgresDatabase:
         )
         self._lock = threading.Lock()
         self._ready = False
+        self._down_lock = threading.Lock()
+        self._down_until = 0.0  # monotonic time before which callers fail at once; 0: up
+        self._down_reason = ""
 
     def open(self) -> None:
         """Connect and apply pending migrations (idempotent); StoreUnavailableError when down."""
@@ -158,13 +167,23 @@ class PostgresDatabase:
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        with self._down_lock:
+            now = time.monotonic()
+            if now < self._down_until:
+                raise StoreUnavailableError(f"PostgreSQL injoignable : {self._down_reason}")
+            if self._down_until:
+                # This caller tries again; the others fail at once while it waits.
+                self._down_until = now + self.timeout + RETRY_AFTER_FAILURE_SECONDS
         try:
             with self.pool.connection() as conn:
+                self._down_until = 0.0
                 yield conn
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailableError(
-                f"PostgreSQL injoignable : {str(exc).strip().splitlines()[0][:200]}"
-            ) from None
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            with self._down_lock:
+                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
+                self._down_reason = reason
+            raise StoreUnavailableError(f"PostgreSQL injoignable : {reason}") from None
         except psycopg.Error as exc:
             raise FaqBotError(f"Erreur PostgreSQL : {exc}") from None
 

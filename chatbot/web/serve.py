@@ -96,6 +96,9 @@ def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
     # Ready means ready: the model, the tokenizer and every lazy part of a search load now,
     # not on the first user's question (it used to wait 6-7 s after /healthz said ok).
     bot.warm_up()
+    # Curated changes made by another process are picked up within VERSION_CHECK_SECONDS,
+    # off the request path (docs/deploy.md, "Une version du corpus partout").
+    bot.watch_version()
     return bot
 
 
