@@ -74,6 +74,8 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+ADMIN_TOKEN = "jeton-de-test-du-curateur-0123456789"
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """The real server on a free loopback port: BM25 bot, feedback DB in a tmp dir."""
@@ -91,6 +93,7 @@ def live(tmp_path_factory):
         port=free_port(),
         # The intranet example page is served from another loopback port: allowed to embed.
         frame_ancestors=("self", "http://127.0.0.1:*"),
+        admin_token=ADMIN_TOKEN,  # /admin exists, for the accessibility checks
     )
     bot = Bot.from_settings(settings, progress=False)
     server = uvicorn.Server(
