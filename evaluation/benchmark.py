@@ -33,6 +33,7 @@ from evaluation.dialogues import (
     out_of_scope_figures,
     replay_all,
 )
+from evaluation.judgement import bench_markdown, bench_section
 from evaluation.metrics import evaluate_modes, latency_stats
 from evaluation.server_process import ServerProcess
 
@@ -712,6 +713,7 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
         evalset.dialogues[: plan.dialogue_limit] if plan.dialogue_limit else evalset.dialogues
     )
     report["dialogues"] = dialogue_summary(dialogues, replay_all(bot, dialogues))
+    report["judgement"] = bench_section(bot, settings.corpus_dir, plan.dialogue_limit)
     progress.say(
         f"hors-sujet → repli {report['out_of_scope']['out_of_scope_to_fallback']}, "
         f"répondables → repli {report['out_of_scope']['answerable_to_fallback']}, "
@@ -977,5 +979,6 @@ def render_markdown(r: dict[str, Any]) -> str:
             "autres reçoivent le score du plus lointain d'entre eux (une borne haute). Le classement "
             "hybride peut donc différer de l'exact même quand l'index seul retrouve les mêmes voisins.",
         ]
+    lines += bench_markdown(r.get("judgement"))
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in m["versions"].items()), ""]
     return "\n".join(lines)
