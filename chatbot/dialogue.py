@@ -292,6 +292,7 @@ class Dialogue:
         self.scope = vocabulary.scope
         self.context = vocabulary.with_role("context")
         self.spans_scope = vocabulary.with_role("spans_scope")
+        self.not_asked = frozenset(vocabulary.with_role("not_asked"))
         self.detector = detector or FacetDetector(vocabulary)
         self.policy = policy or Policy()
         # (facet, value) pairs the FAQs never discuss (FacetDetector.unmentioned).
@@ -665,7 +666,7 @@ class Dialogue:
         best, best_gain = None, 0.0
         total = sum(h.confidence for h in hits) or 1.0
         for facet in self.vocabulary.names:
-            if facet in exclude:
+            if facet in exclude or facet in self.not_asked:
                 continue
             mass: dict[str | None, float] = {}
             for h in hits:

@@ -495,3 +495,16 @@ def test_a_message_with_a_topic_of_its_own_is_a_new_question():
     _, state = d.step("quelles démarches avant de signer la VA ?", DialogueState())
     d.step("et pour le solde en EHPAD ?", state)
     assert search.calls[-1]["query"] == "et pour le solde en EHPAD ?"
+
+
+def test_the_offre_heading_is_never_asked():
+    # Same couloir, same dispositif, only the page heading (offre) differs: asking
+    # « quel type d'offre ? » would make the user pick between pages, not answers.
+    esms = replace(DUI, id="ans-esms", facets={**DUI.facets, "offre": "Programme ESMS numérique"})
+    segur = replace(
+        DUI, id="ans-segur", facets={**DUI.facets, "offre": "Ségur du numérique en santé"}
+    )
+    d, _ = make(lambda q, f, b: [(segur, 1.0, 0.8), (esms, 0.95, 0.4)])
+    assert "offre" in d.not_asked
+    reply, _ = d.step("démarches avant la VA ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-segur"
