@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from chatbot.errors import CorpusError
 from chatbot.text import echo
 
-ROLES = ("scope", "context", "concrete", "spans_scope")  # what faq_data/facets.yaml may declare
+# What faq_data/facets.yaml may declare.
+ROLES = ("scope", "context", "concrete", "spans_scope", "not_asked")
 ID_PATTERN = r"^ans-\d{3}-\d{2}[a-z]?$"
 SOURCE_PATTERN = r"^\d{3}_[0-9a-f]{16}\.txt$"
 MAX_ALTERNATES = 20

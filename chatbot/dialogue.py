@@ -58,6 +58,12 @@ _GREETINGS = {
     "essai",
     "allo",
 }
+# Words that announce context rather than a topic ("précision : on est un EHPAD",
+# "dans notre cas, c'est un hôpital"), as stems (text.lexical_tokens).
+_CONTEXT_FILLER = frozenset(lexical_tokens("précision préciser concerne cas situation contexte"))
+# A reply to a clarification with at least this many topic words (besides the couloir or
+# dispositif it names) carries the real topic: it is searched with the original question.
+_TOPIC_WORDS = 2
 # A link says nothing the bot can read: it is dropped from the question.
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 
@@ -286,6 +292,7 @@ class Dialogue:
         self.scope = vocabulary.scope
         self.context = vocabulary.with_role("context")
         self.spans_scope = vocabulary.with_role("spans_scope")
+        self.not_asked = frozenset(vocabulary.with_role("not_asked"))
         self.detector = detector or FacetDetector(vocabulary)
         self.policy = policy or Policy()
         # (facet, value) pairs the FAQs never discuss (FacetDetector.unmentioned).
@@ -341,12 +348,17 @@ class Dialogue:
             return Reply("fallback", msg.GREETING), state
 
         if state.pending:
+            # A reply saying more than the facet ("SAS, on vient d'avoir la VSR et on veut
+            # le dernier paiement") is searched with the question it answers.
+            extra = text if len(self._topic(text)) >= _TOPIC_WORDS else ""
             picked = self._picked_option(text, state.pending)
             if picked is not None:
-                return self._after_option(picked, state)
+                return self._after_option(picked, state, extra)
             named = self._refinement(text, state.pending)
             if named:
-                return self._after_refinement(named, state)
+                return self._after_refinement(named, state, extra)
+        elif state.last_query and self._context_only(text):
+            return self._precision(text, state)
         return self._new_question(text, replace(state, pending=None))
 
     # ------------------------------------------------------------ turns
@@ -376,18 +388,22 @@ class Dialogue:
         """Couloir or dispositif a short reply names besides the one asked ("je suis médecin
         généraliste" when asked which dispositif): the user answers in other terms. A
         thématique word ("le solde") is no answer: it is the question asked again."""
-        if len(words(text)) > 6 or text.rstrip().endswith("?"):
+        if text.rstrip().endswith("?"):
+            return {}
+        if len(words(text)) > 6 and len(self._topic(text)) < _TOPIC_WORDS:
             return {}
         known = dict(pending.filters)
         named = self.detector.detect(text, self.context)
         return {f: v for f, v in named.items() if f not in known}
 
     def _after_refinement(
-        self, named: Mapping[str, str], state: DialogueState
+        self, named: Mapping[str, str], state: DialogueState, extra: str = ""
     ) -> tuple[Reply, DialogueState]:
-        return self._resume(state, narrow=named, remember=named)
+        return self._resume(state, narrow=named, remember=named, extra=extra)
 
-    def _after_option(self, picked: str, state: DialogueState) -> tuple[Reply, DialogueState]:
+    def _after_option(
+        self, picked: str, state: DialogueState, extra: str = ""
+    ) -> tuple[Reply, DialogueState]:
         pending = state.pending
         assert pending is not None
         if picked == msg.OTHER_OPTION:
@@ -396,7 +412,7 @@ class Dialogue:
         implied = self.vocabulary.parent_value(pending.facet, picked)
         if implied:
             remember[implied[0]] = implied[1]
-        return self._resume(state, narrow={pending.facet: picked}, remember=remember)
+        return self._resume(state, narrow={pending.facet: picked}, remember=remember, extra=extra)
 
     def _resume(
         self,
@@ -404,19 +420,46 @@ class Dialogue:
         narrow: Mapping[str, str],
         remember: Mapping[str, str],
         force_answer: bool = False,
+        extra: str = "",
     ) -> tuple[Reply, DialogueState]:
-        """Decide the pending question again, narrowed by the user's reply."""
+        """Decide the pending question again, narrowed by the user's reply (and searched
+        with its words too when it carries some: `extra`)."""
         pending = state.pending
         assert pending is not None
         remembered = {**dict(state.facets), **remember}
         state = replace(state, facets=tuple(remembered.items()), pending=None)
         return self._decide(
-            pending.query,
+            f"{pending.query} {extra}" if extra else pending.query,
             state,
             filters={**dict(pending.filters), **narrow},
             asked=pending.asked,
             force_answer=force_answer,
         )
+
+    def _topic(self, text: str) -> list[str]:
+        """The words of `text` besides the couloir or dispositif it names (stems)."""
+        return lexical_tokens(self.detector.residue(text, self.context))
+
+    def _context_only(self, text: str) -> bool:
+        """A message that only says where the user stands ("précision : c'est un foyer, en
+        DUI PDE"): it qualifies the previous question rather than asking a new one."""
+        if not self.detector.detect(text, self.context):
+            return False
+        return not set(self._topic(text)) - _CONTEXT_FILLER
+
+    def _precision(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
+        """The previous question asked again with the context the message adds."""
+        assert state.last_query is not None
+        named = self.detector.detect(text, self.context)
+        remembered = dict(state.facets)
+        scope = self.scope
+        if scope and named.get(scope) and named[scope] != remembered.get(scope):
+            remembered = {}
+        remembered.update(named)
+        within = {scope: named[scope]} if scope and named.get(scope) else {}
+        state = replace(state, facets=tuple(remembered.items()))
+        query = f"{state.last_query} {text}"
+        return self._decide(query, state, filters={}, asked=0, detected=named, within=within)
 
     def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         missing = self.unmentioned_in(text)
@@ -623,7 +666,7 @@ class Dialogue:
         best, best_gain = None, 0.0
         total = sum(h.confidence for h in hits) or 1.0
         for facet in self.vocabulary.names:
-            if facet in exclude:
+            if facet in exclude or facet in self.not_asked:
                 continue
             mass: dict[str | None, float] = {}
             for h in hits:

@@ -70,6 +70,14 @@ class FacetDetector:
                 found.add((p.facet, p.value))
         return frozenset(found)
 
+    def residue(self, text: str, facets: tuple[str, ...]) -> str:
+        """`text` (folded words) without the terms naming a value of `facets`: what else it says."""
+        norm = " ".join(words(text))
+        for p in self._patterns:  # longest first, as in _scan
+            if p.facet in facets:
+                norm = p.regex.sub(" ", norm)
+        return " ".join(norm.split())
+
     def detect(self, text: str, facets: tuple[str, ...] | None = None) -> dict[str, str]:
         """Facet values named in `text`; a facet named with two different values is left out."""
         facets = self.vocabulary.names if facets is None else facets

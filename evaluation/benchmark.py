@@ -35,6 +35,7 @@ from evaluation.dialogues import (
     out_of_scope_figures,
     replay_all,
 )
+from evaluation.judgement import bench_markdown, bench_section
 from evaluation.metrics import evaluate_modes, latency_stats
 from evaluation.server_process import ServerProcess
 
@@ -277,6 +278,7 @@ def _server_env(settings: Settings) -> dict[str, str]:
             "FAQBOT_BACKEND": settings.backend,
             "FAQBOT_ENCODER_THREADS": str(settings.encoder_threads),
             "FAQBOT_RATE_LIMIT_PER_MINUTE": "0",  # the load run would otherwise be throttled
+            "FAQBOT_QUESTION_LOG_DAYS": str(settings.question_log_days),
         }
     )
     return env
@@ -936,6 +938,8 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    # Evaluation questions are no users': they must not reach the curator's question log.
+    settings = replace(settings, question_log_days=0)
     backends = compared_backends(settings)
     configs = [replace(settings, backend=b) for b in backends]
     progress = Progress(8 + len(backends) - 1)
@@ -975,6 +979,7 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     )
     figures, signatures = quality_figures(bot, subsets, progress)
     report.update(figures)
+    report["judgement"] = bench_section(bot, settings.corpus_dir, plan.dialogue_limit)
     sections: dict[str, dict[str, Any]] = {settings.backend: report}
     sigs = {settings.backend: signatures}
     report["backends"] = {}
@@ -1380,5 +1385,6 @@ def render_markdown(r: dict[str, Any]) -> str:
             "hybride peut donc différer de l'exact même quand l'index seul retrouve les mêmes voisins.",
         ]
     lines += cluster_markdown(r.get("cluster"))
+    lines += bench_markdown(r.get("judgement"))
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in m["versions"].items()), ""]
     return "\n".join(lines)

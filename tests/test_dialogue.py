@@ -430,3 +430,81 @@ def test_the_couloir_is_detected_from_what_the_message_names(text, couloir):
     from chatbot.facets import FacetDetector
 
     assert FacetDetector(VOCAB).detect(text)["couloir"] == couloir
+
+
+# ------------------------------------------------------------ issue 19: replies that carry more
+
+
+def test_a_reply_carrying_the_topic_is_searched_with_the_question_it_answers():
+    d, search = make(ambiguous)
+    _, state = d.step("pièces à fournir ?", DialogueState())
+    reply, state = d.step(
+        "c'est pour un EHPAD, on vient de signer la VA et on veut le dernier paiement", state
+    )
+    # The couloir narrows the search; the rest of the reply is the real topic: both count.
+    call = search.calls[-1]
+    assert call["facets"] == {"couloir": DUI.facets["couloir"]}
+    assert call["query"].startswith("pièces à fournir ?") and "dernier paiement" in call["query"]
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+
+
+def test_a_reply_naming_only_the_option_searches_the_question_alone():
+    d, search = make(ambiguous)
+    _, state = d.step("pièces à fournir ?", DialogueState())
+    d.step("c'est pour un EHPAD", state)
+    assert search.calls[-1]["query"] == "pièces à fournir ?"
+
+
+def test_a_long_reply_naming_another_facet_and_a_topic_narrows_and_accumulates():
+    lgc = entry("ans-lgc", "Médecins de ville", "LGC (logiciel de gestion de cabinet)")
+    search = _dense_hits([(lgc, 0.9, 0.5, 1.2), (MSP, 0.88, 0.5, 1.2)])
+    d = Dialogue(search, VOCAB, Policy())
+    reply, state = d.step("mon logiciel est-il référencé ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "dispositif"
+    d.step("je suis médecin généraliste et je veux savoir pour la prochaine vague", state)
+    call = search.calls[-1]
+    assert call["facets"].get("couloir") == "Médecins de ville"
+    assert call["query"].startswith("mon logiciel est-il référencé ?")
+    assert "prochaine vague" in call["query"]
+
+
+def test_a_message_only_adding_context_asks_the_previous_question_again_within_it():
+    def table(query, facets, boost):
+        if facets.get("couloir") == DUI.facets["couloir"]:
+            return [(DUI, 1.0, 0.95)]
+        return [(SAS, 1.0, 0.95), (HOP, 0.5, 0.1)]
+
+    d, search = make(table)
+    reply, state = d.step("quelles démarches avant de signer la VA ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+    reply, state = d.step(
+        "précision : c'est un foyer de protection de l'enfance, en DUI PDE", state
+    )
+    call = search.calls[-1]
+    assert call["query"].startswith("quelles démarches avant de signer la VA ?")
+    assert call["facets"] == {"couloir": DUI.facets["couloir"]}
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    # "et pour un hôpital ?" names a couloir and nothing else: the same question, there.
+    d.step("et pour un hôpital ?", state)
+    assert search.calls[-1]["facets"] == {"couloir": "Hôpital"}
+    assert search.calls[-1]["query"].startswith("quelles démarches avant de signer la VA ?")
+
+
+def test_a_message_with_a_topic_of_its_own_is_a_new_question():
+    d, search = make(lambda q, f, b: [(SAS, 1.0, 0.95)])
+    _, state = d.step("quelles démarches avant de signer la VA ?", DialogueState())
+    d.step("et pour le solde en EHPAD ?", state)
+    assert search.calls[-1]["query"] == "et pour le solde en EHPAD ?"
+
+
+def test_the_offre_heading_is_never_asked():
+    # Same couloir, same dispositif, only the page heading (offre) differs: asking
+    # « quel type d'offre ? » would make the user pick between pages, not answers.
+    esms = replace(DUI, id="ans-esms", facets={**DUI.facets, "offre": "Programme ESMS numérique"})
+    segur = replace(
+        DUI, id="ans-segur", facets={**DUI.facets, "offre": "Ségur du numérique en santé"}
+    )
+    d, _ = make(lambda q, f, b: [(segur, 1.0, 0.8), (esms, 0.95, 0.4)])
+    assert "offre" in d.not_asked
+    reply, _ = d.step("démarches avant la VA ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-segur"
