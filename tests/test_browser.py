@@ -76,6 +76,7 @@ def chromium_path() -> str:
 
 ADMIN_TOKEN = "jeton-de-test-du-curateur-0123456789"
 
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """The real server on a free loopback port: BM25 bot, feedback DB in a tmp dir."""
