@@ -13,7 +13,7 @@ install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=68"
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
@@ -36,7 +36,8 @@ test: install browser services
 test-fast: install
 	$(PY) -m pytest -m "not slow and not browser"
 
-bench: install
+# services: the nginx-in-front-of-3-processes section needs Redis and nginx.
+bench: install services
 	$(PY) -m chatbot bench
 
 lint: install

@@ -14,6 +14,7 @@ from chatbot import messages as msg
 from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, load_corpus
+from chatbot.curation.redact import redact
 from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
 from chatbot.errors import (
     FaqBotError,
@@ -157,6 +158,8 @@ class Bot:
             from chatbot.curation.live import rebuild
 
             self.engine = rebuild(self, version)
+            metrics.INDEX_INFO.clear()  # the gauge names the corpus now served, not the first
+            metrics.INDEX_INFO.labels(**self.index_labels()).set(1)
             return True
 
     def check_version(self) -> None:
@@ -328,8 +331,9 @@ class Bot:
         self._log_turn(session_id, text, reply, state, new_state)
         if reply.type == "answer" and reply.results:
             # After a clarification the user's last message is an option: keep the question.
+            # Kept for the vote, in the store: redacted like the question log.
             self.sessions.put_question(
-                session_id, reply.results[0].entry.id, new_state.last_query or text
+                session_id, reply.results[0].entry.id, redact(new_state.last_query or text)
             )
         return reply, session_id
 

@@ -188,10 +188,6 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from chatbot.web.serve import serve
 
     settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
-    if settings.log_user_text:
-        # The one line per chat turn is logged at INFO: without this, FAQBOT_LOG_USER_TEXT=1
-        # showed nothing unless --debug.
-        logging.getLogger("faqbot").setLevel(logging.INFO)
     serve(settings, ui=not args.no_ui, workers=args.workers)
     return 0
 

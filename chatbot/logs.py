@@ -69,6 +69,10 @@ def configure_logging(settings: Settings) -> None:
     if settings.log_format == "json":
         # Structured logs are asked for to be read by a machine: one access line per request.
         logging.getLogger("faqbot.access").setLevel(logging.INFO)
+    if settings.log_user_text:
+        # The one line per chat turn is logged at INFO: without this, FAQBOT_LOG_USER_TEXT=1
+        # showed nothing unless --debug (and nothing at all in `--workers` processes).
+        logging.getLogger("faqbot").setLevel(logging.INFO)
 
 
 __all__ = ["REQUEST_ID", "JsonFormatter", "RequestIdFilter", "TextFormatter", "configure_logging"]

@@ -91,6 +91,7 @@ def cluster_benchmark(
                 "FAQBOT_RETRIEVAL": settings.retrieval,
                 "FAQBOT_BACKEND": settings.backend,
                 "FAQBOT_RATE_LIMIT_PER_MINUTE": "0",  # the load would otherwise be throttled
+                "FAQBOT_QUESTION_LOG_DAYS": "0",  # benchmark questions are no users'
                 "FAQBOT_REDIS_URL": redis.url,
             }
             for n in PROCESSES:

@@ -6,6 +6,7 @@ the first run's lines); `log_tail` quotes it when the server dies or never answe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -76,8 +77,14 @@ class ServerProcess:
         env.update({"PYTHONUNBUFFERED": "1", **self.env})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            # Its own process group: `stop` ends the workers of `serve --workers N` with it.
             self.proc = subprocess.Popen(
-                argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                argv,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.started_at = time.perf_counter()
         if watch_memory:
@@ -169,5 +176,9 @@ class ServerProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.proc is not None:
+            # Whatever the server left behind (its workers, after a SIGKILL of the master).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         if self._watcher is not None:
             self._watcher.join(timeout=2)

@@ -27,4 +27,4 @@ if [ ! -e "$POLICY" ]; then
 fi
 trap '[ -n "$CREATED_POLICY" ] && $SUDO rm -f "$POLICY"' EXIT
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server postgresql nginx >/dev/null
-command -v redis-server >/dev/null && have_postgres
+command -v redis-server >/dev/null && { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } && have_postgres

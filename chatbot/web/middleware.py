@@ -191,7 +191,8 @@ class CatchAllMiddleware:
         try:
             await self.app(scope, receive, send_tracking)
         except Exception:
-            log.exception("erreur interne sur %s", route_path(scope))
+            # The route's label, not the raw path: a path is text the client chose.
+            log.exception("erreur interne sur %s", route_label(route_path(scope)))
             if not started:
                 await error_response(500, msg.HTTP_INTERNAL)(scope, receive, send)
 
