@@ -27,6 +27,8 @@ import numpy as np
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, FaqEntry
 from evaluation.cluster_bench import cluster_benchmark, cluster_markdown
+from evaluation.curator_bench import bench_markdown as curator_markdown
+from evaluation.curator_bench import bench_section as curator_section
 from evaluation.datasets import EvalQuery, EvalSet, load_eval
 from evaluation.dialogues import (
     chat_outcomes,
@@ -980,6 +982,7 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     figures, signatures = quality_figures(bot, subsets, progress)
     report.update(figures)
     report["judgement"] = bench_section(bot, settings.corpus_dir, plan.dialogue_limit)
+    report["curator"] = curator_section(bot, runs=2 if quick else 5)
     sections: dict[str, dict[str, Any]] = {settings.backend: report}
     sigs = {settings.backend: signatures}
     report["backends"] = {}
@@ -1386,5 +1389,6 @@ def render_markdown(r: dict[str, Any]) -> str:
         ]
     lines += cluster_markdown(r.get("cluster"))
     lines += bench_markdown(r.get("judgement"))
+    lines += curator_markdown(r.get("curator"))
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in m["versions"].items()), ""]
     return "\n".join(lines)

@@ -445,3 +445,18 @@ def test_postgres_store_shares_edits_versions_and_the_log(postgres_db):
     finally:
         a.close()
         b.close()
+
+
+def test_attach_adds_every_wording_of_the_group_not_only_the_examples_shown(bot):
+    from chatbot.curation.review import MAX_EXAMPLES
+
+    wordings = [UNKNOWN] + [UNKNOWN.replace("?", f"{'!' * n} ?") for n in range(1, 7)]
+    assert len(wordings) > MAX_EXAMPLES
+    for text in wordings:
+        bot.chat(text)
+    curator = Curator(bot)
+    group = curator.groups()[0]
+    assert group.count == len(wordings) and len(group.examples) == MAX_EXAMPLES
+    curator.attach(group.id, "ans-000-01", "alice")
+    alternates = {a.casefold() for a in bot.corpus.by_id()["ans-000-01"].alternates}
+    assert {w.casefold() for w in wordings} <= alternates

@@ -18,7 +18,7 @@ LOW_CONFIDENCE = 0.5
 # Average-linkage cosine above which two groups are one question (e5 cosines run high).
 # Chosen on the dev half of
 # faq_data/eval/blind.jsonl + near_miss.jsonl (questions with the same gold entry should
-# share a group), checked on the test half: `python -m chatbot.curation.measure`.
+# share a group), checked on the test half: `python -m evaluation.curator_bench`.
 GROUP_THRESHOLD = 0.90
 MAX_QUESTIONS = 2000  # the most recent ones; the clustering is quadratic
 MAX_EXAMPLES = 5
@@ -36,6 +36,7 @@ class ReviewGroup:
     last_seen: str
     suggestions: tuple[dict[str, Any], ...]  # Result records, nearest entry first
     question_ids: tuple[int, ...]
+    texts: tuple[str, ...] = ()  # every distinct wording, most frequent first (what attach adds)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +135,7 @@ def build_groups(
                 last_seen=times[-1],
                 suggestions=tuple(suggest(flagged[centre][0].question)),
                 question_ids=tuple(sorted(q.id for q, _ in items)),
+                texts=tuple(t for t, _ in texts.most_common()),
             )
         )
     groups.sort(key=lambda g: g.last_seen, reverse=True)

@@ -86,7 +86,11 @@ class Curator:
         group = self.group(group_id)
         entry = self._entry(entry_id)
         known = {a.casefold() for a in (entry.question, *entry.alternates)}
-        added = [q for q in group.examples if q.casefold() not in known]
+        added: list[str] = []
+        for text in group.texts or group.examples:  # every wording, most frequent first
+            if text.casefold() not in known:
+                known.add(text.casefold())
+                added.append(text)
         record = entry_record(entry)
         record["alternates"] = [*entry.alternates, *added]
         if len(record["alternates"]) > MAX_ALTERNATES:

@@ -3,7 +3,7 @@
 The answerable questions of faq_data/eval/blind.jsonl and near_miss.jsonl stand for logged
 questions: two questions should share a group when they have the same gold entry. The
 threshold is chosen on the dev split, then reported on test. Run:
-`python -m chatbot.curation.measure` (the real model; about a minute).
+`python -m evaluation.curator_bench` (the real model; about a minute).
 """
 
 from __future__ import annotations
@@ -110,3 +110,49 @@ if __name__ == "__main__":
 
     settings = replace(Settings.from_env(), question_log_days=0)
     print(json.dumps(measure(Bot.from_settings(settings, build="auto", progress=False)), indent=1))
+
+
+def bench_section(bot: Any, runs: int = 5) -> dict[str, Any]:
+    """For `make bench`: the clustering's quality, and a live update's cost on a scratch copy.
+
+    The live update edits a curated corpus: it runs on a Bot over a temporary data dir
+    holding a copy of the built index (no rebuild), never on the product's data.
+    """
+    import shutil
+    import tempfile
+    from dataclasses import replace
+    from pathlib import Path
+
+    from chatbot.bot import Bot
+
+    section: dict[str, Any] = {"clustering": measure(bot)}
+    settings = bot.settings
+    with tempfile.TemporaryDirectory(prefix="faqbot-curator-bench-") as tmp:
+        scratch = replace(settings, data_dir=Path(tmp), question_log_days=0, database_url="")
+        shutil.copytree(settings.index_dir, scratch.index_dir)
+        Path(tmp, "models").symlink_to(settings.models_dir.resolve())
+        other = Bot.from_settings(scratch, build="never", progress=False, encoder=bot.encoder)
+        section["live_update"] = measure_live_update(other, runs=runs)
+    return section
+
+
+def bench_markdown(section: dict[str, Any] | None) -> list[str]:
+    """The "Boucle du curateur" section of report.md."""
+    if not section:
+        return []
+    c, live = section["clustering"], section["live_update"]
+    return [
+        "",
+        "## Boucle du curateur (issue 18)",
+        "",
+        "Regroupement de la file de revue (questions répondables de `near_miss.jsonl` et "
+        "`blind.jsonl` : deux questions de même fiche devraient partager un groupe ; seuil "
+        f"choisi sur dev : {c['threshold']}) : partie test, {c['test_questions']} questions en "
+        f"{c['test_groups']} groupes, précision / rappel par paires "
+        f"{c['test']['precision']:.2f} / {c['test']['recall']:.2f} ; **la première suggestion "
+        f"d'un groupe est la bonne fiche dans {c['first_suggestion_right']:.0%} des groupes**.",
+        "",
+        "Mise à jour à chaud (une reformulation ajoutée, de l'enregistrement au moteur "
+        f"échangé) : médiane **{live['median_seconds']} s**, au plus {live['max_seconds']} s ; "
+        f"textes encodés à la dernière : {live['encoded']} sur {live['vectors']} vecteurs.",
+    ]
