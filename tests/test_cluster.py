@@ -176,7 +176,9 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
         assert v.received >= pg_down
     pg_chats = sorted(c.received - c.sent for c in chats if during(c, pg_down, pg_up))
     assert pg_chats, "aucun tour de chat pendant l'arrêt de PostgreSQL"
-    assert pg_chats[len(pg_chats) // 2] < 1.0  # no turn waits the votes' 3 s
+    # No turn waits the votes' 3 s for a connection (the question log gives up after 1 s,
+    # then fails fast); a bound, not a speed target: a loaded CI machine measured 1.02 s.
+    assert pg_chats[len(pg_chats) // 2] < 3.0
     print(
         f"\nchat pendant l'arrêt de PostgreSQL : {len(pg_chats)} tours, "
         f"médiane {pg_chats[len(pg_chats) // 2]:.2f} s, max {pg_chats[-1]:.2f} s; "
