@@ -90,10 +90,15 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
     calls: list[tuple[int, int, str, Call]] = []  # (user, round, expected entry, call)
     lock = threading.Lock()
     done_rounds = [0]
+    # The load goes on until both failures are over, whatever the machine's speed: on a
+    # quiet machine the planned rounds could end before PostgreSQL was even stopped.
+    failures_over = threading.Event()
 
     def user(n: int) -> None:
         with httpx.Client(base_url=cluster.url, timeout=30) as c:
-            for r in range(rounds):
+            r = -1
+            while r + 1 < rounds or (not failures_over.is_set() and r < 50 * rounds):
+                r += 1
                 question, option, expected = cases[(n + r) % len(cases)]
                 asked = timed(c, "ask", "/api/chat", {"message": question})
                 mine = [asked]
@@ -126,9 +131,11 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
     with ThreadPoolExecutor(users) as pool:
         running = [pool.submit(user, n) for n in range(users)]
         wait_rounds(total // 5)
-        redis_down = time.monotonic()
+        killing = time.monotonic()
         redis_server.kill()
+        redis_down = time.monotonic()  # after the kill: a turn sent before it may still be served
         time.sleep(1.0)
+        restarting = time.monotonic()  # Redis may answer before start() sees it answer
         redis_server.start()  # same port, empty (no persistence): conversations start over
         redis_up = time.monotonic()
         wait_rounds(total // 2)
@@ -137,6 +144,8 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
         time.sleep(4.0)  # longer than the 3 s a vote waits for a connection before its 503
         postgres.start()
         pg_up = time.monotonic()
+        wait_rounds(done_rounds[0] + users)  # some turns after both came back
+        failures_over.set()
         for f in running:
             f.result()
 
@@ -151,7 +160,7 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
     # Never a 5xx (nor a connection error) on the chat, whatever the failure.
     assert {c.status for c in chats} == {200}, [c.body for c in chats if c.status != 200][:3]
     # Redis down: every turn answered statelessly, with the French notice.
-    stateless = [c for c in chats if during(c, redis_down, redis_up - 0.05)]
+    stateless = [c for c in chats if during(c, redis_down, restarting)]
     assert stateless, "aucun tour pendant la panne de Redis : fenêtre trop courte"
     assert all(c.body["text"].startswith(msg.SESSION_RESTARTED) for c in stateless)
     # Outside the Redis window no turn carries the notice, and no clarification loses its entry.
@@ -164,7 +173,9 @@ def test_redis_restarted_and_postgres_stopped_then_started_under_load(failing_cl
             and not overlaps(asks[(n, r)], redis_down - 1.0, redis_up)
         ):
             assert c.body["type"] == "answer" and c.body["results"][0]["id"] == expected, (n, r)
-        if c.kind != "vote" and not overlaps(c, redis_down, redis_up):
+        # Around the outage a turn may go either way (the kill lands, pooled connections
+        # are replaced, a slow turn waits its 2 s socket timeout): 2 s of slack after it.
+        if c.kind != "vote" and not overlaps(c, killing, redis_up + 2.0):
             assert not c.body["text"].startswith(msg.SESSION_RESTARTED), (n, r)
     # PostgreSQL down: votes are 200 (committed before it stopped) or 503 with the French error;
     # chat replies meanwhile are answered in well under the votes' 3 s wait.

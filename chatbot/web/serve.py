@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatbot.config import Settings
 from chatbot.errors import ConfigError, FaqBotError
@@ -102,6 +102,23 @@ def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
     return bot
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings of one server or of each worker."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "root_path": settings.root_path.rstrip("/"),
+        # X-Forwarded-* are read by ProxyHeadersMiddleware, from FAQBOT_TRUSTED_PROXIES only.
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": "warning",
+        # Longer than a proxy's idle keep-alive to us (nginx: 60 s): with uvicorn's 5 s, a
+        # connection nginx reused just as uvicorn closed it came back as a 502 (seen under
+        # load in tests/test_cluster.py and as client ReadErrors in the benchmark).
+        "timeout_keep_alive": 75,
+    }
+
+
 def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
     """Load the Bot (building the index if missing or stale), then serve UI, widget and API.
 
@@ -135,16 +152,7 @@ def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
         flush=True,
     )
     print("Ctrl+C pour arrêter.", flush=True)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        root_path=settings.root_path.rstrip("/"),
-        # X-Forwarded-* are read by ProxyHeadersMiddleware, from FAQBOT_TRUSTED_PROXIES only.
-        proxy_headers=False,
-        server_header=False,
-        log_level="warning",
-    )
+    config = uvicorn.Config(app, **uvicorn_options(settings))
     uvicorn.Server(config).run()
 
 
@@ -186,15 +194,7 @@ def serve_workers(settings: Settings, workers: int, ui: bool = False) -> None:
         flush=True,
     )
     uvicorn.run(
-        "chatbot.web.serve:worker_app",
-        factory=True,
-        workers=workers,
-        host=settings.host,
-        port=settings.port,
-        root_path=settings.root_path.rstrip("/"),
-        proxy_headers=False,
-        server_header=False,
-        log_level="warning",
+        "chatbot.web.serve:worker_app", factory=True, workers=workers, **uvicorn_options(settings)
     )
 
 
