@@ -317,8 +317,9 @@ _ERRORS_FR = {
 }
 
 
-def _format_validation(exc: ValidationError) -> str:
-    parts = []
+def validation_messages(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field, French message) for each schema fault pydantic found."""
+    out = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(racine)"
         text = _ERRORS_FR.get(err["type"], err["msg"])
@@ -326,8 +327,12 @@ def _format_validation(exc: ValidationError) -> str:
             text = text.format(**err.get("ctx", {}))
         except (KeyError, IndexError):
             text = err["msg"]
-        parts.append(f"champ `{loc}` : {text}")
-    return " ; ".join(parts)
+        out.append((loc, text))
+    return out
+
+
+def _format_validation(exc: ValidationError) -> str:
+    return " ; ".join(f"champ `{loc}` : {text}" for loc, text in validation_messages(exc))
 
 
 def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry], SeedFileModel]:

@@ -15,13 +15,13 @@ import yaml
 from pydantic import ValidationError
 
 from chatbot.corpus import (
-    _ERRORS_FR,
     SOURCE_PATTERN,
     Corpus,
     FacetVocabulary,
     FaqEntry,
     entry_model,
     validate_entry,
+    validation_messages,
 )
 from chatbot.errors import CorpusError
 from chatbot.stores.curator import EntryEdit
@@ -43,14 +43,7 @@ def problems(data: dict[str, Any], vocab: FacetVocabulary) -> list[tuple[str, st
     try:
         em = entry_model(vocab.names).model_validate(item)
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(racine)"
-            text = _ERRORS_FR.get(err["type"], err["msg"])
-            try:
-                text = text.format(**err.get("ctx", {}))
-            except (KeyError, IndexError):
-                text = err["msg"]
-            out.append((loc, text))
+        out.extend(validation_messages(exc))
         em = None
     if em is not None:
         facets = em.facets.model_dump()
