@@ -38,6 +38,7 @@ from evaluation.dialogues import (
     replay_all,
 )
 from evaluation.judgement import bench_markdown, bench_section
+from evaluation.load import fixed_requests
 from evaluation.metrics import evaluate_modes, latency_stats
 from evaluation.server_process import ServerProcess
 
@@ -286,45 +287,6 @@ def _server_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-async def _fixed_requests(
-    url: str, path: str, bodies: Sequence[dict[str, Any]], concurrency: int, timeout: float
-) -> dict[str, Any]:
-    """Send `bodies` to `path` with `concurrency` clients at most in flight; latencies of the successes."""
-    import httpx
-
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    pending = iter(bodies)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
-
-        async def worker() -> None:
-            for body in pending:  # one shared iterator: each body is sent once
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post(path, json=body)
-                except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] += 1
-                    continue
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t0)
-                else:
-                    errors[f"HTTP {r.status_code}"] += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-    return {
-        "concurrency": concurrency,
-        "requests": len(bodies),
-        "errors": sum(errors.values()),
-        "error_kinds": dict(errors),
-        "seconds": round(wall, 2),
-        "requests_per_s": round(len(latencies) / wall, 2) if wall else None,
-        **latency_stats(latencies),
-    }
-
-
 async def _load_run(
     url: str, texts: Sequence[str], users: int, turns: int, timeout: float
 ) -> dict[str, Any]:
@@ -410,15 +372,13 @@ def http_benchmark(
             level = str(concurrency)
             bodies = [{"query": t, "k": 5} for t in pool.take(n)]
             out[0]["levels"]["search"][level] = asyncio.run(
-                _fixed_requests(servers[0].url, "/api/search", bodies, concurrency, plan.timeout_s)
+                fixed_requests(servers[0].url, "/api/search", bodies, concurrency, plan.timeout_s)
             )
             # No session id: every chat request is a first turn, like the in-process figure.
             bodies = [{"message": t} for t in pool.take(n)]
             for i in _turns(len(servers), r):
                 out[i]["levels"]["chat"][level] = asyncio.run(
-                    _fixed_requests(
-                        servers[i].url, "/api/chat", bodies, concurrency, plan.timeout_s
-                    )
+                    fixed_requests(servers[i].url, "/api/chat", bodies, concurrency, plan.timeout_s)
                 )
             s = out[0]["levels"]["search"][level]
             progress.say(

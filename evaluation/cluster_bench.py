@@ -12,58 +12,19 @@ import asyncio
 import os
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from chatbot.config import Settings
 from evaluation.cluster import Cluster, RedisServer, ServiceMissing
-from evaluation.metrics import latency_stats
+from evaluation.load import fixed_requests
 from evaluation.server_process import ServerStartError
 
 CLIENTS = 32
 REQUESTS = 192  # per configuration: about 10 s each with the encoder on 2 cores
 WARM_UP = 12  # requests sent first and not counted (connections, caches of each process)
 PROCESSES = (1, 3)
-
-
-async def _chat_load(
-    url: str, texts: Sequence[str], clients: int, timeout: float
-) -> dict[str, Any]:
-    """Send one first-turn chat per text, `clients` in flight at most; latencies of the 200s."""
-    import httpx
-
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    pending = iter(texts)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
-
-        async def worker() -> None:
-            for text in pending:  # one shared iterator: each text is sent once
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post("/api/chat", json={"message": text})
-                except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] += 1
-                    continue
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t0)
-                else:
-                    errors[f"HTTP {r.status_code}"] += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        wall = time.perf_counter() - t0
-    return {
-        "requests": len(texts),
-        "errors": sum(errors.values()),
-        "error_kinds": dict(errors),
-        "seconds": round(wall, 2),
-        "requests_per_s": round(len(latencies) / wall, 2) if wall else None,
-        **latency_stats(latencies),
-    }
 
 
 def cluster_benchmark(
@@ -94,6 +55,10 @@ def cluster_benchmark(
                 "FAQBOT_QUESTION_LOG_DAYS": "0",  # benchmark questions are no users'
                 "FAQBOT_REDIS_URL": redis.url,
             }
+
+            def chats(n: int) -> list[dict[str, Any]]:
+                return [{"message": t} for t in texts(n)]
+
             for n in PROCESSES:
                 started = time.perf_counter()
                 try:
@@ -103,8 +68,12 @@ def cluster_benchmark(
                 try:
                     ready = time.perf_counter() - started
                     load_average = round(os.getloadavg()[0], 2)  # a shared machine is noisy
-                    asyncio.run(_chat_load(cluster.url, texts(WARM_UP), CLIENTS, 120.0))
-                    run = asyncio.run(_chat_load(cluster.url, texts(REQUESTS), CLIENTS, 120.0))
+                    asyncio.run(
+                        fixed_requests(cluster.url, "/api/chat", chats(WARM_UP), CLIENTS, 120.0)
+                    )
+                    run = asyncio.run(
+                        fixed_requests(cluster.url, "/api/chat", chats(REQUESTS), CLIENTS, 120.0)
+                    )
                 finally:
                     cluster.stop()
                 run["ready_s"] = round(ready, 1)
