@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from chatbot import yaml_text
 from chatbot.errors import CorpusError
 from chatbot.text import echo
 
@@ -237,7 +238,7 @@ def json_schema(vocabulary: FacetVocabulary | None = None) -> dict[str, Any]:
 def load_vocabulary(path: Path) -> FacetVocabulary:
     """Read faq_data/facets.yaml: facets in order, their roles, parents and values."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml_text.safe_load(path.read_text(encoding="utf-8"))
         facets = raw["facets"]
         questions = {str(name): str(spec["question"]) for name, spec in facets.items()}
         roles = {name: frozenset(facets[name].get("roles") or ()) for name in questions}
@@ -293,7 +294,7 @@ def load_vocabulary(path: Path) -> FacetVocabulary:
 def _entry_lines(text: str) -> list[int]:
     """1-based line of each item of the `entries` sequence, for located error messages."""
     try:
-        root = yaml.compose(text)
+        root = yaml_text.compose(text)
     except yaml.YAMLError:
         return []
     if not isinstance(root, yaml.MappingNode):
@@ -342,7 +343,7 @@ def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry]
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path} : le fichier n'est pas en UTF-8 ({exc}).") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_text.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", ligne {mark.line + 1}" if mark else ""

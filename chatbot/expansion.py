@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from chatbot import yaml_text
 from chatbot.errors import CorpusError
 from chatbot.text import words
 
@@ -50,7 +51,7 @@ class QueryExpander:
         if not path.is_file():
             return cls([])
         try:
-            raw = yaml.safe_load(path.read_text("utf-8"))
+            raw = yaml_text.safe_load(path.read_text("utf-8"))
             groups = [(tuple(g["corpus"]), tuple(g.get("users", ()))) for g in raw["groups"]]
         except (yaml.YAMLError, KeyError, TypeError) as exc:
             raise CorpusError(

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from chatbot import yaml_text
 from chatbot.corpus import (
     SOURCE_PATTERN,
     Corpus,
@@ -115,7 +116,7 @@ def write_yaml(corpus: Corpus, corpus_dir: Path) -> list[Path]:
         header = ""
         if path.is_file():
             text = path.read_text("utf-8")
-            old = yaml.safe_load(text) or {}
+            old = yaml_text.safe_load(text) or {}
             header = "".join(line + "\n" for line in _leading_comments(text))
         doc = {
             "source": source,
