@@ -33,6 +33,7 @@ from chatbot.session_ids import SessionIds, load_secret
 from chatbot.stores import SessionStore, VoteStore, default_sessions, default_votes
 from chatbot.stores.curator import CuratorStore, default_curator
 from chatbot.text import echo
+from embeddings.encoder import calibration_fingerprint
 from embeddings.index import DenseIndex
 
 if TYPE_CHECKING:
@@ -239,7 +240,9 @@ class Bot:
                 index = DenseIndex.build(corpus.entries, encoder, corpus.sha256, reuse=index)
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
         # The shipped calibration, for this encoder (another encoder's falls back, with a warning).
-        calibration = Calibration.load(encoder.fingerprint if encoder is not None else None)
+        calibration = Calibration.load(
+            calibration_fingerprint(encoder) if encoder is not None else None
+        )
         retriever = Retriever(
             corpus, index, encoder, settings.retrieval, calibration=calibration, expander=expander
         )

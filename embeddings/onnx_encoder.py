@@ -73,8 +73,11 @@ class OnnxEncoder:
         fingerprint: str,
         dim: int,
         threads: int = 1,
+        calibration_fingerprint: str | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # The weights' fingerprint when this graph only approximates their vectors (int8).
+        self.calibration_fingerprint = calibration_fingerprint or fingerprint
         self.model_path = Path(model_path)
         self.name = name
         self._fingerprint = fingerprint
@@ -281,4 +284,5 @@ def load_onnx_encoder(
         fingerprint=quantized_fingerprint(fingerprint) if quantized else fingerprint,
         dim=dim,
         threads=threads,
+        calibration_fingerprint=fingerprint,
     )

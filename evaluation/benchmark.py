@@ -836,30 +836,53 @@ def _quality_n(section: dict[str, Any], path: str) -> int | None:
     return None
 
 
+def _gain(kind: str, path: str, a: Any, b: Any, section_a: dict[str, Any]) -> dict[str, Any]:
+    """How backend a compares with b on one figure: a ratio for speeds (>1 when a is better),
+    the gap in queries for quality, the gap for a score; {} when either is missing."""
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        return {}
+    if kind == "lower" and a > 0:
+        return {"gain": round(b / a, 2)}
+    if kind == "higher" and b > 0:
+        return {"gain": round(a / b, 2)}
+    if kind == "quality":
+        n = _quality_n(section_a, path)
+        return {"gap_queries": round(abs(a - b) * n) if n else None}
+    if kind == "count":
+        return {"gap_queries": abs(a - b)}
+    if kind == "score":
+        return {"gap": round(abs(a - b), 4)}
+    return {}
+
+
 def side_by_side(sections: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per figure: each backend's value, the gain of the first over the second
-    (a ratio for speeds, >1 when the first is better), the gap in queries for quality."""
+    """One row per figure: each backend's value; the gain of the first over the second (the
+    reference), at the row's top level; the same for every further backend under "others"."""
     names = list(sections)
     rows = []
     for label, path, kind in SIDE_BY_SIDE:
         values = {b: _get(sections[b], path) for b in names}
         row: dict[str, Any] = {"figure": label, "path": path, "kind": kind, "values": values}
-        if len(names) == 2:
-            a, b = values[names[0]], values[names[1]]
-            if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-                if kind == "lower" and a > 0:
-                    row["gain"] = round(b / a, 2)
-                elif kind == "higher" and b > 0:
-                    row["gain"] = round(a / b, 2)
-                elif kind == "quality":
-                    n = _quality_n(sections[names[0]], path)
-                    row["gap_queries"] = round(abs(a - b) * n) if n else None
-                elif kind == "count":
-                    row["gap_queries"] = abs(a - b)
-                elif kind == "score":
-                    row["gap"] = round(abs(a - b), 4)
+        if len(names) >= 2:
+            ref = names[1]
+            row.update(_gain(kind, path, values[names[0]], values[ref], sections[names[0]]))
+            row["others"] = {
+                b: _gain(kind, path, values[b], values[ref], sections[b]) for b in names[2:]
+            }
         rows.append(row)
     return rows
+
+
+def _max_gap(rows: list[dict[str, Any]]) -> int | None:
+    """The largest quality gap in queries among the rows (HTTP error counts aside)."""
+    gaps = [
+        r["gap_queries"]
+        for r in rows
+        if r.get("gap_queries") is not None
+        and r["kind"] in ("quality", "count")
+        and not r["path"].startswith("http.")
+    ]
+    return max(gaps, default=None)
 
 
 # (label, path in the default backend's section, comparison, target)
@@ -1005,22 +1028,25 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
 
     if len(backends) > 1:
         first = {"bot_load_s": report["meta"]["bot_load_s"], **report}
-        pair = {backends[0]: first, backends[1]: sections[backends[1]]}
-        rows = side_by_side(pair)
-        gaps = [
-            r["gap_queries"]
-            for r in rows
-            if r.get("gap_queries") is not None
-            and r["kind"] in ("quality", "count")
-            and not r["path"].startswith("http.")
-        ]
+        rows = side_by_side({backends[0]: first, **{b: sections[b] for b in backends[1:]}})
+        ref = backends[1]
+        others = {}
+        for b in backends[2:]:
+            gap = _max_gap([{**r, **r["others"][b]} for r in rows])
+            others[b] = {
+                "differences": signature_differences(sigs[ref], sigs[b]),
+                "max_gap_queries": gap,
+                "within_one_query": gap is not None and gap <= 1,
+            }
+        gap = _max_gap(rows)
         report["comparison"] = {
             "backends": list(backends),
             "rows": rows,
-            "differences": signature_differences(sigs[backends[0]], sigs[backends[1]]),
+            "differences": signature_differences(sigs[backends[0]], sigs[ref]),
             "load_run_each_backend": not plan.quick,
-            "max_gap_queries": max(gaps, default=None),
-            "within_one_query": bool(gaps) and max(gaps) <= 1,
+            "max_gap_queries": gap,
+            "within_one_query": gap is not None and gap <= 1,
+            "others": others,
         }
         d = report["comparison"]["differences"]
         progress.say(
@@ -1067,48 +1093,53 @@ def _value(x: Any) -> str:
     return str(x)
 
 
+def _gain_cell(row: dict[str, Any], gain: dict[str, Any]) -> str:
+    """A gain (×ratio), a gap in queries or a score gap, as the side-by-side table shows it."""
+    if "gain" in gain:
+        return f"×{gain['gain']:.2f}"
+    if gain.get("gap_queries") is not None:
+        if row["kind"] == "quality" or row["path"].startswith("dialogues"):
+            return f"{gain['gap_queries']} requête(s)"
+        return str(gain["gap_queries"])
+    if "gap" in gain:
+        return f"Δ {gain['gap']:.4f}"
+    return "–"
+
+
 def _comparison_lines(r: dict[str, Any]) -> list[str]:
     """The side-by-side table of the backends (empty when only one ran)."""
     c = r.get("comparison")
     if not c:
         return []
     a, b = c["backends"][:2]
+    names = c["backends"]
+    vs = [x for x in names if x != b]  # each compared with the reference b
     d = c["differences"]
     lines = [
         "",
-        f"## Backends côte à côte : {a} (par défaut) et {b}",
+        f"## Backends côte à côte : {a} (par défaut), {', '.join(names[1:])}",
         "",
         f"Même machine, même exécution, mêmes requêtes de qualité et mêmes questions de latence ; "
         f"{r['meta']['encoder_threads']} thread(s) par encodage pour chacun. Les latences sont "
-        "prises à tour de rôle (dans le processus, question par question ; en HTTP, les deux "
-        "serveurs tournent et chaque niveau de clients passe sur l'un puis l'autre), pour "
-        "qu'ils subissent la même charge de la machine. « gain » : combien de fois "
-        f"{a} fait mieux que {b} (temps de {b} / temps de {a}, débit de {a} / débit de {b}) ; "
-        "pour la qualité, l'écart compté en requêtes."
+        "prises à tour de rôle (dans le processus, question par question ; en HTTP, les "
+        "serveurs tournent ensemble et chaque niveau de clients passe sur chacun), pour "
+        f"qu'ils subissent la même charge de la machine. Colonnes « x / {b} » : combien de fois "
+        f"x fait mieux que {b}, la référence (temps de {b} / temps de x, débit de x / débit de "
+        f"{b}) ; pour la qualité, l'écart compté en requêtes."
         + (
             ""
             if c.get("load_run_each_backend")
-            else f" Version rapide : pas de test de charge pour {b}."
+            else f" Version rapide : test de charge pour {a} seulement."
         ),
         "",
-        f"| mesure | {a} | {b} | gain / écart |",
-        "|---|---|---|---|",
+        "| mesure | " + " | ".join(names) + " | " + " | ".join(f"{x} / {b}" for x in vs) + " |",
+        "|---" * (1 + len(names) + len(vs)) + "|",
     ]
     for row in c["rows"]:
-        if "gain" in row:
-            extra = f"×{row['gain']:.2f}"
-        elif row.get("gap_queries") is not None:
-            extra = (
-                f"{row['gap_queries']} requête(s)"
-                if row["kind"] == "quality" or row["path"].startswith("dialogues")
-                else str(row["gap_queries"])
-            )
-        elif "gap" in row:
-            extra = f"Δ {row['gap']:.4f}"
-        else:
-            extra = "–"
         v = row["values"]
-        lines.append(f"| {row['figure']} | {_value(v[a])} | {_value(v[b])} | {extra} |")
+        cells = [_value(v.get(x)) for x in names]
+        cells += [_gain_cell(row, row)] + [_gain_cell(row, row["others"][x]) for x in vs[1:]]
+        lines.append(f"| {row['figure']} | " + " | ".join(cells) + " |")
     verdict = "oui" if c["within_one_query"] else "non"
     lines += [
         "",
@@ -1125,6 +1156,13 @@ def _comparison_lines(r: dict[str, Any]) -> list[str]:
         f"- Chaque chiffre de qualité à une requête près au plus : **{verdict}** "
         f"(plus grand écart : {c['max_gap_queries']} requête(s)).",
     ]
+    for x, o in c.get("others", {}).items():
+        lines.append(
+            f"- {x} / {b} : {o['differences']['differing']} requête(s) sur "
+            f"{o['differences']['items']} diffèrent ; à une requête près : "
+            f"**{'oui' if o['within_one_query'] else 'non'}** (plus grand écart : "
+            f"{o['max_gap_queries']} requête(s)). C'est le coût mesuré de cette option."
+        )
     return lines
 
 

@@ -56,7 +56,7 @@ def test_quick_benchmark_report(tmp_path):
 
     # Both backends side by side, on the same quality items: the torch reference and the default.
     comparison = report["comparison"]
-    assert sorted(comparison["backends"]) == ["onnx", "torch"]
+    assert comparison["backends"] == ["onnx", "torch", "onnx-int8"]
     other = report["backends"][comparison["backends"][1]]
     assert set(other["quality"]) == {"bm25", "dense", "hybrid"}
     for level in other["http"]["levels"]["chat"].values():
@@ -68,6 +68,9 @@ def test_quick_benchmark_report(tmp_path):
     assert comparison["within_one_query"] is True, comparison["differences"]
     speed = [r for r in comparison["rows"] if r["kind"] in ("lower", "higher") and "gain" in r]
     assert speed and all(_number(r["gain"]) for r in speed)
+    # int8, an option, is measured against the same reference: its cost is in the report.
+    assert _number(comparison["others"]["onnx-int8"]["max_gap_queries"])
+    assert all(_number(r["others"]["onnx-int8"]["gain"]) for r in speed)
     assert len(report["goals"]) == 10 and all(g["met"] in (True, False) for g in report["goals"])
     md = (tmp_path / "report.md").read_text("utf-8")
     assert "## Backends côte à côte" in md and "Différences" in md and "## Objectifs" in md

@@ -188,7 +188,21 @@ def test_unknown_backend_is_refused_naming_the_allowed_ones(tmp_path: Path) -> N
         resolve_encoder("fake", tmp_path, backend="tensorflow")
     message = str(err.value)
     assert "FAQBOT_BACKEND='tensorflow'" in message and "valeurs permises" in message
-    assert set(BACKENDS) == {"torch", "onnx"} and all(name in message for name in BACKENDS)
+    assert set(BACKENDS) == {"torch", "onnx", "onnx-int8"}
+    assert all(name in message for name in BACKENDS)
+
+
+def test_int8_vectors_get_their_own_index_folder_and_the_others_share_one(tmp_path: Path) -> None:
+    from chatbot.config import Settings
+    from embeddings.encoder import calibration_fingerprint
+
+    folders = {b: Settings(data_dir=tmp_path, backend=b).index_dir for b in ("onnx", "torch")}
+    assert folders == {"onnx": tmp_path / "index", "torch": tmp_path / "index"}
+    assert (
+        Settings(data_dir=tmp_path, backend="onnx-int8").index_dir == tmp_path / "index-onnx-int8"
+    )
+    fake = FakeEncoder()  # an encoder declaring nothing is calibrated for its own fingerprint
+    assert calibration_fingerprint(fake) == fake.fingerprint
 
 
 def test_backend_setting_is_read_from_the_environment_and_validated() -> None:

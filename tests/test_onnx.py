@@ -356,6 +356,8 @@ def test_int8_variant_is_separate_and_close(converted_model_dir: Path) -> None:
     assert int8.model_path.name == onnx_export.QUANTIZED_FILE
     assert int8.model_path.parent == fp32.model_path.parent
     assert int8.fingerprint == quantized_fingerprint(fp32.fingerprint) != fp32.fingerprint
+    # Its own index, but the weights' calibration (its measured cost: docs/benchmark.md).
+    assert int8.calibration_fingerprint == fp32.fingerprint == fp32.calibration_fingerprint
     texts = ["Quel est le montant de l'avance SAS ?", "pièces pour le solde", "délai de paiement"]
     cosines = (fp32.encode_queries(texts) * int8.encode_queries(texts)).sum(axis=1)
     assert cosines.min() >= 0.97  # measured on 192 questions: mean 0.990, min 0.984
@@ -391,3 +393,23 @@ def test_the_default_serving_path_answers_without_importing_torch(converted_mode
         .splitlines()[-1]
     )
     assert out == "OnnxEncoder answer []", out
+
+
+@pytest.mark.slow
+def test_the_int8_backend_serves_with_its_own_index_and_the_shipped_calibration(
+    converted_model_dir: Path, tmp_path: Path
+) -> None:
+    from chatbot.bot import Bot
+    from chatbot.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path, model=str(converted_model_dir), backend="onnx-int8", question_log_days=0
+    )
+    bot = Bot.from_settings(settings, progress=False)
+    assert settings.index_dir == tmp_path / "index-onnx-int8" and settings.index_dir.exists()
+    assert not (tmp_path / "index").exists()  # the fp32 index (onnx, torch) is left alone
+    assert bot.retriever.calibration.fitted_on.startswith("dev split")
+    # Each entry's own question finds it first (int8 costs a few paraphrases, not these).
+    entries = bot.corpus.entries
+    firsts = [bot.search(e.question, k=1)[0].entry.id for e in entries]
+    assert sum(f == e.id for f, e in zip(firsts, entries, strict=True)) >= 0.95 * len(entries)
