@@ -1,7 +1,8 @@
 """A sentence-transformers folder served by onnxruntime: no torch in the process.
 
 Imports only numpy, onnxruntime and tokenizers (when the model is first used); the
-export itself is embeddings.onnx_export's, at first run.
+export itself is embeddings.onnx_export's, at first run, and so is the compact tokenizer
+(embeddings.tokenizer: the same tokens in a third of the memory).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from embeddings.encoder import _PASSAGE_PROMPTS, _QUERY_PROMPTS, WordVectors, _word_vectors
 from embeddings.errors import ModelError
+from embeddings.tokenizer import ModelTokenizer, Tokens
 
 BATCH_SIZE = 32  # texts per forward pass, sorted by length so a batch pads little
 _DEFAULT_MAX_LENGTH = 512
@@ -74,8 +76,11 @@ class OnnxEncoder:
         dim: int,
         threads: int = 1,
         calibration_fingerprint: str | None = None,
+        compact_tokenizer_dir: Path | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # Where the compact tokenizer is (embeddings.tokenizer); None: the full one only.
+        self.compact_tokenizer_dir = compact_tokenizer_dir
         # The weights' fingerprint when this graph only approximates their vectors (int8).
         self.calibration_fingerprint = calibration_fingerprint or fingerprint
         self.model_path = Path(model_path)
@@ -88,7 +93,7 @@ class OnnxEncoder:
         settings = _read_json(self.folder / "sentence_bert_config.json")
         self.lowercase = bool(isinstance(settings, dict) and settings.get("do_lower_case"))
         self._session: Any = None
-        self._tokenizer: Any = None
+        self._tokenizer: ModelTokenizer | None = None
         self._pad_id = 0
         self._lock = threading.Lock()
 
@@ -114,22 +119,13 @@ class OnnxEncoder:
                     self._session = self._load_session()
         return self
 
-    def _load_tokenizer(self) -> tuple[Any, int]:
-        from tokenizers import Tokenizer
-
-        try:
-            tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        except Exception as exc:
-            raise ModelError(
-                f"Impossible de lire {self.folder / 'tokenizer.json'} ({exc}). Le backend ONNX "
-                "demande le tokenizer.json du modèle ; reconvertissez le modèle ou choisissez "
-                "le backend torch."
-            ) from None
-        tokenizer.no_padding()  # padded per batch below, to the batch's longest text
-        tokenizer.enable_truncation(max_length=self.max_length)
+    def _load_tokenizer(self) -> tuple[ModelTokenizer, int]:
+        tokenizer = ModelTokenizer(
+            self.folder / "tokenizer.json", self.compact_tokenizer_dir, self.max_length
+        )
         config = _read_json(self.folder / "tokenizer_config.json")
         pad = config.get("pad_token") if isinstance(config, dict) else None
-        pad_id = tokenizer.token_to_id(pad) if isinstance(pad, str) else None
+        pad_id = tokenizer.token_id(pad) if isinstance(pad, str) else None
         return tokenizer, pad_id if pad_id is not None else 0
 
     def _load_session(self) -> Any:
@@ -162,15 +158,14 @@ class OnnxEncoder:
 
     # -- encoding
 
-    def _tokenize(self, texts: list[str]) -> list[Any]:
+    def _tokenize(self, texts: list[str]) -> list[Tokens]:
         tokenizer = self.load()._tokenizer
+        assert tokenizer is not None  # load() opened it
         if self.lowercase:
             texts = [t.lower() for t in texts]
-        if len(texts) == 1:  # the serving case: no thread pool for one text
-            return [tokenizer.encode(texts[0])]
-        return list(tokenizer.encode_batch(texts))
+        return tokenizer.encode(texts)
 
-    def _forward(self, encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, encodings: list[Tokens]) -> tuple[np.ndarray, np.ndarray]:
         """Token vectors (n, width, dim) and attention mask (n, width) of one padded batch."""
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
@@ -189,7 +184,7 @@ class OnnxEncoder:
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
     def _batches(
-        self, encodings: list[Any], progress: bool, desc: str
+        self, encodings: list[Tokens], progress: bool, desc: str
     ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
         """(rows, token vectors, mask) per batch of similar lengths, rows into `encodings`."""
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
@@ -244,7 +239,7 @@ class OnnxEncoder:
             vectors[rows] = self._pool(tokens, mask)
             for j, row in enumerate(rows):
                 n = len(encodings[row].ids)
-                offsets = [tuple(o) for o in encodings[row].offsets]
+                offsets = encodings[row].offsets
                 words[row] = _word_vectors(full[row], len(prompt), offsets, tokens[j, :n])
         return vectors, words
 
@@ -259,7 +254,7 @@ def load_onnx_encoder(
 ) -> OnnxEncoder:
     """An OnnxEncoder for a sentence-transformers folder, exporting it first if needed (torch, once)."""
     from embeddings.encoder import folder_fingerprint
-    from embeddings.onnx_export import ensure_onnx_model
+    from embeddings.onnx_export import ensure_compact_tokenizer, ensure_onnx_model
 
     if threads < 1:
         raise ModelError(f"Nombre de threads ONNX invalide : {threads} (au moins 1).")
@@ -285,4 +280,5 @@ def load_onnx_encoder(
         dim=dim,
         threads=threads,
         calibration_fingerprint=fingerprint,
+        compact_tokenizer_dir=ensure_compact_tokenizer(folder, fingerprint),
     )

@@ -25,6 +25,8 @@ import numpy as np
 from embeddings.encoder import folder_fingerprint
 from embeddings.errors import ModelError
 
+log = logging.getLogger("faqbot")
+
 ONNX_DIRNAME = (
     "onnx"  # folder_fingerprint skips this folder: the export does not change the weights
 )
@@ -430,6 +432,43 @@ def _ensure_quantized(export: OnnxExport, fingerprint: str, progress: bool) -> N
             os.replace(tmp / QUANTIZED_RECORD_FILE, export.quantized_record)
         except OSError as exc:
             raise _failure(export.folder, exc) from None
+
+
+COMPACT_RECORD_FILE = "tokenizer_compact.record.json"
+
+
+def ensure_compact_tokenizer(st_folder: Path, fingerprint: str) -> Path | None:
+    """The folder holding the compact tokenizer of `st_folder` (derived once, beside the
+    export: embeddings.tokenizer), or None when the model's tokenizer cannot be made compact
+    or the files cannot be written: the full tokenizer then serves, with the same tokens."""
+    from embeddings.tokenizer import COMPACT_FILE, IDS_FILE, KEPT, write_compact
+
+    export = OnnxExport(Path(st_folder).resolve())
+    record_path = export.dir / COMPACT_RECORD_FILE
+    record = _read_json(record_path)
+    if (
+        record is not None
+        and record.get("kept") == KEPT
+        and record.get("source_fingerprint") == fingerprint
+        and _files_match(export.dir, record.get("files"))
+    ):
+        return export.dir
+    try:
+        with _staging(export.folder) as tmp:
+            pieces = write_compact(export.folder / "tokenizer.json", tmp)
+            files = _file_sizes(tmp, [COMPACT_FILE, IDS_FILE])
+            _write_json(
+                tmp / COMPACT_RECORD_FILE,
+                {"source_fingerprint": fingerprint, "kept": KEPT, "pieces": pieces, "files": files},
+            )
+            # The files first, the record last: a record always describes complete files.
+            record_path.unlink(missing_ok=True)
+            for name in (COMPACT_FILE, IDS_FILE, COMPACT_RECORD_FILE):
+                os.replace(tmp / name, export.dir / name)
+    except (ModelError, OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("Tokenizer compact indisponible (%s) : le tokenizer complet sert.", exc)
+        return None
+    return export.dir
 
 
 def ensure_onnx_model(

@@ -413,3 +413,38 @@ def test_the_int8_backend_serves_with_its_own_index_and_the_shipped_calibration(
     entries = bot.corpus.entries
     firsts = [bot.search(e.question, k=1)[0].entry.id for e in entries]
     assert sum(f == e.id for f, e in zip(firsts, entries, strict=True)) >= 0.95 * len(entries)
+
+
+@pytest.mark.slow
+def test_the_compact_tokenizer_gives_the_full_ones_tokens(converted_model_dir: Path) -> None:
+    from chatbot.corpus import load_corpus
+    from embeddings.onnx_export import ensure_compact_tokenizer
+    from embeddings.tokenizer import ModelTokenizer
+
+    compact_dir = ensure_compact_tokenizer(
+        converted_model_dir, folder_fingerprint(converted_model_dir)
+    )
+    assert compact_dir is not None
+    full = converted_model_dir / "tokenizer.json"
+    compact, reference = ModelTokenizer(full, compact_dir, 512), ModelTokenizer(full, None, 512)
+    texts = [
+        t
+        for e in load_corpus(REPO_ROOT / "faq_data").entries
+        for t in (e.question, e.answer, *e.alternates)
+    ]
+    odd = [
+        "µ ½ ﬁn ǅ Ⅻ",  # normalised into Greek, fractions, ligatures: the full tokenizer decides
+        "merci 👍🏽 — « Ségur » œuvre №3 ™ → ✓",
+        "Привет, ΕΛΛΑΔΑ, 東京, مرحبا, שלום",
+        "mixte : DUI ΕΛΛΑΔΑ ok",
+        "",
+        "x" * 3000,
+        "<s> </s> <pad> <unk> <mask>",
+    ]
+    texts = [p + t for t in texts + odd for p in ("query: ", "passage: ")]
+    assert len(texts) >= 400
+    assert not compact.compact_covers(odd[2]) and compact.compact_covers(odd[1])
+    got, want = compact.encode(texts), reference.encode(texts)
+    for text, a, b in zip(texts, got, want, strict=True):
+        assert a.ids.tolist() == b.ids.tolist() and a.offsets == b.offsets, text[:80]
+    assert compact.token_id("<pad>") == reference.token_id("<pad>") == 1
