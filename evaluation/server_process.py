@@ -121,10 +121,16 @@ class ServerProcess:
         )
 
     def wait_healthy(self, timeout: float = 120.0) -> float:
-        """Seconds from start until /healthz answers."""
-        return self.wait_until(
+        """Seconds from start until /healthz answers and, with the UI, until "/" shows it
+        (it is mounted after the server starts: 503 until then)."""
+        healthy = self.wait_until(
             lambda c: c.get("/healthz"), timeout, probe_timeout=2.0, interval=0.1
         )
+        return self.wait_ui(timeout) if self.ui else healthy
+
+    def wait_ui(self, timeout: float) -> float:
+        """Seconds from start until the chat UI answers at "/"."""
+        return self.wait_until(lambda c: c.get("/"), timeout, probe_timeout=5.0, interval=0.1)
 
     def wait_first_answer(self, timeout: float) -> float:
         """Seconds from start until /api/chat first answers (the model and index are loaded)."""

@@ -45,6 +45,7 @@ def test_quick_benchmark_report(tmp_path):
 
     http = report["http"]
     assert _number(http["startup_to_first_answer_s"]) and http["server_peak_rss_mb"] > 0
+    assert http["startup_to_ui_s"] >= http["startup_to_first_answer_s"]
     for path in ("search", "chat"):
         assert set(http["levels"][path]) == {"1", "8", "32"}
         for level in http["levels"][path].values():

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from chatbot.bot import Bot
 
 
-def create_app(bot: Bot, settings: Settings, ui: bool = True) -> FastAPI:
+def create_app(bot: Bot, settings: Settings, ui: bool = True, defer_ui: bool = False) -> FastAPI:
     """The FastAPI app: JSON API, /metrics, widget, the OpenAPI schema (and /docs with
-    FAQBOT_API_DOCS=1) and (unless ui=False) the Gradio UI at /."""
+    FAQBOT_API_DOCS=1) and (unless ui=False) the Gradio UI at /, mounted now or, with
+    `defer_ui`, once the server has started (chatbot/web/deferred_ui.py)."""
     app = FastAPI(
         title="faqbot – Assistant FAQ Ségur du numérique en santé",
         description=(
@@ -42,7 +43,11 @@ def create_app(bot: Bot, settings: Settings, ui: bool = True) -> FastAPI:
     metrics.INDEX_INFO.labels(**bot.index_labels()).set(1)
     app.include_router(api_router(bot))
     app.include_router(widget_router(settings))
-    if ui:
+    if ui and defer_ui:
+        from chatbot.web.deferred_ui import DeferredUI
+
+        DeferredUI(app, bot, settings).install()
+    elif ui:
         from chatbot.ui import mount_ui
 
         # Mounted at "/" after the routers, which therefore take precedence.

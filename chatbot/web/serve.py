@@ -143,7 +143,8 @@ def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
         f"modèle {health['model']}.",
         flush=True,
     )
-    app = create_app(bot, settings, ui=ui)
+    # The chat UI (Gradio: ~3 s to import and build) is mounted once the server answers.
+    app = create_app(bot, settings, ui=ui, defer_ui=True)
     url = public_url(settings)
     print(
         (f"Interface : {url}\n" if ui else "")
