@@ -18,6 +18,7 @@ import numpy as np
 
 from embeddings.encoder import _PASSAGE_PROMPTS, _QUERY_PROMPTS, WordVectors, _word_vectors
 from embeddings.errors import ModelError
+from embeddings.onnx_export import QUANTIZATION
 from embeddings.tokenizer import ModelTokenizer, Tokens
 
 BATCH_SIZE = 32  # texts per forward pass, sorted by length so a batch pads little
@@ -58,7 +59,7 @@ def folder_max_length(folder: Path) -> int:
 
 def quantized_fingerprint(fingerprint: str) -> str:
     """The int8 variant computes other vectors: an index built with fp32 must not be reused."""
-    return hashlib.sha256(f"{fingerprint}:onnx-dynamic-qint8".encode()).hexdigest()
+    return hashlib.sha256(f"{fingerprint}:onnx-{QUANTIZATION}".encode()).hexdigest()
 
 
 class OnnxEncoder:
