@@ -552,7 +552,12 @@ class Dialogue:
             # A question that names no couloir or dispositif is more likely to be ambiguous
             # between couloirs: look further down the list for candidates that differ.
             margin = p.clarify_margin
-            generic = not any(f in boost or f in filters for f in self.context)
+            # Read with the context facets alone, as the entries' titles are (_names_context):
+            # "ESMS numérique" names the medico-social couloir in both, though the whole
+            # vocabulary reads it as an offre.
+            generic = not any(f in boost or f in filters for f in self.context) and not (
+                self.detector.named(query, self.context)
+            )
             if generic:
                 margin = p.clarify_margin_no_context
             if asked:
@@ -567,13 +572,16 @@ class Dialogue:
                 # The user's pick may already have settled it: ask again only about rivals
                 # whose calibrated confidence is as close as their score.
                 close = [h for h in close if top.confidence - h.confidence <= p.reclarify_margin]
+            known = set(filters) | set(boost)
             if len(close) < 2 and generic and not asked and self._names_context(top):
                 close = [
                     h
                     for h in hits[: p.candidates]
                     if top.dense - h.dense <= p.qualifier_dense_margin
                 ]
-            known = set(filters) | set(boost)
+                # The question asked is the qualifier it misses (couloir, dispositif), not
+                # another heading that happens to split these rivals (a thématique).
+                known |= set(self.vocabulary.names) - set(self.context)
             facet = self.best_facet(close, exclude=known)
             if facet:
                 # Rivals decide the facet; every candidate may offer a value for it.
