@@ -547,3 +547,36 @@ def test_the_offre_heading_is_never_asked():
     assert "offre" in d.not_asked
     reply, _ = d.step("démarches avant la VA ?", DialogueState())
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-segur"
+
+
+# ------------------------------------------------------------ issue 19: the question picks one
+
+
+def _worded(ident: str, couloir: str, question: str) -> FaqEntry:
+    return replace(make_entry(ident, couloir, question=question), answer=question)
+
+
+CONCURRENCE = _worded(
+    "ans-conc", "Social et Médico-social", "Mise en concurrence obligatoire des éditeurs ?"
+)
+MARCHE = _worded("ans-marche", "Hôpital", "Faut-il passer un marché public pour l'éditeur ?")
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # Only the first entry holds "concurrence" and "obligatoire": the question chose it.
+        ("la mise en concurrence est-elle obligatoire ?", "answer"),
+        # Each entry holds words of its own reading: which one is meant is for the user to say.
+        ("mise en concurrence obligatoire ou marché public ?", "clarify"),
+        # Nothing of the question tells them apart: ask.
+        ("et pour l'éditeur ?", "clarify"),
+    ],
+)
+def test_a_question_whose_own_words_pick_one_answer_is_not_asked_which(question, expected):
+    search = FakeSearch(lambda q, f, b: [(CONCURRENCE, 0.9, 0.6), (MARCHE, 0.85, 0.5)])
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda term: 4.0)
+    reply, _ = d.step(question, DialogueState())
+    assert reply.type == expected
+    if expected == "answer":
+        assert reply.results[0].entry.id == "ans-conc"
