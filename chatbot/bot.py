@@ -129,6 +129,7 @@ class Bot:
             self.policy,
             unmentioned=detector.unmentioned(corpus.entries),
             detector=detector,
+            term_weight=retriever.lexical.term_weight,
         )
         return Engine(corpus, retriever, dialogue, frozenset(e.id for e in corpus.entries), version)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from chatbot import messages as msg
-from chatbot.corpus import FacetVocabulary
+from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector
 from chatbot.retrieval import Calibration, Hit
@@ -90,6 +90,9 @@ class Policy:
     # A rival is worth a question only if its confidence is within this of the best one's.
     clarify_confidence_margin: float = 1.0  # 1: off (dev: fewer questions, same accuracy, but
     # the scripted ambiguous questions lost theirs: the confidence is sure of one reading)
+    # A question whose words the best answer holds and its rivals lack (IDF mass at least
+    # this, and twice what any rival holds alone) picks that answer: no question asked.
+    picks_above: float = 6.5
     max_clarify: int = 2
     candidates: int = 5  # how many top hits a clarification disambiguates
     max_options: int = 5  # facet values offered, besides "Autre / je ne sais pas"
@@ -284,6 +287,7 @@ class Dialogue:
         policy: Policy | None = None,
         unmentioned: frozenset[tuple[str, str]] = frozenset(),
         detector: FacetDetector | None = None,
+        term_weight: Callable[[str], float] | None = None,
     ):
         self.search = search
         self.vocabulary = vocabulary
@@ -297,6 +301,9 @@ class Dialogue:
         self.policy = policy or Policy()
         # (facet, value) pairs the FAQs never discuss (FacetDetector.unmentioned).
         self.unmentioned = frozenset(unmentioned)
+        # IDF of a stem (the lexical index's); without it no question is read as picking.
+        self.term_weight = term_weight
+        self._terms: dict[str, frozenset[str]] = {}  # entry id -> stems (one corpus per Dialogue)
 
     def check_state(self, state: DialogueState) -> None:
         """Refuse a stored state naming a facet this vocabulary lacks (renamed since it was written)."""
@@ -552,7 +559,12 @@ class Dialogue:
             # A question that names no couloir or dispositif is more likely to be ambiguous
             # between couloirs: look further down the list for candidates that differ.
             margin = p.clarify_margin
-            generic = not any(f in boost or f in filters for f in self.context)
+            # Read with the context facets alone, as the entries' titles are (_names_context):
+            # "ESMS numérique" names the medico-social couloir in both, though the whole
+            # vocabulary reads it as an offre.
+            generic = not any(f in boost or f in filters for f in self.context) and not (
+                self.detector.named(query, self.context)
+            )
             if generic:
                 margin = p.clarify_margin_no_context
             if asked:
@@ -567,14 +579,19 @@ class Dialogue:
                 # The user's pick may already have settled it: ask again only about rivals
                 # whose calibrated confidence is as close as their score.
                 close = [h for h in close if top.confidence - h.confidence <= p.reclarify_margin]
+            known = set(filters) | set(boost)
             if len(close) < 2 and generic and not asked and self._names_context(top):
                 close = [
                     h
                     for h in hits[: p.candidates]
                     if top.dense - h.dense <= p.qualifier_dense_margin
                 ]
-            known = set(filters) | set(boost)
+                # The question asked is the qualifier it misses (couloir, dispositif), not
+                # another heading that happens to split these rivals (a thématique).
+                known |= set(self.vocabulary.names) - set(self.context)
             facet = self.best_facet(close, exclude=known)
+            if facet and self._picks(query, top, [h for h in close if h is not top], facet):
+                facet = None
             if facet:
                 # Rivals decide the facet; every candidate may offer a value for it.
                 options = self._options([*close, *hits[: p.candidates]], facet)
@@ -654,6 +671,29 @@ class Dialogue:
             return False
         shared = {(f, top.entry.facets[f]) for f in self.spans_scope if top.entry.facets.get(f)}
         return not (shared & self.detector.named(query, self.spans_scope))
+
+    def _picks(self, query: str, top: Hit, rivals: list[Hit], facet: str) -> bool:
+        """Whether the question's own words choose `top` among rivals differing on `facet`:
+        it holds words of the question they all lack ("avant validation pilotes"), and no
+        rival holds as many the top lacks ("concurrence" vs "marché public": both readings)."""
+        weight = self.term_weight
+        value = top.entry.facets.get(facet)
+        rivals = [h for h in rivals if h.entry.facets.get(facet) != value]
+        if weight is None or not rivals:
+            return False
+        asked = set(lexical_tokens(query))
+        mine = asked & self._entry_terms(top.entry)
+        theirs = [asked & self._entry_terms(h.entry) for h in rivals]
+        own = sum(weight(t) for t in mine - set().union(*theirs))
+        rival = max(sum(weight(t) for t in terms - mine) for terms in theirs)
+        return own >= self.policy.picks_above and rival <= own / 2
+
+    def _entry_terms(self, entry: FaqEntry) -> frozenset[str]:
+        """The stems of an entry's title, alternates and answer, as the lexical index reads it."""
+        if entry.id not in self._terms:
+            text = " ".join([entry.question, *entry.alternates, entry.answer])
+            self._terms[entry.id] = frozenset(lexical_tokens(text))
+        return self._terms[entry.id]
 
     def _names_context(self, hit: Hit) -> bool:
         """Whether the entry's title itself says which couloir or dispositif it is about."""

@@ -86,15 +86,19 @@ class FacetDetector:
             found.setdefault(facet, set()).add(value)
         out = {f: next(iter(vals)) for f, vals in found.items() if len(vals) == 1}
         # A value implies its parent's (a dispositif its couloir); a contradiction drops it.
-        for child in self.vocabulary.parents:
-            implied = self.vocabulary.parent_value(child, out[child]) if child in out else None
-            if implied is None or implied[0] not in facets:
+        # Two values of the child ("SONS v2… plusieurs DPI") still say their common parent.
+        for child, parent in self.vocabulary.parents.items():
+            if child not in found or parent not in facets:
                 continue
-            parent, value = implied
+            implied = {self.vocabulary.parent_value(child, v) for v in found[child]}
+            pair = implied.pop() if len(implied) == 1 else None
+            if pair is None:
+                continue
+            value = pair[1]
             if out.get(parent, value) == value:
                 out[parent] = value
             else:
-                out.pop(child)
+                out.pop(child, None)
         return out
 
     def unmentioned(self, entries: Sequence[FaqEntry]) -> frozenset[tuple[str, str]]:

@@ -181,6 +181,43 @@ def test_a_question_naming_its_context_is_answered_without_asking():
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-msp"
 
 
+def test_a_question_naming_what_the_title_names_is_not_missing_its_qualifier():
+    # "ESMS numérique" is an offre for the whole vocabulary but names the medico-social
+    # couloir for the context facets alone, as in the title: nothing is missing.
+    lettre = make_entry(
+        "ans-lettre",
+        "Social et Médico-social",
+        question="Qu'est-ce que la lettre d'engagement du programme ESMS numérique ?",
+        thematique="Financements",
+    )
+    other = make_entry(
+        "ans-other", "Social et Médico-social", thematique="Accompagnement et support"
+    )
+    search = _dense_hits([(lettre, 1.05, 0.99, 0.95), (other, 0.59, 0.01, 0.93)])
+    reply, _ = Dialogue(search, VOCAB, Policy()).step(
+        "la lettre d'engagement ESMS numérique, adressée à qui ?", DialogueState()
+    )
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-lettre"
+
+
+def test_a_missing_qualifier_asks_the_qualifier_not_another_heading():
+    # The title names the hospital dispositif, the question nothing; the rivals as close
+    # in meaning are of the same couloir and dispositif, only their thématique differs.
+    gam = make_entry(
+        "ans-gam",
+        "Hôpital",
+        "SONS vague 2 DPI / PFI",
+        question="[SONS] Solutions de GAM hors vague 2 : qui paie le recueil ?",
+        thematique="Financements",
+    )
+    rival = make_entry("ans-rival", "Hôpital", thematique="Exigences Ségur et référencement")
+    search = _dense_hits([(gam, 1.0, 0.95, 0.95), (rival, 0.55, 0.004, 0.93)])
+    reply, _ = Dialogue(search, VOCAB, Policy()).step(
+        "l'éditeur fait payer son outil de recueil, il a le droit ?", DialogueState()
+    )
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-gam"
+
+
 def test_a_reply_naming_another_facet_narrows_the_pending_question():
     lgc = entry("ans-lgc", "Médecins de ville", "LGC (logiciel de gestion de cabinet)")
     search = _dense_hits([(lgc, 0.9, 0.5, 1.2), (MSP, 0.88, 0.5, 1.2)])
@@ -424,6 +461,8 @@ def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched()
         ("c'est pour un EHPAD", "Social et Médico-social"),
         ("notre DPI", "Hôpital"),  # a dispositif implies its couloir
         ("le SAS", "Service d'accès aux soins (SAS)"),
+        # Two hospital dispositifs: which one is unclear, the couloir is not.
+        ("un seul financement SONS v2 même avec plusieurs DPI ?", "Hôpital"),
     ],
 )
 def test_the_couloir_is_detected_from_what_the_message_names(text, couloir):
@@ -508,3 +547,36 @@ def test_the_offre_heading_is_never_asked():
     assert "offre" in d.not_asked
     reply, _ = d.step("démarches avant la VA ?", DialogueState())
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-segur"
+
+
+# ------------------------------------------------------------ issue 19: the question picks one
+
+
+def _worded(ident: str, couloir: str, question: str) -> FaqEntry:
+    return replace(make_entry(ident, couloir, question=question), answer=question)
+
+
+CONCURRENCE = _worded(
+    "ans-conc", "Social et Médico-social", "Mise en concurrence obligatoire des éditeurs ?"
+)
+MARCHE = _worded("ans-marche", "Hôpital", "Faut-il passer un marché public pour l'éditeur ?")
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        # Only the first entry holds "concurrence" and "obligatoire": the question chose it.
+        ("la mise en concurrence est-elle obligatoire ?", "answer"),
+        # Each entry holds words of its own reading: which one is meant is for the user to say.
+        ("mise en concurrence obligatoire ou marché public ?", "clarify"),
+        # Nothing of the question tells them apart: ask.
+        ("et pour l'éditeur ?", "clarify"),
+    ],
+)
+def test_a_question_whose_own_words_pick_one_answer_is_not_asked_which(question, expected):
+    search = FakeSearch(lambda q, f, b: [(CONCURRENCE, 0.9, 0.6), (MARCHE, 0.85, 0.5)])
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda term: 4.0)
+    reply, _ = d.step(question, DialogueState())
+    assert reply.type == expected
+    if expected == "answer":
+        assert reply.results[0].entry.id == "ans-conc"

@@ -37,6 +37,10 @@ class LexicalIndex:
             return np.zeros(len(self.entries), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
 
+    def term_weight(self, term: str) -> float:
+        """IDF of one stem (0 for a stem no entry has: it tells no entry from another)."""
+        return self._idf.get(term, 0.0)
+
     def _weight(self, concept: frozenset[str]) -> float:
         """A concept is as specific as its most common wording."""
         return min(self._idf.get(t, self._unseen_idf) for t in concept)
