@@ -30,10 +30,10 @@ class AlignmentLimits:
     full_up_to_words: int = 20_000
     # Beyond it, only the candidates get a lift: the `candidates` best entries by dense
     # score, and as many by BM25 score (the union).
-    candidates: int = 64
+    candidates: int = 32
     # The baseline (the average entry's best match) is taken over this many entries, evenly
     # spaced in corpus order: a fixed sample, the same for every query.
-    sample_entries: int = 256
+    sample_entries: int = 64
 
 
 def aligned_word(word: str) -> bool:
