@@ -26,6 +26,7 @@ import numpy as np
 
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, FaqEntry
+from chatbot.retrieval.alignment import AlignmentLimits
 from evaluation.cluster_bench import cluster_benchmark, cluster_markdown
 from evaluation.curator_bench import bench_markdown as curator_markdown
 from evaluation.curator_bench import bench_section as curator_section
@@ -1408,22 +1409,28 @@ def render_markdown(r: dict[str, Any]) -> str:
             + f"(estimation : {s['real_encoder_estimate_10x_s']} s). {s['queries']} requêtes de test par taille.",
             "",
             "« index » : FAISS seul (DenseIndex.search, vecteur de requête déjà calculé) ; « recherche » : "
-            "Retriever.search hybride complet (scores denses par champ, BM25, couverture, fusion, confiance) "
-            "sans l'encodage de la question, qui ne dépend pas de la taille du corpus (voir la latence en "
-            "processus).",
+            "Retriever.search hybride complet (scores denses par champ, BM25, couverture, alignement mot à "
+            "mot, fusion, confiance) sans l'encodage de la question, qui ne dépend pas de la taille du "
+            "corpus (voir la latence en processus). Alignement : « toutes les entrées » comme sur le vrai "
+            "corpus, ou « candidats » au-delà de "
+            f"{AlignmentLimits().full_up_to_words} mots alignés (les {AlignmentLimits().candidates} "
+            f"meilleures fiches par le score dense et autant par BM25, référence prise sur "
+            f"{AlignmentLimits().sample_entries} fiches fixes). Mémoire : celle du processus du banc "
+            "après les recherches.",
             "",
-            "| corpus | entrées | vecteurs | index | construction | index p50 | index p95 | recherche p50 | recherche p95 | recherche p99 |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| corpus | entrées | vecteurs | vecteurs de mots | alignement | index | construction | index p50 | index p95 | recherche p50 | recherche p95 | recherche p99 | mémoire |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, row in s["sizes"].items():
             for t in ("flat", "hnsw"):
                 x = row[t]
                 lines.append(
-                    f"| {name} | {row['entries']} | {x['vectors']} | {t} | {x['build_s']} s | "
+                    f"| {name} | {row['entries']} | {x['vectors']} | {x.get('word_vectors', '—')} | "
+                    f"{x.get('alignment', '—')} | {t} | {x['build_s']} s | "
                     f"{_ms(x['index_search']['p50_ms'])} | {_ms(x['index_search']['p95_ms'])} | "
                     f"{_ms(x['search_without_encoding']['p50_ms'])} | "
                     f"{_ms(x['search_without_encoding']['p95_ms'])} | "
-                    f"{_ms(x['search_without_encoding']['p99_ms'])} |"
+                    f"{_ms(x['search_without_encoding']['p99_ms'])} | {x.get('rss_mb', '—')} Mo |"
                 )
         lines += [
             "",
