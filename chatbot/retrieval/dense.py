@@ -39,6 +39,9 @@ class DenseScorer:
             maxsize=2048
         )
         self._lock = threading.Lock()
+        # Each entry's row in the index's per-entry scores (-1: not indexed, scores 0).
+        row = {e: i for i, e in enumerate(dense_index.entry_ids)}
+        self._row = np.array([row.get(e.id, -1) for e in entries], dtype=np.int64)
 
     def clear(self) -> None:
         with self._lock:
@@ -82,8 +85,7 @@ class DenseScorer:
         score = np.max(per_field[:, [i for i, f in enumerate(fields) if f != "answer"]], axis=1)
         if "answer" in fields:
             score = score + answer_weight * per_field[:, fields.index("answer")]
-        by_id = dict(zip(self.dense_index.entry_ids, score, strict=True))
-        out = np.array([by_id.get(e.id, 0.0) for e in self.entries], dtype=np.float32)
+        out = np.where(self._row >= 0, score[self._row], 0.0).astype(np.float32)
         if self.aligner and words is not None:
             evidence = (out,) if lexical is None else (out, lexical)
             lift = self.aligner.lift(words.words, words.vectors, evidence)
