@@ -26,6 +26,7 @@ import numpy as np
 
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, FaqEntry
+from chatbot.retrieval.alignment import AlignmentLimits
 from evaluation.cluster_bench import cluster_benchmark, cluster_markdown
 from evaluation.curator_bench import bench_markdown as curator_markdown
 from evaluation.curator_bench import bench_section as curator_section
@@ -44,7 +45,8 @@ from evaluation.server_process import ServerProcess
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot
-    from embeddings.encoder import Encoder
+    from embeddings.encoder import Encoder, WordVectors
+    from embeddings.index import DenseIndex
 
 PACKAGES = (
     "torch",
@@ -439,7 +441,10 @@ ROTATION_VECTORS = (
     "ceux du vrai index, tournés par une rotation aléatoire proche de l'identité propre à chaque "
     "copie (orthogonalisation QR de I + 0,35·G, G gaussienne), plus un bruit propre à chaque texte "
     "(norme ≈ 0,1), puis renormalisés : les copies restent des voisines plausibles des originaux "
-    "(cosinus ≈ 0,9), comme des questions proches dans un vrai grand corpus."
+    "(cosinus ≈ 0,9), comme des questions proches dans un vrai grand corpus. Vecteurs de mots "
+    "(alignement mot à mot) : ceux des mots de l'original que la copie garde, tournés par la "
+    "rotation de la copie, plus un bruit propre à chaque mot (norme ≈ 0,1), renormalisés, "
+    "gardés en float16 comme sur disque."
 )
 
 
@@ -479,6 +484,10 @@ class TableEncoder:
     def __init__(self, table: dict[str, np.ndarray], dim: int, name: str):
         self.table, self.dim, self.name = table, dim, name
         self.fingerprint = f"table-{name}"
+        # A copied text -> (its copy number, the original text it was made from), and the
+        # rotation of each copy: what its synthetic word vectors are derived from.
+        self.sources: dict[str, tuple[str, str]] = {}
+        self.rotations: dict[str, np.ndarray] = {}
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return np.stack([self.table[t] for t in texts]).astype(np.float32)
@@ -498,6 +507,9 @@ class CachingEncoder:
             encoder.fingerprint,
         )
         self.cache: dict[tuple[str, str], np.ndarray] = {}
+        # The word alignment runs when the real encoder gives word vectors.
+        self.supports_word_vectors = bool(getattr(encoder, "supports_word_vectors", False))
+        self.words: dict[str, WordVectors] = {}
 
     def _get(self, texts: list[str], kind: str) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if (kind, t) not in self.cache))
@@ -512,6 +524,14 @@ class CachingEncoder:
 
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         return self._get(texts, "passage")
+
+    def encode_queries_with_words(self, texts: list[str]) -> tuple[np.ndarray, list[WordVectors]]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.words))
+        if missing:
+            vectors, words = self.inner.encode_queries_with_words(missing)  # type: ignore[attr-defined]
+            for t, v, w in zip(missing, vectors, words, strict=True):
+                self.cache[("query", t)], self.words[t] = v, w
+        return self._get(texts, "query"), [self.words[t] for t in texts]
 
 
 def rotated_table(bot: Bot, synthetic: Corpus, seed: int = 0) -> TableEncoder:
@@ -533,6 +553,7 @@ def rotated_table(bot: Bot, synthetic: Corpus, seed: int = 0) -> TableEncoder:
     dim = vectors.shape[1]
     rng = np.random.default_rng(seed)
     rotations: dict[str, np.ndarray] = {}
+    sources: dict[str, tuple[str, str]] = {}
     originals = {e.id: e for e in bot.corpus.entries}
     for e in synthetic.entries:
         if e.id in originals:
@@ -553,9 +574,71 @@ def rotated_table(bot: Bot, synthetic: Corpus, seed: int = 0) -> TableEncoder:
                 continue
             w = rot @ v + 0.1 * rng.standard_normal(dim) / np.sqrt(dim)
             table[new_text] = (w / np.linalg.norm(w)).astype(np.float32)
+            sources[new_text] = (copy, src_text)
     missing = [it.text for it, _ in texts_for_entries(synthetic.entries) if it.text not in table]
     assert not missing, f"{len(missing)} textes sans vecteur"
-    return TableEncoder(table, dim, f"{dense.manifest.get('model')} (copies tournées)")
+    encoder = TableEncoder(table, dim, f"{dense.manifest.get('model')} (copies tournées)")
+    encoder.sources, encoder.rotations = sources, rotations
+    return encoder
+
+
+def attach_rotated_words(bot: Bot, tables: TableEncoder, index: DenseIndex, seed: int = 0) -> None:
+    """Word vectors for the question-like texts of a synthetic `index` (ROTATION_VECTORS), float16.
+
+    Set on the index directly, not through DenseIndex.build: its float32 lists would hold
+    ≈ 1.4 GB at ×100 (and twice that while sorted), the float16 array half of it once.
+    """
+    from embeddings.encoder import _WORD  # the words an encoder gives vectors for
+    from embeddings.index import DEFAULT_FIELDS
+
+    dense = bot.retriever.dense_index
+    assert dense is not None
+    real: dict[str, list[int]] = {}  # an original text -> rows of its words in the real index
+    for j, owner in enumerate(dense.word_items):
+        real.setdefault(dense.items[int(owner)].text, []).append(j)
+    with_words = {name for name, prompt in DEFAULT_FIELDS if prompt == "query"}
+    plan: list[tuple[int, list[int], str | None]] = []  # (item row, source word rows, copy)
+    for row, item in enumerate(index.items):
+        if item.field not in with_words:
+            continue
+        if item.text in real:
+            plan.append((row, real[item.text], None))
+            continue
+        copy, src_text = tables.sources[item.text]
+        kept: list[int] = []
+        source = iter(real.get(src_text, []))
+        for word in _WORD.findall(item.text):  # the copy's words: a subsequence of its source's
+            for j in source:
+                if dense.words[j] == word:
+                    kept.append(j)
+                    break
+        plan.append((row, kept, copy))
+    total = sum(len(kept) for _, kept, _ in plan)
+    vectors = np.empty((total, dense.dim), dtype=np.float16)
+    word_items = np.empty(total, dtype=np.int64)
+    words: list[str] = []
+    rng = np.random.default_rng(seed)
+    at = 0
+    for row, kept, rotated in plan:
+        n = len(kept)
+        v = dense.word_vectors[kept]
+        if rotated is not None and n:
+            noise = 0.1 * rng.standard_normal(v.shape) / np.sqrt(v.shape[1])
+            v = v @ tables.rotations[rotated].T + noise
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+        vectors[at : at + n] = v
+        word_items[at : at + n] = row
+        words.extend(dense.words[j] for j in kept)
+        at += n
+    # The layout of DenseIndex._set_words, left in float16 (as words.npy stores it).
+    index.word_items, index.words, index.word_vectors = word_items, words, vectors
+
+
+def _rss_mb() -> int:
+    """This process's resident memory now, in MB."""
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / 2**20)
 
 
 def _source_alternate(perturbed: str, alternates: Sequence[str]) -> str:
@@ -595,7 +678,10 @@ def scaling(
     # Query vectors computed once: encoding a question costs the same whatever the corpus
     # size (see the in-process latency), so the retriever is timed without it.
     query_encoder = CachingEncoder(bot.encoder)
-    qvecs = query_encoder.encode_queries(list(queries))
+    if query_encoder.supports_word_vectors:  # the word alignment's words, from the same pass
+        qvecs = query_encoder.encode_queries_with_words(list(queries))[0]
+    else:
+        qvecs = query_encoder.encode_queries(list(queries))
     sizes: dict[str, Any] = {}
     for factor in plan.scale_factors:
         synth = synthetic_corpus(bot.corpus, factor)
@@ -606,10 +692,17 @@ def scaling(
             "vector_source": "encodeur réel" if real else "rotation aléatoire des vecteurs réels",
         }
         top: dict[str, dict[str, list[list[str]]]] = {}
+        words: DenseIndex | None = None  # the first index, whose word vectors the second shares
         for index_type in ("flat", "hnsw"):
             t0 = time.perf_counter()
             index = DenseIndex.build(synth.entries, encoder, synth.sha256, index_type=index_type)
             built = time.perf_counter() - t0
+            if words is not None:
+                index.word_items, index.words = words.word_items, words.words
+                index.word_vectors = words.word_vectors
+            elif not real and query_encoder.supports_word_vectors:
+                attach_rotated_words(bot, encoder, index)
+            words = index
             # A fresh Retriever per index: its query cache holds dense scores of one index.
             retriever = Retriever(
                 synth,
@@ -632,8 +725,18 @@ def scaling(
                 search_lat.append(time.perf_counter() - t0)
                 search_top.append([h.entry.id for h in found])
             top[index_type] = {"index": index_top, "search": search_top}
+            aligner = retriever.aligner
             row[index_type] = {
                 "vectors": index.manifest["vectors"],
+                "word_vectors": len(index.words),
+                "alignment": (
+                    "aucune"
+                    if not aligner
+                    else "candidats"
+                    if aligner.restricted
+                    else "toutes les entrées"
+                ),
+                "rss_mb": _rss_mb(),
                 "build_s": round(built, 2),
                 "index_search": latency_stats(index_lat),
                 "search_without_encoding": latency_stats(search_lat),
@@ -1356,22 +1459,28 @@ def render_markdown(r: dict[str, Any]) -> str:
             + f"(estimation : {s['real_encoder_estimate_10x_s']} s). {s['queries']} requêtes de test par taille.",
             "",
             "« index » : FAISS seul (DenseIndex.search, vecteur de requête déjà calculé) ; « recherche » : "
-            "Retriever.search hybride complet (scores denses par champ, BM25, couverture, fusion, confiance) "
-            "sans l'encodage de la question, qui ne dépend pas de la taille du corpus (voir la latence en "
-            "processus).",
+            "Retriever.search hybride complet (scores denses par champ, BM25, couverture, alignement mot à "
+            "mot, fusion, confiance) sans l'encodage de la question, qui ne dépend pas de la taille du "
+            "corpus (voir la latence en processus). Alignement : « toutes les entrées » comme sur le vrai "
+            "corpus, ou « candidats » au-delà de "
+            f"{AlignmentLimits().full_up_to_words} mots alignés (les {AlignmentLimits().candidates} "
+            f"meilleures fiches par le score dense et autant par BM25, référence prise sur "
+            f"{AlignmentLimits().sample_entries} fiches fixes). Mémoire : celle du processus du banc "
+            "après les recherches.",
             "",
-            "| corpus | entrées | vecteurs | index | construction | index p50 | index p95 | recherche p50 | recherche p95 | recherche p99 |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| corpus | entrées | vecteurs | vecteurs de mots | alignement | index | construction | index p50 | index p95 | recherche p50 | recherche p95 | recherche p99 | mémoire |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, row in s["sizes"].items():
             for t in ("flat", "hnsw"):
                 x = row[t]
                 lines.append(
-                    f"| {name} | {row['entries']} | {x['vectors']} | {t} | {x['build_s']} s | "
+                    f"| {name} | {row['entries']} | {x['vectors']} | {x.get('word_vectors', '—')} | "
+                    f"{x.get('alignment', '—')} | {t} | {x['build_s']} s | "
                     f"{_ms(x['index_search']['p50_ms'])} | {_ms(x['index_search']['p95_ms'])} | "
                     f"{_ms(x['search_without_encoding']['p50_ms'])} | "
                     f"{_ms(x['search_without_encoding']['p95_ms'])} | "
-                    f"{_ms(x['search_without_encoding']['p99_ms'])} |"
+                    f"{_ms(x['search_without_encoding']['p99_ms'])} | {x.get('rss_mb', '—')} Mo |"
                 )
         lines += [
             "",

@@ -83,3 +83,7 @@ def test_quick_benchmark_report(tmp_path):
             assert _number(row[index_type]["search_without_encoding"]["p50_ms"])
             assert _number(row[index_type]["index_search"]["p95_ms"])
         assert 0 <= row["hnsw_overlap@10_index"] <= 1
+    # The word alignment is measured at scale too, on the candidates beyond the real size.
+    assert sizes["x1"]["flat"]["alignment"] == "toutes les entrées"
+    assert sizes["x10"]["flat"]["alignment"] == sizes["x10"]["hnsw"]["alignment"] == "candidats"
+    assert sizes["x10"]["flat"]["word_vectors"] > 5 * sizes["x1"]["flat"]["word_vectors"]

@@ -39,31 +39,42 @@ class DenseScorer:
             maxsize=2048
         )
         self._lock = threading.Lock()
+        # Each entry's row in the index's per-entry scores (-1: not indexed, scores 0).
+        row = {e: i for i, e in enumerate(dense_index.entry_ids)}
+        self._row = np.array([row.get(e.id, -1) for e in entries], dtype=np.int64)
 
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
 
-    def scores(self, query: str, answer_weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """(dense score, lift) per entry, read-only arrays shared through the cache."""
+    def scores(
+        self, query: str, answer_weight: float, lexical: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(dense score, lift) per entry, read-only arrays shared through the cache.
+
+        `lexical`: the query's BM25 score per entry, which with the dense score chooses the
+        entries that get a lift on a large corpus (WordAligner.candidates).
+        """
         key = (query, answer_weight)
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None:
             return cached
-        scores = self._uncached(query, answer_weight)
+        scores = self._uncached(query, answer_weight, lexical)
         with self._lock:
             self._cache[key] = scores
         return scores
 
-    def _uncached(self, query: str, answer_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    def _uncached(
+        self, query: str, answer_weight: float, lexical: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         lift = np.zeros(len(self.entries), dtype=np.float32)
+        words = None
         if self.aligner:
             # The aligner exists only for an encoder declaring word vectors (Retriever).
             with timed(ENCODER_SECONDS):
                 vectors, per_text = self.encoder.encode_queries_with_words([query])  # type: ignore[attr-defined]
-            qv = vectors[0]
-            lift = self.aligner.lift(per_text[0].words, per_text[0].vectors)
+            qv, words = vectors[0], per_text[0]
         else:
             with timed(ENCODER_SECONDS):
                 qv = self.encoder.encode_queries([query])[0]
@@ -74,8 +85,10 @@ class DenseScorer:
         score = np.max(per_field[:, [i for i, f in enumerate(fields) if f != "answer"]], axis=1)
         if "answer" in fields:
             score = score + answer_weight * per_field[:, fields.index("answer")]
-        by_id = dict(zip(self.dense_index.entry_ids, score, strict=True))
-        out = np.array([by_id.get(e.id, 0.0) for e in self.entries], dtype=np.float32)
+        out = np.where(self._row >= 0, score[self._row], 0.0).astype(np.float32)
+        if self.aligner and words is not None:
+            evidence = (out,) if lexical is None else (out, lexical)
+            lift = self.aligner.lift(words.words, words.vectors, evidence)
         out.setflags(write=False)  # shared through the cache
         lift.setflags(write=False)
         return out, lift

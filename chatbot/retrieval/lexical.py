@@ -27,6 +27,13 @@ class LexicalIndex:
         self._bm25 = bm25s.BM25()
         self._bm25.index(docs, show_progress=False)
         self._doc_terms = [set(d) for d in docs]
+        # Term -> the entries holding it: coverage in a few array operations, not a loop over
+        # every entry (32 ms a query on 8 600 entries).
+        holders: dict[str, list[int]] = {}
+        for i, d in enumerate(self._doc_terms):
+            for t in d:
+                holders.setdefault(t, []).append(i)
+        self._holders = {t: np.array(rows, dtype=np.int64) for t, rows in holders.items()}
         df = Counter(t for d in self._doc_terms for t in d)
         n = len(docs)
         self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
@@ -56,13 +63,15 @@ class LexicalIndex:
             return np.zeros(len(self.entries), dtype=np.float32)
         weights = {c: self._weight(c) for c in concepts}
         total = sum(weights.values())
-        return np.array(
-            [
-                sum(w for c, w in weights.items() if not c.isdisjoint(d)) / total
-                for d in self._doc_terms
-            ],
-            dtype=np.float32,
-        )
+        covered = np.zeros(len(self.entries), dtype=np.float64)
+        for c, w in weights.items():  # in the same order as a sum per entry: the same floats
+            held = np.zeros(len(self.entries), dtype=bool)
+            for t in c:
+                rows = self._holders.get(t)
+                if rows is not None:
+                    held[rows] = True
+            covered[held] += w
+        return (covered / total).astype(np.float32)
 
     def unexplained(self, concepts: Sequence[frozenset[str]], i: int) -> float:
         """IDF mass of the distinct query concepts that entry `i` does not contain.

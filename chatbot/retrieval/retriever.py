@@ -114,15 +114,16 @@ class Retriever:
         concepts = tuple(frozenset([t]) for t in lexical_tokens(expansion.residual)) + tuple(
             frozenset(lexical_tokens(g)) for g in expansion.groups
         )
+        lexical = self.lexical.scores(lexical_tokens(query) + added)
         if want_dense and self.dense is not None:
-            dense_scores, lift = self.dense.scores(query, self.calibration.answer_weight)
+            dense_scores, lift = self.dense.scores(query, self.calibration.answer_weight, lexical)
         else:
             dense_scores, lift = np.zeros(n, np.float32), np.zeros(n, np.float32)
         return QueryScores(
             query=query,
             dense=dense_scores,
             lift=lift,
-            lexical=self.lexical.scores(lexical_tokens(query) + added),
+            lexical=lexical,
             coverage=self.lexical.coverage(concepts),
             oov=self.lexical.oov(concepts),
             concepts=concepts,
