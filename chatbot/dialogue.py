@@ -93,6 +93,9 @@ class Policy:
     # A question whose words the best answer holds and its rivals lack (IDF mass at least
     # this, and twice what any rival holds alone) picks that answer: no question asked.
     picks_above: float = 6.5
+    # An elliptic follow-up answered on its own below this confidence is read again with
+    # the previous question's topic words, and answered so only at this confidence.
+    follow_up_sure: float = 0.5
     max_clarify: int = 2
     candidates: int = 5  # how many top hits a clarification disambiguates
     max_options: int = 5  # facet values offered, besides "Autre / je ne sais pas"
@@ -275,6 +278,24 @@ def _elliptic(text: str) -> bool:
     return len(toks) <= 4 or any(
         folded == s or folded.startswith(s + " ") for s in _FOLLOW_UP_STARTS
     )
+
+
+# A message opening on a pronoun ("il en faut une par établissement ?") leans on the
+# previous question's topic.
+_PRONOUNS = frozenset({"il", "elle", "ils", "elles", "en", "y", "ca", "cela", "celle", "celui"})
+# How many of the previous question's rarest words an elliptic follow-up borrows.
+_TOPIC_BORROWED = 3
+
+
+def _sure(reply: Reply, above: float) -> bool:
+    """Whether `reply` answers with at least this confidence."""
+    return reply.type == "answer" and bool(reply.results) and reply.results[0].confidence >= above
+
+
+def _leans(text: str) -> bool:
+    """A message that leans on the previous question: elliptic, or opening on a pronoun."""
+    toks = words(text)
+    return _elliptic(text) or bool(toks and toks[0] in _PRONOUNS)
 
 
 class Dialogue:
@@ -486,8 +507,68 @@ class Dialogue:
             # A new couloir replaces the old context entirely.
             remembered = {}
         remembered.update(named)
+        previous = state.last_query
         state = replace(state, facets=tuple(remembered.items()), last_query=text)
-        return self._decide(text, state, filters={}, asked=0, detected=detected, within=within)
+        reply, after = self._decide(
+            text, state, filters={}, asked=0, detected=detected, within=within
+        )
+        # Only after an answer, for a message that leans on it and that its own words
+        # do not settle: a self-sufficient question is never read with the old topic.
+        if (
+            previous
+            and state.history
+            and not named
+            and _leans(text)
+            and not _sure(reply, self.policy.follow_up_sure)
+        ):
+            follow = self._follow_up(text, previous, state, detected, within)
+            if follow is not None:
+                return follow
+        return reply, after
+
+    def _follow_up(
+        self,
+        text: str,
+        previous: str,
+        state: DialogueState,
+        detected: Mapping[str, str],
+        within: Mapping[str, str],
+    ) -> tuple[Reply, DialogueState] | None:
+        """An answer to an elliptic follow-up ("il en faut une par établissement ?") read
+        with the previous question's topic words, when that reading is sure; else None."""
+        p = self.policy
+        topic = self._topic_words(previous, text)
+        if not topic:
+            return None
+        boost = {**dict(state.facets), **detected}
+        k = max(p.candidates, p.related + 1)
+        kw = dict(facets=dict(within) or None, boost=boost, boost_weight=p.session_boost)
+        hits = self.search(" ".join([*topic, text]), k=k + 1, **kw)
+        # A follow-up asks what the last answer did not say: the topic words alone pull
+        # that answer back up, so it is set aside.
+        hits = [h for h in hits if h.entry.id != state.history[-1]]
+        own = {h.entry.id for h in self.search(text, k=p.candidates, **kw)}
+        if not hits or hits[0].entry.id not in own:
+            return None
+        top = hits[0]
+        if top.confidence < p.follow_up_sure or top.in_scope < p.scope_below:
+            return None
+        return self._answer(hits, state)
+
+    def _topic_words(self, previous: str, text: str) -> list[str]:
+        """The previous question's rarest words (IDF), those the new message lacks."""
+        weight = self.term_weight
+        if weight is None:
+            return []
+        have = set(lexical_tokens(text))
+        seen: dict[str, float] = {}
+        for w in words(previous):
+            stems = lexical_tokens(w)
+            if not stems or stems[0] in have or w in seen:
+                continue
+            seen[w] = weight(stems[0])
+        ranked = sorted(seen, key=lambda w: -seen[w])
+        return ranked[:_TOPIC_BORROWED]
 
     # ------------------------------------------------------------ decision
 

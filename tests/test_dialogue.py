@@ -580,3 +580,38 @@ def test_a_question_whose_own_words_pick_one_answer_is_not_asked_which(question,
     assert reply.type == expected
     if expected == "answer":
         assert reply.results[0].entry.id == "ans-conc"
+
+
+def test_an_elliptic_follow_up_borrows_the_previous_questions_topic_words():
+    letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
+    per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
+    other = entry("ans-autre", HOP.facets["couloir"], question="un DPI par établissement ?")
+
+    def table(query, facets, boost):
+        if "engagement" in query and "faut" in query:  # the follow-up with the topic words
+            return [(letter, 1.0, 0.97), (per_site, 0.9, 0.9), (other, 0.5, 0.01)]
+        if "engagement" in query:
+            return [(letter, 0.9, 0.95)]
+        if "faut" in query:  # on its own, it could be about anything
+            return [(other, 0.8, 0.3), (per_site, 0.78, 0.3)]
+        return [(HOP, 0.9, 0.95)]
+
+    search = FakeSearch(table)
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    reply, state = d.step("c'est quoi la lettre d'engagement ?", DialogueState())
+    assert reply.results[0].entry.id == "ans-lettre"
+    reply, after = d.step("il en faut une par établissement ?", state)
+    assert "engagement" in search.calls[-2]["query"]
+    # The entry just answered is set aside: the follow-up asks something else.
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-par-site"
+    assert after.last_query == "il en faut une par établissement ?"
+    # Asked first, it borrows nothing: there is no topic to lean on.
+    calls = len(search.calls)
+    reply, _ = d.step("il en faut une par établissement ?", DialogueState())
+    assert all("engagement" not in c["query"] for c in search.calls[calls:])
+    assert reply.results[0].entry.id != "ans-par-site"
+    # A question its own words settle is never read with the old topic.
+    calls = len(search.calls)
+    reply, _ = d.step("quelles pièces fournir pour demander le solde du projet ?", state)
+    assert all("engagement" not in c["query"] for c in search.calls[calls:])
+    assert reply.results[0].entry.id == "ans-hop"
