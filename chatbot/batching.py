@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embeddings.encoder import word_vector_encoder
+from embeddings.encoder import calibration_fingerprint, word_vector_encoder
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder, WordVectors
@@ -65,6 +65,11 @@ class MicroBatchEncoder:
     @property
     def fingerprint(self) -> str:
         return self.inner.fingerprint
+
+    @property
+    def calibration_fingerprint(self) -> str:
+        # The inner encoder's (int8: the weights'), or the shipped calibration is lost.
+        return calibration_fingerprint(self.inner)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.inner.encode_queries(texts)

@@ -41,3 +41,14 @@ def test_the_setting_is_off_by_default_and_bounded():
     assert Settings.from_env({"FAQBOT_MICROBATCH_MS": "3"}).microbatch_ms == 3
     with pytest.raises(ConfigError, match="FAQBOT_MICROBATCH_MS"):
         Settings.from_env({"FAQBOT_MICROBATCH_MS": "-1"})
+
+
+def test_the_wrapped_encoders_calibration_is_kept() -> None:
+    from embeddings.encoder import calibration_fingerprint
+
+    class Int8Like(FakeEncoder):
+        calibration_fingerprint = "the-weights"  # its own fingerprint differs (int8)
+
+    batched = MicroBatchEncoder(Int8Like(), window_s=0.001)
+    assert batched.fingerprint == Int8Like().fingerprint
+    assert calibration_fingerprint(batched) == "the-weights"
