@@ -547,7 +547,12 @@ class Dialogue:
         # A follow-up asks what the last answer did not say: the topic words alone pull
         # that answer back up, so it is set aside.
         hits = [h for h in hits if h.entry.id != state.history[-1]]
-        own = {h.entry.id for h in self.search(text, k=p.candidates, **kw)}
+        own_hits = self.search(text, k=p.candidates, **kw)
+        # "ça marche", "vous êtes un robot ?": a message off the FAQ on its own is no
+        # follow-up, whatever the old topic words would find.
+        if not own_hits or own_hits[0].in_scope < p.off_topic_below:
+            return None
+        own = {h.entry.id for h in own_hits}
         if not hits or hits[0].entry.id not in own:
             return None
         top = hits[0]

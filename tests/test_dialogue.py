@@ -615,3 +615,22 @@ def test_an_elliptic_follow_up_borrows_the_previous_questions_topic_words():
     reply, _ = d.step("quelles pièces fournir pour demander le solde du projet ?", state)
     assert all("engagement" not in c["query"] for c in search.calls[calls:])
     assert reply.results[0].entry.id == "ans-hop"
+
+
+def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
+    letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
+    per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
+
+    def table(query, facets, boost):
+        if "engagement" in query and "marche" in query:  # what the old topic words would find
+            return [(per_site, 1.0, 0.97, 0.99)]
+        if "engagement" in query:
+            return [(letter, 0.9, 0.95)]
+        # "ça marche" on its own: nothing in the FAQ (in-scope probability 0.02)
+        return [(per_site, 0.3, 0.05, 0.02), (letter, 0.2, 0.04, 0.02)]
+
+    search = FakeSearch(table)
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    _, state = d.step("c'est quoi la lettre d'engagement ?", DialogueState())
+    reply, _ = d.step("ça marche", state)
+    assert reply.type != "answer", reply
