@@ -445,7 +445,7 @@ def ensure_compact_tokenizer(st_folder: Path, fingerprint: str) -> Path | None:
     """The folder holding the compact tokenizer of `st_folder` (derived once, beside the
     export: embeddings.tokenizer), or None when the model's tokenizer cannot be made compact
     or the files cannot be written: the full tokenizer then serves, with the same tokens."""
-    from embeddings.tokenizer import COMPACT_FILE, IDS_FILE, KEPT, write_compact
+    from embeddings.tokenizer import COMPACT_FILE, COMPACT_VERSION, IDS_FILE, KEPT, write_compact
 
     export = OnnxExport(Path(st_folder).resolve())
     record_path = export.dir / COMPACT_RECORD_FILE
@@ -453,6 +453,7 @@ def ensure_compact_tokenizer(st_folder: Path, fingerprint: str) -> Path | None:
     if (
         record is not None
         and record.get("kept") == KEPT
+        and record.get("version") == COMPACT_VERSION
         and record.get("source_fingerprint") == fingerprint
         and _files_match(export.dir, record.get("files"))
     ):
@@ -463,7 +464,13 @@ def ensure_compact_tokenizer(st_folder: Path, fingerprint: str) -> Path | None:
             files = _file_sizes(tmp, [COMPACT_FILE, IDS_FILE])
             _write_json(
                 tmp / COMPACT_RECORD_FILE,
-                {"source_fingerprint": fingerprint, "kept": KEPT, "pieces": pieces, "files": files},
+                {
+                    "source_fingerprint": fingerprint,
+                    "version": COMPACT_VERSION,
+                    "kept": KEPT,
+                    "pieces": pieces,
+                    "files": files,
+                },
             )
             # The files first, the record last: a record always describes complete files.
             record_path.unlink(missing_ok=True)

@@ -28,6 +28,8 @@ log = logging.getLogger("faqbot")
 
 COMPACT_FILE = "tokenizer_compact.json"
 IDS_FILE = "tokenizer_compact_ids.npy"  # the model's id of each compact id
+# Bump when the derivation below changes: the record pins it, older files are rebuilt.
+COMPACT_VERSION = "1"
 # The characters a compact piece may contain, as a regex class; changing it rebuilds the files.
 KEPT = "\\u0000-\\u036f\\u2000-\\u27ff\\ufe00-\\ufe0f\\U0001f000-\\U0001faff"
 _OUTSIDE = re.compile(f"[^{KEPT}]")
@@ -61,6 +63,14 @@ def write_compact(source: Path, target: Path) -> int:
     model = data.get("model") or {}
     if model.get("type") != "Unigram":
         raise ModelError(f"{source} : modèle {model.get('type')!r}, seul Unigram est compactable.")
+    # The argument "the dropped pieces cannot match" holds when the pre-tokenizer only
+    # marks spaces (Metaspace) and the post-processor names its special ids.
+    pre = (data.get("pre_tokenizer") or {}).get("type")
+    post = (data.get("post_processor") or {}).get("type")
+    if pre != "Metaspace" or post not in (None, "TemplateProcessing"):
+        raise ModelError(
+            f"{source} : pré-découpage {pre!r} ou post-traitement {post!r} non pris en charge."
+        )
     special = {int(t["id"]) for t in data.get("added_tokens") or ()}
     keep = compact_pieces(model, special)
     compact_id = {old: new for new, old in enumerate(keep)}
@@ -90,8 +100,12 @@ class ModelTokenizer:
         self._compact: Any = None
         self._ids: np.ndarray | None = None
         if compact_dir is not None:
-            self._compact = self._open(compact_dir / COMPACT_FILE)
-            self._ids = np.load(compact_dir / IDS_FILE)
+            try:
+                self._compact = self._open(compact_dir / COMPACT_FILE)
+                self._ids = np.load(compact_dir / IDS_FILE)
+            except (ModelError, OSError, ValueError) as exc:  # removed or rewritten meanwhile
+                log.warning("Tokenizer compact illisible (%s) : le tokenizer complet sert.", exc)
+                self._compact, self._ids = None, None
         self.pad_id = 0
 
     def _open(self, path: Path) -> Any:
@@ -132,7 +146,9 @@ class ModelTokenizer:
         """True when the compact tokenizer gives this text the full one's tokens."""
         if self._compact is None:
             return False
-        return not _OUTSIDE.search(self._compact.normalizer.normalize_str(text))
+        normalizer = self._compact.normalizer
+        normalized = normalizer.normalize_str(text) if normalizer is not None else text
+        return not _OUTSIDE.search(normalized)
 
     def encode(self, texts: list[str]) -> list[Tokens]:
         """Each text's token ids (the model's) and offsets."""
