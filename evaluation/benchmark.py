@@ -1160,7 +1160,10 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
         ref = backends[1]
         others = {}
         for b in backends[2:]:
-            gap = _max_gap([{**r, **r["others"][b]} for r in rows])
+            # Each row as b's alone: a figure b lacks must not keep the first backend's gap.
+            gap = _max_gap(
+                [{k: r[k] for k in ("figure", "path", "kind")} | r["others"][b] for r in rows]
+            )
             others[b] = {
                 "differences": signature_differences(sigs[ref], sigs[b]),
                 "max_gap_queries": gap,

@@ -129,8 +129,19 @@ class ServerProcess:
         return self.wait_ui(timeout) if self.ui else healthy
 
     def wait_ui(self, timeout: float) -> float:
-        """Seconds from start until the chat UI answers at "/"."""
-        return self.wait_until(lambda c: c.get("/"), timeout, probe_timeout=5.0, interval=0.1)
+        """Seconds from start until the chat UI answers at "/"; ServerStartError at once if
+        the server says it could not build it (503 without Retry-After)."""
+
+        def probe(client: httpx.Client) -> httpx.Response:
+            response = client.get("/")
+            if response.status_code == 503 and "retry-after" not in response.headers:
+                raise ServerStartError(
+                    f"l'interface n'a pas pu se charger ; fin de {self.log_path} :\n"
+                    f"{self.log_tail()}"
+                )
+            return response
+
+        return self.wait_until(probe, timeout, probe_timeout=5.0, interval=0.1)
 
     def wait_first_answer(self, timeout: float) -> float:
         """Seconds from start until /api/chat first answers (the model and index are loaded)."""

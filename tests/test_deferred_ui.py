@@ -51,6 +51,7 @@ def test_the_api_answers_while_the_ui_loads_then_the_ui_is_mounted(
     ):
         waiting = client.get("/")
         assert waiting.status_code == 503 and waiting.headers["retry-after"] == "1"
+        assert waiting.headers["cache-control"] == "no-store"
         assert LOADING.split(" (")[0] in waiting.text and 'lang="fr"' in waiting.text
         assert client.post("/api/chat", json={"message": "montant SAS"}).status_code == 200
         gate.set()

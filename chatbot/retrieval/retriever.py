@@ -33,7 +33,7 @@ class Retriever:
 
     `calibration` is explicit: without one, the unfitted defaults (`Calibration()`), never
     a file read here. Whoever knows the encoder loads the shipped one for it
-    (`Bot.from_settings`: `Calibration.load(encoder.fingerprint)`).
+    (`Bot.from_settings`: `Calibration.load(calibration_fingerprint(encoder))`).
     """
 
     def __init__(

@@ -70,10 +70,11 @@ class DeferredUI:
         self.app.router.lifespan_context = lifespan
 
     async def _placeholder_page(self, request: Request) -> HTMLResponse:
+        no_store = {"Cache-Control": "no-store"}  # the chat replaces it in seconds
         if self.state == "failed":
-            return HTMLResponse(_page(FAILED, refresh=False), status_code=503)
+            return HTMLResponse(_page(FAILED, refresh=False), status_code=503, headers=no_store)
         return HTMLResponse(
-            _page(LOADING, refresh=True), status_code=503, headers={"Retry-After": "1"}
+            _page(LOADING, refresh=True), status_code=503, headers={"Retry-After": "1", **no_store}
         )
 
     async def _mount(self, stack: contextlib.AsyncExitStack) -> None:
