@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 from embeddings.encoder import _PASSAGE_PROMPTS, _QUERY_PROMPTS, WordVectors, _word_vectors
 from embeddings.errors import ModelError
-from embeddings.onnx_export import QUANTIZATION
+from embeddings.onnx_export import EMBEDDINGS_FILE, EXPORT_VERSION, QUANTIZATION
 from embeddings.tokenizer import ModelTokenizer, Tokens
 
 BATCH_SIZE = 32  # texts per forward pass, sorted by length so a batch pads little
@@ -59,7 +60,50 @@ def folder_max_length(folder: Path) -> int:
 
 def quantized_fingerprint(fingerprint: str) -> str:
     """The int8 variant computes other vectors: an index built with fp32 must not be reused."""
-    return hashlib.sha256(f"{fingerprint}:onnx-{QUANTIZATION}".encode()).hexdigest()
+    # The export's version too: what the int8 graph holds changes with it (since version 2,
+    # not the word embeddings, read from their fp32 table).
+    tag = f"{fingerprint}:onnx-{QUANTIZATION}:export-{EXPORT_VERSION}"
+    return hashlib.sha256(tag.encode()).hexdigest()
+
+
+class EmbeddingTable:
+    """The model's word-embedding rows, read from their file per token with os.pread.
+
+    Never mapped: with the table in the graph, every row a question touched stayed in the
+    process (the kernel maps 64 KB around each one), ≈ 60 MB after 250 questions and up to
+    the whole 384 MB table; read this way, the page cache keeps them, outside the process.
+    """
+
+    def __init__(self, path: Path, dim: int):
+        self.path, self.dim = Path(path), dim
+        self.row_bytes = dim * 4
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise ModelError(
+                f"Table des plongements illisible : {self.path} ({exc.strerror}). Supprimez le "
+                f"dossier {self.path.parent} pour qu'il soit exporté de nouveau."
+            ) from None
+        if size == 0 or size % self.row_bytes:
+            raise ModelError(
+                f"Table des plongements tronquée : {self.path} ({size} octets pour des lignes de "
+                f"{dim} valeurs). Supprimez le dossier {self.path.parent} pour qu'il soit "
+                "exporté de nouveau."
+            )
+        self.rows = size // self.row_bytes
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """(…, dim) float32 rows for an integer array of token ids (each distinct id read once)."""
+        unique, inverse = np.unique(ids, return_inverse=True)
+        rows = np.empty((len(unique), self.dim), dtype=np.float32)
+        for j, i in enumerate(unique.tolist()):
+            if not 0 <= i < self.rows:
+                raise ModelError(
+                    f"Jeton {i} hors de la table des plongements ({self.rows} lignes)."
+                )
+            rows[j] = np.frombuffer(os.pread(self._fd, self.row_bytes, i * self.row_bytes), "<f4")
+        return rows[inverse.reshape(ids.shape)]
 
 
 class OnnxEncoder:
@@ -95,6 +139,9 @@ class OnnxEncoder:
         self.lowercase = bool(isinstance(settings, dict) and settings.get("do_lower_case"))
         self._session: Any = None
         self._tokenizer: ModelTokenizer | None = None
+        self._table: EmbeddingTable | None = None
+        # The word-embedding rows, beside the fp32 export (shared by the int8 graph).
+        self.embeddings_path = self.model_path.parent / EMBEDDINGS_FILE
         self._pad_id = 0
         self._lock = threading.Lock()
 
@@ -117,7 +164,9 @@ class OnnxEncoder:
             with self._lock:
                 if self._session is None:
                     self._tokenizer, self._pad_id = self._load_tokenizer()
-                    self._session = self._load_session()
+                    session = self._load_session()
+                    self._table = EmbeddingTable(self.embeddings_path, self.dim)
+                    self._session = session  # last: the others read it as "loaded"
         return self
 
     def _load_tokenizer(self) -> tuple[ModelTokenizer, int]:
@@ -150,10 +199,11 @@ class OnnxEncoder:
                 "exporté de nouveau, ou choisissez le backend torch."
             ) from None
         names = {i.name for i in session.get_inputs()}
-        if names != {"input_ids", "attention_mask"}:
+        if names != {"inputs_embeds", "attention_mask"}:
             raise ModelError(
                 f"Le modèle ONNX {self.model_path} attend les entrées {sorted(names)} au lieu de "
-                "input_ids et attention_mask. Supprimez ce dossier pour qu'il soit exporté de nouveau."
+                "inputs_embeds et attention_mask. Supprimez ce dossier pour qu'il soit exporté "
+                "de nouveau."
             )
         return session
 
@@ -174,7 +224,9 @@ class OnnxEncoder:
         for i, e in enumerate(encodings):
             ids[i, : len(e.ids)] = e.ids
             mask[i, : len(e.ids)] = 1
-        tokens = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        assert self._table is not None  # load() opened it
+        feed = {"inputs_embeds": self._table.lookup(ids), "attention_mask": mask}
+        tokens = self._session.run(None, feed)[0]
         return np.asarray(tokens, dtype=np.float32), mask
 
     @staticmethod
