@@ -130,6 +130,7 @@ class Bot:
             unmentioned=detector.unmentioned(corpus.entries),
             detector=detector,
             term_weight=retriever.lexical.term_weight,
+            entry_terms=retriever.lexical.entry_terms,
         )
         return Engine(corpus, retriever, dialogue, frozenset(e.id for e in corpus.entries), version)
 

@@ -17,6 +17,7 @@ from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector
 from chatbot.retrieval import Calibration, Hit
+from chatbot.retrieval.lexical import entry_stems
 from chatbot.text import fold, lexical_tokens, words
 
 SearchFn = Callable[..., list[Hit]]
@@ -309,6 +310,7 @@ class Dialogue:
         unmentioned: frozenset[tuple[str, str]] = frozenset(),
         detector: FacetDetector | None = None,
         term_weight: Callable[[str], float] | None = None,
+        entry_terms: Callable[[FaqEntry], frozenset[str]] = entry_stems,
     ):
         self.search = search
         self.vocabulary = vocabulary
@@ -324,7 +326,8 @@ class Dialogue:
         self.unmentioned = frozenset(unmentioned)
         # IDF of a stem (the lexical index's); without it no question is read as picking.
         self.term_weight = term_weight
-        self._terms: dict[str, frozenset[str]] = {}  # entry id -> stems (one corpus per Dialogue)
+        # The stems of an entry (the lexical index's, read once when it was built).
+        self.entry_terms = entry_terms
 
     def check_state(self, state: DialogueState) -> None:
         """Refuse a stored state naming a facet this vocabulary lacks (renamed since it was written)."""
@@ -768,18 +771,11 @@ class Dialogue:
         if weight is None or not rivals:
             return False
         asked = set(lexical_tokens(query))
-        mine = asked & self._entry_terms(top.entry)
-        theirs = [asked & self._entry_terms(h.entry) for h in rivals]
+        mine = asked & self.entry_terms(top.entry)
+        theirs = [asked & self.entry_terms(h.entry) for h in rivals]
         own = sum(weight(t) for t in mine - set().union(*theirs))
         rival = max(sum(weight(t) for t in terms - mine) for terms in theirs)
         return own >= self.policy.picks_above and rival <= own / 2
-
-    def _entry_terms(self, entry: FaqEntry) -> frozenset[str]:
-        """The stems of an entry's title, alternates and answer, as the lexical index reads it."""
-        if entry.id not in self._terms:
-            text = " ".join([entry.question, *entry.alternates, entry.answer])
-            self._terms[entry.id] = frozenset(lexical_tokens(text))
-        return self._terms[entry.id]
 
     def _names_context(self, hit: Hit) -> bool:
         """Whether the entry's title itself says which couloir or dispositif it is about."""

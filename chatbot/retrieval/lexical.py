@@ -12,6 +12,11 @@ from chatbot.corpus import FaqEntry
 from chatbot.text import lexical_tokens
 
 
+def entry_stems(entry: FaqEntry) -> frozenset[str]:
+    """The stems of an entry's title, alternates and answer: what the lexical index matches."""
+    return frozenset(lexical_tokens(" ".join([entry.question, *entry.alternates, entry.answer])))
+
+
 class LexicalIndex:
     """BM25 over one document per entry (title, alternates and answer), French-stemmed."""
 
@@ -20,10 +25,13 @@ class LexicalIndex:
 
         self.entries = entries
         docs = []
+        self._stems: dict[str, frozenset[str]] = {}  # entry id -> the stems it holds
         for e in entries:
             # Titles and alternates are short and on-point: count them twice.
             head = " ".join([e.question, *e.alternates])
-            docs.append(lexical_tokens(f"{head} {head} {e.answer}") or ["_vide_"])
+            tokens = lexical_tokens(f"{head} {head} {e.answer}")
+            self._stems[e.id] = frozenset(tokens)
+            docs.append(tokens or ["_vide_"])
         self._bm25 = bm25s.BM25()
         self._bm25.index(docs, show_progress=False)
         self._doc_terms = [set(d) for d in docs]
@@ -43,6 +51,10 @@ class LexicalIndex:
         if not tokens:
             return np.zeros(len(self.entries), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+    def entry_terms(self, entry: FaqEntry) -> frozenset[str]:
+        """The stems of an entry's title, alternates and answer, as this index holds them."""
+        return self._stems.get(entry.id) or entry_stems(entry)
 
     def term_weight(self, term: str) -> float:
         """IDF of one stem (0 for a stem no entry has: it tells no entry from another)."""
