@@ -100,8 +100,10 @@ class DeferredUI:
     def _build(self) -> Any:
         from chatbot.ui import mount_ui
 
+        before = set(map(id, self.app.router.routes))
         mount_ui(self.app, self.bot, self.settings)
-        return self.app.router.routes[-1].app  # type: ignore[attr-defined]  # the Mount it added
+        (mount,) = [r for r in self.app.router.routes if id(r) not in before]
+        return mount.app  # type: ignore[attr-defined]  # the Gradio app of the Mount it added
 
 
 __all__ = ["DeferredUI"]
