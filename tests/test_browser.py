@@ -21,6 +21,7 @@ import pytest
 
 from chatbot import messages as msg
 from evaluation.server_process import free_port
+from tests.factories import served
 
 pytestmark = [
     pytest.mark.browser,
@@ -80,7 +81,6 @@ ADMIN_TOKEN = "jeton-de-test-du-curateur-0123456789"
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """The real server on a free loopback port: BM25 bot, feedback DB in a tmp dir."""
-    import uvicorn
 
     from chatbot.bot import Bot
     from chatbot.config import Settings
@@ -97,21 +97,8 @@ def live(tmp_path_factory):
         admin_token=ADMIN_TOKEN,  # /admin exists, for the accessibility checks
     )
     bot = Bot.from_settings(settings, progress=False)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(bot, settings), host="127.0.0.1", port=settings.port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("le serveur de test n'a pas démarré")
-        time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{settings.port}", settings=settings, bot=bot)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(bot, settings), settings.port) as url:
+        yield SimpleNamespace(url=url, settings=settings, bot=bot)
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,12 @@ it gets that entry."""
 
 from __future__ import annotations
 
-import threading
-import time
 from types import SimpleNamespace
 
 import pytest
 
 from evaluation.server_process import free_port
+from tests.factories import served
 from tests.test_browser import CHROMIUM_ARGS, SCREENSHOTS, TIMEOUT_MS, Watch, chromium_path  # noqa: F401
 
 pytestmark = [pytest.mark.browser]
@@ -20,7 +19,6 @@ UNKNOWN = "Peut-on payer la cantine des agents avec le forfait de télétravail 
 
 @pytest.fixture(scope="module")
 def admin_live(tmp_path_factory):
-    import uvicorn
 
     from chatbot.bot import Bot
     from chatbot.config import Settings
@@ -29,24 +27,8 @@ def admin_live(tmp_path_factory):
     data = tmp_path_factory.mktemp("admin-live")
     settings = Settings(data_dir=data, retrieval="bm25", port=free_port(), admin_token=TOKEN)
     bot = Bot.from_settings(settings, progress=False)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(bot, settings, ui=False),
-            host="127.0.0.1",
-            port=settings.port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("le serveur de test n'a pas démarré")
-        time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{settings.port}", bot=bot)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(bot, settings, ui=False), settings.port) as url:
+        yield SimpleNamespace(url=url, bot=bot)
 
 
 def ask(page, url: str, question: str) -> str:

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from chatbot.bot import Bot
 from chatbot.config import Settings
 from chatbot.errors import InputError
-from chatbot.stores import default_sessions, default_votes
 from chatbot.web.app import create_app
+from tests.factories import bot_on
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")
@@ -31,18 +30,6 @@ def ui_app(web_bot, tmp_path_factory):
 def fresh(app, client=("203.0.113.7", 4000)) -> TestClient:
     """A client on `app` seen from its own address (its own rate-limit window)."""
     return TestClient(app, client=client)
-
-
-def own_bot(web_bot, tmp_path, **settings) -> Bot:
-    s = Settings(data_dir=tmp_path, retrieval="bm25", **settings)
-    return Bot(
-        s,
-        web_bot.corpus,
-        web_bot.retriever,
-        None,
-        sessions=default_sessions(s),
-        votes=default_votes(s),
-    )
 
 
 # ------------------------------------------------------------ Gradio: uploads, direct calls, bodies
@@ -96,7 +83,7 @@ def test_the_gradio_queue_has_a_maximum_size(web_bot):
 def test_a_gradio_conversation_keeps_a_bounded_history(web_bot, tmp_path):
     from chatbot.ui import ChatUI, render
 
-    ui = ChatUI(own_bot(web_bot, tmp_path), Settings(retrieval="bm25"))
+    ui = ChatUI(bot_on(web_bot, tmp_path), Settings(retrieval="bm25"))
     turns, sid = [], None
     sizes = []
     for _ in range(60):
@@ -155,7 +142,7 @@ def test_trusted_proxies_must_be_addresses():
 
 
 def test_a_session_id_the_bot_never_issued_cannot_vote(web_bot, tmp_path):
-    bot = own_bot(web_bot, tmp_path)
+    bot = bot_on(web_bot, tmp_path)
     reply, sid = bot.chat("montant prestation SAS")
     entry = reply.results[0].entry.id
     for forged in ("AAAAAAAAAAAAAAAA", sid[:-1] + ("A" if sid[-1] != "A" else "B"), sid + "x"):
@@ -167,7 +154,7 @@ def test_a_session_id_the_bot_never_issued_cannot_vote(web_bot, tmp_path):
 
 
 def test_one_vote_per_session_and_entry_the_latest_wins(web_bot, tmp_path):
-    bot = own_bot(web_bot, tmp_path)
+    bot = bot_on(web_bot, tmp_path)
     reply, sid = bot.chat("montant prestation SAS")
     entry = reply.results[0].entry.id
     for i in range(20):
@@ -212,7 +199,7 @@ def test_an_old_votes_database_keeps_the_latest_of_repeated_votes(tmp_path):
 def test_one_client_cannot_push_the_other_conversations_out(
     web_bot, tmp_path, web_clarify_question
 ):
-    bot = own_bot(web_bot, tmp_path, max_sessions=10)
+    bot = bot_on(web_bot, tmp_path, max_sessions=10)
     reply, victim = bot.chat(web_clarify_question)
     assert reply.type == "clarify"
     for _ in range(50):

@@ -10,8 +10,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from chatbot.bot import Bot
-from chatbot.config import Settings
-from chatbot.stores import default_sessions, default_votes
+from chatbot.stores import default_sessions
+from tests.factories import bot_on
 
 
 class FakeClock:
@@ -23,11 +23,8 @@ class FakeClock:
 
 
 def make_bot(web_bot, tmp_path, timer=None, **settings) -> Bot:
-    s = Settings(data_dir=tmp_path, retrieval="bm25", **settings)
-    sessions = default_sessions(s, timer=timer) if timer else default_sessions(s)
-    return Bot(
-        s, web_bot.corpus, web_bot.retriever, None, sessions=sessions, votes=default_votes(s)
-    )
+    sessions = (lambda s: default_sessions(s, timer=timer)) if timer else None
+    return bot_on(web_bot, tmp_path, sessions, **settings)
 
 
 def clarify(bot: Bot, question: str) -> tuple[str, str, str]:

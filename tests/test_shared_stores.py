@@ -20,11 +20,12 @@ from chatbot import messages as msg
 from chatbot.bot import Bot
 from chatbot.config import Settings
 from chatbot.errors import SessionStateError, StoreUnavailableError
-from chatbot.stores import default_sessions, default_votes, state_to_json
+from chatbot.stores import state_to_json
 from chatbot.stores.postgres import MIGRATIONS, PostgresDatabase, PostgresVoteStore
 from chatbot.stores.redis_store import RedisRateLimiter, RedisSessionStore, redis_client
 from chatbot.web.app import create_app
 from tests import test_stores as vote_contract
+from tests.factories import bot_on
 from tests.test_sessions import clarify, continues
 from tests.test_stores import a_state
 
@@ -44,21 +45,7 @@ def sessions(redis_server, prefix):
 
 def redis_bot(web_bot, tmp_path, redis_url: str, database_url: str = "", **settings) -> Bot:
     """A Bot on the shared BM25 corpus whose stores are those FAQBOT_* settings choose."""
-    s = Settings(
-        data_dir=tmp_path,
-        retrieval="bm25",
-        redis_url=redis_url,
-        database_url=database_url,
-        **settings,
-    )
-    return Bot(
-        s,
-        web_bot.corpus,
-        web_bot.retriever,
-        None,
-        sessions=default_sessions(s),
-        votes=default_votes(s),
-    )
+    return bot_on(web_bot, tmp_path, redis_url=redis_url, database_url=database_url, **settings)
 
 
 # ------------------------------------------------------------ RedisSessionStore

@@ -30,6 +30,7 @@ from chatbot.stores import (
     state_from_json,
     state_to_json,
 )
+from tests.factories import bot_on
 from tests.test_sessions import FakeClock, clarify, continues
 
 
@@ -215,16 +216,7 @@ class JsonSessionStore:
 
 @pytest.fixture()
 def json_bot(web_bot, tmp_path) -> Bot:
-    settings = Settings(data_dir=tmp_path, retrieval="bm25")
-    sessions = JsonSessionStore()
-    return Bot(
-        settings,
-        web_bot.corpus,
-        web_bot.retriever,
-        None,
-        sessions=sessions,
-        votes=default_votes(settings),
-    )
+    return bot_on(web_bot, tmp_path, lambda _settings: JsonSessionStore())
 
 
 def test_a_conversation_through_a_serialising_store_is_the_same_conversation(
