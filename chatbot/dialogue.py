@@ -545,7 +545,7 @@ class Dialogue:
             return None
         boost = {**dict(state.facets), **detected}
         k = max(p.candidates, p.related + 1)
-        kw = dict(facets=dict(within) or None, boost=boost, boost_weight=p.session_boost)
+        kw = dict(within=dict(within) or None, boost=boost, boost_weight=p.session_boost)
         hits = self.search(" ".join([*topic, text]), k=k + 1, **kw)
         # A follow-up asks what the last answer did not say: the topic words alone pull
         # that answer back up, so it is set aside.
@@ -597,7 +597,8 @@ class Dialogue:
         hits = self.search(
             query,
             k=max(p.candidates, p.related + 1),
-            facets={**(within or {}), **filters} or None,
+            facets=dict(filters) or None,
+            within=dict(within or {}) or None,
             boost=boost,
             boost_weight=p.session_boost,
         )
@@ -669,7 +670,16 @@ class Dialogue:
                 # whose calibrated confidence is as close as their score.
                 close = [h for h in close if top.confidence - h.confidence <= p.reclarify_margin]
             known = set(filters) | set(boost)
-            if len(close) < 2 and generic and not asked and self._names_context(top):
+            facet = self.best_facet(close, exclude=known)
+            # A close rival holding every word the best answer holds: the question's words
+            # do not choose between them ("pièces à fournir ?": the SAS avance or solde).
+            undecided = len(close) < 2 or any(
+                h is not top and h.coverage >= top.coverage for h in close
+            )
+            if facet is None and undecided and generic and not asked and self._names_context(top):
+                # The question names no couloir or dispositif while the best answer's title
+                # does: it misses its qualifier, and candidates this close in dense score
+                # are the readings it leaves open.
                 close = [
                     h
                     for h in hits[: p.candidates]
@@ -677,8 +687,9 @@ class Dialogue:
                 ]
                 # The question asked is the qualifier it misses (couloir, dispositif), not
                 # another heading that happens to split these rivals (a thématique).
-                known |= set(self.vocabulary.names) - set(self.context)
-            facet = self.best_facet(close, exclude=known)
+                facet = self.best_facet(
+                    close, exclude=known | (set(self.vocabulary.names) - set(self.context))
+                )
             if facet and self._picks(query, top, [h for h in close if h is not top], facet):
                 facet = None
             if facet:

@@ -34,11 +34,17 @@ class FakeSearch:
         self.table = table  # function(query, facets, boost) -> list[(entry, score, confidence)]
         self.calls = []
 
-    def __call__(self, query, k=5, facets=None, boost=None, boost_weight=0.05):
+    def __call__(self, query, k=5, facets=None, boost=None, boost_weight=0.05, within=None):
         self.calls.append(
-            {"query": query, "facets": dict(facets or {}), "boost": dict(boost or {})}
+            {
+                "query": query,
+                "facets": dict(facets or {}),
+                "within": dict(within or {}),
+                "boost": dict(boost or {}),
+            }
         )
-        rows = self.table(query, facets or {}, boost or {})
+        # The scripted entries all have a couloir: `within` filters them as `facets` do.
+        rows = self.table(query, {**(within or {}), **(facets or {})}, boost or {})
         # rows: Hits, or (entry, fused score, confidence[, in-scope probability])
         return [r if isinstance(r, Hit) else Hit(r[0], r[1], r[2], 0.0, 0.0, *r[3:]) for r in rows][
             :k
@@ -174,6 +180,44 @@ def test_a_question_missing_the_qualifier_its_answer_names_gets_a_clarifying_que
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-hop"
 
 
+def _avance_solde(rival_coverage: float) -> FakeSearch:
+    """ "pièces à fournir ?": the SAS avance and solde entries (both titles name the SAS),
+    and a DUI entry as close in meaning; the solde's coverage of the question varies."""
+    avance = replace(
+        SAS, id="ans-avance", question="Pièces pour l'avance de la Prestation Ségur SAS ?"
+    )
+    solde = replace(
+        SAS, id="ans-solde", question="Pièces pour le solde de la Prestation Ségur SAS ?"
+    )
+
+    def table(query, facets, boost):
+        rows = [
+            Hit(avance, 1.0, 0.94, 1.212, 0.0, coverage=1.0),
+            Hit(solde, 0.91, 0.76, 1.201, 0.0, coverage=rival_coverage),
+            Hit(DUI, 0.64, 0.01, 1.19, 0.0, coverage=1.0),
+        ]
+        return [h for h in rows if all(h.entry.facets.get(n) == v for n, v in facets.items())]
+
+    return FakeSearch(table)
+
+
+def test_close_rivals_sharing_every_facet_and_every_word_leave_the_qualifier_to_ask():
+    # Neither the words nor a facet choose between the avance and the solde of the SAS, and
+    # the titles name a couloir the question does not: which couloir is the question.
+    reply, state = Dialogue(_avance_solde(1.0), VOCAB, Policy()).step(
+        "pièces à fournir ?", DialogueState()
+    )
+    assert reply.type == "clarify" and reply.facet == "couloir"
+    assert set(reply.options[:-1]) == {SAS.facets["couloir"], DUI.facets["couloir"]}
+
+
+def test_a_close_rival_lacking_words_of_the_question_leaves_no_qualifier_to_ask():
+    reply, _ = Dialogue(_avance_solde(0.6), VOCAB, Policy()).step(
+        "pièces à fournir ?", DialogueState()
+    )
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-avance"
+
+
 def test_a_question_naming_its_context_is_answered_without_asking():
     search = _dense_hits([(MSP, 1.0, 0.9, 1.23), (HOP, 0.5, 0.05, 1.20)])
     d = Dialogue(search, VOCAB, Policy())
@@ -297,11 +341,12 @@ def test_an_elliptic_follow_up_searches_within_the_conversations_couloir():
     d, search = make(table)
     _, state = d.step("qui signe la VA du DUI protection de l'enfance ?", DialogueState())
     reply, state = d.step("et pour le solde ?", state)
-    assert search.calls[-1]["facets"] == {"couloir": DUI.facets["couloir"]}
+    assert search.calls[-1]["within"] == {"couloir": DUI.facets["couloir"]}
+    assert search.calls[-1]["facets"] == {}
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
     # A full question of its own is searched everywhere, context only nudging it.
     reply, _ = d.step("quelles pièces fournir pour demander le solde de la prestation ?", state)
-    assert search.calls[-1]["facets"] == {}
+    assert search.calls[-1]["facets"] == search.calls[-1]["within"] == {}
     assert reply.results[0].entry.id == "ans-sas"
 
 
@@ -316,8 +361,8 @@ def test_a_follow_up_its_context_cannot_answer_is_searched_on_its_own():
     d, search = make(table, fallback_below=0.1)
     _, state = d.step("combien touche-t-on pour le SAS ?", DialogueState())
     reply, _ = d.step("VA ?", state)
-    assert search.calls[-2]["facets"] == {"couloir": SAS.facets["couloir"]}
-    assert search.calls[-1]["facets"] == {}
+    assert search.calls[-2]["within"] == {"couloir": SAS.facets["couloir"]}
+    assert search.calls[-1]["facets"] == search.calls[-1]["within"] == {}
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
 
 
@@ -521,11 +566,11 @@ def test_a_message_only_adding_context_asks_the_previous_question_again_within_i
     )
     call = search.calls[-1]
     assert call["query"].startswith("quelles démarches avant de signer la VA ?")
-    assert call["facets"] == {"couloir": DUI.facets["couloir"]}
+    assert call["within"] == {"couloir": DUI.facets["couloir"]}
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
     # "et pour un hôpital ?" names a couloir and nothing else: the same question, there.
     d.step("et pour un hôpital ?", state)
-    assert search.calls[-1]["facets"] == {"couloir": "Hôpital"}
+    assert search.calls[-1]["within"] == {"couloir": "Hôpital"}
     assert search.calls[-1]["query"].startswith("quelles démarches avant de signer la VA ?")
 
 

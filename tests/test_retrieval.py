@@ -252,3 +252,20 @@ def test_the_bot_loads_the_calibration_for_its_encoder_and_a_fake_one_gets_the_d
     assert cal.models["bm25"] == Calibration.load(None).models["bm25"]
     assert fake.dialogue.policy == Policy()  # fitted thresholds belong to the fitted models
     assert sum("autre encodeur" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_within_narrows_like_a_filter_but_keeps_entries_about_no_couloir_in_particular():
+    # "et le nom sur la facture ?" after a DUI question: the entry on invoices for every
+    # couloir answers it; a filter would drop it, `within` keeps it (and drops the SAS one).
+    entries = (
+        make_entry("ans-dui", "Social et Médico-social", question="Pièces du solde DUI ?"),
+        make_entry("ans-sas", "Service d'accès aux soins (SAS)", question="Pièces du solde SAS ?"),
+        make_entry("ans-all", None, question="Pièces du solde, tout couloir ?"),
+    )
+    retriever = Retriever(Corpus(entries, (), (), VOCAB, sha256="0" * 64), None, None, mode="bm25")
+    dui = {"couloir": "Social et Médico-social"}
+    found = {h.entry.id for h in retriever.search("pièces du solde", k=3, within=dui)}
+    assert found == {"ans-dui", "ans-all"}
+    assert {h.entry.id for h in retriever.search("pièces du solde", k=3, facets=dui)} == {"ans-dui"}
+    with pytest.raises(InputError):
+        retriever.search("pièces du solde", within={"couloir": "Lune"})

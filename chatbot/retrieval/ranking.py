@@ -11,15 +11,26 @@ from chatbot.errors import InputError
 
 
 def facet_mask(
-    entries: Sequence[FaqEntry], vocabulary: FacetVocabulary, facets: Mapping[str, str] | None
+    entries: Sequence[FaqEntry],
+    vocabulary: FacetVocabulary,
+    facets: Mapping[str, str] | None,
+    unset_too: bool = False,
 ) -> np.ndarray:
-    """Boolean mask of entries matching every facet filter; unknown names or values raise."""
+    """Boolean mask of entries matching every facet filter; unknown names or values raise.
+
+    `unset_too`: an entry with no value for a facet matches too (it holds for every value).
+    """
     mask = np.ones(len(entries), dtype=bool)
     for name, value in (facets or {}).items():
         problem = vocabulary.check(name, value)
         if problem:
             raise InputError(problem)
-        mask &= np.array([e.facets.get(name) == value for e in entries])
+        mask &= np.array(
+            [
+                e.facets.get(name) == value or (unset_too and e.facets.get(name) is None)
+                for e in entries
+            ]
+        )
     return mask
 
 

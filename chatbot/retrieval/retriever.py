@@ -97,9 +97,15 @@ class Retriever:
 
     # ------------------------------------------------------------ filters
 
-    def allowed_mask(self, facets: Mapping[str, str] | None) -> np.ndarray:
-        """Boolean mask of entries matching every facet filter; unknown names or values raise."""
-        return ranking.facet_mask(self.entries, self.corpus.vocabulary, facets)
+    def allowed_mask(
+        self, facets: Mapping[str, str] | None, within: Mapping[str, str] | None = None
+    ) -> np.ndarray:
+        """Boolean mask of entries matching every facet filter, and every `within` one unless
+        they have no value for it; unknown names or values raise."""
+        mask = ranking.facet_mask(self.entries, self.corpus.vocabulary, facets)
+        if within:
+            mask &= ranking.facet_mask(self.entries, self.corpus.vocabulary, within, True)
+        return mask
 
     # ------------------------------------------------------------ scoring
 
@@ -137,11 +143,16 @@ class Retriever:
         facets: Mapping[str, str] | None = None,
         boost: Mapping[str, str] | None = None,
         boost_weight: float = 0.05,
+        within: Mapping[str, str] | None = None,
     ) -> list[Hit]:
-        """Top `k` entries for `query`, filtered by `facets`, nudged towards `boost` facets."""
+        """Top `k` entries for `query`, filtered by `facets`, nudged towards `boost` facets.
+
+        `within` narrows like `facets` but keeps the entries that have no value for the
+        facet: an entry about no couloir in particular holds in every couloir.
+        """
         if k < 1:
             raise InputError("k doit être un entier ≥ 1")
-        mask = self.allowed_mask(facets)
+        mask = self.allowed_mask(facets, within)
         if not mask.any():
             return []
         return self.rank(self.score(query), k=k, mask=mask, boost=boost, boost_weight=boost_weight)
