@@ -484,12 +484,19 @@ class Dialogue:
         named = self.detector.detect(text, self.context)
         remembered = dict(state.facets)
         scope = self.scope
+        previous = state.last_query
         if scope and named.get(scope) and named[scope] != remembered.get(scope):
             remembered = {}
+            # "et pour un DUI en EHPAD ?" after "SAS : pièces pour l'avance ?": the old
+            # couloir's and dispositif's names are replaced, not searched for (the words
+            # left are folded: the question is kept as typed when it names none).
+            rest = self.detector.residue(previous, self.context)
+            if rest != " ".join(words(previous)):
+                previous = rest
         remembered.update(named)
         within = {scope: named[scope]} if scope and named.get(scope) else {}
         state = replace(state, facets=tuple(remembered.items()))
-        query = f"{state.last_query} {text}"
+        query = f"{previous} {text}"
         return self._decide(query, state, filters={}, asked=0, detected=named, within=within)
 
     def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
@@ -602,7 +609,10 @@ class Dialogue:
             boost=boost,
             boost_weight=p.session_boost,
         )
-        if within and not hits:
+        # `within` the conversation's couloir, a follow-up that finds nothing sure there is
+        # searched on its own; within a couloir the message names, it stays there.
+        retry = bool(within) and not (self.scope and (detected or {}).get(self.scope))
+        if retry and not hits:
             return self._decide(query, state, filters, asked, force_answer, detected)
         if not hits:
             return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, [])), state
@@ -627,7 +637,7 @@ class Dialogue:
         # One word ("test") is too little to vouch for anything.
         covered = top.coverage >= _FULL_COVERAGE and len(set(lexical_tokens(query))) >= 2
         if top.in_scope < p.off_topic_below and not (filters or covered):
-            if within:  # not a follow-up after all: search it on its own
+            if retry:  # not a follow-up after all: search it on its own
                 return self._decide(query, state, filters, asked, force_answer, detected)
             if top.missing_kinds:
                 # Asking a delay or an amount the closest entry lacks is no foreign
@@ -639,7 +649,7 @@ class Dialogue:
             out_of_scope = False  # the clarifying question below narrows it instead
         # After the user picked an option, answer from what is left rather than give up.
         if (out_of_scope or top.confidence < p.fallback_below) and not (force_answer or filters):
-            if within:
+            if retry:
                 # "VA ?" after a SAS question: the SAS entries do not answer it, the
                 # others may (the validation d'aptitude of the DUI): search it on its own.
                 return self._decide(query, state, filters, asked, force_answer, detected)

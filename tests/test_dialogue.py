@@ -679,3 +679,22 @@ def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
     _, state = d.step("c'est quoi la lettre d'engagement ?", DialogueState())
     reply, _ = d.step("ça marche", state)
     assert reply.type != "answer", reply
+
+
+def test_a_follow_up_naming_another_couloir_drops_the_old_ones_name_and_stays_there():
+    # "et pour un DUI en EHPAD ?" after a SAS question: the question is asked again in the
+    # medico-social couloir, without "SAS", and an answer found nowhere sure there is no
+    # reason to go back to the SAS entries.
+    def table(query, facets, boost):
+        if facets.get("couloir") == DUI.facets["couloir"]:
+            return [(DUI, 1.0, 0.02)]
+        return [(SAS, 1.0, 0.95)]
+
+    d, search = make(table, fallback_below=0.1)
+    reply, state = d.step("SAS : pièces pour l'avance ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+    reply, _ = d.step("et pour un DUI en EHPAD ?", state)
+    assert search.calls[-1]["within"] == {"couloir": DUI.facets["couloir"]}
+    assert "SAS" not in search.calls[-1]["query"]
+    assert "avance" in search.calls[-1]["query"]
+    assert reply.type == "fallback"
