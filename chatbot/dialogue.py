@@ -160,13 +160,16 @@ class DialogueState:
 
     # Written as "v" by to_dict: a store shared by several versions of the code (Redis)
     # must refuse a state it cannot read rather than misread it.
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
+    # Versions this code reads too: version 1 had no answered_at (read as 0: no answer known).
+    READABLE: ClassVar[frozenset[int]] = frozenset({1, 2})
 
     facets: tuple[tuple[str, str], ...] = ()
     pending: Pending | None = None
     last_query: str | None = None
     turns: int = 0
     history: tuple[str, ...] = field(default=(), repr=False)  # answered entry ids, newest last
+    answered_at: int = 0  # the turn of the last answer (0: none yet)
 
     def to_dict(self) -> dict[str, Any]:
         """The state as JSON-ready data, with its format version under "v"."""
@@ -177,18 +180,20 @@ class DialogueState:
             "last_query": self.last_query,
             "turns": self.turns,
             "history": list(self.history),
+            "answered_at": self.answered_at,
         }
 
     @classmethod
     def from_dict(cls, data: object) -> DialogueState:
         """The state `to_dict` wrote; SessionStateError for another version or malformed data."""
-        if not isinstance(data, dict) or data.get("v") != cls.VERSION:
-            version = data.get("v") if isinstance(data, dict) else None
+        version = data.get("v") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or version not in cls.READABLE or isinstance(version, bool):
             raise SessionStateError(
                 f"État de conversation illisible : version {version!r} inconnue "
                 f"(attendue : {cls.VERSION})."
             )
-        d = _record(data, "état", ("v", "facets", "pending", "last_query", "turns", "history"))
+        keys = ("v", "facets", "pending", "last_query", "turns", "history")
+        d = _record(data, "état", (*keys, "answered_at") if version == 2 else keys)
         last_query = d["last_query"]
         return cls(
             facets=_facet_pairs(d["facets"], "facets"),
@@ -196,6 +201,7 @@ class DialogueState:
             last_query=None if last_query is None else _text(last_query, "last_query"),
             turns=_count(d["turns"], "turns"),
             history=tuple(_text(e, "history") for e in _list(d["history"], "history")),
+            answered_at=_count(d.get("answered_at", 0), "answered_at"),
         )
 
 
@@ -522,11 +528,13 @@ class Dialogue:
         reply, after = self._decide(
             text, state, filters={}, asked=0, detected=detected, within=within
         )
-        # Only after an answer, for a message that leans on it and that its own words
-        # do not settle: a self-sufficient question is never read with the old topic.
+        # Only right after an answer, for a message that leans on it and that its own words
+        # do not settle: a self-sufficient question is never read with the old topic, nor
+        # one following a fallback or a clarification.
         if (
             previous
             and state.history
+            and state.answered_at == state.turns - 1
             and not named
             and _leans(text)
             and not _sure(reply, self.policy.follow_up_sure)
@@ -733,7 +741,10 @@ class Dialogue:
             if value:
                 remembered.setdefault(f, value)
         new_state = replace(
-            state, facets=tuple(remembered.items()), history=(*state.history, top.entry.id)[-20:]
+            state,
+            facets=tuple(remembered.items()),
+            history=(*state.history, top.entry.id)[-20:],
+            answered_at=state.turns,
         )
         return Reply("answer", text, results=(top, *related)), new_state
 

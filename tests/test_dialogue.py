@@ -660,6 +660,12 @@ def test_an_elliptic_follow_up_borrows_the_previous_questions_topic_words():
     reply, _ = d.step("quelles pièces fournir pour demander le solde du projet ?", state)
     assert all("engagement" not in c["query"] for c in search.calls[calls:])
     assert reply.results[0].entry.id == "ans-hop"
+    # Not after a turn that answered nothing: the topic it would lean on is no answer's.
+    _, fell_back = d.step("", state)
+    assert fell_back.answered_at == state.answered_at == fell_back.turns - 1
+    calls = len(search.calls)
+    reply, _ = d.step("il en faut une par établissement ?", fell_back)
+    assert all("engagement" not in c["query"] for c in search.calls[calls:])
 
 
 def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
