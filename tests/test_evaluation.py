@@ -39,3 +39,30 @@ def test_logistic_weights_on_raw_features_match_the_standardised_fit():
     assert np.allclose(got, expected, atol=1e-3)
     # The small-range feature keeps its weight instead of being penalised away.
     assert abs(coef[0]) > 10
+
+
+def test_the_issue19_items_and_dialogues_are_well_formed_and_name_real_entries():
+    from evaluation.datasets import _read_jsonl
+    from evaluation.judgement import ISSUE19_DIR, issue19_items
+
+    data = REPO_ROOT / "faq_data"
+    known = set(load_corpus().by_id())
+    items = issue19_items(data)
+    assert len({i.id for i in items}) == len(items)
+    for it in items:
+        assert it.split in ("dev", "test") and it.expect in ("answer", "clarify", "fallback")
+        assert set(it.gold) <= known and (it.expect == "fallback") == (not it.gold)
+    dialogues = _read_jsonl(data.joinpath(*ISSUE19_DIR, "dialogues.jsonl"))
+    assert len({d["id"] for d in dialogues}) == len(dialogues)
+    for d in dialogues:
+        assert d["split"] in ("dev", "test") and d["turns"], d["id"]
+        previous = None
+        for turn in d["turns"]:
+            expect = turn["expect"]
+            assert expect["type"] in ("answer", "clarify", "fallback"), d["id"]
+            assert set(expect.get("entries", ())) <= known, d["id"]
+            if "option_for" in turn:  # a click answers a clarification
+                assert turn["option_for"] in known and previous == "clarify", d["id"]
+            else:
+                assert turn["user"].strip(), d["id"]
+            previous = expect["type"]
