@@ -40,6 +40,9 @@ _ASKS = {
         r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification|payant|payante|payants"
         r"|frais|montant|montants|enveloppe|how much|cost|costs|price|prices|fee|fees"
         r"|combien touche|combien percoit|combien recoit)\b"
+        # The colloquial order: "il touche combien ?", "on est payé combien ?".
+        r"|\b(touche|touchent|touchera|percoit|recoit|paye|payes|payee|paie|verse|versee"
+        r"|rapporte|gagne) combien\b"
     ),
 }
 _DURATION_OR_DATE = (

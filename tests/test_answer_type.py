@@ -25,6 +25,8 @@ from tests.test_lexical import retriever
         ("combien coute la labellisation", {AMOUNT}),
         ("Le référencement est-il payant ?", {AMOUNT}),
         ("How much does the label cost?", {AMOUNT}),
+        ("et le labo, il touche combien pour son SGL ?", {AMOUNT}),  # the colloquial order
+        ("on est payé combien pour la presta ?", {AMOUNT}),
         ("montant et date limite de l'avance SAS", {TIME, AMOUNT}),
         ("pièces pour le solde DUI", set()),
         # "quand" that does not ask when
