@@ -653,10 +653,11 @@ class Dialogue:
                 return _not_found(hits, say_kinds=True), state
             return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
-        if out_of_scope and not asked and self._ambiguous(hits, boost):
-            out_of_scope = False  # the clarifying question below narrows it instead
+        unsure = top.confidence < p.fallback_below
+        if (out_of_scope or unsure) and not asked and self._ambiguous(hits, boost):
+            out_of_scope = unsure = False  # the clarifying question below narrows it instead
         # After the user picked an option, answer from what is left rather than give up.
-        if (out_of_scope or top.confidence < p.fallback_below) and not (force_answer or filters):
+        if (out_of_scope or unsure) and not (force_answer or filters):
             if retry:
                 # "VA ?" after a SAS question: the SAS entries do not answer it, the
                 # others may (the validation d'aptitude of the DUI): search it on its own.

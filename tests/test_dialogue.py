@@ -446,6 +446,11 @@ def test_a_doubtful_question_whose_rivals_differ_in_couloir_is_asked_its_couloir
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.25), (DUI, 0.5, 0.4, 0.25)], **policy)
     reply, _ = d.step("peut-on avoir plusieurs prestations ?", DialogueState())
     assert reply.type == "fallback"
+    # "question paiement": no reading is sure on its own (confidence under the fallback
+    # threshold) because each couloir has its own: asked too, rather than refused.
+    d, _ = make(lambda q, f, b: [(SAS, 0.82, 0.02, 0.6), (DUI, 0.8, 0.02, 0.6)], **policy)
+    reply, _ = d.step("question paiement", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
 
 
 def test_after_a_pick_rivals_close_in_score_but_not_in_confidence_get_no_second_question():
