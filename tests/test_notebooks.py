@@ -26,7 +26,7 @@ def _outputs(nb, tag: str) -> tuple[str, set[str]]:
             text.append(out["text"])
         for mime, value in out.get("data", {}).items():
             mimes.add(mime)
-            if mime in ("text/plain", "text/html"):
+            if mime in ("text/plain", "text/html", "text/markdown"):
                 text.append(value if isinstance(value, str) else "".join(value))
     return "\n".join(text), mimes
 
@@ -59,6 +59,7 @@ def test_retrieval_evaluation_notebook(tmp_path):
         ("dialogue", "out_of_scope_to_fallback"),
         ("clarifications", "reçoivent une clarification"),
         ("dialogues", "Dialogues réussis"),
+        ("judgement", "sans réponse dans la FAQ → repli"),
     ]:
         assert key in _outputs(nb, tag)[0], tag
 
