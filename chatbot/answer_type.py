@@ -40,9 +40,11 @@ _ASKS = {
         r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification|payant|payante|payants"
         r"|frais|montant|montants|enveloppe|how much|cost|costs|price|prices|fee|fees"
         r"|combien touche|combien percoit|combien recoit)\b"
-        # The colloquial order: "il touche combien ?", "on est payé combien ?".
+        # The colloquial order: "il touche combien ?", "on est payé combien pour…", not
+        # "touche combien d'établissements" (a count: elisions are gone, so what follows
+        # "combien" decides).
         r"|\b(touche|touchent|touchera|percoit|recoit|paye|payes|payee|paie|verse|versee"
-        r"|rapporte|gagne) combien\b"
+        r"|rapporte|gagne) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc)\b|$)"
     ),
 }
 _DURATION_OR_DATE = (

@@ -169,7 +169,8 @@ class DialogueState:
     last_query: str | None = None
     turns: int = 0
     history: tuple[str, ...] = field(default=(), repr=False)  # answered entry ids, newest last
-    answered_at: int = 0  # the turn of the last answer (0: none yet)
+    # The turn of the last answer, carried over the turns that ask nothing after it (0: none).
+    answered_at: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The state as JSON-ready data, with its format version under "v"."""
@@ -187,10 +188,12 @@ class DialogueState:
     def from_dict(cls, data: object) -> DialogueState:
         """The state `to_dict` wrote; SessionStateError for another version or malformed data."""
         version = data.get("v") if isinstance(data, dict) else None
-        if not isinstance(data, dict) or version not in cls.READABLE or isinstance(version, bool):
+        # type(...) is int: neither a bool nor a float, nor an unhashable list.
+        if not isinstance(data, dict) or type(version) is not int or version not in cls.READABLE:
+            readable = " ou ".join(str(v) for v in sorted(cls.READABLE))
             raise SessionStateError(
                 f"État de conversation illisible : version {version!r} inconnue "
-                f"(attendue : {cls.VERSION})."
+                f"(attendue : {readable})."
             )
         keys = ("v", "facets", "pending", "last_query", "turns", "history")
         d = _record(data, "état", (*keys, "answered_at") if version == 2 else keys)
@@ -201,7 +204,7 @@ class DialogueState:
             last_query=None if last_query is None else _text(last_query, "last_query"),
             turns=_count(d["turns"], "turns"),
             history=tuple(_text(e, "history") for e in _list(d["history"], "history")),
-            answered_at=_count(d.get("answered_at", 0), "answered_at"),
+            answered_at=_answered_at(d.get("answered_at", 0), d["turns"]),
         )
 
 
@@ -234,6 +237,13 @@ def _count(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _bad(name, "un entier positif ou nul")
     return value
+
+
+def _answered_at(value: object, turns: object) -> int:
+    at = _count(value, "answered_at")
+    if isinstance(turns, int) and at > turns:
+        raise _bad("answered_at", "un tour déjà joué (au plus turns)")
+    return at
 
 
 def _facet(value: object, name: str) -> str:
@@ -354,11 +364,16 @@ class Dialogue:
         """One turn: the reply to `message` and the session's new state."""
         text = message.strip()
         state = replace(state, turns=state.turns + 1)
+        # A turn that asks nothing ("merci", a link alone, an empty message) leaves the
+        # conversation where it was: an answer just before it is still the last thing said.
+        idle = state
+        if state.answered_at == state.turns - 1 and state.history:
+            idle = replace(state, answered_at=state.turns)
         if not text:
-            return Reply("fallback", msg.EMPTY_MESSAGE), state
+            return Reply("fallback", msg.EMPTY_MESSAGE), idle
         text = " ".join(_URL.sub(" ", text).split())
         if not text:
-            return Reply("fallback", msg.LINK_ONLY), state
+            return Reply("fallback", msg.LINK_ONLY), idle
         folded = fold(text).strip(" .!?")
         if folded in _RESET:
             return Reply("fallback", msg.RESET), DialogueState(turns=state.turns)
@@ -380,9 +395,9 @@ class Dialogue:
             if state.pending and toks and toks[0].isdigit():
                 pass  # an option number
             else:
-                return Reply("fallback", msg.JUNK), replace(state, pending=None)
+                return Reply("fallback", msg.JUNK), replace(idle, pending=None)
         if toks and all(t in _GREETINGS for t in toks) and not state.pending:
-            return Reply("fallback", msg.GREETING), state
+            return Reply("fallback", msg.GREETING), idle
 
         if state.pending:
             # A reply saying more than the facet ("SAS, on vient d'avoir la VSR et on veut
@@ -501,7 +516,8 @@ class Dialogue:
                 previous = rest
         remembered.update(named)
         within = {scope: named[scope]} if scope and named.get(scope) else {}
-        state = replace(state, facets=tuple(remembered.items()))
+        # The question as now asked is the one a later follow-up leans on.
+        state = replace(state, facets=tuple(remembered.items()), last_query=previous)
         query = f"{previous} {text}"
         return self._decide(query, state, filters={}, asked=0, detected=named, within=within)
 
@@ -654,8 +670,10 @@ class Dialogue:
             return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
         unsure = top.confidence < p.fallback_below
+        # A doubt the clarifying question below is to settle; if none is asked, it stands.
+        doubt = False
         if (out_of_scope or unsure) and not asked and self._ambiguous(hits, boost):
-            out_of_scope = unsure = False  # the clarifying question below narrows it instead
+            doubt, out_of_scope, unsure = True, False, False
         # After the user picked an option, answer from what is left rather than give up.
         if (out_of_scope or unsure) and not (force_answer or filters):
             if retry:
@@ -723,6 +741,8 @@ class Dialogue:
                     results=tuple(close),
                 )
                 return reply, replace(state, pending=pending)
+        if doubt:
+            return _not_found(hits, say_kinds=True), state
         return self._answer(hits, state)
 
     def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:

@@ -34,6 +34,9 @@ from tests.test_lexical import retriever
         ("on peut quand même signer le bdc ?", set()),
         ("When we create a product on Convergence, what is the questionnaire for?", set()),
         ("Combien de PV faut-il faire valider ?", set()),
+        ("la réforme touche combien d'établissements ?", set()),  # a count, not an amount
+        ("le SAS touche combien de médecins ?", set()),
+        ("l'avance est versée combien de fois ?", set()),
     ],
 )
 def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kinds):

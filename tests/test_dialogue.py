@@ -451,6 +451,15 @@ def test_a_doubtful_question_whose_rivals_differ_in_couloir_is_asked_its_couloir
     d, _ = make(lambda q, f, b: [(SAS, 0.82, 0.02, 0.6), (DUI, 0.8, 0.02, 0.6)], **policy)
     reply, _ = d.step("question paiement", DialogueState())
     assert reply.type == "clarify" and reply.facet == "couloir"
+    # When no question gets asked after all (the words pick one reading), the doubt
+    # stands: a reading under the fallback threshold is not given as the answer.
+    virement = replace(SAS, question="Quand arrive le virement du paiement SAS ?")
+    rows = [(virement, 0.82, 0.02, 0.6), (DUI, 0.8, 0.02, 0.6)]
+    d = Dialogue(
+        FakeSearch(lambda q, f, b: rows), VOCAB, Policy(**policy), term_weight=lambda t: 4.0
+    )
+    reply, _ = d.step("virement paiement", DialogueState())
+    assert reply.type == "fallback"
 
 
 def test_after_a_pick_rivals_close_in_score_but_not_in_confidence_get_no_second_question():
@@ -665,9 +674,17 @@ def test_an_elliptic_follow_up_borrows_the_previous_questions_topic_words():
     reply, _ = d.step("quelles pièces fournir pour demander le solde du projet ?", state)
     assert all("engagement" not in c["query"] for c in search.calls[calls:])
     assert reply.results[0].entry.id == "ans-hop"
-    # Not after a turn that answered nothing: the topic it would lean on is no answer's.
-    _, fell_back = d.step("", state)
-    assert fell_back.answered_at == state.answered_at == fell_back.turns - 1
+    # A turn asking nothing in between ("merci") leaves the answer the last thing said.
+    _, thanked = d.step("merci", state)
+    assert thanked.answered_at == thanked.turns
+    calls = len(search.calls)
+    reply, _ = d.step("il en faut une par établissement ?", thanked)
+    assert any("engagement" in c["query"] for c in search.calls[calls:])
+    assert reply.results[0].entry.id == "ans-par-site"
+    # Not after a turn that answered nothing (a fallback or a clarification came between):
+    # the topic it would lean on is no answer's.
+    fell_back = replace(state, turns=state.turns + 1)
+    assert fell_back.answered_at < fell_back.turns
     calls = len(search.calls)
     reply, _ = d.step("il en faut une par établissement ?", fell_back)
     assert all("engagement" not in c["query"] for c in search.calls[calls:])
@@ -704,8 +721,10 @@ def test_a_follow_up_naming_another_couloir_drops_the_old_ones_name_and_stays_th
     d, search = make(table, fallback_below=0.1)
     reply, state = d.step("SAS : pièces pour l'avance ?", DialogueState())
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
-    reply, _ = d.step("et pour un DUI en EHPAD ?", state)
+    reply, after = d.step("et pour un DUI en EHPAD ?", state)
     assert search.calls[-1]["within"] == {"couloir": DUI.facets["couloir"]}
     assert "SAS" not in search.calls[-1]["query"]
     assert "avance" in search.calls[-1]["query"]
     assert reply.type == "fallback"
+    # The question as asked again is what a later follow-up leans on, without "SAS".
+    assert "avance" in after.last_query and "SAS" not in after.last_query.upper()

@@ -92,6 +92,12 @@ def broken(**changes) -> dict:
         (broken(v=True), "version True inconnue"),
         (broken(v=KeyError), "version None inconnue"),
         (broken(v="1"), "version '1' inconnue"),
+        (broken(v=[1]), "version [1] inconnue"),  # unhashable: refused, not a TypeError
+        (broken(v={}), "attendue : 1 ou 2"),
+        (broken(v=2.0), "version 2.0 inconnue"),
+        (broken(answered_at=KeyError), "clés"),  # version 2 has it
+        (broken(answered_at=-1), "answered_at"),
+        (broken(answered_at=99), "answered_at"),  # a turn not played yet
         ([], "version None inconnue"),
         (None, "version None inconnue"),
         (broken(turns=-1), "turns"),
@@ -139,7 +145,10 @@ def test_a_state_naming_a_facet_the_vocabulary_lacks_is_refused_by_the_dialogue(
 def test_a_version_1_state_is_read_with_no_answer_known():
     # Sessions written before answered_at existed (a store shared during an upgrade)
     # continue: their turn of last answer is unknown, so no follow-up leans on it.
-    _, state = make(ambiguous)[0].step("pièces pour le solde ?", DialogueState())
+    d = make(ambiguous)[0]
+    _, state = d.step("pièces pour le solde ?", DialogueState())
+    _, state = d.step(DUI.facets["couloir"], state)  # answered at turn 2
+    assert state.answered_at == state.turns == 2
     data = state.to_dict()
     del data["answered_at"]
     data["v"] = 1
