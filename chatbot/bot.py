@@ -365,6 +365,7 @@ class Bot:
                 top.confidence if top else None,
                 clarify_facet=reply.facet if reply.type == "clarify" else None,
                 answered_clarify=answered,
+                why=reply.why or None,
             )
         except FaqBotError as exc:
             log.warning("question non journalisée : %s", exc)

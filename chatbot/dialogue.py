@@ -119,6 +119,9 @@ class Reply:
     facet: str | None = None
     options: tuple[str, ...] = ()
     results: tuple[Hit, ...] = ()
+    # Why the bot declined (a fallback), with the figures it decided on: for the curator's
+    # review queue, never shown to the user.
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -263,11 +266,12 @@ def _facet_pairs(value: object, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _not_found(hits: list[Hit], say_kinds: bool = False) -> Reply:
+def _not_found(hits: list[Hit], why: str, say_kinds: bool = False) -> Reply:
     """No sure answer: say so, offer the closest questions and the contacts.
 
     `say_kinds`: when the question asks a kind of answer (a delay, an amount…) that the
     closest entry does not give, say that too, so the user knows why it is not shown.
+    `why`: the reason, for the curator (the kinds missing are added to it).
     """
     closest = hits[:3]
     reason = msg.NOT_FOUND
@@ -276,11 +280,19 @@ def _not_found(hits: list[Hit], say_kinds: bool = False) -> Reply:
         reason += " " + msg.KIND_MISSING.format(
             kinds=" ni ".join(msg.ANSWER_KINDS[k] for k in missing)
         )
+        kinds = msg.WHY_KINDS.format(kinds=" et ".join(msg.ASKED_KINDS[k] for k in missing))
+        why = f"{why} ; {kinds}"
     return Reply(
         "fallback",
         msg.fallback_text(reason, [h.entry.question for h in closest]),
         results=tuple(closest),
+        why=why,
     )
+
+
+def _figure(x: float) -> str:
+    """A probability or confidence as the curator reads it (French decimal comma)."""
+    return f"{x:.3f}".replace(".", ",")
 
 
 _FULL_COVERAGE = 0.999  # Hit.coverage of an entry containing every concept of the query
@@ -525,8 +537,10 @@ class Dialogue:
         missing = self.unmentioned_in(text)
         if missing:
             # The FAQs hold no answer about it: say so rather than answer off-target.
-            reason = msg.UNCOVERED.format(values=" / ".join(f"« {v} »" for _, v in missing))
-            return Reply("fallback", msg.fallback_text(reason, [])), state
+            values = " / ".join(f"« {v} »" for _, v in missing)
+            reason = msg.UNCOVERED.format(values=values)
+            why = msg.WHY_UNCOVERED.format(values=values)
+            return Reply("fallback", msg.fallback_text(reason, []), why=why), state
         detected = self.detector.detect(text)
         remembered = dict(state.facets)
         named = {f: v for f, v in detected.items() if f in self.context}
@@ -639,11 +653,12 @@ class Dialogue:
         if retry and not hits:
             return self._decide(query, state, filters, asked, force_answer, detected)
         if not hits:
-            return Reply("fallback", msg.fallback_text(msg.NOT_FOUND, [])), state
+            reply = Reply("fallback", msg.fallback_text(msg.NOT_FOUND, []), why=msg.WHY_NO_HIT)
+            return reply, state
         if not (filters or within or force_answer) and self._other_couloir(query, hits[0]):
             # "…pour un cabinet ?" answered by an entry about the SAS: the FAQs hold nothing
             # for the couloir the user named, only near words about another one.
-            return _not_found(hits), state
+            return _not_found(hits, msg.WHY_OTHER_COULOIR), state
         top = hits[0]
         remembered = dict(state.facets)
         # A short follow-up ("et pour le solde ?") says little by itself: when its best
@@ -663,11 +678,14 @@ class Dialogue:
         if top.in_scope < p.off_topic_below and not (filters or covered):
             if retry:  # not a follow-up after all: search it on its own
                 return self._decide(query, state, filters, asked, force_answer, detected)
+            why = msg.WHY_OFF_TOPIC.format(
+                p=_figure(top.in_scope), below=_figure(p.off_topic_below)
+            )
             if top.missing_kinds:
                 # Asking a delay or an amount the closest entry lacks is no foreign
                 # question: say why, and offer the closest questions.
-                return _not_found(hits, say_kinds=True), state
-            return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS), state
+                return _not_found(hits, why, say_kinds=True), state
+            return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS, why=why), state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
         unsure = top.confidence < p.fallback_below
         # A doubt the clarifying question below is to settle; if none is asked, it stands.
@@ -680,7 +698,15 @@ class Dialogue:
                 # "VA ?" after a SAS question: the SAS entries do not answer it, the
                 # others may (the validation d'aptitude of the DUI): search it on its own.
                 return self._decide(query, state, filters, asked, force_answer, detected)
-            return _not_found(hits, say_kinds=True), state
+            if out_of_scope:
+                why = msg.WHY_OUT_OF_SCOPE.format(
+                    p=_figure(top.in_scope), below=_figure(p.scope_below)
+                )
+            else:
+                why = msg.WHY_UNSURE.format(
+                    c=_figure(top.confidence), below=_figure(p.fallback_below)
+                )
+            return _not_found(hits, why, say_kinds=True), state
 
         if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:
             # A question that names no couloir or dispositif is more likely to be ambiguous
@@ -742,7 +768,7 @@ class Dialogue:
                 )
                 return reply, replace(state, pending=pending)
         if doubt:
-            return _not_found(hits, say_kinds=True), state
+            return _not_found(hits, msg.WHY_AMBIGUOUS, say_kinds=True), state
         return self._answer(hits, state)
 
     def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:

@@ -50,6 +50,17 @@ NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FA
 KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
 ANSWER_KINDS = {TIME: "de délai ni de date", MOMENT: "de date ni d'étape", AMOUNT: "de montant"}
 
+# Why the bot declined, for the curator's review queue (never shown to the user).
+WHY_UNCOVERED = "nomme ce dont les FAQ ne parlent nulle part : {values}"
+WHY_OTHER_COULOIR = "nomme un couloir dont ne relève aucune fiche proche"
+WHY_OFF_TOPIC = "hors sujet : probabilité d'être couverte par les FAQ {p} (< {below})"
+WHY_OUT_OF_SCOPE = "hors du périmètre : probabilité d'être couverte par les FAQ {p} (< {below})"
+WHY_UNSURE = "aucune fiche sûre : confiance de la plus proche {c} (< {below})"
+WHY_KINDS = "demande {kinds}, que la fiche la plus proche ne donne pas"
+WHY_NO_HIT = "aucune fiche trouvée"
+WHY_AMBIGUOUS = "hésite entre couloirs, sans question qui départage"
+ASKED_KINDS = {TIME: "un délai ou une date", MOMENT: "un moment", AMOUNT: "un montant"}
+
 CLOSEST_HEADER = "Les questions les plus proches :"
 
 CONTACTS = (

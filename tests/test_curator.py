@@ -91,6 +91,9 @@ def test_each_turn_is_logged_with_its_outcome(bot, web_clarify_question):
     assert rows[2].question == web_clarify_question  # the answered turn keeps the real question
     assert rows[-1].vote == 0 and rows[-1].top_entry == answer.results[0].entry.id
     assert all(r.created_at.endswith("Z") for r in rows)
+    # A fallback says why, with the figure it decided on; an answer has nothing to explain.
+    assert rows[0].why == reply.why and reply.why and any(c.isdigit() for c in reply.why)
+    assert rows[-1].why is None
 
 
 def test_retention_purges_old_rows(tmp_path):
@@ -102,6 +105,28 @@ def test_retention_purges_old_rows(tmp_path):
     store.log_turn("session-new-1", "question récente", "fallback", None, None)
     assert store.purge() == 1
     assert [q.question for q in store.questions()] == ["question récente"]
+
+
+def test_a_question_log_written_before_the_why_column_gets_it_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    with sqlite3.connect(path) as conn:  # the question_log table as first released
+        conn.execute(
+            "CREATE TABLE question_log (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT"
+            " NOT NULL, session_hash TEXT NOT NULL, question TEXT NOT NULL, reply_type TEXT NOT"
+            " NULL, top_entry TEXT, confidence REAL, clarify_facet TEXT, clarify_outcome TEXT,"
+            " vote INTEGER, handled TEXT, handled_at TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO question_log (created_at, session_hash, question, reply_type)"
+            " VALUES ('2026-12-04T10:00:00.000Z', 'h', 'ancienne question', 'fallback')"
+        )
+    store = CuratorStore.sqlite(path, log_days=90)
+    store.clock = lambda: datetime(2026, 12, 5, tzinfo=UTC)
+    store.log_turn("session-new-1", "nouvelle", "fallback", None, None, why="hors sujet")
+    assert [(q.question, q.why) for q in store.questions()] == [
+        ("ancienne question", None),
+        ("nouvelle", "hors sujet"),
+    ]
 
 
 def test_log_off_stores_nothing(tmp_path):
@@ -251,6 +276,7 @@ def test_review_groups_attach_and_live_answer(bot):
     groups = curator.groups()
     top = groups[0]
     assert top.count == 4 and top.reason == "fallback" and UNKNOWN in top.examples
+    assert top.why and top.to_dict()["why"] == top.why  # why the bot declined, for the curator
     assert top.suggestions and {"id", "question", "answer", "score"} <= set(top.suggestions[0])
     curator.attach(top.id, "ans-000-01", "alice")
     reply, _ = bot.chat(UNKNOWN)
@@ -369,6 +395,7 @@ def test_admin_api_loop(bot):
         "first_seen",
         "last_seen",
         "suggestions",
+        "why",
     }
     r = c.post(
         f"/api/admin/review/{groups[0]['id']}/attach",
@@ -439,8 +466,8 @@ def test_postgres_store_shares_edits_versions_and_the_log(postgres_db):
         with pytest.raises(ConflictError, match="alice"):
             b.save_entries([({**record, "question": "R ?"}, 0)], "bob", "edit")
         assert b.corpus_version() == 1 and b.edits()[0].data == record
-        a.log_turn("session-pg-0001", "écrire à a.b@exemple.fr", "fallback", None, None)
-        assert [q.question for q in b.questions()] == ["écrire à [e-mail]"]
+        a.log_turn("session-pg-0001", "écrire à a.b@exemple.fr", "fallback", None, None, why="x")
+        assert [(q.question, q.why) for q in b.questions()] == [("écrire à [e-mail]", "x")]
         assert a.session_hash("session-pg-0001") == b.session_hash("session-pg-0001")
     finally:
         a.close()

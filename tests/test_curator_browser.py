@@ -60,6 +60,7 @@ def test_unanswered_question_attached_in_admin_is_answered_live(chromium_path, a
         row = admin.locator("tr[data-group]").first
         row.wait_for(timeout=TIMEOUT_MS)
         assert UNKNOWN in row.inner_text()
+        assert "Pourquoi :" in row.locator(".why").inner_text()  # why the bot declined
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         admin.screenshot(path=str(SCREENSHOTS / "admin-review.png"))
         row.get_by_label("Autre identifiant de fiche").fill("ans-000-01")

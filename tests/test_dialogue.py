@@ -728,3 +728,21 @@ def test_a_follow_up_naming_another_couloir_drops_the_old_ones_name_and_stays_th
     assert reply.type == "fallback"
     # The question as asked again is what a later follow-up leans on, without "SAS".
     assert "avance" in after.last_query and "SAS" not in after.last_query.upper()
+
+
+def test_a_fallback_says_why_for_the_curator_with_the_figures_it_decided_on():
+    policy = {"off_topic_below": 0.15, "scope_below": 0.3, "fallback_below": 0.1}
+    off = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.05)], **policy)[0]
+    reply, _ = off.step("la recette de la tarte tatin ?", DialogueState())
+    assert reply.type == "fallback" and "hors sujet" in reply.why and "0,050" in reply.why
+    out = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.2)], **policy)[0]
+    reply, _ = out.step("le forfait de la plateforme régionale ?", DialogueState())
+    assert "hors du périmètre" in reply.why and "0,200 (< 0,300)" in reply.why
+    unsure = make(lambda q, f, b: [(SAS, 0.9, 0.05, 0.9)], **policy)[0]
+    reply, _ = unsure.step("le forfait de la plateforme régionale ?", DialogueState())
+    assert "aucune fiche sûre" in reply.why and "0,050 (< 0,100)" in reply.why
+    reply, _ = unsure.step("", DialogueState())  # nothing asked: nothing to explain
+    assert reply.type == "fallback" and reply.why == ""
+    sure = make(lambda q, f, b: [(SAS, 0.9, 0.95, 0.9)], **policy)[0]
+    reply, _ = sure.step("le forfait SAS ?", DialogueState())
+    assert reply.type == "answer" and reply.why == ""

@@ -37,6 +37,8 @@ class ReviewGroup:
     suggestions: tuple[dict[str, Any], ...]  # Result records, nearest entry first
     question_ids: tuple[int, ...]
     texts: tuple[str, ...] = ()  # every distinct wording, most frequent first (what attach adds)
+    # Why the bot declined, as the dialogue said it (the most frequent reason, "" if none).
+    why: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class ReviewGroup:
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "suggestions": list(self.suggestions),
+            "why": self.why,
         }
 
 
@@ -125,6 +128,7 @@ def build_groups(
         sub = vectors[rows]
         centre = rows[int(np.argmax(sub @ sub.mean(axis=0)))]
         times = sorted(q.created_at for q, _ in items)
+        whys = Counter(q.why for q, _ in items if q.why)
         groups.append(
             ReviewGroup(
                 id=f"g{min(q.id for q, _ in items)}",
@@ -136,6 +140,7 @@ def build_groups(
                 suggestions=tuple(suggest(flagged[centre][0].question)),
                 question_ids=tuple(sorted(q.id for q, _ in items)),
                 texts=tuple(t for t, _ in texts.most_common()),
+                why=whys.most_common(1)[0][0] if whys else "",
             )
         )
     groups.sort(key=lambda g: g.last_seen, reverse=True)

@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS corpus_version (
 );
 """
 SQLITE_SCHEMA = SCHEMA.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT")
+# Columns added to a table after its first release: (table, column, type). A SQLite file
+# written before gets them at opening; PostgreSQL gets them by a migration (MIGRATIONS).
+ADDED_COLUMNS = (("question_log", "why", "TEXT"),)
 POSTGRES_SCHEMA = SCHEMA.format(serial="BIGSERIAL PRIMARY KEY")
 
 REPLY_TYPES = ("answer", "clarify", "fallback")
@@ -109,6 +112,7 @@ class LoggedQuestion:
     clarify_outcome: str | None
     vote: int | None  # 1 helpful, 0 not, None no vote
     handled: str | None  # "attached:<id>", "ignored", "created:<id>" once a curator acted
+    why: str | None = None  # why the bot declined (Reply.why), for a fallback
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ class AuditRecord:
 
 QUESTION_COLUMNS = (
     "id, created_at, session_hash, question, reply_type, top_entry, confidence, "
-    "clarify_facet, clarify_outcome, vote, handled"
+    "clarify_facet, clarify_outcome, vote, handled, why"
 )
 
 
@@ -190,6 +194,10 @@ class SqliteBackend:
             # an fsync is not (curated edits still commit through the WAL, atomically).
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SQLITE_SCHEMA)
+            for table, column, kind in ADDED_COLUMNS:
+                have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             return self._conn
         except (OSError, sqlite3.Error) as exc:
             raise FaqBotError(
@@ -320,8 +328,10 @@ class CuratorStore:
         confidence: float | None,
         clarify_facet: str | None = None,
         answered_clarify: bool | None = None,
+        why: str | None = None,
     ) -> int | None:
-        """Store one turn (redacted); `answered_clarify` settles the session's pending clarify."""
+        """Store one turn (redacted); `answered_clarify` settles the session's pending clarify;
+        `why`: the dialogue's reason for a fallback (Reply.why)."""
         if not self.logging:
             return None
         from chatbot.curation.redact import redact
@@ -338,8 +348,8 @@ class CuratorStore:
                 )
             rows = tx.run(
                 "INSERT INTO question_log (created_at, session_hash, question, reply_type,"
-                " top_entry, confidence, clarify_facet, clarify_outcome)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " top_entry, confidence, clarify_facet, clarify_outcome, why)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     self._now(),
                     who,
@@ -349,6 +359,7 @@ class CuratorStore:
                     None if confidence is None else round(float(confidence), 4),
                     clarify_facet,
                     outcome,
+                    None if why is None else why[:500],
                 ),
             )
         return int(rows[0][0])
@@ -413,6 +424,7 @@ class CuratorStore:
                 r[8],
                 None if r[9] is None else int(r[9]),
                 r[10],
+                r[11],
             )
             for r in rows
         ]

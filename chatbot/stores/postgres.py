@@ -76,6 +76,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             ON feedback(session_id, entry_id);
         """,
     ),
+    Migration(
+        4,
+        "question log: why the bot declined",
+        "ALTER TABLE question_log ADD COLUMN IF NOT EXISTS why TEXT;",
+    ),
 )
 
 
