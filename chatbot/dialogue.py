@@ -292,7 +292,7 @@ def _not_found(hits: list[Hit], why: str, say_kinds: bool = False) -> Reply:
 
 def _figure(x: float) -> str:
     """A probability or confidence as the curator reads it (French decimal comma)."""
-    return f"{x:.3f}".replace(".", ",")
+    return f"{x:.4f}".replace(".", ",")
 
 
 _FULL_COVERAGE = 0.999  # Hit.coverage of an entry containing every concept of the query
@@ -688,6 +688,16 @@ class Dialogue:
             return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS, why=why), state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
         unsure = top.confidence < p.fallback_below
+        whys = []
+        if out_of_scope:
+            whys.append(
+                msg.WHY_OUT_OF_SCOPE.format(p=_figure(top.in_scope), below=_figure(p.scope_below))
+            )
+        if unsure:
+            whys.append(
+                msg.WHY_UNSURE.format(c=_figure(top.confidence), below=_figure(p.fallback_below))
+            )
+        why = " ; ".join(whys)
         # A doubt the clarifying question below is to settle; if none is asked, it stands.
         doubt = False
         if (out_of_scope or unsure) and not asked and self._ambiguous(hits, boost):
@@ -698,14 +708,6 @@ class Dialogue:
                 # "VA ?" after a SAS question: the SAS entries do not answer it, the
                 # others may (the validation d'aptitude of the DUI): search it on its own.
                 return self._decide(query, state, filters, asked, force_answer, detected)
-            if out_of_scope:
-                why = msg.WHY_OUT_OF_SCOPE.format(
-                    p=_figure(top.in_scope), below=_figure(p.scope_below)
-                )
-            else:
-                why = msg.WHY_UNSURE.format(
-                    c=_figure(top.confidence), below=_figure(p.fallback_below)
-                )
             return _not_found(hits, why, say_kinds=True), state
 
         if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:
@@ -768,7 +770,7 @@ class Dialogue:
                 )
                 return reply, replace(state, pending=pending)
         if doubt:
-            return _not_found(hits, msg.WHY_AMBIGUOUS, say_kinds=True), state
+            return _not_found(hits, f"{why} ; {msg.WHY_AMBIGUOUS}", say_kinds=True), state
         return self._answer(hits, state)
 
     def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:

@@ -17,6 +17,7 @@ from chatbot.config import Settings
 from chatbot.curation import spreadsheet
 from chatbot.curation.redact import redact
 from chatbot.curation.service import Curator, ImportRefused
+from chatbot.errors import FaqBotError
 from chatbot.stores.curator import ConflictError, CuratorStore
 from chatbot.web.app import create_app
 
@@ -487,3 +488,53 @@ def test_attach_adds_every_wording_of_the_group_not_only_the_examples_shown(bot)
     curator.attach(group.id, "ans-000-01", "alice")
     alternates = {a.casefold() for a in bot.corpus.by_id()["ans-000-01"].alternates}
     assert {w.casefold() for w in wordings} <= alternates
+
+
+def test_a_group_shows_its_most_frequent_kind_of_why_with_the_latest_figures():
+    import numpy as np
+
+    from chatbot.curation.review import build_groups
+    from chatbot.stores.curator import LoggedQuestion
+
+    def logged(i: int, why: str | None, reply: str = "fallback") -> LoggedQuestion:
+        at = f"2026-12-05T10:00:0{i}.000Z"
+        return LoggedQuestion(i, at, "h", f"question {i} sur le sujet", reply, "ans-000-01",
+                              0.02, None, None, None, None, why)  # fmt: skip
+
+    questions = [
+        logged(1, "hors sujet : probabilité d'être couverte par les FAQ 0,0500 (< 0,1100)"),
+        logged(2, "aucune fiche sûre : confiance de la plus proche 0,0100 (< 0,0450)"),
+        logged(3, "aucune fiche sûre : confiance de la plus proche 0,0300 (< 0,0450)"),
+        logged(4, None, reply="answer"),  # not a fallback: no why, another reason
+    ]
+    groups = build_groups(
+        questions,
+        embed=lambda texts: np.ones((len(texts), 4)),  # one meaning: one group
+        suggest=lambda text: [],
+        session_ttl_seconds=60,
+        now=datetime(2026, 12, 5, 11, tzinfo=UTC),
+    )
+    assert len(groups) == 1 and groups[0].reason == "fallback"
+    # Two "aucune fiche sûre" beat one "hors sujet", though it came first; latest figures.
+    assert groups[0].why == "aucune fiche sûre : confiance de la plus proche 0,0300 (< 0,0450)"
+
+
+def test_an_opening_that_fails_on_a_lock_is_tried_again_not_left_half_migrated(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    with sqlite3.connect(path) as conn:  # a question log from before the why column
+        conn.execute(
+            "CREATE TABLE question_log (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT"
+            " NOT NULL, session_hash TEXT NOT NULL, question TEXT NOT NULL, reply_type TEXT NOT"
+            " NULL, top_entry TEXT, confidence REAL, clarify_facet TEXT, clarify_outcome TEXT,"
+            " vote INTEGER, handled TEXT, handled_at TEXT)"
+        )
+    store = CuratorStore.sqlite(path, log_days=90)
+    store.backend.timeout = 0.2
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    with pytest.raises(FaqBotError, match="Base du curateur inutilisable"):
+        store.log_turn("session-new-1", "question", "fallback", None, None, why="x")
+    other.execute("COMMIT")
+    other.close()
+    store.log_turn("session-new-1", "question", "fallback", None, None, why="x")
+    assert [(q.question, q.why) for q in store.questions()] == [("question", "x")]

@@ -384,6 +384,7 @@ def test_a_question_naming_what_the_faqs_never_discuss_falls_back_saying_so():
     reply, _ = d.step("combien pour le RIS en radiologie ?", DialogueState())
     assert reply.type == "fallback" and not search.calls
     assert "« Radiologie » / « RIS »" in reply.text
+    assert reply.why.startswith("nomme ce dont les FAQ ne parlent nulle part : « Radiologie »")
     reply, _ = d.step("combien pour la prestation SAS ?", DialogueState())
     assert reply.type == "answer"
 
@@ -400,6 +401,7 @@ def test_a_question_naming_a_couloir_only_another_couloir_answers_falls_back():
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.9, 0.9), (DUI, 0.5, 0.3, 0.9)])
     reply, _ = d.step("quel montant pour le forfait d'un cabinet médical ?", DialogueState())
     assert reply.type == "fallback" and SAS.question in reply.text
+    assert reply.why == msg.WHY_OTHER_COULOIR
     reply, _ = d.step("quel montant pour le forfait ?", DialogueState())
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
 
@@ -460,6 +462,8 @@ def test_a_doubtful_question_whose_rivals_differ_in_couloir_is_asked_its_couloir
     )
     reply, _ = d.step("virement paiement", DialogueState())
     assert reply.type == "fallback"
+    assert reply.why.startswith("aucune fiche sûre : confiance de la plus proche 0,0200")
+    assert reply.why.endswith(msg.WHY_AMBIGUOUS)
 
 
 def test_after_a_pick_rivals_close_in_score_but_not_in_confidence_get_no_second_question():
@@ -734,13 +738,26 @@ def test_a_fallback_says_why_for_the_curator_with_the_figures_it_decided_on():
     policy = {"off_topic_below": 0.15, "scope_below": 0.3, "fallback_below": 0.1}
     off = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.05)], **policy)[0]
     reply, _ = off.step("la recette de la tarte tatin ?", DialogueState())
-    assert reply.type == "fallback" and "hors sujet" in reply.why and "0,050" in reply.why
+    assert reply.type == "fallback" and reply.why.startswith("hors sujet")
+    assert "0,0500 (< 0,1500)" in reply.why
     out = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.2)], **policy)[0]
     reply, _ = out.step("le forfait de la plateforme régionale ?", DialogueState())
-    assert "hors du périmètre" in reply.why and "0,200 (< 0,300)" in reply.why
+    assert reply.why.startswith("hors du périmètre") and "0,2000 (< 0,3000)" in reply.why
     unsure = make(lambda q, f, b: [(SAS, 0.9, 0.05, 0.9)], **policy)[0]
     reply, _ = unsure.step("le forfait de la plateforme régionale ?", DialogueState())
-    assert "aucune fiche sûre" in reply.why and "0,050 (< 0,100)" in reply.why
+    assert reply.why.startswith("aucune fiche sûre") and "0,0500 (< 0,1000)" in reply.why
+    both = make(lambda q, f, b: [(SAS, 0.9, 0.05, 0.2)], **policy)[0]
+    reply, _ = both.step("le forfait de la plateforme régionale ?", DialogueState())
+    assert "hors du périmètre" in reply.why and " ; aucune fiche sûre" in reply.why
+    # A delay the closest entry does not give is said too.
+    no_delay = Hit(SAS, 0.9, 0.5, 0.0, 0.0, 0.2, missing_kinds=frozenset({"délai ou date"}))
+    reply, _ = make(lambda q, f, b: [no_delay], **policy)[0].step(
+        "sous quel délai l'avance est-elle versée ?", DialogueState()
+    )
+    assert "hors du périmètre" in reply.why and "demande un délai ou une date" in reply.why
+    nothing = make(lambda q, f, b: [], **policy)[0]
+    reply, _ = nothing.step("le forfait de la plateforme régionale ?", DialogueState())
+    assert reply.type == "fallback" and reply.why == msg.WHY_NO_HIT
     reply, _ = unsure.step("", DialogueState())  # nothing asked: nothing to explain
     assert reply.type == "fallback" and reply.why == ""
     sure = make(lambda q, f, b: [(SAS, 0.9, 0.95, 0.9)], **policy)[0]

@@ -128,7 +128,13 @@ def build_groups(
         sub = vectors[rows]
         centre = rows[int(np.argmax(sub @ sub.mean(axis=0)))]
         times = sorted(q.created_at for q, _ in items)
-        whys = Counter(q.why for q, _ in items if q.why)
+        # Each why carries its question's own figures: count the kinds (the words before
+        # the first " :"), among the questions of the group's reason, and show the latest
+        # question's why of the most frequent kind.
+        whys = [q.why for q, r in sorted(items, key=lambda i: i[0].id) if q.why and r == top_reason]
+        kinds = Counter(w.split(" :")[0] for w in whys)
+        top_kind = max(kinds, key=lambda k: kinds[k]) if kinds else None
+        why = next((w for w in reversed(whys) if w.split(" :")[0] == top_kind), "")
         groups.append(
             ReviewGroup(
                 id=f"g{min(q.id for q, _ in items)}",
@@ -140,7 +146,7 @@ def build_groups(
                 suggestions=tuple(suggest(flagged[centre][0].question)),
                 question_ids=tuple(sorted(q.id for q, _ in items)),
                 texts=tuple(t for t, _ in texts.most_common()),
-                why=whys.most_common(1)[0][0] if whys else "",
+                why=why,
             )
         )
     groups.sort(key=lambda g: g.last_seen, reverse=True)

@@ -175,31 +175,48 @@ class SqliteBackend:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self.timeout = 30.0  # seconds a write waits for another process's lock
 
     def readable(self) -> bool:
         """False while no file exists: reading finds nothing, and creates nothing."""
         return self._conn is not None or self.path.exists()
 
     def _connect(self) -> sqlite3.Connection:
-        """Opened at the first transaction: a Bot that never logs nor edits creates no file."""
+        """Opened at the first transaction: a Bot that never logs nor edits creates no file.
+
+        Kept only once the schema is complete: an opening that fails (a lock held too long)
+        is tried again at the next transaction, not left half-migrated.
+        """
         if self._conn is not None:
             return self._conn
+        conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=30, check_same_thread=False, isolation_level=None
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA journal_mode=WAL")
             # A question log row lost to a power cut is acceptable; a chat turn waiting on
             # an fsync is not (curated edits still commit through the WAL, atomically).
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SQLITE_SCHEMA)
-            for table, column, kind in ADDED_COLUMNS:
-                have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
-                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            return self._conn
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SQLITE_SCHEMA)
+            # Columns added since a file was written: checked and added under the write
+            # lock, so that two processes opening the same old file do not both add them.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table, column, kind in ADDED_COLUMNS:
+                    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._conn = conn
+            return conn
         except (OSError, sqlite3.Error) as exc:
+            if conn is not None:
+                conn.close()
             raise FaqBotError(
                 f"Base du curateur inutilisable ({self.path}) : {exc}. Vérifiez FAQBOT_DATA_DIR."
             ) from None
