@@ -19,6 +19,7 @@ class _Pattern:
     value: str
     regex: re.Pattern[str]
     length: int
+    term: str  # the folded words the regex looks for: a cheap substring test rules most out
 
 
 class FacetDetector:
@@ -34,7 +35,7 @@ class FacetDetector:
                     if not norm:
                         continue
                     rx = re.compile(r"(?<![a-z0-9])" + re.escape(norm) + r"(?![a-z0-9])")
-                    self._patterns.append(_Pattern(facet, v.value, rx, len(norm)))
+                    self._patterns.append(_Pattern(facet, v.value, rx, len(norm), norm))
         # Longest terms first so "dui pde" wins over "dui".
         self._patterns.sort(key=lambda p: -p.length)
         # A message is scanned several times per turn (its unmentioned values, its facets,
@@ -54,7 +55,7 @@ class FacetDetector:
         ends: dict[int, list[int]] = {}
         longest = self._patterns[0].length if self._patterns else 0
         for p in self._patterns:
-            if p.facet not in facets:
+            if p.facet not in facets or p.term not in norm:
                 continue
             for m in p.regex.finditer(norm):
                 a, b = m.start(), m.end()
@@ -74,7 +75,7 @@ class FacetDetector:
         """`text` (folded words) without the terms naming a value of `facets`: what else it says."""
         norm = " ".join(words(text))
         for p in self._patterns:  # longest first, as in _scan
-            if p.facet in facets:
+            if p.facet in facets and p.term in norm:
                 norm = p.regex.sub(" ", norm)
         return " ".join(norm.split())
 

@@ -13,6 +13,14 @@ _ELISION = re.compile(r"\b(?:[ldjmntsc]|qu|jusqu|lorsqu|puisqu)['’]", re.IGNOR
 
 def fold(text: str) -> str:
     """Lowercase, strip accents, unify apostrophes: "Référencé’" -> "reference'"."""
+    if text.isascii():
+        return text.lower()
+    return _fold(text)
+
+
+# A message is folded a dozen times per turn (words, facets, thesaurus, answer type…).
+@lru_cache(maxsize=4096)
+def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
     return text.replace("’", "'").replace("‘", "'").lower()

@@ -52,6 +52,13 @@ def _single_blas_thread() -> Any:
     return _BLAS.limit(limits=1, user_api="blas")
 
 
+def _products(q: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """`q @ vectors.T` (a few query words against thousands of entry words), computed as
+    `(vectors @ q.T).T`: the same products, but OpenBLAS runs this orientation twice as
+    fast (1.5 against 3.3 ms for 8 words against the corpus's 5 600, one thread)."""
+    return np.ascontiguousarray((vectors @ q.T).T)
+
+
 class WordAligner:
     """Soft, contextual word coverage: does each word of the query find its match in an entry?
 
@@ -138,7 +145,7 @@ class WordAligner:
         if self.restricted:
             return self._candidate_lift(vectors[rows], self.candidates(evidence))
         with _single_blas_thread():
-            sims = vectors[rows] @ self.vectors.T  # query words x entry words
+            sims = _products(vectors[rows], self.vectors)  # query words x entry words
         best = np.maximum.reduceat(sims, self.starts, axis=1)  # query words x entries with words
         full = np.repeat(best.min(axis=1, keepdims=True), self.n_entries, axis=1)
         full[:, self.entries_with_words] = best
@@ -166,10 +173,12 @@ class WordAligner:
         with_words = slots >= 0
         cand = np.zeros((len(q), 0), dtype=np.float32)
         with _single_blas_thread():
-            sample = np.maximum.reduceat(q @ self._sample_vectors.T, self._sample_starts, axis=1)
+            sample = np.maximum.reduceat(
+                _products(q, self._sample_vectors), self._sample_starts, axis=1
+            )
             if with_words.any():
                 vectors, starts = self._gather(slots[with_words])
-                cand = np.maximum.reduceat(q @ vectors.T, starts, axis=1)
+                cand = np.maximum.reduceat(_products(q, vectors), starts, axis=1)
         # As in the full lift, an entry without words matches as badly as the worst one.
         floor = np.minimum(sample.min(axis=1), cand.min(axis=1, initial=np.inf))
         baseline = (1 - self._share_without) * sample.mean(axis=1) + self._share_without * floor
