@@ -360,7 +360,8 @@ def test_int8_variant_is_separate_and_close(converted_model_dir: Path) -> None:
     assert int8.calibration_fingerprint == fp32.fingerprint == fp32.calibration_fingerprint
     texts = ["Quel est le montant de l'avance SAS ?", "pièces pour le solde", "délai de paiement"]
     cosines = (fp32.encode_queries(texts) * int8.encode_queries(texts)).sum(axis=1)
-    assert cosines.min() >= 0.98  # per channel, on 200 questions: min 0.991 (per tensor: 0.984)
+    # Blockwise int8 (MatMulNBits), on 1442 question texts: min 0.9994 (dynamic per channel: 0.990).
+    assert cosines.min() >= 0.995
     # Asking for int8 does not redo the fp32 export, and int8 is then reused too.
     mtime = int8.model_path.stat().st_mtime_ns
     assert ensure_onnx_model(converted_model_dir, progress=False, quantized=True) == int8.model_path
