@@ -15,15 +15,23 @@ def fold(text: str) -> str:
     """Lowercase, strip accents, unify apostrophes: "Référencé’" -> "reference'"."""
     if text.isascii():
         return text.lower()
+    if len(text) <= _FOLD_CACHED_CHARS:
+        return _fold_cached(text)
     return _fold(text)
 
 
-# A message is folded a dozen times per turn (words, facets, thesaurus, answer type…).
-@lru_cache(maxsize=4096)
+# A message is folded a dozen times per turn (words, facets, thesaurus, answer type…):
+# short texts are remembered, a bounded cache (4 096 × 1 000 characters at most).
+_FOLD_CACHED_CHARS = 1000
+
+
 def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
     return text.replace("’", "'").replace("‘", "'").lower()
+
+
+_fold_cached = lru_cache(maxsize=4096)(_fold)
 
 
 @lru_cache(maxsize=1)
