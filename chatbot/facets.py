@@ -12,6 +12,8 @@ from rapidfuzz import fuzz, process
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.text import fold, words
 
+_CACHED_CHARS = 1000
+
 
 @dataclass(frozen=True)
 class _Pattern:
@@ -40,11 +42,15 @@ class FacetDetector:
         self._patterns.sort(key=lambda p: -p.length)
         # A message is scanned several times per turn (its unmentioned values, its facets,
         # the couloir and product it names): each scan runs every pattern, about 1.5 ms.
+        # Only messages up to _CACHED_CHARS are remembered (a bounded cache: ≈ 4 MB).
         self._named = lru_cache(maxsize=1024)(self._scan)
 
     def named(self, text: str, facets: tuple[str, ...] | None = None) -> frozenset[tuple[str, str]]:
         """Every (facet, value) that `text` names (in `facets`, default all), conflicts included."""
-        return self._named(text, tuple(self.vocabulary.names if facets is None else facets))
+        names = tuple(self.vocabulary.names if facets is None else facets)
+        if len(text) > _CACHED_CHARS:
+            return self._scan(text, names)
+        return self._named(text, names)
 
     def _scan(self, text: str, facets: tuple[str, ...]) -> frozenset[tuple[str, str]]:
         norm = " ".join(words(text))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 
@@ -15,23 +16,35 @@ def fold(text: str) -> str:
     """Lowercase, strip accents, unify apostrophes: "Référencé’" -> "reference'"."""
     if text.isascii():
         return text.lower()
-    if len(text) <= _FOLD_CACHED_CHARS:
-        return _fold_cached(text)
-    return _fold(text)
+    if len(text) > _FOLD_CACHED_CHARS:
+        return _fold(text)
+    with _FOLD_LOCK:
+        hit = _FOLDED.get(text)
+    if hit is not None:
+        return hit
+    out = _fold(text)
+    # Decomposition can lengthen a text many times (U+FDFA: 18 characters): only results
+    # as short as their input's bound are kept, so the cache stays under ≈ 10 MB.
+    if len(out) <= _FOLD_CACHED_CHARS:
+        with _FOLD_LOCK:
+            if len(_FOLDED) >= _FOLD_CACHE_SIZE:
+                del _FOLDED[next(iter(_FOLDED))]  # the oldest
+            _FOLDED[text] = out
+    return out
 
 
 # A message is folded a dozen times per turn (words, facets, thesaurus, answer type…):
-# short texts are remembered, a bounded cache (4 096 × 1 000 characters at most).
+# short texts are remembered, at most _FOLD_CACHE_SIZE of them (first in, first out).
 _FOLD_CACHED_CHARS = 1000
+_FOLD_CACHE_SIZE = 1024
+_FOLDED: dict[str, str] = {}
+_FOLD_LOCK = threading.Lock()
 
 
 def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
     return text.replace("’", "'").replace("‘", "'").lower()
-
-
-_fold_cached = lru_cache(maxsize=4096)(_fold)
 
 
 @lru_cache(maxsize=1)

@@ -374,6 +374,15 @@ def _failure(folder: Path, exc: BaseException) -> ModelError:
     )
 
 
+def _quantization_failure(folder: Path, exc: BaseException) -> ModelError:
+    detail = (str(exc).strip().splitlines() or [""])[0][:300]
+    return ModelError(
+        f"La quantification int8 du modèle ONNX {folder} a échoué ({type(exc).__name__}: "
+        f"{detail}). Vérifiez l'espace disque et la version d'onnxruntime "
+        "(requirements.txt), ou choisissez le backend onnx (FAQBOT_BACKEND=onnx)."
+    )
+
+
 def _ensure_fp32(folder: Path, fingerprint: str, progress: bool) -> OnnxExport:
     export = OnnxExport(folder)
     if record_matches(_read_json(export.record), export.dir, fingerprint):
@@ -434,9 +443,14 @@ def _ensure_quantized(export: OnnxExport, fingerprint: str, progress: bool) -> N
                         accuracy_level=4,  # int8 products; fp32 ones (level 1) were 4x slower
                     )
                     quantizer.process()
+                    graph = quantizer.model.model.graph
+                    if not any(n.op_type == "MatMulNBits" for n in graph.node):
+                        # Nothing quantised (weights no longer constants?): an fp32 copy
+                        # must not be recorded and indexed as the int8 model.
+                        raise RuntimeError("aucun produit matriciel quantifié (MatMulNBits)")
                     quantizer.model.save_model_to_file(str(staged), False)
             except Exception as exc:
-                raise _failure(export.folder, exc) from None
+                raise _quantization_failure(export.folder, exc) from None
             finally:
                 logging.disable(logging.NOTSET)
         staged.chmod(0o644)

@@ -91,3 +91,16 @@ def test_an_entry_outside_the_candidates_never_outranks_one_inside_by_its_lift()
     for o in outside:
         for c in chosen:
             assert fused[o] - fused[c] <= (1 - 0.5) * (before[o] - before[c]) + 1e-9
+
+
+def test_products_are_the_plain_product() -> None:
+    """The product in OpenBLAS's fast orientation is q @ vectors.T (shapes edge cases too)."""
+    from chatbot.retrieval.alignment import _products
+
+    rng = np.random.default_rng(3)
+    for words, entries in ((8, 5600), (1, 7), (3, 0), (0, 5)):
+        q = rng.standard_normal((words, 16)).astype(np.float32)
+        v = rng.standard_normal((entries, 16)).astype(np.float32)
+        got = _products(q, v)
+        assert got.shape == (words, entries) and got.flags.c_contiguous
+        np.testing.assert_allclose(got, q @ v.T, rtol=1e-5, atol=1e-5)

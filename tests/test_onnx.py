@@ -354,6 +354,10 @@ def test_int8_variant_is_separate_and_close(converted_model_dir: Path) -> None:
     fp32 = load_onnx_encoder(converted_model_dir, name="e5", progress=False)
     int8 = load_onnx_encoder(converted_model_dir, name="e5", progress=False, quantized=True)
     assert int8.model_path.name == onnx_export.QUANTIZED_FILE
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(int8.model_path)).graph.node]
+    assert ops.count("MatMulNBits") >= 12 * 6  # every weight product of the 12 layers
     assert int8.model_path.parent == fp32.model_path.parent
     assert int8.fingerprint == quantized_fingerprint(fp32.fingerprint) != fp32.fingerprint
     # Its own index, but the weights' calibration (its measured cost: docs/benchmark.md).
