@@ -104,3 +104,19 @@ def test_products_are_the_plain_product() -> None:
         got = _products(q, v)
         assert got.shape == (words, entries) and got.flags.c_contiguous
         np.testing.assert_allclose(got, q @ v.T, rtol=1e-5, atol=1e-5)
+
+
+def test_a_filtered_search_chooses_its_candidates_among_the_entries_it_keeps():
+    _, restricted, vectors, words = aligners(EVERY_ENTRY)
+    dense = np.array([0.1, 0.9, 0.8, 0.2, 0.3, 0.1, 0.7], dtype=np.float32)
+    # Unfiltered, the best three by dense score: entries 1, 2, 6.
+    assert restricted.candidates((dense,)).tolist() == [1, 2, 6]
+    # Filtered to entries 0, 3, 4, 5: the best of those, never an excluded one.
+    allowed = np.array([True, False, False, True, True, True, False])
+    chosen = restricted.candidates((dense,), allowed)
+    assert chosen.tolist() == [3, 4]  # 0 and 5 sit at the allowed floor (0.1)
+    lift = restricted.lift(words, vectors, (dense,), allowed)
+    unfiltered = restricted.lift(words, vectors, (dense,))
+    # Entry 3 holds every word of the query: outside the unfiltered candidates it got the
+    # floor; inside the filter it gets its own, higher lift.
+    assert lift[3] > unfiltered[3] and lift[3] == lift.max()

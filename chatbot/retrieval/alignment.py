@@ -133,17 +133,19 @@ class WordAligner:
         words: Sequence[str],
         vectors: np.ndarray,
         evidence: Sequence[np.ndarray] = (),
+        allowed: np.ndarray | None = None,
     ) -> np.ndarray:
         """Per entry: the mean, over the query's aligned words, of its best match's lead.
 
-        `evidence`: per-entry scores (dense, BM25) choosing the candidates on a large corpus.
+        `evidence`: per-entry scores (dense, BM25) choosing the candidates on a large corpus;
+        `allowed`: the entries the search's filters keep, the only ones chosen there.
         """
         rows = [i for i, w in enumerate(words) if aligned_word(w)]
         out = np.zeros(self.n_entries, dtype=np.float32)
         if not rows or not self.n_words:
             return out
         if self.restricted:
-            return self._candidate_lift(vectors[rows], self.candidates(evidence))
+            return self._candidate_lift(vectors[rows], self.candidates(evidence, allowed))
         with _single_blas_thread():
             sims = _products(vectors[rows], self.vectors)  # query words x entry words
         best = np.maximum.reduceat(sims, self.starts, axis=1)  # query words x entries with words
@@ -152,9 +154,16 @@ class WordAligner:
         out[:] = (full - full.mean(axis=1, keepdims=True)).mean(axis=0)
         return out
 
-    def candidates(self, evidence: Sequence[np.ndarray]) -> np.ndarray:
-        """The entries that get a lift on a large corpus: the union of each evidence's best."""
+    def candidates(
+        self, evidence: Sequence[np.ndarray], allowed: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The entries that get a lift on a large corpus: the union of each evidence's best
+        among the `allowed` ones (all by default: a filtered search, « couloir = SAS », must
+        not leave its own entries to the floor because others outscore them)."""
         k = self.limits.candidates
+        if allowed is not None and not allowed.all() and allowed.any():
+            # Excluded entries sit at the allowed ones' floor: never chosen (see below).
+            evidence = [np.where(allowed, x, x[allowed].min()) for x in evidence]
         if self.n_entries <= k or not evidence:
             return np.arange(self.n_entries)
         best = []

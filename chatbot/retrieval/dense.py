@@ -35,8 +35,8 @@ class DenseScorer:
         self.aligner = aligner
         # Encoding the query is nearly all the latency; the same questions come back
         # (examples, a clarification re-searching its question), so keep recent ones.
-        self._cache: LRUCache[tuple[str, float], tuple[np.ndarray, np.ndarray]] = LRUCache(
-            maxsize=2048
+        self._cache: LRUCache[tuple[str, float, bytes | None], tuple[np.ndarray, np.ndarray]] = (
+            LRUCache(maxsize=2048)
         )
         self._lock = threading.Lock()
         # Each entry's row in the index's per-entry scores (-1: not indexed, scores 0).
@@ -48,25 +48,39 @@ class DenseScorer:
             self._cache.clear()
 
     def scores(
-        self, query: str, answer_weight: float, lexical: np.ndarray | None = None
+        self,
+        query: str,
+        answer_weight: float,
+        lexical: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(dense score, lift) per entry, read-only arrays shared through the cache.
 
         `lexical`: the query's BM25 score per entry, which with the dense score chooses the
-        entries that get a lift on a large corpus (WordAligner.candidates).
+        entries that get a lift on a large corpus (WordAligner.candidates), among the
+        `allowed` ones (the search's filters) when given.
         """
-        key = (query, answer_weight)
+        # Only a large corpus's lift depends on the filters: elsewhere one entry serves all.
+        if allowed is not None and (not self.aligner or not self.aligner.restricted):
+            allowed = None
+        if allowed is not None and allowed.all():
+            allowed = None
+        key = (query, answer_weight, None if allowed is None else allowed.tobytes())
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None:
             return cached
-        scores = self._uncached(query, answer_weight, lexical)
+        scores = self._uncached(query, answer_weight, lexical, allowed)
         with self._lock:
             self._cache[key] = scores
         return scores
 
     def _uncached(
-        self, query: str, answer_weight: float, lexical: np.ndarray | None
+        self,
+        query: str,
+        answer_weight: float,
+        lexical: np.ndarray | None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         lift = np.zeros(len(self.entries), dtype=np.float32)
         words = None
@@ -88,7 +102,7 @@ class DenseScorer:
         out = np.where(self._row >= 0, score[self._row], 0.0).astype(np.float32)
         if self.aligner and words is not None:
             evidence = (out,) if lexical is None else (out, lexical)
-            lift = self.aligner.lift(words.words, words.vectors, evidence)
+            lift = self.aligner.lift(words.words, words.vectors, evidence, allowed)
         out.setflags(write=False)  # shared through the cache
         lift.setflags(write=False)
         return out, lift

@@ -109,8 +109,11 @@ class Retriever:
 
     # ------------------------------------------------------------ scoring
 
-    def score(self, query: str, dense: bool | None = None) -> QueryScores:
-        """Dense and lexical evidence for every entry (dense skipped in bm25 mode)."""
+    def score(
+        self, query: str, dense: bool | None = None, mask: np.ndarray | None = None
+    ) -> QueryScores:
+        """Dense and lexical evidence for every entry (dense skipped in bm25 mode); `mask`:
+        the entries the search keeps, where a large corpus picks its aligned candidates."""
         n = len(self.entries)
         want_dense = self.mode.uses_dense if dense is None else dense
         expansion = self.expander.expand(query)
@@ -122,7 +125,9 @@ class Retriever:
         )
         lexical = self.lexical.scores(lexical_tokens(query) + added)
         if want_dense and self.dense is not None:
-            dense_scores, lift = self.dense.scores(query, self.calibration.answer_weight, lexical)
+            dense_scores, lift = self.dense.scores(
+                query, self.calibration.answer_weight, lexical, mask
+            )
         else:
             dense_scores, lift = np.zeros(n, np.float32), np.zeros(n, np.float32)
         return QueryScores(
@@ -155,7 +160,8 @@ class Retriever:
         mask = self.allowed_mask(facets, within)
         if not mask.any():
             return []
-        return self.rank(self.score(query), k=k, mask=mask, boost=boost, boost_weight=boost_weight)
+        s = self.score(query, mask=mask)
+        return self.rank(s, k=k, mask=mask, boost=boost, boost_weight=boost_weight)
 
     def rank(
         self,
