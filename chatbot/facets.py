@@ -10,9 +10,7 @@ from functools import lru_cache
 from rapidfuzz import fuzz, process
 
 from chatbot.corpus import FacetVocabulary, FaqEntry
-from chatbot.text import fold, words
-
-_CACHED_CHARS = 1000
+from chatbot.text import CACHED_CHARS, fold, words
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,13 @@ class FacetDetector:
         self._patterns.sort(key=lambda p: -p.length)
         # A message is scanned several times per turn (its unmentioned values, its facets,
         # the couloir and product it names): each scan runs every pattern, about 1.5 ms.
-        # Only messages up to _CACHED_CHARS are remembered (a bounded cache: ≈ 4 MB).
+        # Only messages up to CACHED_CHARS are remembered (a bounded cache: ≈ 4 MB).
         self._named = lru_cache(maxsize=1024)(self._scan)
 
     def named(self, text: str, facets: tuple[str, ...] | None = None) -> frozenset[tuple[str, str]]:
         """Every (facet, value) that `text` names (in `facets`, default all), conflicts included."""
         names = tuple(self.vocabulary.names if facets is None else facets)
-        if len(text) > _CACHED_CHARS:
+        if len(text) > CACHED_CHARS:
             return self._scan(text, names)
         return self._named(text, names)
 

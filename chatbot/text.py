@@ -7,6 +7,8 @@ import threading
 import unicodedata
 from functools import lru_cache
 
+from cachetools import LRUCache
+
 _WORD = re.compile(r"[a-z0-9]+(?:[+][a-z0-9]*)?")
 # Elided articles and pronouns ("l'avance", "d'un", "qu'il") are split off.
 _ELISION = re.compile(r"\b(?:[ldjmntsc]|qu|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
@@ -16,7 +18,7 @@ def fold(text: str) -> str:
     """Lowercase, strip accents, unify apostrophes: "Référencé’" -> "reference'"."""
     if text.isascii():
         return text.lower()
-    if len(text) > _FOLD_CACHED_CHARS:
+    if len(text) > CACHED_CHARS:
         return _fold(text)
     with _FOLD_LOCK:
         hit = _FOLDED.get(text)
@@ -25,19 +27,17 @@ def fold(text: str) -> str:
     out = _fold(text)
     # Decomposition can lengthen a text many times (U+FDFA: 18 characters): only results
     # as short as their input's bound are kept, so the cache stays under ≈ 10 MB.
-    if len(out) <= _FOLD_CACHED_CHARS:
+    if len(out) <= CACHED_CHARS:
         with _FOLD_LOCK:
-            if len(_FOLDED) >= _FOLD_CACHE_SIZE:
-                del _FOLDED[next(iter(_FOLDED))]  # the oldest
             _FOLDED[text] = out
     return out
 
 
-# A message is folded a dozen times per turn (words, facets, thesaurus, answer type…):
-# short texts are remembered, at most _FOLD_CACHE_SIZE of them (first in, first out).
-_FOLD_CACHED_CHARS = 1000
-_FOLD_CACHE_SIZE = 1024
-_FOLDED: dict[str, str] = {}
+# Per-message caches (folding here, facet scans) keep only texts up to this length: a
+# hostile stream of long messages cannot fill memory through them.
+CACHED_CHARS = 1000
+# A message is folded a dozen times per turn (words, facets, thesaurus, answer type…).
+_FOLDED: LRUCache[str, str] = LRUCache(maxsize=1024)
 _FOLD_LOCK = threading.Lock()
 
 

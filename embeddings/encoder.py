@@ -19,7 +19,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
-from embeddings.errors import ModelError
+from embeddings.errors import ModelError, first_line
 from embeddings.fingerprint import folder_fingerprint
 
 ALLOW_DOWNLOAD_ENV = "FAQBOT_ALLOW_DOWNLOAD"
@@ -244,7 +244,7 @@ class SentenceTransformerEncoder:
                 if self.local_dir
                 else f"le modèle {self.path_or_name}"
             )
-            detail = (str(exc).strip().splitlines() or [""])[0][:300]
+            detail = first_line(exc)
             raise ModelError(
                 f"Impossible de charger {where} avec sentence-transformers "
                 f"({type(exc).__name__}: {detail}). "

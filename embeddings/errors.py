@@ -1,6 +1,11 @@
 """Base of the project's error family (lives here because embeddings/ is upstream of chatbot/)."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, cut short: what a user-facing error quotes."""
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
 class FaqBotError(Exception):
     """Base class of every error faqbot reports to a user."""
 

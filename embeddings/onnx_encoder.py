@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.encoder import _PASSAGE_PROMPTS, _QUERY_PROMPTS, WordVectors, _word_vectors
-from embeddings.errors import ModelError
+from embeddings.errors import ModelError, first_line
 from embeddings.onnx_export import EMBEDDINGS_FILE, EXPORT_VERSION, QUANTIZATION
 from embeddings.tokenizer import ModelTokenizer, Tokens
 
@@ -192,7 +192,7 @@ class OnnxEncoder:
                 str(self.model_path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # unreadable or truncated file, missing weights
-            detail = (str(exc).strip().splitlines() or [""])[0][:300]
+            detail = first_line(exc)
             raise ModelError(
                 f"Impossible de charger le modèle ONNX {self.model_path} ({type(exc).__name__}: "
                 f"{detail}). Supprimez le dossier {self.model_path.parent} pour qu'il soit "

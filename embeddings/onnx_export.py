@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.encoder import folder_fingerprint
-from embeddings.errors import ModelError
+from embeddings.errors import ModelError, first_line
 from embeddings.hashing import remove_abandoned
 
 log = logging.getLogger("faqbot")
@@ -47,8 +47,9 @@ EXPORT_VERSION = "2"
 # multiplied in int8 against activations quantised per block of the same size (accuracy level
 # 4). Dynamic quantisation (quantize_dynamic, per channel) was faster (46-51 % of fp32's encode
 # time) but quantises each activation tensor with one scale: cosine to fp32 mean 0.9971, min
-# 0.990, and up to 5 queries of gap in make bench. Blockwise: mean 0.9997, min 0.9994, within one query of fp32 on every
-# quality figure of dev and test; 66-71 % of fp32's encode time (docs/benchmark.md).
+# 0.990, and up to 5 queries of gap in make bench. Blockwise: mean 0.9997, min 0.9994, within
+# one query of fp32 on every quality figure of dev and test; 66-71 % of fp32's encode time
+# (docs/benchmark.md).
 QUANTIZATION = "matmulnbits-int8-block128-acc4"
 QUANTIZATION_BLOCK = 128
 # Staging lives under ".cache", which folder_fingerprint skips too, so a half-written
@@ -366,7 +367,7 @@ def _staging(folder: Path) -> Iterator[Path]:
 
 
 def _failure(folder: Path, exc: BaseException) -> ModelError:
-    detail = (str(exc).strip().splitlines() or [""])[0][:300]
+    detail = first_line(exc)
     return ModelError(
         f"L'export ONNX du modèle {folder} a échoué ({type(exc).__name__}: {detail}). "
         "Vérifiez l'espace disque (~500 Mo) et que torch, onnx et onnxscript sont installés "
@@ -375,10 +376,9 @@ def _failure(folder: Path, exc: BaseException) -> ModelError:
 
 
 def _quantization_failure(folder: Path, exc: BaseException) -> ModelError:
-    detail = (str(exc).strip().splitlines() or [""])[0][:300]
     return ModelError(
         f"La quantification int8 du modèle ONNX {folder} a échoué ({type(exc).__name__}: "
-        f"{detail}). Vérifiez l'espace disque et la version d'onnxruntime "
+        f"{first_line(exc)}). Vérifiez l'espace disque et la version d'onnxruntime "
         "(requirements.txt), ou choisissez le backend onnx (FAQBOT_BACKEND=onnx)."
     )
 

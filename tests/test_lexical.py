@@ -73,12 +73,12 @@ def test_question_words_count_in_the_alignment_though_bm25_drops_them():
 
 def test_the_folding_cache_stays_bounded() -> None:
     """Folded short texts are remembered, but never a result longer than the bound (U+FDFA
-    decomposes into 18 characters) nor more than _FOLD_CACHE_SIZE of them."""
+    decomposes into 18 characters) nor more than the cache's maxsize of them."""
     from chatbot import text
 
     long_out = "\ufdfa" * 100
     assert text.fold(long_out) == text._fold(long_out) and long_out not in text._FOLDED
     assert text.fold("Référencé’") == "reference'" == text._FOLDED["Référencé’"]
-    for i in range(text._FOLD_CACHE_SIZE + 10):
+    for i in range(text._FOLDED.maxsize + 10):
         assert text.fold(f"é{i}") == f"e{i}"
-    assert len(text._FOLDED) <= text._FOLD_CACHE_SIZE
+    assert len(text._FOLDED) <= text._FOLDED.maxsize

@@ -65,7 +65,7 @@ class DenseScorer:
             allowed = None
         if allowed is not None and allowed.all():
             allowed = None
-        key = (query, answer_weight, None if allowed is None else allowed.tobytes())
+        key = (query, answer_weight, None if allowed is None else np.packbits(allowed).tobytes())
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None:
