@@ -152,9 +152,14 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
 def calibrate(settings: Settings) -> str:
     """`python -m chatbot calibrate`: fit on dev, write chatbot/data/calibration.json, print a summary."""
     from chatbot.bot import Bot
+    from embeddings.encoder import calibration_fingerprint
 
     bot = Bot.from_settings(settings, progress=True)
     evalset = load_eval(settings.corpus_dir, bot.corpus)
     cal, info = fit_calibration(bot.retriever, evalset.split("dev"))
+    # Stamped with the encoder it was fitted with, whatever the calibration file held before
+    # (a stale or missing one loads as the defaults, which carry no fingerprint).
+    encoder = bot.retriever.encoder
+    cal = replace(cal, encoder_fingerprint=calibration_fingerprint(encoder) if encoder else None)
     cal.save()
     return json.dumps(info, indent=2, ensure_ascii=False)
