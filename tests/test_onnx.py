@@ -6,9 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -294,6 +297,42 @@ def test_onnx_matches_torch_on_every_question_and_passage(parity: Parity) -> Non
     top_a = answer_ids[(a.vectors[n:] @ a.passages.T).argmax(axis=1)]
     top_b = answer_ids[(b.vectors[n:] @ b.passages.T).argmax(axis=1)]
     assert list(top_a) == list(top_b)
+
+
+@pytest.mark.slow
+def test_concurrent_encodes_run_at_most_one_pass_per_core(parity: Parity) -> None:
+    """32 request threads: at most `concurrent_runs` forward passes at once (onnxruntime keeps
+    buffers per calling thread), each thread still gets its own question's vector."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = parity.onnx_encoder
+    cores = len(os.sched_getaffinity(0))
+    assert encoder.threads == 1 and encoder.concurrent_runs == cores
+    inner, lock = encoder._session, threading.Lock()
+    running, most = 0, 0
+
+    class Counting:
+        def run(self, *args: Any, **kwargs: Any) -> Any:
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            try:
+                time.sleep(0.002)  # long enough for the other threads to pile up here
+                return inner.run(*args, **kwargs)
+            finally:
+                with lock:
+                    running -= 1
+
+    texts = parity.texts[:64]
+    encoder._session = Counting()
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            vectors = list(pool.map(lambda t: encoder.encode_queries([t])[0], texts))
+    finally:
+        encoder._session = inner
+    assert most == encoder.concurrent_runs
+    np.testing.assert_allclose(np.array(vectors), parity.onnx.vectors[:64], atol=1e-5)
 
 
 @pytest.mark.slow
