@@ -58,6 +58,12 @@ def folder_max_length(folder: Path) -> int:
     return min(limits)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
 def quantized_fingerprint(fingerprint: str) -> str:
     """The int8 variant computes other vectors: an index built with fp32 must not be reused."""
     # The export's version too: what the int8 graph holds changes with it (since version 2,
@@ -144,11 +150,11 @@ class OnnxEncoder:
         self.embeddings_path = self.model_path.parent / EMBEDDINGS_FILE
         self._pad_id = 0
         self._lock = threading.Lock()
-        # At most this many forward passes at once, each on `threads` cores: the server runs
+        # At most this many forward passes at once in this process, each on `threads` cores: the server runs
         # each request in its own thread (32 clients, 32 threads), and onnxruntime keeps
         # working buffers per calling thread. More passes than cores only wait for a core:
         # measured with 32 threads on 2 cores, 2 at a time holds 12-24 MB less, as fast.
-        self.concurrent_runs = max(1, len(os.sched_getaffinity(0)) // max(threads, 1))
+        self.concurrent_runs = max(1, available_cores() // max(threads, 1))
         self._runs = threading.BoundedSemaphore(self.concurrent_runs)
 
     def __repr__(self) -> str:

@@ -158,8 +158,11 @@ def calibrate(settings: Settings) -> str:
     evalset = load_eval(settings.corpus_dir, bot.corpus)
     cal, info = fit_calibration(bot.retriever, evalset.split("dev"))
     # Stamped with the encoder it was fitted with, whatever the calibration file held before
-    # (a stale or missing one loads as the defaults, which carry no fingerprint).
+    # (a stale or missing one loads as the defaults, which carry no fingerprint). Fitted
+    # with onnx-int8, it carries the weights' fingerprint (int8 declares the weights'
+    # calibration as its own): fit with the default backend.
     encoder = bot.retriever.encoder
-    cal = replace(cal, encoder_fingerprint=calibration_fingerprint(encoder) if encoder else None)
+    fingerprint = calibration_fingerprint(encoder) if encoder is not None else None
+    cal = replace(cal, encoder_fingerprint=fingerprint)
     cal.save()
     return json.dumps(info, indent=2, ensure_ascii=False)

