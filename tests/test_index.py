@@ -121,11 +121,15 @@ def test_missing_index_says_how_to_build(tmp_path):
         DenseIndex.load(tmp_path / "nothing")
 
 
-def test_stale_index_is_rebuilt_automatically(tmp_path, corpus):
+def test_stale_index_is_rebuilt_automatically(tmp_path, corpus, caplog):
     settings = Settings(data_dir=tmp_path, model="fake")
     enc = FakeEncoder()
-    _, first = ensure_index(settings, corpus, enc, progress=False)
+    with caplog.at_level("WARNING"):
+        _, first = ensure_index(settings, corpus, enc, progress=False)
     assert first.rebuilt and first.reason == "missing"
+    # The log says what is happening, not the hint to rebuild by hand that the error carries.
+    assert "Aucun index construit" in caplog.text and "Construction de l'index" in caplog.text
+    assert "python -m chatbot build" not in caplog.text
     _, again = ensure_index(settings, corpus, enc, progress=False)
     assert not again.rebuilt
     manifest = settings.index_dir / "manifest.json"

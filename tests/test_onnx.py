@@ -413,6 +413,28 @@ def test_int8_variant_is_separate_and_close(converted_model_dir: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_start_that_needed_torch_serves_from_a_fresh_process_without_it(faqbot_server, tmp_path):
+    """The first start converts and exports the model with torch (2.7 GB resident): the
+    server then starts itself again, same process id, and serves without torch."""
+    import httpx
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    # Stands for the one-time preparation: torch imported during the first start only.
+    (hook / "sitecustomize.py").write_text(
+        "import os\nif not os.environ.get('FAQBOT_RESTARTED'):\n    import torch  # noqa\n"
+    )
+    server = faqbot_server(PYTHONPATH=str(hook))
+    log = server.log_path.read_text("utf-8")
+    assert log.count("redémarrage du serveur sans torch") == 1
+    assert log.count("Prêt en") == 1  # announced once, by the process that serves
+    maps = Path(f"/proc/{server.pid}/maps").read_text()
+    assert "libtorch" not in maps
+    reply = httpx.post(f"{server.url}/api/chat", json={"message": "montant SAS ?"}).json()
+    assert reply["type"] in ("answer", "clarify")
+
+
+@pytest.mark.slow
 def test_the_default_serving_path_answers_without_importing_torch(converted_model_dir):
     """A bot on the default settings (onnx) loads, warms up and answers with torch never imported."""
     import subprocess
