@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ class LexicalIndex:
     def __init__(self, entries: tuple[FaqEntry, ...]):
         import bm25s
 
+        # bm25s sets its own logger to DEBUG: every start printed "Building index from tokens".
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.entries = entries
         docs = []
         self._stems: dict[str, frozenset[str]] = {}  # entry id -> the stems it holds
