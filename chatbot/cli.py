@@ -188,7 +188,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from chatbot.web.serve import serve
 
     settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
-    serve(settings, ui=not args.no_ui, workers=args.workers)
+    # Only a server started from the command line may start itself again (sys.orig_argv).
+    serve(settings, ui=not args.no_ui, workers=args.workers, restartable=args.from_command_line)
     return 0
 
 
@@ -402,6 +403,7 @@ def main(
     """Entry point; errors become one line on stderr and exit code 1 (2 for usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.from_command_line = argv is None
     out = stdout or sys.stdout
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
     if not args.command:

@@ -432,6 +432,9 @@ def test_a_start_that_needed_torch_serves_from_a_fresh_process_without_it(faqbot
     assert "libtorch" not in maps
     reply = httpx.post(f"{server.url}/api/chat", json={"message": "montant SAS ?"}).json()
     assert reply["type"] in ("answer", "clarify")
+    # A start that did not need torch serves from its first process.
+    plain = faqbot_server(data_dir=tmp_path / "plain")
+    assert "redémarrage" not in plain.log_path.read_text("utf-8")
 
 
 @pytest.mark.slow

@@ -146,21 +146,33 @@ _RESTARTED_ENV = "FAQBOT_RESTARTED"
 
 def _prepared_with_torch(settings: Settings) -> bool:
     """Whether this start loaded torch for a backend that serves without it (the one-time
-    conversion and ONNX export of the model), and has not started itself again already."""
-    return (
-        settings.backend != "torch"
-        and "torch" in sys.modules
-        and not os.environ.get(_RESTARTED_ENV)
-        and Path(sys.argv[0]).name in ("__main__.py", "faqbot")
-    )
+    conversion and ONNX export of the model)."""
+    return settings.backend != "torch" and "torch" in sys.modules
 
 
-def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
+def _restart(bot: Bot) -> None:
+    """Replace this process by the same command (same pid, same arguments and environment)."""
+    print("Modèle préparé ; redémarrage du serveur sans torch…", flush=True)
+    bot.stop_watching()
+    sys.stderr.flush()
+    os.environ[_RESTARTED_ENV] = "1"
+    try:
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    except OSError as exc:
+        del os.environ[_RESTARTED_ENV]
+        print(f"Redémarrage impossible ({exc}) : le serveur continue, avec torch en mémoire.")
+        bot.watch_version()
+
+
+def serve(settings: Settings, ui: bool = True, workers: int = 1, restartable: bool = False) -> None:
     """Load the Bot (building the index if missing or stale), then serve UI, widget and API.
 
     `ui=False` leaves out the Gradio chat at / (API and widget only; starts much faster).
     `workers > 1`: that many processes on one port, sharing state through Redis (`serve_workers`).
+    `restartable`: started from the command line, it may run that command again once, in the
+    same process, to serve without what its first start loaded (`_prepared_with_torch`).
     """
+    restarted = os.environ.pop(_RESTARTED_ENV, None) is not None
     if workers < 1:
         raise ConfigError(f"--workers {workers} : un entier ≥ 1 est attendu.")
     if workers > 1:
@@ -174,14 +186,11 @@ def serve(settings: Settings, ui: bool = True, workers: int = 1) -> None:
     print("Chargement de l'assistant (corpus, modèle, index)…", flush=True)
     started = time.perf_counter()
     bot = load_bot(settings, build="auto", progress=True)
-    if _prepared_with_torch(settings):
+    if restartable and not restarted and _prepared_with_torch(settings):
         # The first start converted and exported the model with torch, which keeps its
         # memory (2.7 GB resident, against 0.5 for a server that never imports it): start
         # again, now that everything is on disk.
-        print("Modèle préparé ; redémarrage du serveur sans torch…", flush=True)
-        sys.stdout.flush()
-        os.environ[_RESTARTED_ENV] = "1"
-        os.execv(sys.executable, [sys.executable, "-m", "chatbot", *sys.argv[1:]])
+        _restart(bot)
     health = bot.health()
     print(
         f"Prêt en {time.perf_counter() - started:.1f} s : {health['entries']} réponses, "
