@@ -34,7 +34,7 @@ from chatbot.stores import SessionStore, VoteStore, default_sessions, default_vo
 from chatbot.stores.curator import CuratorStore, default_curator
 from chatbot.text import echo
 from embeddings.encoder import calibration_fingerprint
-from embeddings.index import REBUILD_HINT, DenseIndex
+from embeddings.index import DenseIndex
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder
@@ -488,9 +488,8 @@ def ensure_index(
             if build == "never":
                 raise
             reason = exc.reason
-            # Said as what happens now, not as the hint the error gives one who loads it.
-            detail = str(exc).replace(" " + REBUILD_HINT, "")
-            log.warning("%s Construction de l'index…", detail)
+            # What happens now, not the hint to rebuild by hand that the error carries.
+            log.warning("%s Construction de l'index…", exc.detail)
     index = DenseIndex.build(corpus.entries, encoder, corpus.sha256, progress=progress)
     index.save(settings.index_dir, [e.to_dict() for e in corpus.entries])
     m = index.manifest

@@ -17,6 +17,9 @@ class ModelError(FaqBotError):
 class IndexStateError(FaqBotError):
     """The built index is missing, stale, foreign or corrupt (`reason` says which)."""
 
-    def __init__(self, message: str, reason: str = "invalid"):
-        super().__init__(message)
+    def __init__(self, message: str, reason: str = "invalid", hint: str = ""):
+        super().__init__(f"{message} {hint}" if hint else message)
         self.reason = reason
+        # What is wrong, without the hint saying what to do (a caller that does it itself,
+        # such as the automatic rebuild, says what it does instead).
+        self.detail = message

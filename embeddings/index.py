@@ -41,7 +41,7 @@ INDEX_TYPES = ("flat", "hnsw")
 _CHUNK = 128  # texts encoded per call while building (the progress bar's step)
 
 
-# Ends every IndexStateError's message: what a user who loads the index by hand must do.
+# Ends the message of an index that cannot be loaded: what a user who loads it must do.
 REBUILD_HINT = "Reconstruisez-le : python -m chatbot build"
 
 
@@ -338,39 +338,39 @@ class DenseIndex:
         import faiss
 
         folder = Path(folder)
+
+        def unusable(detail: str, reason: str) -> IndexStateError:
+            return IndexStateError(detail, reason, hint=REBUILD_HINT)
+
         manifest_path = folder / "manifest.json"
         if not manifest_path.is_file():
-            raise IndexStateError(
-                f"Aucun index construit dans {folder}. {REBUILD_HINT}", reason="missing"
-            )
+            raise unusable(f"Aucun index construit dans {folder}.", reason="missing")
         try:
             manifest = json.loads(manifest_path.read_text("utf-8"))
             files = manifest["files"]
         except (ValueError, KeyError, UnicodeDecodeError):
-            raise IndexStateError(
-                f"Manifeste illisible dans {folder}. {REBUILD_HINT}", reason="corrupt"
-            ) from None
+            raise unusable(f"Manifeste illisible dans {folder}.", reason="corrupt") from None
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexStateError(
-                f"Index au format {manifest.get('format_version')}, attendu {FORMAT_VERSION}. {REBUILD_HINT}",
+            raise unusable(
+                f"Index au format {manifest.get('format_version')}, attendu {FORMAT_VERSION}.",
                 reason="stale",
             )
         for name, expected in files.items():
             path = folder / name
             if not path.is_file() or sha256_file(path) != expected:
-                raise IndexStateError(
-                    f"Fichier {path} absent, tronqué ou modifié (empreinte différente du manifeste). {REBUILD_HINT}",
+                raise unusable(
+                    f"Fichier {path} absent, tronqué ou modifié (empreinte différente du manifeste).",
                     reason="corrupt",
                 )
         if model_fingerprint is not None and manifest.get("model_fingerprint") != model_fingerprint:
-            raise IndexStateError(
+            raise unusable(
                 f"L'index a été construit avec le modèle « {manifest.get('model')} », "
-                f"pas avec le modèle demandé. {REBUILD_HINT}",
+                "pas avec le modèle demandé.",
                 reason="foreign",
             )
         if corpus_sha256 is not None and manifest.get("corpus_sha256") != corpus_sha256:
-            raise IndexStateError(
-                f"Le corpus a changé depuis la construction de l'index ({manifest.get('built_at')}). {REBUILD_HINT}",
+            raise unusable(
+                f"Le corpus a changé depuis la construction de l'index ({manifest.get('built_at')}).",
                 reason="stale",
             )
         try:
@@ -384,23 +384,19 @@ class DenseIndex:
             word_items = np.array([int(i) for i, _ in word_rows], dtype=np.int64)
             words = [str(w) for _, w in word_rows]
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
-            raise IndexStateError(
-                f"Index illisible dans {folder} ({exc}). {REBUILD_HINT}", reason="corrupt"
-            ) from None
+            raise unusable(f"Index illisible dans {folder} ({exc}).", reason="corrupt") from None
         if faiss_index.ntotal != len(items) or faiss_index.d != manifest.get("dimension"):
-            raise IndexStateError(
-                f"Index incohérent dans {folder} ({faiss_index.ntotal} vecteurs pour {len(items)} textes). {REBUILD_HINT}",
+            raise unusable(
+                f"Index incohérent dans {folder} ({faiss_index.ntotal} vecteurs pour {len(items)} textes).",
                 reason="corrupt",
             )
         if word_vectors.shape != (len(words), faiss_index.d) and len(words):
-            raise IndexStateError(
-                f"Index incohérent dans {folder} ({len(word_vectors)} vecteurs de mots pour {len(words)} mots). {REBUILD_HINT}",
+            raise unusable(
+                f"Index incohérent dans {folder} ({len(word_vectors)} vecteurs de mots pour {len(words)} mots).",
                 reason="corrupt",
             )
         if len(words) and (word_items.min() < 0 or word_items.max() >= len(items)):
-            raise IndexStateError(
-                f"Index incohérent dans {folder} (words.json). {REBUILD_HINT}", reason="corrupt"
-            )
+            raise unusable(f"Index incohérent dans {folder} (words.json).", reason="corrupt")
         index = cls(faiss_index, items, manifest)
         if len(words):
             index._set_words(word_items, words, word_vectors)
