@@ -151,8 +151,9 @@ def _onnx_encoder(
 
 
 def _onnx_int8_encoder(weights: Weights, progress: bool, threads: int) -> Encoder:
-    """The ONNX export with int8 weights (blockwise, MatMulNBits): encodes in about 2/3 of
-    fp32's time with a quarter of the model's memory, within one query of it (docs/benchmark.md)."""
+    """The ONNX export with int8 products (attention dynamic, feed-forward by blocks:
+    embeddings.onnx_export.QUANTIZATION): encodes in 2/3 of fp32's time or less with a
+    quarter of the model's memory, within one query of it (docs/benchmark.md)."""
     return _onnx_encoder(weights, progress, threads, quantized=True)
 
 

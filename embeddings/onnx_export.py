@@ -43,14 +43,21 @@ OUTPUT_NAME = "last_hidden_state"
 EMBEDDINGS_FILE = "word_embeddings.f32"  # rows x hidden float32, little-endian, no header
 # Bump when the exported graph or what the encoder expects of it changes: older exports are redone.
 EXPORT_VERSION = "2"
-# Int8 weights in blocks of QUANTIZATION_BLOCK values along the input dimension (MatMulNBits),
-# multiplied in int8 against activations quantised per block of the same size (accuracy level
-# 4). Dynamic quantisation (quantize_dynamic, per channel) was faster (46-51 % of fp32's encode
-# time) but quantises each activation tensor with one scale: cosine to fp32 mean 0.9971, min
-# 0.990, and up to 5 queries of gap in make bench. Blockwise: mean 0.9997, min 0.9994, within
-# one query of fp32 on every quality figure of dev and test; 66-71 % of fp32's encode time
-# (docs/benchmark.md).
-QUANTIZATION = "matmulnbits-int8-block128-acc4"
+# Int8 products, by two schemes chosen per product from its input on CALIBRATION_TEXTS:
+# - a well-behaved input (its largest value at most OUTLIER_RATIO times its root mean
+#   square, averaged over the texts): dynamic quantisation (quantize_dynamic), int8 weights
+#   per output channel, one activation scale per run. In e5-small, the attention's 4
+#   products (ratios 5-20): fast on VNNI and AMX cores.
+# - an input with outliers, which one scale would crush: blockwise (MatMulNBits), weights and
+#   activations by blocks of QUANTIZATION_BLOCK values per token (accuracy level 4). In
+#   e5-small, the 2 feed-forward products (ratios 21-150: the first and last tokens' values).
+# Measured on 994 evaluation questions, one thread, AMX CPU, runs interleaved: cosine to fp32
+# mean 0.9996, min 0.9992; a pass (27 tokens on average) 13.2 ms against 20.8 in fp32 and 16.3
+# for every product blockwise (the scheme before 06/12, mean 0.9997); within one query of
+# fp32 on every quality figure of dev and test (docs/benchmark.md). Every product dynamic:
+# 8.0 ms, but mean 0.9970, min 0.991, 2 to 5 queries off.
+QUANTIZATION = "mixed-int8-dynamic-blockwise128-ratio20"
+OUTLIER_RATIO = 20.0
 QUANTIZATION_BLOCK = 128
 # Staging lives under ".cache", which folder_fingerprint skips too, so a half-written
 # export never changes the folder's fingerprint (nor forces it to be re-hashed).
@@ -68,6 +75,20 @@ PARITY_TEXTS = (
 )
 MIN_SENTENCE_COSINE = 0.9999
 MIN_TOKEN_COSINE = 0.999
+# What the outlier ratios of QUANTIZATION are measured on.
+CALIBRATION_TEXTS = (
+    *PARITY_TEXTS,
+    "query: Quelles pièces fournir pour demander le solde du financement ?",
+    "query: mon éditeur n'a pas encore installé la version référencée, que faire ?",
+    "query: Qui contacter en cas de problème avec la carte e-CPS ?",
+    "query: Is the hospital eligible for the second wave of funding?",
+    "passage: Le bon de commande signé par l'établissement et l'éditeur fixe le périmètre de "
+    "la prestation ; la vérification d'aptitude est réalisée par l'agence avant le paiement.",
+    "passage: Pour les établissements sociaux et médico-sociaux, le dossier est déposé sur "
+    "le portail de l'ASP avec le numéro FINESS juridique et la facture de l'éditeur.",
+    "query: DMP DPI LGC MSSanté INS : quelles exigences pour le référencement ?",
+    "query: combien ?",
+)
 
 
 @dataclass(frozen=True)
@@ -426,29 +447,12 @@ def _ensure_quantized(export: OnnxExport, fingerprint: str, progress: bool) -> N
             total=1, desc="Quantification int8 du modèle ONNX", disable=not progress, leave=False
         ):
             try:
-                import onnx
-                from onnxruntime.quantization.matmul_nbits_quantizer import (
-                    MatMulNBitsQuantizer,
-                )
-
-                # It logs every node it quantises: not the user's business.
+                # onnxruntime's quantizer logs every node it sees: not the user's business.
                 logging.disable(logging.WARNING)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    quantizer = MatMulNBitsQuantizer(
-                        onnx.load(str(export.model)),  # with its weights (model.onnx.data)
-                        bits=8,
-                        block_size=QUANTIZATION_BLOCK,
-                        is_symmetric=True,
-                        accuracy_level=4,  # int8 products; fp32 ones (level 1) were 4x slower
-                    )
-                    quantizer.process()
-                    graph = quantizer.model.model.graph
-                    if not any(n.op_type == "MatMulNBits" for n in graph.node):
-                        # Nothing quantised (weights no longer constants?): an fp32 copy
-                        # must not be recorded and indexed as the int8 model.
-                        raise RuntimeError("aucun produit matriciel quantifié (MatMulNBits)")
-                    quantizer.model.save_model_to_file(str(staged), False)
+                    blockwise = _outlier_products(export)
+                    _quantize(export.model, staged, blockwise)
             except Exception as exc:
                 raise _quantization_failure(export.folder, exc) from None
             finally:
@@ -460,6 +464,7 @@ def _ensure_quantized(export: OnnxExport, fingerprint: str, progress: bool) -> N
                 "export_version": EXPORT_VERSION,
                 "source_fingerprint": fingerprint,
                 "quantization": QUANTIZATION,
+                "blockwise_products": blockwise,
                 "versions": {p: _version(p) for p in ("onnx", "onnxruntime")},
                 "files": {QUANTIZED_FILE: staged.stat().st_size},
                 "seconds": round(time.perf_counter() - started, 2),
@@ -472,6 +477,83 @@ def _ensure_quantized(export: OnnxExport, fingerprint: str, progress: bool) -> N
             os.replace(tmp / QUANTIZED_RECORD_FILE, export.quantized_record)
         except OSError as exc:
             raise _failure(export.folder, exc) from None
+
+
+def weight_products(model: Any) -> list[Any]:
+    """The graph's MatMul nodes whose second input is a weight (not two activations)."""
+    weights = {i.name for i in model.graph.initializer}
+    return [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def _outlier_products(export: OnnxExport) -> list[str]:
+    """The weight products whose input, on CALIBRATION_TEXTS, has a largest value above
+    OUTLIER_RATIO times its root mean square (mean over the texts, one run per text as the
+    server runs them): one int8 scale for such a tensor leaves its other values a few steps."""
+    import onnx
+    import onnxruntime as ort
+
+    from embeddings.onnx_encoder import EmbeddingTable, folder_max_length
+    from embeddings.tokenizer import ModelTokenizer
+
+    model = onnx.load(str(export.model))  # with its weights (model.onnx.data)
+    products = weight_products(model)
+    inputs = list(dict.fromkeys(n.input[0] for n in products))
+    for name in inputs:
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+        )
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    dim = int(session.get_inputs()[0].shape[-1])
+    table = EmbeddingTable(export.dir / EMBEDDINGS_FILE, dim)
+    tokenizer = ModelTokenizer(
+        export.folder / "tokenizer.json", None, folder_max_length(export.folder)
+    )
+    ratios: dict[str, list[float]] = {name: [] for name in inputs}
+    for tokens in tokenizer.encode(list(CALIBRATION_TEXTS)):
+        ids = np.asarray(tokens.ids, dtype=np.int64)[None, :]
+        feed = {"inputs_embeds": table.lookup(ids), "attention_mask": np.ones_like(ids)}
+        for name, x in zip(inputs, session.run(inputs, feed), strict=True):
+            rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+            ratios[name].append(float(np.abs(x).max()) / max(rms, 1e-12))
+    outliers = {name for name, r in ratios.items() if np.mean(r) > OUTLIER_RATIO}
+    return [n.name for n in products if n.input[0] in outliers]
+
+
+def _quantize(source: Path, target: Path, blockwise: list[str]) -> None:
+    """`source` with its weight products in int8: those in `blockwise` by blocks of
+    QUANTIZATION_BLOCK (MatMulNBits), the others per output channel with dynamic activations."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantize_dynamic(
+        source,
+        target,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        nodes_to_exclude=blockwise,
+        extra_options={"MatMulConstBOnly": True},
+    )
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(target)),
+        bits=8,
+        block_size=QUANTIZATION_BLOCK,
+        is_symmetric=True,
+        accuracy_level=4,  # int8 products; fp32 ones (level 1) were 4x slower
+    )
+    quantizer.process()  # the products left in fp32: `blockwise`
+    graph = quantizer.model.model.graph
+    left = [n.name for n in weight_products(quantizer.model.model)]
+    if left or not any(n.op_type == "MatMulInteger" for n in graph.node):
+        # A product left in fp32, or none quantised (weights no longer constants?): such a
+        # copy must not be recorded and indexed as the int8 model.
+        raise RuntimeError(f"produits matriciels non quantifiés : {left or 'tous'}")
+    quantizer.model.save_model_to_file(str(target), False)
 
 
 COMPACT_RECORD_FILE = "tokenizer_compact.record.json"
