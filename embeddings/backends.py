@@ -151,9 +151,9 @@ def _onnx_encoder(
 
 
 def _onnx_int8_encoder(weights: Weights, progress: bool, threads: int) -> Encoder:
-    """The ONNX export with int8 products (attention dynamic, feed-forward by blocks:
-    embeddings.onnx_export.QUANTIZATION): encodes in 2/3 of fp32's time or less with a
-    quarter of the model's memory, within one query of it (docs/benchmark.md)."""
+    """The ONNX export with int8 products, each by blocks or dynamically after its input
+    (embeddings.onnx_export.QUANTIZATION): with a quarter of the model's memory, within one
+    query of fp32, faster by what the processor's int8 instructions give (docs/benchmark.md)."""
     return _onnx_encoder(weights, progress, threads, quantized=True)
 
 

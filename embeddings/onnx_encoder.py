@@ -99,6 +99,9 @@ class EmbeddingTable:
             )
         self.rows = size // self.row_bytes
 
+    def close(self) -> None:
+        os.close(self._fd)
+
     def lookup(self, ids: np.ndarray) -> np.ndarray:
         """(…, dim) float32 rows for an integer array of token ids (each distinct id read once)."""
         unique, inverse = np.unique(ids, return_inverse=True)

@@ -43,7 +43,7 @@ OUTPUT_NAME = "last_hidden_state"
 EMBEDDINGS_FILE = "word_embeddings.f32"  # rows x hidden float32, little-endian, no header
 # Bump when the exported graph or what the encoder expects of it changes: older exports are redone.
 EXPORT_VERSION = "2"
-# Int8 products, by two schemes chosen per product from its input on CALIBRATION_TEXTS:
+# Int8 products, by two schemes chosen per product from its input on the CALIBRATION_ texts:
 # - a well-behaved input (its largest value at most OUTLIER_RATIO times its root mean
 #   square, averaged over the texts): dynamic quantisation (quantize_dynamic), int8 weights
 #   per output channel, one activation scale per run. In e5-small, the attention's 4
@@ -51,12 +51,13 @@ EXPORT_VERSION = "2"
 # - an input with outliers, which one scale would crush: blockwise (MatMulNBits), weights and
 #   activations by blocks of QUANTIZATION_BLOCK values per token (accuracy level 4). In
 #   e5-small, the 2 feed-forward products (ratios 21-150: the first and last tokens' values).
-# Measured on 994 evaluation questions, one thread, AMX CPU, runs interleaved: cosine to fp32
-# mean 0.9996, min 0.9992; a pass (27 tokens on average) 13.2 ms against 20.8 in fp32 and 16.3
-# for every product blockwise (the scheme before 06/12, mean 0.9997); within one query of
-# fp32 on every quality figure of dev and test (docs/benchmark.md). Every product dynamic:
-# 8.0 ms, but mean 0.9970, min 0.991, 2 to 5 queries off.
-QUANTIZATION = "mixed-int8-dynamic-blockwise128-ratio20"
+# Nothing else is quantised (quantize_dynamic would take the position embeddings too).
+# Measured (docs/benchmark.md), AMX CPU, one thread: cosine to fp32 on 994 evaluation
+# questions mean 0.9996, min 0.9991; a pass over 200 questions (27 tokens on average),
+# models interleaved, p50 12.1-13.2 ms against 19.1-20.8 in fp32 and 16.3 for every product
+# blockwise (the scheme before 06/12); within one query of fp32 on every quality figure of
+# dev and test. Every product dynamic: 8.0 ms, but mean 0.9970, min 0.991, 2-5 queries off.
+QUANTIZATION = "mixed-int8-dynamic-blockwise128-ratio20-matmul-only"
 OUTLIER_RATIO = 20.0
 QUANTIZATION_BLOCK = 128
 # Staging lives under ".cache", which folder_fingerprint skips too, so a half-written
@@ -75,19 +76,25 @@ PARITY_TEXTS = (
 )
 MIN_SENTENCE_COSINE = 0.9999
 MIN_TOKEN_COSINE = 0.999
-# What the outlier ratios of QUANTIZATION are measured on.
-CALIBRATION_TEXTS = (
-    *PARITY_TEXTS,
-    "query: Quelles pièces fournir pour demander le solde du financement ?",
-    "query: mon éditeur n'a pas encore installé la version référencée, que faire ?",
-    "query: Qui contacter en cas de problème avec la carte e-CPS ?",
-    "query: Is the hospital eligible for the second wave of funding?",
-    "passage: Le bon de commande signé par l'établissement et l'éditeur fixe le périmètre de "
-    "la prestation ; la vérification d'aptitude est réalisée par l'agence avant le paiement.",
-    "passage: Pour les établissements sociaux et médico-sociaux, le dossier est déposé sur "
-    "le portail de l'ASP avec le numéro FINESS juridique et la facture de l'éditeur.",
-    "query: DMP DPI LGC MSSanté INS : quelles exigences pour le référencement ?",
-    "query: combien ?",
+# What the outlier ratios of QUANTIZATION are measured on, with the folder's prompts.
+CALIBRATION_QUERIES = (
+    "Quel est le montant de l'avance pour la prestation SAS ?",
+    "délai ?",
+    "How much does a software vendor get paid for the SAS Ségur service?",
+    "Quelles pièces fournir pour demander le solde du financement ?",
+    "mon éditeur n'a pas encore installé la version référencée, que faire ?",
+    "Qui contacter en cas de problème avec la carte e-CPS ?",
+    "Is the hospital eligible for the second wave of funding?",
+    "DMP DPI LGC MSSanté INS : quelles exigences pour le référencement ?",
+    "combien ?",
+)
+CALIBRATION_PASSAGES = (
+    "Les pièces justificatives sont à déposer sur la plateforme avant la date limite de la "
+    "vague 2 ; l'ASP verse le solde après la vérification de service régulier.",
+    "Le bon de commande signé par l'établissement et l'éditeur fixe le périmètre de la "
+    "prestation ; la vérification d'aptitude est réalisée par l'agence avant le paiement.",
+    "Pour les établissements sociaux et médico-sociaux, le dossier est déposé sur le portail "
+    "de l'ASP avec le numéro FINESS juridique et la facture de l'éditeur.",
 )
 
 
@@ -486,13 +493,15 @@ def weight_products(model: Any) -> list[Any]:
 
 
 def _outlier_products(export: OnnxExport) -> list[str]:
-    """The weight products whose input, on CALIBRATION_TEXTS, has a largest value above
-    OUTLIER_RATIO times its root mean square (mean over the texts, one run per text as the
-    server runs them): one int8 scale for such a tensor leaves its other values a few steps."""
+    """The weight products whose input, on the CALIBRATION_ texts, has a largest value above
+    OUTLIER_RATIO times its root mean square (mean over the texts, one run per text as a
+    question is encoded): one int8 scale for such a tensor leaves its other values a few
+    steps. (The index encodes padded batches: ratios rise a little, 9.7 -> 15.9 for one
+    attention input of e5-small over the 12 texts at once.)"""
     import onnx
     import onnxruntime as ort
 
-    from embeddings.onnx_encoder import EmbeddingTable, folder_max_length
+    from embeddings.onnx_encoder import EmbeddingTable, folder_max_length, folder_prompts
     from embeddings.tokenizer import ModelTokenizer
 
     model = onnx.load(str(export.model))  # with its weights (model.onnx.data)
@@ -508,34 +517,45 @@ def _outlier_products(export: OnnxExport) -> list[str]:
     session = ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    dim = int(session.get_inputs()[0].shape[-1])
-    table = EmbeddingTable(export.dir / EMBEDDINGS_FILE, dim)
+    query, passage = folder_prompts(export.folder)
+    texts = [query + t for t in CALIBRATION_QUERIES] + [passage + t for t in CALIBRATION_PASSAGES]
+    settings = _read_json(export.folder / "sentence_bert_config.json")
+    if isinstance(settings, dict) and settings.get("do_lower_case"):
+        texts = [t.lower() for t in texts]
     tokenizer = ModelTokenizer(
         export.folder / "tokenizer.json", None, folder_max_length(export.folder)
     )
+    table = EmbeddingTable(export.dir / EMBEDDINGS_FILE, int(session.get_inputs()[0].shape[-1]))
     ratios: dict[str, list[float]] = {name: [] for name in inputs}
-    for tokens in tokenizer.encode(list(CALIBRATION_TEXTS)):
-        ids = np.asarray(tokens.ids, dtype=np.int64)[None, :]
-        feed = {"inputs_embeds": table.lookup(ids), "attention_mask": np.ones_like(ids)}
-        for name, x in zip(inputs, session.run(inputs, feed), strict=True):
-            rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-            ratios[name].append(float(np.abs(x).max()) / max(rms, 1e-12))
+    try:
+        for tokens in tokenizer.encode(texts):
+            ids = np.asarray(tokens.ids, dtype=np.int64)[None, :]
+            feed = {"inputs_embeds": table.lookup(ids), "attention_mask": np.ones_like(ids)}
+            for name, x in zip(inputs, session.run(inputs, feed), strict=True):
+                rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+                ratios[name].append(float(np.abs(x).max()) / max(rms, 1e-12))
+    finally:
+        table.close()
     outliers = {name for name, r in ratios.items() if np.mean(r) > OUTLIER_RATIO}
     return [n.name for n in products if n.input[0] in outliers]
 
 
 def _quantize(source: Path, target: Path, blockwise: list[str]) -> None:
     """`source` with its weight products in int8: those in `blockwise` by blocks of
-    QUANTIZATION_BLOCK (MatMulNBits), the others per output channel with dynamic activations."""
+    QUANTIZATION_BLOCK (MatMulNBits), the others per output channel with dynamic activations;
+    nothing else quantised (the embeddings the graph adds, the products of two activations)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    model = onnx.load(str(source))  # in memory: onnxruntime writes nothing beside the export
+    products = len(weight_products(model))
     quantize_dynamic(
-        source,
+        model,
         target,
         weight_type=QuantType.QInt8,
         per_channel=True,
+        op_types_to_quantize=["MatMul"],  # its default list has Gather: the embeddings
         nodes_to_exclude=blockwise,
         extra_options={"MatMulConstBOnly": True},
     )
@@ -546,13 +566,16 @@ def _quantize(source: Path, target: Path, blockwise: list[str]) -> None:
         is_symmetric=True,
         accuracy_level=4,  # int8 products; fp32 ones (level 1) were 4x slower
     )
-    quantizer.process()  # the products left in fp32: `blockwise`
-    graph = quantizer.model.model.graph
-    left = [n.name for n in weight_products(quantizer.model.model)]
-    if left or not any(n.op_type == "MatMulInteger" for n in graph.node):
-        # A product left in fp32, or none quantised (weights no longer constants?): such a
-        # copy must not be recorded and indexed as the int8 model.
-        raise RuntimeError(f"produits matriciels non quantifiés : {left or 'tous'}")
+    quantizer.process()  # the weight products left in fp32: `blockwise`
+    ops = [n.op_type for n in quantizer.model.model.graph.node]
+    dynamic, blocks = ops.count("MatMulInteger"), ops.count("MatMulNBits")
+    if (dynamic, blocks) != (products - len(blockwise), len(blockwise)):
+        # A product quantised otherwise than chosen (or not at all: weights no longer
+        # constants?): such a copy must not be recorded and indexed as the int8 model.
+        raise RuntimeError(
+            f"{dynamic} produits dynamiques et {blocks} par blocs, au lieu de "
+            f"{products - len(blockwise)} et {len(blockwise)}"
+        )
     quantizer.model.save_model_to_file(str(target), False)
 
 
