@@ -414,7 +414,13 @@ class Dialogue:
         if state.pending:
             # A reply saying more than the facet ("SAS, on vient d'avoir la VSR et on veut
             # le dernier paiement") is searched with the question it answers.
-            extra = text if len(self._topic(text)) >= _TOPIC_WORDS else ""
+            # Its couloir or dispositif words are left out: the filter says them already,
+            # and in the search they would pull up the entries that spell them out.
+            extra = (
+                self.detector.residue(text, self.context)
+                if len(self._topic(text)) >= _TOPIC_WORDS
+                else ""
+            )
             picked = self._picked_option(text, state.pending)
             if picked is not None:
                 return self._after_option(picked, state, extra)

@@ -547,6 +547,9 @@ def test_a_reply_carrying_the_topic_is_searched_with_the_question_it_answers():
     call = search.calls[-1]
     assert call["facets"] == {"couloir": DUI.facets["couloir"]}
     assert call["query"].startswith("pièces à fournir ?") and "dernier paiement" in call["query"]
+    # Its couloir words are the filter's, not the search's: they would pull up the entries
+    # that spell them out.
+    assert "ehpad" not in call["query"].lower()
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
 
 
