@@ -825,7 +825,9 @@ class Dialogue:
         "Un établissement peut-il avoir plusieurs prestations ?" scores low in scope
         because no entry stands out, yet each couloir's FAQ answers it: ask which one.
         """
-        if any(f in boost for f in self.context):
+        # A known couloir or dispositif settles it; a known product does not (it serves
+        # every couloir).
+        if any(f in boost for f in self.context if f not in self.spans_scope):
             return False
         top = hits[0]
         close = [

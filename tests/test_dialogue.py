@@ -453,6 +453,10 @@ def test_a_doubtful_question_whose_rivals_differ_in_couloir_is_asked_its_couloir
     d, _ = make(lambda q, f, b: [(SAS, 0.82, 0.02, 0.6), (DUI, 0.8, 0.02, 0.6)], **policy)
     reply, _ = d.step("question paiement", DialogueState())
     assert reply.type == "clarify" and reply.facet == "couloir"
+    # A product the conversation knows does not say the couloir: it serves every one.
+    known = DialogueState(facets=(("produit", "Convergence"),))
+    reply, _ = d.step("question paiement", known)
+    assert reply.type == "clarify" and reply.facet == "couloir"
     # When no question gets asked after all (the words pick one reading), the doubt
     # stands: a reading under the fallback threshold is not given as the answer.
     virement = replace(SAS, question="Quand arrive le virement du paiement SAS ?")
