@@ -416,11 +416,8 @@ class Dialogue:
             # le dernier paiement") is searched with the question it answers.
             # Its couloir or dispositif words are left out: the filter says them already,
             # and in the search they would pull up the entries that spell them out.
-            extra = (
-                self.detector.residue(text, self.context)
-                if len(self._topic(text)) >= _TOPIC_WORDS
-                else ""
-            )
+            topic = set(self._topic(text)) - _CONTEXT_FILLER  # "précision : dans notre cas…"
+            extra = self.detector.residue(text, self.context) if len(topic) >= _TOPIC_WORDS else ""
             picked = self._picked_option(text, state.pending)
             if picked is not None:
                 return self._after_option(picked, state, extra)
@@ -726,6 +723,15 @@ class Dialogue:
             generic = not any(f in boost or f in filters for f in self.context) and not (
                 self.detector.named(query, self.context)
             )
+            # Nor is a question about the product the conversation is about, when the best
+            # answer is about it too: "et pour ajouter notre logiciel ?" after two answers
+            # about Convergence. (A product the message names does not say the couloir: it
+            # serves every one.)
+            talked = dict(state.facets)
+            if any(
+                talked.get(f) and top.entry.facets.get(f) == talked[f] for f in self.spans_scope
+            ):
+                generic = False
             if generic:
                 margin = p.clarify_margin_no_context
             if asked:
@@ -795,6 +801,14 @@ class Dialogue:
             value = top.entry.facets.get(f)
             if value:
                 remembered.setdefault(f, value)
+        # The product talked about is the last answer's (none if it names none): it only
+        # weighs in the next searches and says what the conversation is about (_decide).
+        for f in self.spans_scope:
+            value = top.entry.facets.get(f)
+            if value:
+                remembered[f] = value
+            else:
+                remembered.pop(f, None)
         new_state = replace(
             state,
             facets=tuple(remembered.items()),
@@ -825,9 +839,7 @@ class Dialogue:
         "Un établissement peut-il avoir plusieurs prestations ?" scores low in scope
         because no entry stands out, yet each couloir's FAQ answers it: ask which one.
         """
-        # A known couloir or dispositif settles it; a known product does not (it serves
-        # every couloir).
-        if any(f in boost for f in self.context if f not in self.spans_scope):
+        if any(f in boost for f in self.context):
             return False
         top = hits[0]
         close = [

@@ -200,7 +200,7 @@ def test_facet_names_and_roles_come_from_the_vocabulary_file(corpus):
     v = corpus.vocabulary
     assert v.names == ("offre", "couloir", "dispositif", "produit", "thematique")
     assert v.scope == "couloir"
-    assert v.with_role("context") == ("couloir", "dispositif", "produit")
+    assert v.with_role("context") == ("couloir", "dispositif")
     assert v.with_role("concrete") == ("couloir", "dispositif", "produit")
     assert v.parents == {"dispositif": "couloir"}
     assert v.parent_value("dispositif", "Prestation Ségur SAS") == (

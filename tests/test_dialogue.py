@@ -770,3 +770,39 @@ def test_a_fallback_says_why_for_the_curator_with_the_figures_it_decided_on():
     sure = make(lambda q, f, b: [(SAS, 0.9, 0.95, 0.9)], **policy)[0]
     reply, _ = sure.step("le forfait SAS ?", DialogueState())
     assert reply.type == "answer" and reply.why == ""
+
+
+def test_a_question_about_the_product_just_talked_about_is_not_asked_its_couloir():
+    """After answers about Convergence, "et pour ajouter notre logiciel ?" whose best answer
+    is about Convergence too is answered: the conversation says what it is about."""
+    conv = replace(
+        entry("ans-conv", None, question="Comment créer un produit sur Convergence ?"),
+        facets={**entry("x", None).facets, "produit": "Convergence"},
+    )
+    comptes = replace(conv, id="ans-comptes", question="Quels comptes sur Convergence ?")
+    esms = entry("ans-esms", "Social et Médico-social", question="Acquisitions de logiciels ?")
+    table = {
+        "comptes": [(comptes, 1.1, 0.99, 0.99)],
+        "logiciel": [(conv, 0.92, 0.72, 0.8), (esms, 0.88, 0.38, 0.8), (HOP, 0.70, 0.01, 0.8)],
+    }
+    search = FakeSearch(lambda q, f, b: table["comptes" if "comptes" in q else "logiciel"])
+    d = Dialogue(search, VOCAB, Policy())
+    # Without the conversation, the close rivals differ in couloir: asked.
+    reply, _ = d.step("et pour ajouter notre logiciel ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
+    reply, state = d.step("Quels types de comptes sur Convergence ?", DialogueState())
+    assert reply.type == "answer" and dict(state.facets)["produit"] == "Convergence"
+    reply, state = d.step("et pour ajouter notre logiciel ?", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-conv"
+    assert search.calls[-1]["boost"]["produit"] == "Convergence"
+
+
+def test_the_product_remembered_is_the_last_answers():
+    conv = replace(SAS, id="ans-conv", facets={**SAS.facets, "produit": "Convergence"})
+    rows = {"conv": [(conv, 1.1, 0.99, 0.99)], "sas": [(SAS, 1.1, 0.99, 0.99)]}
+    d, _ = make(lambda q, f, b: rows["conv" if "Convergence" in q else "sas"])
+    _, state = d.step("Comptes Convergence ?", DialogueState())
+    assert dict(state.facets).get("produit") == "Convergence"
+    # The next answer names no product: none is talked about any more.
+    _, state = d.step("Montant de l'avance ?", state)
+    assert "produit" not in dict(state.facets)
