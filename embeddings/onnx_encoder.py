@@ -58,6 +58,12 @@ def folder_max_length(folder: Path) -> int:
     return min(limits)
 
 
+def folder_lowercase(folder: Path) -> bool:
+    """Whether texts are lowercased before tokenizing (sentence_bert_config's do_lower_case)."""
+    settings = _read_json(folder / "sentence_bert_config.json")
+    return bool(isinstance(settings, dict) and settings.get("do_lower_case"))
+
+
 def available_cores() -> int:
     """The cores this process may run on (its CPU affinity where the system says it)."""
     affinity = getattr(os, "sched_getaffinity", None)
@@ -144,8 +150,7 @@ class OnnxEncoder:
         self.threads = threads
         self.query_prompt, self.passage_prompt = folder_prompts(self.folder)
         self.max_length = folder_max_length(self.folder)
-        settings = _read_json(self.folder / "sentence_bert_config.json")
-        self.lowercase = bool(isinstance(settings, dict) and settings.get("do_lower_case"))
+        self.lowercase = folder_lowercase(self.folder)
         self._session: Any = None
         self._tokenizer: ModelTokenizer | None = None
         self._table: EmbeddingTable | None = None

@@ -501,7 +501,12 @@ def _outlier_products(export: OnnxExport) -> list[str]:
     import onnx
     import onnxruntime as ort
 
-    from embeddings.onnx_encoder import EmbeddingTable, folder_max_length, folder_prompts
+    from embeddings.onnx_encoder import (
+        EmbeddingTable,
+        folder_lowercase,
+        folder_max_length,
+        folder_prompts,
+    )
     from embeddings.tokenizer import ModelTokenizer
 
     model = onnx.load(str(export.model))  # with its weights (model.onnx.data)
@@ -519,8 +524,7 @@ def _outlier_products(export: OnnxExport) -> list[str]:
     )
     query, passage = folder_prompts(export.folder)
     texts = [query + t for t in CALIBRATION_QUERIES] + [passage + t for t in CALIBRATION_PASSAGES]
-    settings = _read_json(export.folder / "sentence_bert_config.json")
-    if isinstance(settings, dict) and settings.get("do_lower_case"):
+    if folder_lowercase(export.folder):
         texts = [t.lower() for t in texts]
     tokenizer = ModelTokenizer(
         export.folder / "tokenizer.json", None, folder_max_length(export.folder)
