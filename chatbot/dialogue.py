@@ -746,6 +746,12 @@ class Dialogue:
                 # The user's pick may already have settled it: ask again only about rivals
                 # whose calibrated confidence is as close as their score.
                 close = [h for h in close if top.confidence - h.confidence <= p.reclarify_margin]
+            # An entry of another couloir or dispositif than the one the message names is no
+            # reading of it: "…la prestation Ségur du service d'accès aux soins" is not asked
+            # whether it means the SAS or the DUI, whose entry only shares the wording.
+            said = {f: v for f, v in (detected or {}).items() if f in self.context and v}
+            if said and self._agrees(top, said):
+                close = [h for h in close if h is top or self._agrees(h, said)]
             known = set(filters) | set(boost)
             facet = self.best_facet(close, exclude=known)
             # A close rival holding every word the best answer holds: the question's words
@@ -877,6 +883,11 @@ class Dialogue:
         own = sum(weight(t) for t in mine - set().union(*theirs))
         rival = max(sum(weight(t) for t in terms - mine) for terms in theirs)
         return own >= self.policy.picks_above and rival <= own / 2
+
+    @staticmethod
+    def _agrees(hit: Hit, said: Mapping[str, str]) -> bool:
+        """Whether the entry is about what the message says (or does not say otherwise)."""
+        return all(hit.entry.facets.get(f) in (None, v) for f, v in said.items())
 
     def _names_context(self, hit: Hit) -> bool:
         """Whether the entry's title itself says which couloir or dispositif it is about."""

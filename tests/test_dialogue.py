@@ -806,3 +806,18 @@ def test_the_product_remembered_is_the_last_answers():
     # The next answer names no product: none is talked about any more.
     _, state = d.step("Montant de l'avance ?", state)
     assert "produit" not in dict(state.facets)
+
+
+def test_a_question_naming_its_couloir_is_not_asked_about_another_couloirs_entry():
+    # "…la prestation du service d'accès aux soins": the DUI entry shares the wording, not
+    # the couloir; asking "SAS or DUI?" would ask what the user just said.
+    def table(query, facets, boost):
+        return [(SAS, 0.90, 0.90), (DUI, 0.85, 0.40)]
+
+    d, _ = make(table)
+    question = "Quelle somme l'État verse-t-il pour la prestation du service d'accès aux soins ?"
+    reply, _ = d.step(question, DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+    # The same rivals, the couloir unsaid: still asked.
+    reply, _ = d.step("Quelle somme l'État verse-t-il pour la prestation ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
