@@ -118,9 +118,10 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
     retriever.calibration = cal
     top_ans = [rank(retriever, s, "hybrid", k=1)[0] for s in answerable]
     top_oos = [rank(retriever, s, "hybrid", k=1)[0] for s in scored if not s.query.answerable]
-    # Thresholds: the highest that wrongly send at most 3% (scope) and 1% (confidence)
-    # of answerable dev queries to fallback.
-    scope_below = float(np.quantile([h.in_scope for h in top_ans], 0.03))
+    # Thresholds: the highest that wrongly send at most 2% (scope) and 1% (confidence)
+    # of answerable dev queries to fallback: together at most the 3 % issue 19 allows (with
+    # 3 % for the scope alone, dev itself went over it: 3.1-3.5 % on three of four sets).
+    scope_below = float(np.quantile([h.in_scope for h in top_ans], 0.02))
     fallback_below = float(np.quantile([h.confidence for h in top_ans], 0.01))
     extra = {
         "scope_below": round(scope_below, 4),

@@ -1,7 +1,7 @@
 """Candidate scope features screened before they enter the model: `python -m evaluation.scope_probe`.
 
 For each candidate, the scope model is refitted on dev with it (as `python -m chatbot
-calibrate` does), its gate set at the 3 % quantile of the dev answerable questions, and the
+calibrate` does), its gate set at the 2 % quantile of the dev answerable questions, and the
 share of on-domain unanswerable and of answerable questions the gate sends to the fallback
 is printed per set and split. The dialogue's other rules are left out: a screen, quick to
 rerun, not the judgement (`python -m evaluation.judgement` is).
@@ -53,7 +53,7 @@ def gate(
     rows: Sequence[ProbeRow],
     names: Sequence[str],
     fit_sets: Sequence[str] = FIT_SETS,
-    quantile: float = 0.03,
+    quantile: float = 0.02,
 ) -> dict[tuple[str, str], GateRate]:
     """Fit the scope model on dev rows of `fit_sets` with the candidates `names` added, gate
     at the `quantile` of the fitted answerable rows, rate every (split, set)."""

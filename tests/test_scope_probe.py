@@ -25,7 +25,7 @@ def _rows() -> list[ProbeRow]:
 def test_a_separating_feature_gates_unanswerable_and_keeps_answerable():
     rates = gate(_rows(), ())
     assert rates[("test", "queries")].unanswerable == 1.0
-    # The gate sits at the 3 % quantile of dev answerable: at most 2 of 40 fall under it.
+    # The gate sits at the 2 % quantile of dev answerable: at most 2 of 40 fall under it.
     assert rates[("test", "queries")].answerable is not None
     assert rates[("test", "queries")].answerable <= 0.05
 
