@@ -512,7 +512,15 @@ class Dialogue:
         DUI PDE"): it qualifies the previous question rather than asking a new one."""
         if not self.detector.detect(text, self.context):
             return False
-        return not set(self._topic(text)) - _CONTEXT_FILLER
+        return not self._known_topic(text)
+
+    def _known_topic(self, text: str) -> set[str]:
+        """The topic words of `text` (besides filler) that some entry uses: a word no entry
+        has ("pluriprofessionnelle" left of « maison de santé pluriprofessionnelle ») says
+        nothing the FAQs could answer about."""
+        weight = self.term_weight
+        topic = set(self._topic(text)) - _CONTEXT_FILLER
+        return {t for t in topic if weight is None or weight(t) > 0}
 
     def _precision(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         """The previous question asked again with the context the message adds."""
@@ -749,10 +757,14 @@ class Dialogue:
             # An entry of another couloir or dispositif than the one the message names is no
             # reading of it: "…la prestation Ségur du service d'accès aux soins" is not asked
             # whether it means the SAS or the DUI, whose entry only shares the wording.
-            said = {f: v for f, v in (detected or {}).items() if f in self.context and v}
-            if said and self._agrees(top, said):
-                close = [h for h in close if h is top or self._agrees(h, said)]
-            known = set(filters) | set(boost)
+            stated = {f: v for f, v in (detected or {}).items() if f in self.context and v}
+            if stated and self._agrees(top, stated):
+                close = [h for h in close if h is top or self._agrees(h, stated)]
+            # Nor is a heading the question itself names ("critères pour être financé ?" is
+            # not asked « Financements ou Exigences ? »), even with two values; a couloir or
+            # a dispositif only when it names one (two: the question may be which).
+            headings = {f for f, _ in self.detector.named(query) if f not in self.context}
+            known = set(filters) | set(boost) | headings | set(self.detector.detect(query))
             facet = self.best_facet(close, exclude=known)
             # A close rival holding every word the best answer holds: the question's words
             # do not choose between them ("pièces à fournir ?": the SAS avance or solde).

@@ -821,3 +821,33 @@ def test_a_question_naming_its_couloir_is_not_asked_about_another_couloirs_entry
     # The same rivals, the couloir unsaid: still asked.
     reply, _ = d.step("Quelle somme l'État verse-t-il pour la prestation ?", DialogueState())
     assert reply.type == "clarify" and reply.facet == "couloir"
+
+
+def test_words_no_entry_uses_leave_a_message_adding_context_a_precision():
+    # « maison de santé pluriprofessionnelle » after an answer: the detector reads « maison
+    # de santé »; the word left, in no entry, is no topic of its own.
+    search = FakeSearch(lambda q, f, b: [(SAS, 1.0, 0.95)])
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda t: 0.0 if "pluri" in t else 2.0)
+    _, state = d.step("quels critères pour être financé ?", DialogueState())
+    d.step("maison de santé pluriprofessionnelle", state)
+    assert search.calls[-1]["query"].startswith("quels critères pour être financé ?")
+    assert search.calls[-1]["within"] == {"couloir": "Médecins de ville"}
+    # A word some entry uses is a topic: a new question.
+    d.step("maison de santé, le solde", state)
+    assert search.calls[-1]["query"] == "maison de santé, le solde"
+
+
+def test_a_heading_the_question_names_is_not_asked():
+    money = make_entry("ans-money", "Hôpital", "SONS vague 2 DPI / PFI", thematique="Financements")
+    rules = replace(
+        money,
+        id="ans-rules",
+        facets={**money.facets, "thematique": "Exigences Ségur et référencement"},
+    )
+    d, _ = make(lambda q, f, b: [(money, 1.0, 0.6), (rules, 0.95, 0.5)])
+    # « financé » names the Financements heading: asking it would ask what was said.
+    reply, _ = d.step("quels critères pour être financé à l'hôpital ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-money"
+    # Unsaid, the heading that splits them is asked.
+    reply, _ = d.step("quels critères à l'hôpital ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "thematique"
