@@ -67,6 +67,25 @@ _CONTEXT_FILLER = frozenset(lexical_tokens("précision préciser concerne cas si
 _TOPIC_WORDS = 2
 # A link says nothing the bot can read: it is dropped from the question.
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# A message announcing a question without asking it: « j'ai une question sur la VA »,
+# « question convergence », « une question sur le DMP svp » (matched on words(): folded,
+# the apostrophes' single letters gone). What follows "question" is its topic.
+_ANNOUNCE = re.compile(
+    r"^(?:(?:bonjour|bonsoir|salut|hello)\s+)?"
+    r"(?:(?:ai|on a|nous avons|aurais|voudrais poser|souhaite poser|souhaiterais poser)\s+)?"
+    r"(?:(?:une|ma|juste une|encore une|petite)\s+)?(?:petite\s+)?questions?"
+    r"(?:\s+(?:sur|concernant|a propos|au sujet|pour|relative a|par rapport a|niveau|autour))?"
+    r"(?:\s+(?:de|du|des|d|la|le|les|l|a|au|aux|nos|notre|mon|ma|mes))*"
+    r"\s+(?P<topic>.+?)(?:\s+(?:svp|stp|merci|please))*$"
+)
+# Words that make the rest a question of its own (« question : comment annuler… »).
+_ASKING = frozenset(
+    "comment quel quelle quels quelles combien pourquoi quand qui ou est peut faut doit dois "
+    "puis peuvent doivent what how who when which why can do does".split()
+)
+_ANNOUNCED_TOPIC_WORDS = 5
+# Pending.facet of a clarification offering the closest questions, not a facet's values.
+CLOSEST_QUESTIONS = "*questions"
 
 
 @dataclass(frozen=True)
@@ -254,7 +273,7 @@ def _facet(value: object, name: str) -> str:
     # knows no vocabulary): a facet renamed since the state was written is refused there.
     if not isinstance(value, str) or not value:
         raise _bad(name, "un nom de facette")
-    return value
+    return value  # or CLOSEST_QUESTIONS, which check_state lets through
 
 
 def _facet_pairs(value: object, name: str) -> tuple[tuple[str, str], ...]:
@@ -298,6 +317,17 @@ def _figure(x: float) -> str:
 _FULL_COVERAGE = 0.999  # Hit.coverage of an entry containing every concept of the query
 
 _FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci et", "puis")
+
+
+def _announced(text: str) -> bool:
+    """Whether `text` announces a question without asking it (« question sur le DMP svp »)."""
+    if "?" in text:
+        return False
+    m = _ANNOUNCE.match(" ".join(words(text)))
+    if m is None:
+        return False
+    topic = m.group("topic").split()
+    return len(topic) <= _ANNOUNCED_TOPIC_WORDS and not _ASKING & set(topic)
 
 
 def _elliptic(text: str) -> bool:
@@ -363,7 +393,7 @@ class Dialogue:
         used = {f for f, _ in state.facets}
         if state.pending is not None:
             used |= {state.pending.facet, *(f for f, _ in state.pending.filters)}
-        unknown = sorted(used - names)
+        unknown = sorted(used - names - {CLOSEST_QUESTIONS})
         if unknown:
             raise SessionStateError(
                 f"état de conversation illisible : facette(s) {', '.join(unknown)} inconnue(s) "
@@ -418,7 +448,15 @@ class Dialogue:
             # and in the search they would pull up the entries that spell them out.
             topic = set(self._topic(text)) - _CONTEXT_FILLER  # "précision : dans notre cas…"
             extra = self.detector.residue(text, self.context) if len(topic) >= _TOPIC_WORDS else ""
-            picked = self._picked_option(text, state.pending)
+            pending = state.pending
+            picked = self._picked_option(text, pending)
+            if pending.facet == CLOSEST_QUESTIONS and picked is None:
+                # Offered the closest questions: the user picks one, or asks their own
+                # (the announcement said little but its topic, which a reply repeats).
+                offered = {" ".join(o.split()): o for o in pending.options[:-1]}
+                if text in offered:
+                    return self._chosen(offered[text], state)
+                return self._new_question(text, replace(state, pending=None))
             if picked is not None:
                 return self._after_option(picked, state, extra)
             named = self._refinement(text, state.pending)
@@ -442,6 +480,8 @@ class Dialogue:
             "aucune idee",
         }:
             return msg.OTHER_OPTION
+        if pending.facet == CLOSEST_QUESTIONS:
+            return None  # a question offered is taken by step(); other words ask their own
         choices = [o for o in pending.options if o != msg.OTHER_OPTION]
         picked = self.detector.match_option(text, pending.facet, choices)
         if picked is None:
@@ -569,6 +609,8 @@ class Dialogue:
         reply, after = self._decide(
             text, state, filters={}, asked=0, detected=detected, within=within
         )
+        if reply.type != "clarify" and _announced(text):
+            return self._ask_which(text, state, detected, (reply, after))
         # Only right after an answer, for a message that leans on it and that its own words
         # do not settle: a self-sufficient question is never read with the old topic, nor
         # one following a fallback or a clarification.
@@ -618,6 +660,56 @@ class Dialogue:
         if top.confidence < p.follow_up_sure or top.in_scope < p.scope_below:
             return None
         return self._answer(hits, state)
+
+    def _ask_which(
+        self,
+        text: str,
+        state: DialogueState,
+        detected: Mapping[str, str],
+        decided: tuple[Reply, DialogueState],
+    ) -> tuple[Reply, DialogueState]:
+        """« J'ai une question sur la VA »: no question asked yet, so none is answered; the
+        user is asked which, by the facet splitting the closest entries about the topic or,
+        when they share every facet (« question convergence »), by those entries' questions.
+        The decision stands when the FAQs hold nothing about the topic, or one entry only."""
+        p = self.policy
+        boost = {**dict(state.facets), **detected}
+        hits = self.search(text, k=p.candidates, boost=boost, boost_weight=p.session_boost)
+        if not hits or hits[0].in_scope < p.off_topic_below:
+            return decided
+        top = hits[0]
+        close = [h for h in hits if top.score - h.score <= p.clarify_margin_no_context]
+        headings = {f for f, _ in self.detector.named(text) if f not in self.context}
+        facet = self.best_facet(close, exclude=set(boost) | headings)
+        if facet:
+            options = self._options(close, facet)
+            question = msg.clarify_text(self.vocabulary.questions[facet])
+        else:
+            offered = list(dict.fromkeys(h.entry.question for h in close))
+            options = (*offered[: p.max_options], msg.OTHER_OPTION)
+            facet, question = CLOSEST_QUESTIONS, msg.WHICH_QUESTION
+        if len(options) < 3:
+            return decided
+        pending = Pending(text, facet, options, (), 1)
+        reply = Reply(
+            "clarify",
+            question,
+            facet=None if facet == CLOSEST_QUESTIONS else facet,
+            options=options,
+            results=tuple(close),
+        )
+        return reply, replace(state, pending=pending)
+
+    def _chosen(self, question: str, state: DialogueState) -> tuple[Reply, DialogueState]:
+        """The answer to the entry whose question the user picked among those offered."""
+        p = self.policy
+        hits = self.search(question, k=max(p.candidates, p.related + 1))
+        picked = [h for h in hits if h.entry.question == question]
+        if not picked:  # the corpus changed since: read it as typed
+            return self._new_question(question, replace(state, pending=None))
+        rest = [h for h in hits if h.entry.question != question]
+        state = replace(state, pending=None, last_query=question)
+        return self._answer([picked[0], *rest], state)
 
     def _topic_words(self, previous: str, text: str) -> list[str]:
         """The previous question's rarest words (IDF), those the new message lacks."""

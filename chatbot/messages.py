@@ -5,6 +5,8 @@ from __future__ import annotations
 from chatbot.answer_type import AMOUNT, MOMENT, TIME
 
 OTHER_OPTION = "Autre / je ne sais pas"
+# A message announcing a question on a topic whose entries share every facet.
+WHICH_QUESTION = "Votre question concerne laquelle de ces questions ?"
 
 WELCOME = (
     "Bonjour ! Je réponds aux questions sur le **Ségur du numérique en santé** "

@@ -851,3 +851,69 @@ def test_a_heading_the_question_names_is_not_asked():
     # Unsaid, the heading that splits them is asked.
     reply, _ = d.step("quels critères à l'hôpital ?", DialogueState())
     assert reply.type == "clarify" and reply.facet == "thematique"
+
+
+# ------------------------------------------------------------ a question announced, not asked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "J'ai une question sur la VA",
+        "question convergence",
+        "une question sur le referencement svp",
+        "Bonjour, j'ai une petite question concernant le DMP",
+    ],
+)
+def test_a_message_announcing_a_question_is_told_apart(text):
+    from chatbot.dialogue import _announced
+
+    assert _announced(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "question : comment annuler ma demande ?",
+        "question sur la VA : qui signe",
+        "Quelle question poser à l'ASP ?",
+        "J'ai une question sur la VA, est-ce que le DSI peut la signer à la place du directeur",
+    ],
+)
+def test_a_message_asking_its_question_is_no_announcement(text):
+    from chatbot.dialogue import _announced
+
+    assert not _announced(text)
+
+
+def test_an_announced_question_is_asked_which_among_the_closest_questions():
+    # Two Convergence entries share every facet: no facet splits them, their questions do.
+    accounts = _worded("ans-accounts", "Hôpital", "Quels comptes un mandataire crée-t-il ?")
+    product = _worded("ans-product", "Hôpital", "Comment créer un produit sur Convergence ?")
+
+    def table(query, facets, boost):
+        if "mandataire" in query:
+            return [(accounts, 1.0, 0.95), (product, 0.7, 0.1)]
+        return [(accounts, 1.0, 0.4), (product, 0.95, 0.3)]
+
+    d, _ = make(table)
+    reply, state = d.step("J'ai une question sur Convergence", DialogueState())
+    assert reply.type == "clarify" and reply.facet is None
+    assert reply.text.startswith("Votre question concerne")
+    assert reply.options == (accounts.question, product.question, msg.OTHER_OPTION)
+    # The state survives a session store.
+    state = DialogueState.from_dict(state.to_dict())
+    d.check_state(state)
+    # Clicking a question answers its entry, whatever the search puts first.
+    picked, after = d.step(product.question, state)
+    assert picked.type == "answer" and picked.results[0].entry.id == "ans-product"
+    assert after.pending is None
+    # Typing one's own question asks it.
+    own, _ = d.step("quels comptes pour mes collègues ? le mandataire c'est moi", state)
+    assert own.type == "answer" and own.results[0].entry.id == "ans-accounts"
+    # « Autre / je ne sais pas »: the best answer.
+    other, _ = d.step(msg.OTHER_OPTION, state)
+    assert other.type == "answer" and other.results[0].entry.id == "ans-accounts"
+    # Asked outright, the same topic is answered.
+    direct, _ = d.step("Convergence : quels comptes un mandataire crée-t-il ?", DialogueState())
+    assert direct.type == "answer"
