@@ -15,7 +15,7 @@ from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, load_corpus
 from chatbot.curation.redact import redact
-from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
+from chatbot.dialogue import CLOSEST_QUESTIONS, Dialogue, DialogueState, Policy, Reply
 from chatbot.errors import (
     FaqBotError,
     IndexStateError,
@@ -352,9 +352,13 @@ class Bot:
         question = text
         if before.pending is not None:
             # The dialogue kept the clarified question: the user answered; else it moved on.
-            answered = reply.type != "fallback" and after.last_query == before.last_query
-            if answered:
-                question = before.pending.query
+            # Offered the closest questions, picking one answers too (logged as picked).
+            pending = before.pending
+            picked = pending.facet == CLOSEST_QUESTIONS and text in pending.options[:-1]
+            kept = after.last_query == before.last_query
+            answered = reply.type != "fallback" and (kept or picked)
+            if answered and not picked:
+                question = pending.query
         top = reply.results[0] if reply.results else None
         try:
             self.curator.log_turn(

@@ -97,6 +97,16 @@ def test_each_turn_is_logged_with_its_outcome(bot, web_clarify_question):
     assert rows[-1].why is None
 
 
+def test_picking_an_offered_question_answers_the_clarification(bot):
+    clarify, sid = bot.chat("J'ai une question sur Convergence")
+    assert clarify.type == "clarify" and clarify.facet is None  # the closest questions
+    answer, _ = bot.chat(clarify.options[1], sid)
+    assert answer.type == "answer" and answer.results[0].entry.question == clarify.options[1]
+    rows = bot.curator.questions()
+    assert [r.clarify_outcome for r in rows if r.reply_type == "clarify"] == ["answered"]
+    assert rows[-1].question == clarify.options[1]  # the question picked, not the announcement
+
+
 def test_retention_purges_old_rows(tmp_path):
     now = datetime(2026, 12, 4, tzinfo=UTC)
     store = CuratorStore.sqlite(tmp_path / "c.sqlite3", log_days=90)
