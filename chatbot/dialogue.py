@@ -321,9 +321,11 @@ _FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci e
 
 def _announced(text: str) -> bool:
     """Whether `text` announces a question without asking it (« question sur le DMP svp »)."""
-    if "?" in text:
+    folded = words(text)
+    # Short by definition; the bound also keeps the pattern's backtracking small.
+    if "?" in text or len(folded) > _ANNOUNCED_TOPIC_WORDS + 9:
         return False
-    m = _ANNOUNCE.match(" ".join(words(text)))
+    m = _ANNOUNCE.match(" ".join(folded))
     if m is None:
         return False
     topic = m.group("topic").split()
