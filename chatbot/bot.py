@@ -15,7 +15,7 @@ from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, load_corpus
 from chatbot.curation.redact import redact
-from chatbot.dialogue import CLOSEST_QUESTIONS, Dialogue, DialogueState, Policy, Reply
+from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply, offered_question
 from chatbot.errors import (
     FaqBotError,
     IndexStateError,
@@ -354,7 +354,7 @@ class Bot:
             # The dialogue kept the clarified question: the user answered; else it moved on.
             # Offered the closest questions, picking one answers too (logged as picked).
             pending = before.pending
-            picked = pending.facet == CLOSEST_QUESTIONS and text in pending.options[:-1]
+            picked = offered_question(text, pending) is not None
             kept = after.last_query == before.last_query
             answered = reply.type != "fallback" and (kept or picked)
             if answered and not picked:

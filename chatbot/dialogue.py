@@ -81,9 +81,15 @@ _ANNOUNCE = re.compile(
 # Words that make the rest a question of its own (« question : comment annuler… »).
 _ASKING = frozenset(
     "comment quel quelle quels quelles combien pourquoi quand qui ou est peut faut doit dois "
-    "puis peuvent doivent what how who when which why can do does".split()
+    "puis peuvent doivent what how who when which why can do does is are should could will "
+    "would has have".split()
 )
+# « a-t-on droit… », « avons-nous… », « sommes-nous… »: a question by inversion.
+_INVERSION = re.compile(r"\w-(?:t-)?(?:on|nous|vous|ils?|elles?|je|tu)\b", re.IGNORECASE)
 _ANNOUNCED_TOPIC_WORDS = 5
+# A topic of more content words than this is a question in keywords (« question montant
+# avance SAS »), not a subject announced (« question sur la VA », « … nos logiciels »).
+_ANNOUNCED_TOPIC_TERMS = 2
 # Pending.facet of a clarification offering the closest questions, not a facet's values.
 CLOSEST_QUESTIONS = "*questions"
 
@@ -329,7 +335,27 @@ def _announced(text: str) -> bool:
     if m is None:
         return False
     topic = m.group("topic").split()
-    return len(topic) <= _ANNOUNCED_TOPIC_WORDS and not _ASKING & set(topic)
+    return (
+        len(topic) <= _ANNOUNCED_TOPIC_WORDS
+        and not _ASKING & set(topic)
+        and not _INVERSION.search(text)
+        and len(lexical_tokens(" ".join(topic))) <= _ANNOUNCED_TOPIC_TERMS
+    )
+
+
+def offered_question(text: str, pending: Pending) -> str | None:
+    """The question `text` picks among those a CLOSEST_QUESTIONS clarification offered: by
+    click, typed again (case, accents, final "?" aside) or by number; else None."""
+    if pending.facet != CLOSEST_QUESTIONS:
+        return None
+    choices = pending.options[:-1]
+    t = fold(text).strip().strip(".!?").strip()
+    for o in choices:
+        if fold(o).strip().strip(".!?").strip() == t:
+            return o
+    if t.isdigit() and 1 <= int(t) <= len(choices):
+        return choices[int(t) - 1]
+    return None
 
 
 def _elliptic(text: str) -> bool:
@@ -394,8 +420,10 @@ class Dialogue:
         names = set(self.vocabulary.names)
         used = {f for f, _ in state.facets}
         if state.pending is not None:
-            used |= {state.pending.facet, *(f for f, _ in state.pending.filters)}
-        unknown = sorted(used - names - {CLOSEST_QUESTIONS})
+            used |= {f for f, _ in state.pending.filters}
+            if state.pending.facet != CLOSEST_QUESTIONS:
+                used.add(state.pending.facet)
+        unknown = sorted(used - names)
         if unknown:
             raise SessionStateError(
                 f"état de conversation illisible : facette(s) {', '.join(unknown)} inconnue(s) "
@@ -455,9 +483,9 @@ class Dialogue:
             if pending.facet == CLOSEST_QUESTIONS and picked is None:
                 # Offered the closest questions: the user picks one, or asks their own
                 # (the announcement said little but its topic, which a reply repeats).
-                offered = {" ".join(o.split()): o for o in pending.options[:-1]}
-                if text in offered:
-                    return self._chosen(offered[text], state)
+                chosen = offered_question(text, pending)
+                if chosen is not None:
+                    return self._chosen(chosen, state)
                 return self._new_question(text, replace(state, pending=None))
             if picked is not None:
                 return self._after_option(picked, state, extra)
@@ -483,7 +511,10 @@ class Dialogue:
         }:
             return msg.OTHER_OPTION
         if pending.facet == CLOSEST_QUESTIONS:
-            return None  # a question offered is taken by step(); other words ask their own
+            # Its last number is « Autre » too; a question offered is taken by step(),
+            # other words ask their own.
+            typed = fold(text).strip(" .!?")
+            return msg.OTHER_OPTION if typed == str(len(pending.options)) else None
         choices = [o for o in pending.options if o != msg.OTHER_OPTION]
         picked = self.detector.match_option(text, pending.facet, choices)
         if picked is None:
@@ -705,8 +736,20 @@ class Dialogue:
     def _chosen(self, question: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         """The answer to the entry whose question the user picked among those offered."""
         p = self.policy
-        hits = self.search(question, k=max(p.candidates, p.related + 1))
-        picked = [h for h in hits if h.entry.question == question]
+        talked = dict(state.facets)
+        hits = self.search(
+            question,
+            k=max(p.candidates, p.related + 1),
+            boost=talked or None,
+            boost_weight=p.session_boost,
+        )
+        # Two entries may share a question: the one of the conversation's couloir first.
+        picked = sorted(
+            (h for h in hits if h.entry.question == question),
+            key=lambda h: (
+                not self._agrees(h, {f: v for f, v in talked.items() if f in self.context})
+            ),
+        )
         if not picked:  # the corpus changed since: read it as typed
             return self._new_question(question, replace(state, pending=None))
         rest = [h for h in hits if h.entry.question != question]

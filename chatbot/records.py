@@ -54,7 +54,10 @@ class SearchResponse(BaseModel):
 class ReplyModel(BaseModel):
     type: str = Field(description="answer | clarify | fallback")
     text: str = Field(description="Ce que dit l'assistant (markdown).")
-    facet: str | None = Field(description="La facette qu'une clarification demande, sinon null.")
+    facet: str | None = Field(
+        description="La facette qu'une clarification demande ; null pour une réponse, un repli "
+        "ou une clarification qui propose des questions (ses options)."
+    )
     options: list[str] = Field(description="Les choix cliquables d'une clarification, sinon [].")
     results: list[ResultModel]
     session_id: str

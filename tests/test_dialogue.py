@@ -878,6 +878,9 @@ def test_a_message_announcing_a_question_is_told_apart(text):
         "question sur la VA : qui signe",
         "Quelle question poser à l'ASP ?",
         "J'ai une question sur la VA, est-ce que le DSI peut la signer à la place du directeur",
+        "question montant avance SAS",  # a question in keywords, not a subject
+        "question : a-t-on droit au financement",
+        "Question: is DUI funded",
     ],
 )
 def test_a_message_asking_its_question_is_no_announcement(text):
@@ -908,6 +911,13 @@ def test_an_announced_question_is_asked_which_among_the_closest_questions():
     picked, after = d.step(product.question, state)
     assert picked.type == "answer" and picked.results[0].entry.id == "ans-product"
     assert after.pending is None
+    # Typed again in lower case, or by its number (as the CLI lists them), it is picked too;
+    # the last number is « Autre ».
+    assert d.step(product.question.lower().rstrip(" ?"), state)[0].results[0].entry.id == (
+        "ans-product"
+    )
+    assert d.step("2", state)[0].results[0].entry.id == "ans-product"
+    assert d.step("3", state)[0].results[0].entry.id == "ans-accounts"
     # Typing one's own question asks it.
     own, _ = d.step("quels comptes pour mes collègues ? le mandataire c'est moi", state)
     assert own.type == "answer" and own.results[0].entry.id == "ans-accounts"
@@ -917,3 +927,9 @@ def test_an_announced_question_is_asked_which_among_the_closest_questions():
     # Asked outright, the same topic is answered.
     direct, _ = d.step("Convergence : quels comptes un mandataire crée-t-il ?", DialogueState())
     assert direct.type == "answer"
+
+
+def test_an_announcement_the_faqs_hold_nothing_about_keeps_its_fallback():
+    d, _ = make(lambda q, f, b: [(SAS, 1.0, 0.01, 0.01), (DUI, 0.98, 0.01, 0.01)])
+    reply, state = d.step("j'ai une question sur la météo", DialogueState())
+    assert reply.type == "fallback" and state.pending is None
