@@ -131,6 +131,7 @@ class Bot:
             detector=detector,
             term_weight=retriever.lexical.term_weight,
             entry_terms=retriever.lexical.entry_terms,
+            thesaurus=lambda text: bool(retriever.expander.expand(text).groups),
         )
         return Engine(corpus, retriever, dialogue, frozenset(e.id for e in corpus.entries), version)
 

@@ -397,6 +397,7 @@ class Dialogue:
         detector: FacetDetector | None = None,
         term_weight: Callable[[str], float] | None = None,
         entry_terms: Callable[[FaqEntry], frozenset[str]] = entry_stems,
+        thesaurus: Callable[[str], bool] | None = None,
     ):
         self.search = search
         self.vocabulary = vocabulary
@@ -414,6 +415,8 @@ class Dialogue:
         self.term_weight = term_weight
         # The stems of an entry (the lexical index's, read once when it was built).
         self.entry_terms = entry_terms
+        # Whether a text holds a user term of the thesaurus (« reliquat »: the solde).
+        self.thesaurus = thesaurus
 
     def check_state(self, state: DialogueState) -> None:
         """Refuse a stored state naming a facet this vocabulary lacks (renamed since it was written)."""
@@ -593,7 +596,10 @@ class Dialogue:
         nothing the FAQs could answer about."""
         weight = self.term_weight
         topic = set(self._topic(text)) - _CONTEXT_FILLER
-        return {t for t in topic if weight is None or weight(t) > 0}
+        rest = self.detector.residue(text, self.context)
+        if weight is None or (self.thesaurus and self.thesaurus(rest)):
+            return topic  # a thesaurus word (« reliquat ») is a topic the FAQs use otherwise
+        return {t for t in topic if weight(t) > 0}
 
     def _precision(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         """The previous question asked again with the context the message adds."""

@@ -835,6 +835,10 @@ def test_words_no_entry_uses_leave_a_message_adding_context_a_precision():
     # A word some entry uses is a topic: a new question.
     d.step("maison de santé, le solde", state)
     assert search.calls[-1]["query"] == "maison de santé, le solde"
+    # So is a thesaurus word no entry uses (« reliquat »: the solde).
+    d.thesaurus = lambda text: "reliquat" in text
+    d.step("maison de santé, le reliquat", state)
+    assert search.calls[-1]["query"] == "maison de santé, le reliquat"
 
 
 def test_a_heading_the_question_names_is_not_asked():
