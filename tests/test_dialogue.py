@@ -937,3 +937,20 @@ def test_an_announcement_the_faqs_hold_nothing_about_keeps_its_fallback():
     d, _ = make(lambda q, f, b: [(SAS, 1.0, 0.01, 0.01), (DUI, 0.98, 0.01, 0.01)])
     reply, state = d.step("j'ai une question sur la météo", DialogueState())
     assert reply.type == "fallback" and state.pending is None
+
+
+def test_a_heading_is_asked_only_between_readings_of_fair_confidence():
+    money = make_entry("ans-money", "Hôpital", "SONS vague 2 DPI / PFI", thematique="Financements")
+    rules = replace(
+        money,
+        id="ans-rules",
+        facets={**money.facets, "thematique": "Exigences Ségur et référencement"},
+    )
+    # The rival is close in score but the model gives it an eighth of the best's confidence.
+    d, _ = make(lambda q, f, b: [(money, 1.0, 0.40), (rules, 0.95, 0.05)])
+    reply, _ = d.step("quels critères à l'hôpital ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-money"
+    # A couloir is still asked however sure the best reading is: users know who they are.
+    d, _ = make(lambda q, f, b: [(SAS, 1.0, 0.40), (DUI, 0.95, 0.05)])
+    reply, _ = d.step("pièces pour le solde ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
