@@ -841,13 +841,19 @@ def test_words_no_entry_uses_leave_a_message_adding_context_a_precision():
     assert search.calls[-1]["query"] == "maison de santé, le reliquat"
 
 
-def test_a_heading_the_question_names_is_not_asked():
+def _money_and_rules() -> tuple[FaqEntry, FaqEntry]:
+    """Two hospital entries differing in their thématique only."""
     money = make_entry("ans-money", "Hôpital", "SONS vague 2 DPI / PFI", thematique="Financements")
     rules = replace(
         money,
         id="ans-rules",
         facets={**money.facets, "thematique": "Exigences Ségur et référencement"},
     )
+    return money, rules
+
+
+def test_a_heading_the_question_names_is_not_asked():
+    money, rules = _money_and_rules()
     d, _ = make(lambda q, f, b: [(money, 1.0, 0.6), (rules, 0.95, 0.5)])
     # « financé » names the Financements heading: asking it would ask what was said.
     reply, _ = d.step("quels critères pour être financé à l'hôpital ?", DialogueState())
@@ -940,12 +946,7 @@ def test_an_announcement_the_faqs_hold_nothing_about_keeps_its_fallback():
 
 
 def test_a_heading_is_asked_only_between_readings_of_fair_confidence():
-    money = make_entry("ans-money", "Hôpital", "SONS vague 2 DPI / PFI", thematique="Financements")
-    rules = replace(
-        money,
-        id="ans-rules",
-        facets={**money.facets, "thematique": "Exigences Ségur et référencement"},
-    )
+    money, rules = _money_and_rules()
     # The rival is close in score but the model gives it an eighth of the best's confidence.
     d, _ = make(lambda q, f, b: [(money, 1.0, 0.40), (rules, 0.95, 0.05)])
     reply, _ = d.step("quels critères à l'hôpital ?", DialogueState())
