@@ -496,7 +496,7 @@ class Dialogue:
                 return self._new_question(text, replace(state, pending=None))
             if picked is not None:
                 return self._after_option(picked, state, extra)
-            named = self._refinement(text, state.pending)
+            named = self._refinement(text, pending)
             if named:
                 return self._after_refinement(named, state, extra)
         elif state.last_query and self._context_only(text):
@@ -599,8 +599,8 @@ class Dialogue:
         has ("pluriprofessionnelle" left of « maison de santé pluriprofessionnelle ») says
         nothing the FAQs could answer about."""
         weight = self.term_weight
-        topic = set(self._topic(text)) - _CONTEXT_FILLER
-        rest = self.detector.residue(text, self.context)
+        rest = self.detector.residue(text, self.context)  # what _topic reads, once
+        topic = set(lexical_tokens(rest)) - _CONTEXT_FILLER
         if weight is None or (self.thesaurus and self.thesaurus(rest)):
             return topic  # a thesaurus word (« reliquat ») is a topic the FAQs use otherwise
         return {t for t in topic if weight(t) > 0}
@@ -754,11 +754,10 @@ class Dialogue:
             boost_weight=p.session_boost,
         )
         # Two entries may share a question: the one of the conversation's couloir first.
+        where = {f: v for f, v in talked.items() if f in self.context}
         picked = sorted(
             (h for h in hits if h.entry.question == question),
-            key=lambda h: (
-                not self._agrees(h, {f: v for f, v in talked.items() if f in self.context})
-            ),
+            key=lambda h: not self._agrees(h, where),
         )
         if not picked:  # the corpus changed since: read it as typed
             return self._new_question(question, replace(state, pending=None))
