@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from chatbot import messages as msg
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
-from chatbot.facets import FacetDetector
+from chatbot.facets import FacetDetector, option_rank
 from chatbot.retrieval import Calibration, Hit
 from chatbot.retrieval.lexical import entry_stems
 from chatbot.text import fold, lexical_tokens, words
@@ -357,9 +357,8 @@ def offered_question(text: str, pending: Pending) -> str | None:
     for o in choices:
         if fold(o).strip().strip(".!?").strip() == t:
             return o
-    if t.isdigit() and 1 <= int(t) <= len(choices):
-        return choices[int(t) - 1]
-    return None
+    rank = option_rank(text, len(choices))
+    return choices[rank - 1] if rank else None
 
 
 def _elliptic(text: str) -> bool:
@@ -466,15 +465,30 @@ class Dialogue:
                 rest = text[len(phrase) :].lstrip(" :,-–")
                 if rest:
                     return self.step(rest, DialogueState(turns=state.turns - 1))
+        if state.pending:
+            # « 2 », « la deuxième », « le dernier »: the option of that rank (the CLI numbers
+            # them, « Autre / je ne sais pas » last); a rank past the last is asked again.
+            count = len(state.pending.options)
+            rank = option_rank(text, count)
+            if rank == 0:
+                reply = Reply(
+                    "clarify",
+                    msg.NO_SUCH_OPTION.format(count=count),
+                    facet=None if state.pending.facet == CLOSEST_QUESTIONS else state.pending.facet,
+                    options=state.pending.options,
+                )
+                return reply, state
+            if rank:
+                ranked = state.pending.options[rank - 1]
+                if state.pending.facet == CLOSEST_QUESTIONS and ranked != msg.OTHER_OPTION:
+                    return self._chosen(ranked, state)
+                return self._after_option(ranked, state)
         toks = words(text)
         # Mostly symbols ("' OR 1=1 --", "$$$ 2 + 2 ???") is not a question either.
         compact = [c for c in text if not c.isspace()]
         alnum = sum(c.isalnum() for c in compact)
         if not any(len(t) > 1 and not t.isdigit() for t in toks) or alnum <= len(compact) / 2:
-            if state.pending and toks and toks[0].isdigit():
-                pass  # an option number
-            else:
-                return Reply("fallback", msg.JUNK), replace(idle, pending=None)
+            return Reply("fallback", msg.JUNK), replace(idle, pending=None)
         if toks and all(t in _GREETINGS for t in toks) and not state.pending:
             return Reply("fallback", msg.GREETING), idle
 
@@ -518,10 +532,7 @@ class Dialogue:
         }:
             return msg.OTHER_OPTION
         if pending.facet == CLOSEST_QUESTIONS:
-            # Its last number is « Autre » too; a question offered is taken by step(),
-            # other words ask their own.
-            typed = fold(text).strip(" .!?")
-            return msg.OTHER_OPTION if typed == str(len(pending.options)) else None
+            return None  # a question offered is taken by step(), other words ask their own
         choices = [o for o in pending.options if o != msg.OTHER_OPTION]
         picked = self.detector.match_option(text, pending.facet, choices)
         if picked is None:
@@ -546,7 +557,26 @@ class Dialogue:
     def _after_refinement(
         self, named: Mapping[str, str], state: DialogueState, extra: str = ""
     ) -> tuple[Reply, DialogueState]:
-        return self._resume(state, narrow=named, remember=named, extra=extra)
+        pending = state.pending
+        assert pending is not None
+        said = named.get(pending.facet)
+        if said is None or said in pending.options:
+            return self._resume(state, narrow=named, remember=named, extra=extra)
+        # A value none of the readings offered has (« hôpital » when asked SAS or médico-social):
+        # the close entries are not about it. One of its own answers only if it is sure among
+        # every entry (within it alone, the best would look sure: it has no rival).
+        p = self.policy
+        remembered = {**dict(state.facets), **named}
+        state = replace(state, facets=tuple(remembered.items()), pending=None)
+        query = f"{pending.query} {extra}" if extra else pending.query
+        filters = dict(pending.filters) or None
+        hits = self.search(query, k=2 * p.candidates, facets=filters, boost=dict(named))
+        mine = [h for h in hits if self._agrees(h, named)]
+        if mine and mine[0].confidence >= p.fallback_below and mine[0].in_scope >= p.scope_below:
+            return self._answer(mine, state)
+        closest = self.search(query, k=p.related, facets=filters, within=dict(named))
+        why = msg.WHY_NOT_OFFERED.format(value=said)
+        return _not_found(closest, why), state
 
     def _after_option(
         self, picked: str, state: DialogueState, extra: str = ""

@@ -12,6 +12,38 @@ from rapidfuzz import fuzz, process
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.text import CACHED_CHARS, fold, words
 
+# An option picked by its rank: « 2 », « n°2 », « la deuxième », « 1er », « option 3 »,
+# « le dernier » (matched on the whole reply, folded: a number inside a sentence, « vague 2 »,
+# is no pick).
+_RANKS = {
+    **{f"{n}{suffix}": n for n in range(1, 10) for suffix in ("e", "eme", "ieme")},
+    "1er": 1, "1ere": 1, "1re": 1, "premier": 1, "premiere": 1, "first": 1, "1st": 1,
+    "2nd": 2, "2nde": 2, "second": 2, "seconde": 2, "deuxieme": 2, "deux": 2, "2d": 2,
+    "troisieme": 3, "trois": 3, "third": 3, "3rd": 3,
+    "quatrieme": 4, "quatre": 4, "fourth": 4, "4th": 4,
+    "cinquieme": 5, "cinq": 5, "fifth": 5, "5th": 5,
+    "sixieme": 6, "six": 6, "sixth": 6, "6th": 6,
+}  # fmt: skip
+_LAST = {"dernier", "derniere", "last"}
+_RANK_FILLER = frozenset(
+    "le la les l the n no num numero option options choix reponse proposition est c je "
+    "choisis prends plutot voudrais svp stp merci please one celle celui ci".split()
+)
+
+
+def option_rank(text: str, count: int) -> int | None:
+    """The 1-based rank of the option `text` picks among `count` by number or ordinal,
+    0 for a rank past the last one, None when `text` is no rank at all."""
+    toks = words(text)
+    ranks = [t for t in toks if t not in _RANK_FILLER]
+    if len(ranks) != 1 or len(toks) > 5:
+        return None
+    word = ranks[0]
+    rank = count if word in _LAST else int(word) if word.isdigit() else _RANKS.get(word)
+    if rank is None:
+        return None
+    return rank if 1 <= rank <= count else 0
+
 
 @dataclass(frozen=True)
 class _Pattern:

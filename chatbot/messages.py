@@ -60,6 +60,9 @@ WHY_OUT_OF_SCOPE = "hors du périmètre : probabilité d'être couverte par les 
 WHY_UNSURE = "aucune fiche sûre : confiance de la plus proche {c} (< {below})"
 WHY_KINDS = "demande {kinds}, que la fiche la plus proche ne donne pas"
 WHY_NO_HIT = "aucune fiche trouvée"
+WHY_NOT_OFFERED = (
+    "répond « {value} » à une question qui ne le proposait pas ; aucune de ses fiches n'est sûre"
+)
 WHY_AMBIGUOUS = "hésite entre couloirs, sans question qui départage"
 ASKED_KINDS = {TIME: "un délai ou une date", MOMENT: "un moment", AMOUNT: "un montant"}
 
@@ -76,6 +79,11 @@ ANSWER_SOURCE = "Source : {source}"
 RELATED_HEADER = "Voir aussi :"
 FEEDBACK_QUESTION = "Cette réponse vous a-t-elle été utile ?"
 FEEDBACK_THANKS = "Merci pour votre retour !"
+
+NO_SUCH_OPTION = (
+    "Il n'y a pas d'option de ce numéro : répondez par un numéro de 1 à {count}, "
+    "par les mots d'une option, ou posez une autre question."
+)
 
 CLARIFY_NOTE = "Cela m'aidera à choisir la bonne réponse."
 

@@ -10,6 +10,7 @@ from chatbot import messages as msg
 from chatbot.config import REPO_ROOT
 from chatbot.corpus import FaqEntry, load_vocabulary
 from chatbot.dialogue import Dialogue, DialogueState, Policy
+from chatbot.facets import option_rank
 from chatbot.retrieval import Hit
 from tests.factories import make_entry
 
@@ -95,6 +96,68 @@ def test_option_typed_in_own_words_is_understood():
     reply, state = d.step("pièces pour le solde ?", DialogueState())
     reply, _ = d.step("c'est pour un EHPAD", state)
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [("2", "ans-dui"), ("n°2", "ans-dui"), ("la deuxième", "ans-dui"), ("le 2e svp", "ans-dui"),
+     ("1er", "ans-sas"), ("option 1", "ans-sas"), ("le dernier", "ans-sas")],
+)  # fmt: skip
+def test_an_option_is_picked_by_its_rank(reply, expected):
+    d, _ = make(ambiguous)
+    asked, state = d.step("pièces pour le solde ?", DialogueState())
+    # SAS, médico-social, hôpital, then « Autre » last: the best answer.
+    assert asked.options[1] == DUI.facets["couloir"] and asked.options[-1] == msg.OTHER_OPTION
+    reply, after = d.step(reply, state)
+    assert reply.type == "answer" and reply.results[0].entry.id == expected
+    assert after.pending is None
+
+
+def test_a_rank_past_the_last_option_is_asked_again():
+    d, search = make(ambiguous)
+    asked, state = d.step("pièces pour le solde ?", DialogueState())
+    searches = len(search.calls)
+    for typed in ("5", "12", "0"):
+        reply, after = d.step(typed, state)
+        assert reply.type == "clarify" and reply.options == asked.options
+        assert "numéro de 1 à 4" in reply.text
+        assert after.pending == state.pending
+    assert len(search.calls) == searches  # nothing searched: « 12 » is no question
+    # A number inside words is no rank: « vague 2 » is a question, « 2 et 3 » no single pick.
+    assert option_rank("vague 2", 4) is None and option_rank("2 et 3", 4) is None
+
+
+def test_a_couloir_no_reading_had_is_not_answered_from_its_unrelated_entries():
+    # Asked SAS or médico-social, the user says « hôpital »: within the hospital alone its best
+    # entry looks sure (no rival), among every entry it is not.
+    other = entry("ans-hop-other", "Hôpital", "SONS vague 2 DPI / PFI")
+    # Far down the list: no option offers its couloir.
+    fillers = [
+        (entry(f"ans-sas-{i}", SAS.facets["couloir"]), 0.5 - i / 100, 0.01) for i in range(3)
+    ]
+
+    def table(query, facets, boost):
+        rows = [(SAS, 0.90, 0.60), (DUI, 0.88, 0.58), *fillers, (other, 0.40, 0.01)]
+        rows = [r for r in rows if all(r[0].facets.get(k) == v for k, v in facets.items())]
+        # Alone, an entry gets all the confidence.
+        return [(e, s, 0.9 if len(rows) == 1 else c) for e, s, c in rows]
+
+    d, search = make(table)
+    asked, state = d.step("pièces pour le solde ?", DialogueState())
+    assert asked.type == "clarify" and "Hôpital" not in asked.options
+    reply, after = d.step("on est un hôpital", state)
+    assert reply.type == "fallback"
+    assert [h.entry.id for h in reply.results] == ["ans-hop-other"]  # its closest question
+    assert dict(after.facets).get("couloir") == "Hôpital" and after.pending is None
+
+    # Sure among every entry, it answers.
+    def sure(query, facets, boost):
+        return [(r[0], r[1], 0.5 if r[0] is other else r[2]) for r in table(query, facets, boost)]
+
+    d, _ = make(sure)
+    _, state = d.step("pièces pour le solde ?", DialogueState())
+    reply, _ = d.step("on est un hôpital", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-hop-other"
 
 
 def test_a_new_question_during_a_clarification_is_a_new_question():
