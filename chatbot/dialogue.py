@@ -90,6 +90,19 @@ _ANNOUNCED_TOPIC_WORDS = 5
 # A topic of more content words than this is a question in keywords (« question montant
 # avance SAS »), not a subject announced (« question sur la VA », « … nos logiciels »).
 _ANNOUNCED_TOPIC_TERMS = 2
+# A reply to a clarification saying the user does not know which, or that it is all of them
+# (matched on words(): folded, elisions gone).
+_UNSURE = re.compile(
+    r"\b(?:sais pas|sait pas|sais plus|sais rien|sait rien|jsp|chais pas|ne sais|ignore"
+    r"|aucune idee|pas sur|pas sure|pas certain|pas certaine|no idea|don t know|dont know"
+    r"|not sure|dunno|peu importe|n importe|indifferent|les deux|tous les deux|toutes les deux"
+    r"|tous|toutes|both|all of them|either)\b"
+)
+# Words that answer a clarification with nothing: no option, no question.
+_NO_CHOICE = frozenset(
+    "oui non ok okay d accord daccord merci hein euh heu bah ben bon ah oh yes no nope yep "
+    "si voila alors hmm mmh bien pardon quoi".split()
+)
 # Pending.facet of a clarification offering the closest questions, not a facet's values.
 CLOSEST_QUESTIONS = "*questions"
 
@@ -361,6 +374,16 @@ def offered_question(text: str, pending: Pending) -> str | None:
     return choices[rank - 1] if rank else None
 
 
+def _unsure(text: str) -> bool:
+    """« je sais pas trop », « aucune idée », « les deux » (a short reply, not a question)."""
+    folded = words(text)
+    return (
+        len(folded) <= 8
+        and not text.rstrip().endswith("?")
+        and bool(_UNSURE.search(" ".join(folded)))
+    )
+
+
 def _elliptic(text: str) -> bool:
     """A follow-up that leans on the previous question: "et pour le solde ?", "le délai ?"."""
     toks = words(text)
@@ -471,13 +494,7 @@ class Dialogue:
             count = len(state.pending.options)
             rank = option_rank(text, count)
             if rank == 0:
-                reply = Reply(
-                    "clarify",
-                    msg.NO_SUCH_OPTION.format(count=count),
-                    facet=None if state.pending.facet == CLOSEST_QUESTIONS else state.pending.facet,
-                    options=state.pending.options,
-                )
-                return reply, state
+                return self._ask_again(state, msg.NO_SUCH_OPTION.format(count=count))
             if rank:
                 ranked = state.pending.options[rank - 1]
                 if state.pending.facet == CLOSEST_QUESTIONS and ranked != msg.OTHER_OPTION:
@@ -513,11 +530,24 @@ class Dialogue:
             named = self._refinement(text, pending)
             if named:
                 return self._after_refinement(named, state, extra)
+            # « je sais pas trop », « aucune idée », « les deux » (not « je ne sais pas, on
+            # est une pharmacie »: what it names is read as a question of its own).
+            if _unsure(text) and not self.detector.named(text):
+                return self._after_option(msg.OTHER_OPTION, state)
+            if set(toks) <= _NO_CHOICE:  # « oui », « non », « ok »: nothing chosen nor asked
+                return self._ask_again(state, msg.NOT_A_CHOICE)
         elif state.last_query and self._context_only(text):
             return self._precision(text, state)
         return self._new_question(text, replace(state, pending=None))
 
     # ------------------------------------------------------------ turns
+
+    def _ask_again(self, state: DialogueState, why: str) -> tuple[Reply, DialogueState]:
+        """The pending clarification again, after a reply that chose nothing."""
+        pending = state.pending
+        assert pending is not None
+        facet = None if pending.facet == CLOSEST_QUESTIONS else pending.facet
+        return Reply("clarify", why, facet=facet, options=pending.options), state
 
     def _picked_option(self, text: str, pending: Pending) -> str | None:
         if fold(text).strip(" .!?") in {

@@ -26,7 +26,7 @@ _RANKS = {
 }  # fmt: skip
 _LAST = {"dernier", "derniere", "last"}
 _RANK_FILLER = frozenset(
-    "le la les l the n no num numero option options choix reponse proposition est c je "
+    "le la l the n no num numero option options choix reponse proposition est c je "
     "choisis prends plutot voudrais svp stp merci please one celle celui ci".split()
 )
 

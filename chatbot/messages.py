@@ -85,6 +85,12 @@ NO_SUCH_OPTION = (
     "par les mots d'une option, ou posez une autre question."
 )
 
+NOT_A_CHOICE = (
+    "Je n'ai pas compris votre choix : cliquez sur une option, donnez son numéro ou "
+    "écrivez-la ; « Autre / je ne sais pas » si aucune ne convient. Vous pouvez aussi "
+    "poser une autre question."
+)
+
 CLARIFY_NOTE = "Cela m'aidera à choisir la bonne réponse."
 
 TOO_LONG = (

@@ -127,6 +127,27 @@ def test_a_rank_past_the_last_option_is_asked_again():
     assert option_rank("vague 2", 4) is None and option_rank("2 et 3", 4) is None
 
 
+@pytest.mark.parametrize("typed", ["jsp", "euh je sais pas trop", "aucune idée", "les deux"])
+def test_not_knowing_in_own_words_is_the_other_option(typed):
+    d, _ = make(ambiguous)
+    _, state = d.step("pièces pour le solde ?", DialogueState())
+    reply, after = d.step(typed, state)
+    other, _ = d.step(msg.OTHER_OPTION, state)
+    assert reply.type == "answer" and reply.results[0].entry.id == other.results[0].entry.id
+    assert after.pending is None
+
+
+@pytest.mark.parametrize("typed", ["oui", "non", "ok merci"])
+def test_a_reply_choosing_nothing_gets_the_question_again(typed):
+    d, search = make(ambiguous)
+    asked, state = d.step("pièces pour le solde ?", DialogueState())
+    searches = len(search.calls)
+    reply, after = d.step(typed, state)
+    assert reply.type == "clarify" and reply.options == asked.options
+    assert reply.facet == asked.facet and "pas compris votre choix" in reply.text
+    assert after.pending == state.pending and len(search.calls) == searches
+
+
 def test_a_couloir_no_reading_had_is_not_answered_from_its_unrelated_entries():
     # Asked SAS or médico-social, the user says « hôpital »: within the hospital alone its best
     # entry looks sure (no rival), among every entry it is not.
