@@ -1089,6 +1089,12 @@ class Dialogue:
         theirs = top.entry.facets.get(scope)
         if not (said and theirs and said != theirs):
             return False
+        # « éditeur de SGL… le DPI de l'hôpital » names the biology couloir too, by its
+        # dispositif: an entry of either couloir is no other couloir's.
+        for facet, value in self.detector.named(query, self.context):
+            implied = self.vocabulary.parent_value(facet, value)
+            if implied == (scope, theirs):
+                return False
         shared = {(f, top.entry.facets[f]) for f in self.spans_scope if top.entry.facets.get(f)}
         return not (shared & self.detector.named(query, self.spans_scope))
 

@@ -488,6 +488,15 @@ def test_a_question_naming_a_couloir_only_another_couloir_answers_falls_back():
     assert reply.why == msg.WHY_OTHER_COULOIR
     reply, _ = d.step("quel montant pour le forfait ?", DialogueState())
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+    # Naming the entry's couloir too, by its dispositif, the question is about it.
+    sgl = entry("ans-sgl", "Biologie médicale", "SGL (système de gestion de laboratoire)")
+    d, _ = make(lambda q, f, b: [(sgl, 0.9, 0.9, 0.9), (HOP, 0.5, 0.3, 0.9)])
+    for question, answered in [
+        ("les comptes rendus, c'est à l'hôpital de les envoyer ?", False),
+        ("éditeur de SGL : les comptes rendus, c'est à l'hôpital de les envoyer ?", True),
+    ]:
+        reply, _ = d.step(question, DialogueState())
+        assert (reply.type == "answer") is answered, question
 
 
 def test_an_entry_containing_every_word_of_a_broad_question_keeps_it_in_scope():
