@@ -103,6 +103,17 @@ _NO_CHOICE = frozenset(
     "oui non ok okay d accord daccord merci hein euh heu bah ben bon ah oh yes no nope yep "
     "si voila alors hmm mmh bien pardon quoi".split()
 )
+# Chat lead-ins before the question itself (« ok tant pis. Sinon, pour déclarer… », « merci !
+# Autre question : … »): they say nothing of its topic but weigh on its scores. « bon de
+# commande » is no lead-in.
+_LEAD_IN = re.compile(
+    r"^(?:\s*(?:ok(?:ay)?|merci(?: beaucoup| bien)?|tant pis|d'?accord|je vois"
+    r"|c'est (?:noté|note|compris|clair)|entendu|compris|parfait|super|top|génial|genial"
+    r"|très bien|tres bien|bon(?! de\b)|alors|ah|oh|oui|non|sinon|du coup|par ailleurs"
+    r"|au fait|(?:une |j'ai une )?autre (?:question|sujet|chose)|bonjour|bonsoir|salut"
+    r"|hello|rebonjour|re|thanks|great)\b[\s,.;:!…-]*)+",
+    re.IGNORECASE,
+)
 # Pending.facet of a clarification offering the closest questions, not a facet's values.
 CLOSEST_QUESTIONS = "*questions"
 
@@ -508,6 +519,9 @@ class Dialogue:
             return Reply("fallback", msg.JUNK), replace(idle, pending=None)
         if toks and all(t in _GREETINGS for t in toks) and not state.pending:
             return Reply("fallback", msg.GREETING), idle
+        rest = _LEAD_IN.sub("", text, count=1)
+        if rest != text and any(len(t) > 1 for t in words(rest)):
+            text, toks = rest, words(rest)
 
         if state.pending:
             # A reply saying more than the facet ("SAS, on vient d'avoir la VSR et on veut

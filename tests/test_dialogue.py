@@ -148,6 +148,21 @@ def test_a_reply_choosing_nothing_gets_the_question_again(typed):
     assert after.pending == state.pending and len(search.calls) == searches
 
 
+@pytest.mark.parametrize(
+    "typed, searched",
+    [
+        ("ok tant pis. Sinon, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
+        ("Merci ! Autre question : pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
+        ("Re-bonjour, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
+        ("Bon de commande SAS : pièces ?", "Bon de commande SAS : pièces ?"),
+    ],
+)
+def test_chat_lead_ins_are_not_searched(typed, searched):
+    d, search = make(ambiguous)
+    d.step(typed, DialogueState())
+    assert search.calls[0]["query"] == searched
+
+
 def test_a_couloir_no_reading_had_is_not_answered_from_its_unrelated_entries():
     # Asked SAS or médico-social, the user says « hôpital »: within the hospital alone its best
     # entry looks sure (no rival), among every entry it is not.
