@@ -147,6 +147,12 @@ class Policy:
     # confidence is at least this share of the best one's (dev: 0.1 / 0.25 / 0.4 tried;
     # 0.25 asked 5 fewer answerable questions and ended 1 more dialogue right).
     heading_rival_share: float = 0.25
+    # A short question (at most this many content words) that names no couloir is asked its
+    # couloir when entries of several couloirs among the `short_question_depth` best hold at
+    # least half the words the best one holds: a few words rarely say whose rule they ask
+    # about (« Quel FINESS indiquer ? », « sur la facture, quel montant ? »).
+    short_question_terms: int = 3
+    short_question_depth: int = 10
     # An elliptic follow-up answered on its own below this confidence is read again with
     # the previous question's topic words, and answered so only at this confidence.
     follow_up_sure: float = 0.5
@@ -542,8 +548,8 @@ class Dialogue:
             if picked is not None:
                 return self._after_option(picked, state, extra)
             named = self._refinement(text, pending)
-            if named:
-                return self._after_refinement(named, state, extra)
+            if named and not self.unmentioned_in(text):
+                return self._after_refinement(named, state, text, extra)
             # « je sais pas trop », « aucune idée », « les deux » (not « je ne sais pas, on
             # est une pharmacie »: what it names is read as a question of its own).
             if _unsure(text) and not self.detector.named(text):
@@ -592,14 +598,12 @@ class Dialogue:
         thématique word ("le solde") is no answer: it is the question asked again."""
         if text.rstrip().endswith("?"):
             return {}
-        if len(words(text)) > 6 and len(self._topic(text)) < _TOPIC_WORDS:
-            return {}
         known = dict(pending.filters)
         named = self.detector.detect(text, self.context)
         return {f: v for f, v in named.items() if f not in known}
 
     def _after_refinement(
-        self, named: Mapping[str, str], state: DialogueState, extra: str = ""
+        self, named: Mapping[str, str], state: DialogueState, text: str, extra: str = ""
     ) -> tuple[Reply, DialogueState]:
         pending = state.pending
         assert pending is not None
@@ -607,12 +611,13 @@ class Dialogue:
         if said is None or said in pending.options:
             return self._resume(state, narrow=named, remember=named, extra=extra)
         # A value none of the readings offered has (« hôpital » when asked SAS or médico-social):
-        # the close entries are not about it. One of its own answers only if it is sure among
-        # every entry (within it alone, the best would look sure: it has no rival).
+        # the close entries are not about it. The question is read again with the reply's
+        # words, among every entry: one of that value answers if it is sure there (within
+        # the value alone, the best always looks sure: it has no rival).
         p = self.policy
         remembered = {**dict(state.facets), **named}
         state = replace(state, facets=tuple(remembered.items()), pending=None)
-        query = f"{pending.query} {extra}" if extra else pending.query
+        query = f"{pending.query} {text}"
         filters = dict(pending.filters) or None
         hits = self.search(query, k=2 * p.candidates, facets=filters, boost=dict(named))
         mine = [h for h in hits if self._agrees(h, named)]
@@ -1011,6 +1016,22 @@ class Dialogue:
                 facet = self.best_facet(
                     close, exclude=known | (set(self.vocabulary.names) - set(self.context))
                 )
+            if (
+                facet is None
+                and generic
+                and not asked
+                and self.scope
+                and self.scope not in known
+                and len(set(lexical_tokens(query))) <= p.short_question_terms
+            ):
+                # Short and naming no couloir: the entries of other couloirs that hold its
+                # words are readings too, however far the scores put them.
+                wide = self.search(
+                    query, k=p.short_question_depth, boost=boost, boost_weight=p.session_boost
+                )
+                wide = [h for h in wide if h.coverage >= top.coverage / 2 and h.coverage > 0]
+                if len({h.entry.facets.get(self.scope) for h in wide} - {None}) >= 2:
+                    close, facet = wide, self.scope
             if facet and self._picks(query, top, [h for h in close if h is not top], facet):
                 facet = None
             if facet:

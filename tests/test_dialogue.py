@@ -163,6 +163,53 @@ def test_chat_lead_ins_are_not_searched(typed, searched):
     assert search.calls[0]["query"] == searched
 
 
+def test_a_short_question_naming_no_couloir_is_asked_it_when_other_couloirs_hold_its_words():
+    # The SAS entry is sure; the médico-social one is far in score but holds the words too.
+    far = [(SAS, 0.9, 0.9, 0.9, 1.0), (HOP, 0.5, 0.01, 0.9, 0.2), (DUI, 0.3, 0.01, 0.9, 0.6)]
+    d, _ = make(
+        lambda q, f, b: [r for r in far if all(r[0].facets.get(k) == v for k, v in f.items())]
+    )
+    reply, state = d.step("montant de la facture ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
+    # The couloirs whose entries hold its words come first.
+    assert reply.options[:2] == (SAS.facets["couloir"], DUI.facets["couloir"])
+    reply, _ = d.step("EHPAD", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    # Longer, or naming its couloir, it is answered.
+    for question in (
+        "quel montant porter sur la facture de fin de projet ?",
+        "SAS : montant facture ?",
+    ):
+        reply, _ = d.step(question, DialogueState())
+        assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas", question
+    # Entries of one couloir only: nothing to ask.
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.9, 0.9, 1.0), (HOP, 0.5, 0.01, 0.9, 0.2)])
+    assert d.step("montant de la facture ?", DialogueState())[0].type == "answer"
+
+
+def test_a_long_reply_naming_its_couloir_in_other_words_narrows_the_question():
+    # Asked SAS or médico-social, a GP answers in a sentence: the question is read again
+    # with it (not searched as a new question made of the reply alone).
+    gp = entry("ans-gp", "Médecins de ville", "LGC (logiciel de gestion de cabinet)")
+    fillers = [
+        (entry(f"ans-sas-{i}", SAS.facets["couloir"]), 0.5 - i / 100, 0.01) for i in range(3)
+    ]
+
+    def table(query, facets, boost):
+        gp_row = (gp, 0.95, 0.6) if "pièces" in query and "cabinet" in query else (gp, 0.4, 0.01)
+        rows = [(SAS, 0.90, 0.60), (DUI, 0.88, 0.58), *fillers, gp_row]
+        rows = [r for r in rows if all(r[0].facets.get(k) == v for k, v in facets.items())]
+        return sorted(rows, key=lambda r: -r[1])
+
+    d, search = make(table)
+    asked, state = d.step("pièces pour le solde ?", DialogueState())
+    assert asked.type == "clarify" and gp.facets["couloir"] not in asked.options
+    reply, after = d.step("je suis médecin généraliste, pour mon logiciel de cabinet", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-gp"
+    assert search.calls[-1]["query"].startswith("pièces pour le solde ?")
+    assert dict(after.facets)["couloir"] == gp.facets["couloir"]
+
+
 def test_a_couloir_no_reading_had_is_not_answered_from_its_unrelated_entries():
     # Asked SAS or médico-social, the user says « hôpital »: within the hospital alone its best
     # entry looks sure (no rival), among every entry it is not.
@@ -311,7 +358,9 @@ def test_close_rivals_sharing_every_facet_and_every_word_leave_the_qualifier_to_
 
 
 def test_a_close_rival_lacking_words_of_the_question_leaves_no_qualifier_to_ask():
-    reply, _ = Dialogue(_avance_solde(0.6), VOCAB, Policy()).step(
+    # (The short-question rule aside: the DUI entry holds every word, it would ask.)
+    policy = Policy(short_question_terms=0)
+    reply, _ = Dialogue(_avance_solde(0.6), VOCAB, policy).step(
         "pièces à fournir ?", DialogueState()
     )
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-avance"
