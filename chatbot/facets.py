@@ -66,7 +66,10 @@ class FacetDetector:
                     norm = " ".join(words(term))
                     if not norm:
                         continue
-                    rx = re.compile(r"(?<![a-z0-9])" + re.escape(norm) + r"(?![a-z0-9])")
+                    # A one-word term also matches its plural (« médecins », « cliniques »,
+                    # « EHPADs »).
+                    plural = r"(?:s|x)?" if " " not in norm and len(norm) >= 3 else ""
+                    rx = re.compile(r"(?<![a-z0-9])" + re.escape(norm) + plural + r"(?![a-z0-9])")
                     self._patterns.append(_Pattern(facet, v.value, rx, len(norm), norm))
         # Longest terms first so "dui pde" wins over "dui".
         self._patterns.sort(key=lambda p: -p.length)

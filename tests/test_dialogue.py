@@ -687,6 +687,10 @@ def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched()
         ("le SAS", "Service d'accès aux soins (SAS)"),
         # Two hospital dispositifs: which one is unclear, the couloir is not.
         ("un seul financement SONS v2 même avec plusieurs DPI ?", "Hôpital"),
+        # A one-word name in the plural.
+        ("nos deux cliniques", "Hôpital"),
+        ("les médecins du cabinet", "Médecins de ville"),
+        ("nos EHPADs", "Social et Médico-social"),
     ],
 )
 def test_the_couloir_is_detected_from_what_the_message_names(text, couloir):
