@@ -566,8 +566,16 @@ class Dialogue:
         """The pending clarification again, after a reply that chose nothing."""
         pending = state.pending
         assert pending is not None
-        facet = None if pending.facet == CLOSEST_QUESTIONS else pending.facet
-        return Reply("clarify", why, facet=facet, options=pending.options), state
+        if pending.facet == CLOSEST_QUESTIONS:
+            facet, question = None, msg.WHICH_QUESTION
+        else:
+            facet, question = (
+                pending.facet,
+                msg.clarify_text(self.vocabulary.questions[pending.facet]),
+            )
+        # A clarification's text starts with its question (docs/api.md); why it is asked again
+        # follows.
+        return Reply("clarify", f"{question}\n\n{why}", facet=facet, options=pending.options), state
 
     def _picked_option(self, text: str, pending: Pending) -> str | None:
         if fold(text).strip(" .!?") in {

@@ -120,7 +120,7 @@ def test_a_rank_past_the_last_option_is_asked_again():
     for typed in ("5", "12", "0"):
         reply, after = d.step(typed, state)
         assert reply.type == "clarify" and reply.options == asked.options
-        assert "numéro de 1 à 4" in reply.text
+        assert reply.text.startswith("Votre question concerne") and "numéro de 1 à 4" in reply.text
         assert after.pending == state.pending
     assert len(search.calls) == searches  # nothing searched: « 12 » is no question
     # A number inside words is no rank: « vague 2 » is a question, « 2 et 3 » no single pick.
@@ -145,6 +145,7 @@ def test_a_reply_choosing_nothing_gets_the_question_again(typed):
     reply, after = d.step(typed, state)
     assert reply.type == "clarify" and reply.options == asked.options
     assert reply.facet == asked.facet and "pas compris votre choix" in reply.text
+    assert reply.text.startswith(asked.text)
     assert after.pending == state.pending and len(search.calls) == searches
 
 
