@@ -357,9 +357,12 @@ class Bot:
             pending = before.pending
             picked = offered_question(text, pending) is not None
             kept = after.last_query == before.last_query
-            # Asked again (a rank past the last option): not answered yet.
-            again = after.pending == before.pending
-            answered = reply.type != "fallback" and (kept or picked) and not again
+            # Asked again (« oui », a rank past the last option): not answered yet, nor
+            # abandoned.
+            if after.pending == before.pending:
+                answered = None
+            else:
+                answered = reply.type != "fallback" and (kept or picked)
             if answered and not picked:
                 question = pending.query
         top = reply.results[0] if reply.results else None

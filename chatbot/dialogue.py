@@ -93,26 +93,44 @@ _ANNOUNCED_TOPIC_TERMS = 2
 # A reply to a clarification saying the user does not know which, or that it is all of them
 # (matched on words(): folded, elisions gone).
 _UNSURE = re.compile(
-    r"\b(?:sais pas|sait pas|sais plus|sais rien|sait rien|jsp|chais pas|ne sais|ignore"
-    r"|aucune idee|pas sur|pas sure|pas certain|pas certaine|no idea|don t know|dont know"
-    r"|not sure|dunno|peu importe|n importe|indifferent|les deux|tous les deux|toutes les deux"
-    r"|tous|toutes|both|all of them|either)\b"
+    r"\b(?:sais pas|sait pas|sais plus|sais rien|sait rien|jsp|chais pas|ne sais"
+    r"|aucune idee|pas sure?$|pas certaine?$|no idea|don t know|dont know|not sure|dunno"
+    r"|peu importe|n importe|indifferent|les (?:deux|2)|tous les (?:deux|2)|toutes les (?:deux|2)"
+    r"|aucune?|aucune? des (?:deux|2)|autre chose|both|either)\b"
 )
 # Words that answer a clarification with nothing: no option, no question.
 _NO_CHOICE = frozenset(
     "oui non ok okay d accord daccord merci hein euh heu bah ben bon ah oh yes no nope yep "
     "si voila alors hmm mmh bien pardon quoi".split()
 )
+# Words that only hedge a « je ne sais pas » (« pas trop », « vraiment »).
+_HEDGES = frozenset("trop vraiment du tout pas tres tellement encore".split())
 # Chat lead-ins before the question itself (« ok tant pis. Sinon, pour déclarer… », « merci !
-# Autre question : … »): they say nothing of its topic but weigh on its scores. « bon de
-# commande » is no lead-in.
+# Autre question : … »): they say nothing of its topic but weigh on its scores. Words that
+# also begin questions (« Super admin », « Compris dans la prestation… », « Alors que… »,
+# « Bon de commande ») count only followed by punctuation (« Super, et… »); none joined by a
+# hyphen (« Non-respect »).
+_LEAD_IN_WORDS = (
+    r"ok(?:ay)?|merci(?: beaucoup| bien)?|tant pis|d['’]?accord|je vois|c['’]est (?:noté|note|compris|clair)"
+    r"|oui|non|sinon|du coup|par ailleurs|au fait|(?:une |j['’]ai une )?autre (?:question|sujet|chose)"
+    r"|bonjour|bonsoir|salut|hello|re-?bonjour|thanks"
+)
+_LEAD_IN_PUNCT = (
+    r"super|top|génial|genial|parfait|entendu|compris|très bien|tres bien|bien|bon|alors|ah|oh"
+    r"|great|re"
+)
 _LEAD_IN = re.compile(
-    r"^(?:\s*(?:ok(?:ay)?|merci(?: beaucoup| bien)?|tant pis|d'?accord|je vois"
-    r"|c'est (?:noté|note|compris|clair)|entendu|compris|parfait|super|top|génial|genial"
-    r"|très bien|tres bien|bon(?! de\b)|alors|ah|oh|oui|non|sinon|du coup|par ailleurs"
-    r"|au fait|(?:une |j'ai une )?autre (?:question|sujet|chose)|bonjour|bonsoir|salut"
-    r"|hello|rebonjour|re|thanks|great)\b[\s,.;:!…-]*)+",
+    rf"^(?:\s*(?:(?:{_LEAD_IN_WORDS})(?=[\s,.;:!?…]|$)|(?:{_LEAD_IN_PUNCT})(?=\s*[,.;:!…]))"
+    r"[\s,.;:!…]*)+",
     re.IGNORECASE,
+)
+# A question asking what something is (matched on fold(): apostrophes kept); « c'est quoi »
+# only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
+# quoi les critères pour être financé ? »).
+_DEFINITION = re.compile(
+    r"\bqu['’ ]?est[- ]ce qu|\bque (?:signifie|veut dire)\b|\bveut dire quoi\b"
+    r"|\bc['’ ]?est quoi (?:(?:le|la|les|un|une|des) |l['’])?[^\s?]+(?: [^\s?]+)? *\?*$"
+    r"|\bdefinition\b|\bwhat(?: is|['’]s| does)\b"
 )
 # Pending.facet of a clarification offering the closest questions, not a facet's values.
 CLOSEST_QUESTIONS = "*questions"
@@ -387,18 +405,25 @@ def offered_question(text: str, pending: Pending) -> str | None:
     for o in choices:
         if fold(o).strip().strip(".!?").strip() == t:
             return o
-    rank = option_rank(text, len(choices))
-    return choices[rank - 1] if rank else None
+    # Ranked over every option, as step() reads them: « le dernier » is « Autre ».
+    rank = option_rank(text, len(pending.options))
+    return choices[rank - 1] if rank and rank <= len(choices) else None
 
 
 def _unsure(text: str) -> bool:
     """« je sais pas trop », « aucune idée », « les deux » (a short reply, not a question)."""
     folded = words(text)
     return (
-        len(folded) <= 8
+        len(folded) <= 6
         and not text.rstrip().endswith("?")
         and bool(_UNSURE.search(" ".join(folded)))
     )
+
+
+def _besides_unsure(text: str) -> str:
+    """What a reply says besides not knowing (« …sais pas où envoyer les pièces »)."""
+    rest = _UNSURE.sub(" ", " ".join(words(text)))
+    return " ".join(t for t in rest.split() if t not in _NO_CHOICE | _HEDGES)
 
 
 def _elliptic(text: str) -> bool:
@@ -492,6 +517,12 @@ class Dialogue:
         text = " ".join(_URL.sub(" ", text).split())
         if not text:
             return Reply("fallback", msg.LINK_ONLY), idle
+        rest = _LEAD_IN.sub("", text, count=1)
+        if rest != text:
+            if any(len(t) > 1 for t in words(rest)):
+                text = rest  # « ok, la deuxième », « merci ! nouvelle question : … »
+            elif not state.pending and not all(t in _GREETINGS for t in words(text)):
+                return Reply("fallback", msg.ASK_AWAY), idle  # « Merci ! Autre question : »
         folded = fold(text).strip(" .!?")
         if folded in _RESET:
             return Reply("fallback", msg.RESET), DialogueState(turns=state.turns)
@@ -525,9 +556,6 @@ class Dialogue:
             return Reply("fallback", msg.JUNK), replace(idle, pending=None)
         if toks and all(t in _GREETINGS for t in toks) and not state.pending:
             return Reply("fallback", msg.GREETING), idle
-        rest = _LEAD_IN.sub("", text, count=1)
-        if rest != text and any(len(t) > 1 for t in words(rest)):
-            text, toks = rest, words(rest)
 
         if state.pending:
             # A reply saying more than the facet ("SAS, on vient d'avoir la VSR et on veut
@@ -552,7 +580,9 @@ class Dialogue:
                 return self._after_refinement(named, state, text, extra)
             # « je sais pas trop », « aucune idée », « les deux » (not « je ne sais pas, on
             # est une pharmacie »: what it names is read as a question of its own).
-            if _unsure(text) and not self.detector.named(text):
+            if _unsure(text) and not (
+                self.detector.named(text) or self._known_topic(_besides_unsure(text))
+            ):
                 return self._after_option(msg.OTHER_OPTION, state)
             if set(toks) <= _NO_CHOICE:  # « oui », « non », « ok »: nothing chosen nor asked
                 return self._ask_again(state, msg.NOT_A_CHOICE)
@@ -1031,6 +1061,10 @@ class Dialogue:
                 and self.scope
                 and self.scope not in known
                 and len(set(lexical_tokens(query))) <= p.short_question_terms
+                # A definition is the same for everyone (« qu'est-ce que l'INS ? »); an
+                # announcement is asked which question it announces (_ask_which).
+                and not _DEFINITION.search(fold(query))
+                and not _announced(query)
             ):
                 # Short and naming no couloir: the entries of other couloirs that hold its
                 # words are readings too, however far the scores put them.

@@ -39,6 +39,8 @@ def option_rank(text: str, count: int) -> int | None:
     if len(ranks) != 1 or len(toks) > 5:
         return None
     word = ranks[0]
+    if word.isdigit() and len(word) > 3:
+        return 0  # no list is that long (and int() refuses thousands of digits)
     rank = count if word in _LAST else int(word) if word.isdigit() else _RANKS.get(word)
     if rank is None:
         return None
@@ -66,10 +68,7 @@ class FacetDetector:
                     norm = " ".join(words(term))
                     if not norm:
                         continue
-                    # A one-word term also matches its plural (« médecins », « cliniques »,
-                    # « EHPADs »).
-                    plural = r"(?:s|x)?" if " " not in norm and len(norm) >= 3 else ""
-                    rx = re.compile(r"(?<![a-z0-9])" + re.escape(norm) + plural + r"(?![a-z0-9])")
+                    rx = re.compile(r"(?<![a-z0-9])" + re.escape(norm) + r"(?![a-z0-9])")
                     self._patterns.append(_Pattern(facet, v.value, rx, len(norm), norm))
         # Longest terms first so "dui pde" wins over "dui".
         self._patterns.sort(key=lambda p: -p.length)

@@ -80,6 +80,8 @@ RELATED_HEADER = "Voir aussi :"
 FEEDBACK_QUESTION = "Cette réponse vous a-t-elle été utile ?"
 FEEDBACK_THANKS = "Merci pour votre retour !"
 
+ASK_AWAY = "Je vous écoute : quelle est votre question ?"
+
 NO_SUCH_OPTION = (
     "Il n'y a pas d'option de ce numéro : répondez par un numéro de 1 à {count}, "
     "par les mots d'une option, ou posez une autre question."

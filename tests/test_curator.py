@@ -97,6 +97,17 @@ def test_each_turn_is_logged_with_its_outcome(bot, web_clarify_question):
     assert rows[-1].why is None
 
 
+def test_a_clarification_asked_again_is_not_abandoned(bot, web_clarify_question):
+    clarify, sid = bot.chat(web_clarify_question)
+    again, _ = bot.chat("9", sid)  # no such option: asked again
+    assert again.type == "clarify" and again.options == clarify.options
+    rows = bot.curator.questions()
+    assert [r.clarify_outcome for r in rows] == ["pending", "pending"]
+    bot.chat(clarify.options[0], sid)
+    rows = bot.curator.questions()
+    assert [r.clarify_outcome for r in rows if r.reply_type == "clarify"] == ["answered"] * 2
+
+
 def test_picking_an_offered_question_answers_the_clarification(bot):
     clarify, sid = bot.chat("J'ai une question sur Convergence")
     assert clarify.type == "clarify" and clarify.facet is None  # the closest questions

@@ -125,9 +125,12 @@ def test_a_rank_past_the_last_option_is_asked_again():
     assert len(search.calls) == searches  # nothing searched: « 12 » is no question
     # A number inside words is no rank: « vague 2 » is a question, « 2 et 3 » no single pick.
     assert option_rank("vague 2", 4) is None and option_rank("2 et 3", 4) is None
+    assert option_rank("1" * 5000, 4) == 0  # thousands of digits: past the last, no crash
 
 
-@pytest.mark.parametrize("typed", ["jsp", "euh je sais pas trop", "aucune idée", "les deux"])
+@pytest.mark.parametrize(
+    "typed", ["jsp", "euh je sais pas trop", "aucune idée", "les deux", "les 2", "aucune"]
+)
 def test_not_knowing_in_own_words_is_the_other_option(typed):
     d, _ = make(ambiguous)
     _, state = d.step("pièces pour le solde ?", DialogueState())
@@ -135,6 +138,17 @@ def test_not_knowing_in_own_words_is_the_other_option(typed):
     other, _ = d.step(msg.OTHER_OPTION, state)
     assert reply.type == "answer" and reply.results[0].entry.id == other.results[0].entry.id
     assert after.pending is None
+
+
+@pytest.mark.parametrize(
+    "typed", ["tous les documents à fournir", "je ne sais pas où envoyer les pièces"]
+)
+def test_a_reply_with_its_own_topic_is_not_read_as_not_knowing(typed):
+    # « tous », « ne sais » alone would be « Autre »; with words of their own, a question.
+    d, search = make(ambiguous)
+    _, state = d.step("montant ?", DialogueState())
+    d.step(typed, state)
+    assert search.calls[-1]["query"] == typed and not search.calls[-1]["facets"]
 
 
 @pytest.mark.parametrize("typed", ["oui", "non", "ok merci"])
@@ -156,6 +170,13 @@ def test_a_reply_choosing_nothing_gets_the_question_again(typed):
         ("Merci ! Autre question : pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
         ("Re-bonjour, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
         ("Bon de commande SAS : pièces ?", "Bon de commande SAS : pièces ?"),
+        ("d’accord, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),  # phone apostrophe
+        ("Super, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
+        # Words that begin questions: lead-ins only before punctuation, never hyphenated.
+        ("Super admin : comment créer les comptes ?", "Super admin : comment créer les comptes ?"),
+        ("Compris dans la prestation : quoi ?", "Compris dans la prestation : quoi ?"),
+        ("Non-respect des exigences : sanction ?", "Non-respect des exigences : sanction ?"),
+        ("Alors que le BDC est signé, on change ?", "Alors que le BDC est signé, on change ?"),
     ],
 )
 def test_chat_lead_ins_are_not_searched(typed, searched):
@@ -176,6 +197,14 @@ def test_a_short_question_naming_no_couloir_is_asked_it_when_other_couloirs_hold
     assert reply.options[:2] == (SAS.facets["couloir"], DUI.facets["couloir"])
     reply, _ = d.step("EHPAD", state)
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    # A definition is the same for everyone; « c'est quoi » asks one before a short name only.
+    for question, asked in [
+        ("qu'est-ce que la facture ?", False),
+        ("c'est quoi la facture ?", False),
+        ("c'est quoi le montant de la facture ?", True),
+    ]:
+        reply, _ = d.step(question, DialogueState())
+        assert (reply.type == "clarify") is asked, question
     # Longer, or naming its couloir, it is answered.
     for question in (
         "quel montant porter sur la facture de fin de projet ?",
@@ -209,6 +238,18 @@ def test_a_long_reply_naming_its_couloir_in_other_words_narrows_the_question():
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-gp"
     assert search.calls[-1]["query"].startswith("pièces pour le solde ?")
     assert dict(after.facets)["couloir"] == gp.facets["couloir"]
+
+
+def test_a_lead_in_alone_asks_for_the_question_and_before_a_rank_is_no_question():
+    d, search = make(ambiguous)
+    reply, _ = d.step("Merci ! Autre question :", DialogueState())
+    assert reply.type == "fallback" and reply.text == msg.ASK_AWAY and not search.calls
+    _, state = d.step("pièces pour le solde ?", DialogueState())
+    reply, after = d.step("ok, la deuxième", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    reply, after = d.step("ok merci, nouvelle question : le montant ?", state)
+    # Reset, then asked: the new question is the one pending, not the old.
+    assert search.calls[-1]["query"] == "le montant ?" and after.pending.query == "le montant ?"
 
 
 def test_a_couloir_no_reading_had_is_not_answered_from_its_unrelated_entries():
