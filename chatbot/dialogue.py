@@ -171,6 +171,10 @@ class Policy:
     # about (« Quel FINESS indiquer ? », « sur la facture, quel montant ? »).
     short_question_terms: int = 3
     short_question_depth: int = 10
+    # A question naming a couloir no entry is about is still answered by an entry for every
+    # couloir it finds at this confidence (dev: 0.3 / 0.5 / 0.7 tried; 0.5 answered one more
+    # question rightly, no unanswerable one).
+    generic_sure: float = 0.5
     # An elliptic follow-up answered on its own below this confidence is read again with
     # the previous question's topic words, and answered so only at this confidence.
     follow_up_sure: float = 0.5
@@ -746,6 +750,8 @@ class Dialogue:
 
     def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         missing = self.unmentioned_in(text)
+        if missing and self._generic_answers(text, missing):
+            missing = []
         if missing:
             # The FAQs hold no answer about it: say so rather than answer off-target.
             values = " / ".join(f"« {v} »" for _, v in missing)
@@ -786,6 +792,21 @@ class Dialogue:
             if follow is not None:
                 return follow
         return reply, after
+
+    def _generic_answers(self, text: str, missing: list[tuple[str, str]]) -> bool:
+        """Whether an entry for every couloir answers a question naming a couloir no entry
+        is about: « pour le couloir radiologie, où est décrit le périmètre de la prestation ? »
+        is answered by the périmètre entry, which holds for all. Only a couloir: the entries
+        for all do not speak of a product the FAQs never name (« la DRIMbox »)."""
+        p, scope = self.policy, self.scope
+        if scope is None or not any(f == scope for f, _ in missing):
+            return False
+        if not all(f in self.context for f, _ in missing):
+            return False
+        hits = self.search(text, k=p.candidates)
+        if not hits or hits[0].entry.facets.get(scope) is not None:
+            return False
+        return hits[0].confidence >= p.generic_sure and hits[0].in_scope >= p.scope_below
 
     def _follow_up(
         self,

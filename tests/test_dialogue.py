@@ -10,7 +10,7 @@ from chatbot import messages as msg
 from chatbot.config import REPO_ROOT
 from chatbot.corpus import FaqEntry, load_vocabulary
 from chatbot.dialogue import Dialogue, DialogueState, Policy
-from chatbot.facets import option_rank
+from chatbot.facets import FacetDetector, option_rank
 from chatbot.retrieval import Hit
 from tests.factories import make_entry
 
@@ -572,7 +572,8 @@ def test_a_question_naming_what_the_faqs_never_discuss_falls_back_saying_so():
     search = FakeSearch(lambda q, f, b: [(SAS, 0.9, 0.9)])
     d = Dialogue(search, VOCAB, Policy(), unmentioned)
     reply, _ = d.step("combien pour le RIS en radiologie ?", DialogueState())
-    assert reply.type == "fallback" and not search.calls
+    # (Searched only to see whether an entry for every couloir answers: the SAS one does not.)
+    assert reply.type == "fallback" and reply.results == ()
     assert "« Radiologie » / « RIS »" in reply.text
     assert reply.why.startswith("nomme ce dont les FAQ ne parlent nulle part : « Radiologie »")
     reply, _ = d.step("combien pour la prestation SAS ?", DialogueState())
@@ -718,6 +719,24 @@ def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched()
     assert reply.type == "answer" and search.calls
     reply, _ = d.step("le logiciel d'une pharmacie est-il financé ?", DialogueState())
     assert reply.type == "fallback" and "« Officine »" in reply.text
+
+
+def test_a_couloir_no_entry_is_about_is_answered_by_a_sure_entry_for_every_couloir():
+    generic = entry("ans-all", None, None, "Où est décrit le périmètre de la prestation ?")
+    unmentioned = FacetDetector(VOCAB).unmentioned([generic, DUI, HOP])
+    assert ("couloir", "Radiologie") in unmentioned and ("dispositif", "DRIMbox") in unmentioned
+    for confidence, answered in [(0.9, True), (0.2, False)]:
+        search = FakeSearch(lambda q, f, b, c=confidence: [(generic, 0.9, c, 0.9)])
+        d = Dialogue(search, VOCAB, Policy(), unmentioned)
+        reply, _ = d.step("pour la radiologie, où est décrit le périmètre ?", DialogueState())
+        assert (reply.type == "answer") is answered
+        if not answered:
+            assert "« Radiologie »" in reply.text
+    # A product the FAQs never name is no couloir: the entries for all do not speak of it.
+    search = FakeSearch(lambda q, f, b: [(generic, 0.9, 0.9, 0.9)])
+    d = Dialogue(search, VOCAB, Policy(), unmentioned)
+    reply, _ = d.step("et pour la DRIMbox, le calendrier ?", DialogueState())
+    assert reply.type == "fallback" and "« DRIMbox »" in reply.text
 
 
 @pytest.mark.parametrize(
