@@ -950,6 +950,13 @@ class Dialogue:
         if not hits:
             reply = Reply("fallback", msg.fallback_text(msg.NOT_FOUND, []), why=msg.WHY_NO_HIT)
             return reply, state
+        # A stored phrasing of an entry, typed as it is (case, accents and punctuation
+        # aside), is answered by it: a curator who adds a user's words to an entry's
+        # alternates fixes that question, whatever its rivals.
+        typed = " ".join(words(query))
+        for h in hits[: p.candidates]:
+            if any(typed == " ".join(words(t)) for t in (h.entry.question, *h.entry.alternates)):
+                return self._answer([h, *(x for x in hits if x is not h)], state)
         if not (filters or within or force_answer) and self._other_couloir(query, hits[0]):
             # "…pour un cabinet ?" answered by an entry about the SAS: the FAQs hold nothing
             # for the couloir the user named, only near words about another one.

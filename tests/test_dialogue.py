@@ -240,6 +240,19 @@ def test_a_long_reply_naming_its_couloir_in_other_words_narrows_the_question():
     assert dict(after.facets)["couloir"] == gp.facets["couloir"]
 
 
+def test_a_stored_phrasing_typed_as_it_is_answers_its_entry_without_asking():
+    # The curator added this user's words to the DUI entry: they are no longer asked about.
+    dui = replace(DUI, alternates=("Pièces pour le solde, c'est quoi ?",))
+
+    def table(query, facets, boost):
+        return [(SAS, 0.90, 0.60), (dui, 0.88, 0.58), (HOP, 0.50, 0.20)]
+
+    d, _ = make(table)
+    reply, _ = d.step("pieces pour le SOLDE c'est quoi", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    assert d.step("pièces pour le solde ?", DialogueState())[0].type == "clarify"
+
+
 def test_a_lead_in_alone_asks_for_the_question_and_before_a_rank_is_no_question():
     d, search = make(ambiguous)
     reply, _ = d.step("Merci ! Autre question :", DialogueState())
