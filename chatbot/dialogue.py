@@ -825,11 +825,22 @@ class Dialogue:
         boost = {**dict(state.facets), **detected}
         k = max(p.candidates, p.related + 1)
         kw = dict(within=dict(within) or None, boost=boost, boost_weight=p.session_boost)
-        hits = self.search(" ".join([*topic, text]), k=k + 1, **kw)
+        read = self.search(" ".join([*topic, text]), k=k + 1, **kw)
         # A follow-up asks what the last answer did not say: the topic words alone pull
         # that answer back up, so it is set aside.
-        hits = [h for h in hits if h.entry.id != state.history[-1]]
+        hits = [h for h in read if h.entry.id != state.history[-1]]
         own_hits = self.search(text, k=p.candidates, **kw)
+        # Unless it is what the last answer says after all (« et si le client est à la
+        # Réunion ? » after the TVA entry, which gives the overseas rate): sure with the
+        # topic words, among the message's own readings, and no other reading sure.
+        again = read[0] if read and read[0].entry.id == state.history[-1] else None
+        if (
+            again is not None
+            and again.confidence >= p.follow_up_sure
+            and again.entry.id in {h.entry.id for h in own_hits}
+            and not (hits and hits[0].confidence >= p.follow_up_sure)
+        ):
+            return self._answer(read, state)
         # "ça marche", "vous êtes un robot ?": a message off the FAQ on its own is no
         # follow-up, whatever the old topic words would find.
         if not own_hits or own_hits[0].in_scope < p.off_topic_below:

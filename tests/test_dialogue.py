@@ -12,6 +12,7 @@ from chatbot.corpus import FaqEntry, load_vocabulary
 from chatbot.dialogue import Dialogue, DialogueState, Policy
 from chatbot.facets import FacetDetector, option_rank
 from chatbot.retrieval import Hit
+from chatbot.text import fold
 from tests.factories import make_entry
 
 VOCAB = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
@@ -934,6 +935,28 @@ def test_an_elliptic_follow_up_borrows_the_previous_questions_topic_words():
     calls = len(search.calls)
     reply, _ = d.step("il en faut une par établissement ?", fell_back)
     assert all("engagement" not in c["query"] for c in search.calls[calls:])
+
+
+def test_a_follow_up_the_last_answer_covers_gets_it_again():
+    # « et si le client est à la Réunion ? » after the TVA entry, which gives the overseas
+    # rate: with the topic words it is that entry again, and its own words rank it too.
+    tva = entry("ans-tva", DUI.facets["couloir"], question="quel taux de TVA ?")
+    other = entry("ans-autre", DUI.facets["couloir"], question="changer de scénario ?")
+
+    def table(query, facets, boost, own_rank=True):
+        if "tva" in fold(query) and "reunion" in fold(query):
+            return [(tva, 1.0, 0.95), (other, 0.6, 0.01)]
+        if "tva" in fold(query):
+            return [(tva, 0.9, 0.95)]
+        return [(other, 0.9, 0.45), *([(tva, 0.5, 0.05)] if own_rank else [])]
+
+    for own_rank, expected in [(True, "ans-tva"), (False, "ans-autre")]:
+        search = FakeSearch(lambda q, f, b, r=own_rank: table(q, f, b, r))
+        d = Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem))
+        _, state = d.step("quel taux de TVA appliquer ?", DialogueState())
+        reply, _ = d.step("et si le client est à la Réunion ?", state)
+        # Among the message's own readings or not: without them, the old topic decides nothing.
+        assert reply.results[0].entry.id == expected
 
 
 def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
