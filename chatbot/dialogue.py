@@ -489,6 +489,17 @@ class Dialogue:
         self.entry_terms = entry_terms
         # Whether a text holds a user term of the thesaurus (« reliquat »: the solde).
         self.thesaurus = thesaurus
+        # An entry's title and alternates as words(), read once per version of them.
+        self._phrased: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
+
+    def _phrasings(self, entry: FaqEntry) -> frozenset[str]:
+        """The entry's stored phrasings as words() joins them (folded, punctuation gone)."""
+        key = (entry.question, entry.alternates)
+        known = self._phrased.get(key)
+        if known is None:
+            known = frozenset(" ".join(words(t)) for t in (entry.question, *entry.alternates))
+            self._phrased[key] = known
+        return known
 
     def check_state(self, state: DialogueState) -> None:
         """Refuse a stored state naming a facet this vocabulary lacks (renamed since it was written)."""
@@ -966,7 +977,7 @@ class Dialogue:
         # alternates fixes that question, whatever its rivals.
         typed = " ".join(words(query))
         for h in hits[: p.candidates]:
-            if any(typed == " ".join(words(t)) for t in (h.entry.question, *h.entry.alternates)):
+            if typed in self._phrasings(h.entry):
                 return self._answer([h, *(x for x in hits if x is not h)], state)
         if not (filters or within or force_answer) and self._other_couloir(query, hits[0]):
             # "…pour un cabinet ?" answered by an entry about the SAS: the FAQs hold nothing

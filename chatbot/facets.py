@@ -166,15 +166,14 @@ class FacetDetector:
         )
 
     def match_option(self, text: str, facet: str, options: list[str]) -> str | None:
-        """Which of `options` the user picked, by click, number, own words or a near spelling."""
+        """Which of `options` the user picked, by click, own words or a near spelling (a
+        number or an ordinal is read before, by `option_rank`)."""
         t = fold(text).strip().strip(".!?").strip()
         if not t:
             return None
         for o in options:
             if fold(o) == t:
                 return o
-        if t.isdigit() and 1 <= int(t) <= len(options):
-            return options[int(t) - 1]
         detected = self.detect(text, facets=(facet,)).get(facet)
         if detected in options:
             return detected
