@@ -169,15 +169,17 @@ class QueryPool:
     questions it has not seen (the cache's effect is measured on its own).
     """
 
+    # None opens with a greeting or an « ok » the dialogue drops before searching (its
+    # _LEAD_IN): « Bonjour, {q} » would be {q} again, a cache hit (tests/test_report.py).
     TEMPLATES = (
         "{q}",
-        "Bonjour, {q}",
         "{q} Merci.",
         "Question : {q}",
-        "Bonjour, {q} Merci d'avance.",
+        "{q} Merci d'avance.",
         "Petite question : {q}",
         "{q} Cordialement.",
-        "Rebonjour, {q}",
+        "J'ai une question : {q}",
+        "{q} Bonne journée.",
     )
 
     def __init__(self, base: Sequence[str], exclude: Sequence[str] = ()):

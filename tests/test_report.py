@@ -202,9 +202,19 @@ def test_query_pool_never_hands_out_a_question_twice():
 
     pool = QueryPool(["a ?", "b ?", "a ?"], exclude=["b ?"])
     first = pool.take(3)
-    assert first == ["a ?", "Bonjour, a ?", "Bonjour, b ?"]
+    assert first == ["a ?", "a ? Merci.", "b ? Merci."]
     many = first + pool.take(40)
     assert len(set(many)) == len(many) == 43
+
+
+def test_query_pool_questions_stay_new_once_the_dialogue_drops_its_lead_ins():
+    """« Bonjour, X » is searched as X (a cache hit): no template may open with a lead-in."""
+    from chatbot.dialogue import _LEAD_IN
+    from evaluation.benchmark import QueryPool
+
+    for template in QueryPool.TEMPLATES:
+        text = template.format(q="Quel montant pour le DMP ?")
+        assert _LEAD_IN.sub("", text, count=1) == text, template
 
 
 def test_top_confidences_split_answerable_and_out_of_scope():
