@@ -21,7 +21,7 @@ from chatbot.errors import CorpusError
 from chatbot.text import echo
 
 # What faq_data/facets.yaml may declare.
-ROLES = ("scope", "context", "concrete", "spans_scope", "not_asked")
+ROLES = ("scope", "context", "concrete", "spans_scope", "not_asked", "common_words")
 ID_PATTERN = r"^ans-\d{3}-\d{2}[a-z]?$"
 SOURCE_PATTERN = r"^\d{3}_[0-9a-f]{16}\.txt$"
 MAX_ALTERNATES = 20

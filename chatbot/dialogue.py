@@ -1005,9 +1005,10 @@ class Dialogue:
             why = msg.WHY_OFF_TOPIC.format(
                 p=_figure(top.in_scope), below=_figure(p.off_topic_below)
             )
-            if top.missing_kinds:
-                # Asking a delay or an amount the closest entry lacks is no foreign
-                # question: say why, and offer the closest questions.
+            if top.missing_kinds or self._names_the_domain(query):
+                # Asking a delay or an amount the closest entry lacks, or naming what the
+                # FAQs are about (« mon LGC doit passer Ségur, ça va me coûter qqch ? »), is
+                # no foreign question: say why, and offer the closest questions.
                 return _not_found(hits, why, say_kinds=True), state
             return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS, why=why), state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
@@ -1173,6 +1174,13 @@ class Dialogue:
             answered_at=state.turns,
         )
         return Reply("answer", text, results=(top, *related)), new_state
+
+    def _names_the_domain(self, text: str) -> bool:
+        """`text` names a value of a facet other than those of everyday words (an offre,
+        a couloir, a dispositif, a product; not a thématique: « combien » names the
+        Financements heading, « combien de calories dans une banane » included)."""
+        common = set(self.vocabulary.with_role("common_words"))
+        return any(f not in common for f, _ in self.detector.named(text))
 
     def unmentioned_in(self, text: str) -> list[tuple[str, str]]:
         """The (facet, value) pairs `text` names that the FAQs never discuss, broadest first.

@@ -497,6 +497,17 @@ def test_off_topic_gets_a_short_fallback_without_suggestions():
     assert reply.type == "fallback" and SAS.question not in reply.text
 
 
+def test_an_unlikely_question_naming_the_programme_still_gets_the_closest_questions():
+    # Scored as foreign, but it names a product of the facets (« Convergence »): the user
+    # is shown where the FAQs come closest. A thématique's everyday words (« combien »)
+    # are no such sign.
+    d, _ = make(lambda q, f, b: [(SAS, 0.2, 0.02, 0.05)], off_topic_below=0.15)
+    reply, _ = d.step("mot de passe Convergence oublié, que faire ?", DialogueState())
+    assert reply.type == "fallback" and SAS.question in reply.text
+    reply, _ = d.step("combien de calories dans une banane ?", DialogueState())
+    assert reply.type == "fallback" and SAS.question not in reply.text
+
+
 def test_a_question_asking_an_amount_the_closest_entry_lacks_is_told_so_with_suggestions():
     # make_entry's answers give no amount, no delay, no date: the search says so
     lacking = Hit(SAS, 0.2, 0.02, 0.0, 0.0, 0.05, missing_kinds=frozenset({"montant"}))
