@@ -61,7 +61,16 @@ _GREETINGS = {
 }
 # Words that announce context rather than a topic ("précision : on est un EHPAD",
 # "dans notre cas, c'est un hôpital"), as stems (text.lexical_tokens).
-_CONTEXT_FILLER = frozenset(lexical_tokens("précision préciser concerne cas situation contexte"))
+_CONTEXT_FILLER = frozenset(
+    lexical_tokens(
+        "précision préciser concerne cas situation contexte"
+        # « et c'est pareil pour un ESMS ? », « et à l'hôpital c'est la même règle ? », « idem
+        # chez les médecins ? », « et si on est un EHPAD, ça marche aussi ? »: the same
+        # question, asked for another couloir.
+        " pareil pareille pareils même mêmes chose règle règles idem aussi également identique"
+        " valable vaut applique appliquer marche fonctionne si chez ça cela"
+    )
+)
 # A reply to a clarification with at least this many topic words (besides the couloir or
 # dispositif it names) carries the real topic: it is searched with the original question.
 _TOPIC_WORDS = 2

@@ -1010,6 +1010,30 @@ def test_a_follow_up_naming_another_couloir_drops_the_old_ones_name_and_stays_th
     assert "avance" in after.last_query and "SAS" not in after.last_query.upper()
 
 
+@pytest.mark.parametrize(
+    "same",
+    [
+        "et c'est pareil pour un EHPAD ?",
+        "et en EHPAD c'est la même règle ?",
+        "même chose chez un EHPAD ?",
+        "et si on est un EHPAD, ça marche aussi ?",
+    ],
+)
+def test_the_same_question_for_another_couloir_asks_the_previous_one_there(same):
+    # « pareil », « la même règle », « ça marche aussi » are no topic of their own.
+    def table(query, facets, boost):
+        if facets.get("couloir") == DUI.facets["couloir"]:
+            return [(DUI, 1.0, 0.9)]
+        return [(SAS, 1.0, 0.95)]
+
+    d, search = make(table)
+    _, state = d.step("SAS : pièces pour l'avance ?", DialogueState())
+    reply, _ = d.step(same, state)
+    assert search.calls[-1]["within"] == {"couloir": DUI.facets["couloir"]}
+    assert "avance" in search.calls[-1]["query"]
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+
+
 def test_a_fallback_says_why_for_the_curator_with_the_figures_it_decided_on():
     policy = {"off_topic_below": 0.15, "scope_below": 0.3, "fallback_below": 0.1}
     off = make(lambda q, f, b: [(SAS, 0.9, 0.5, 0.05)], **policy)[0]
