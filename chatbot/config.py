@@ -49,9 +49,11 @@ class Settings:
     log_user_text: bool = False
     log_format: str = "text"  # text | json (one JSON object per line, with its request id)
     feedback_db: Path | None = None  # default: <data_dir>/feedback.sqlite3
-    # Intra-op threads per encoding (torch or onnx): requests already run in parallel, one
-    # thread each keeps them from fighting over the cores. The one place this is set.
-    encoder_threads: int = 1
+    # Intra-op threads per encoding. 0, the default, chooses per backend: onnx, every core
+    # for each pass, idle threads asleep (load_onnx_encoder: one question alone goes ≈ 1.3×
+    # faster, the server under load as fast, docs/benchmark.md); torch, whose threads are
+    # process-wide, one (serve.load_bot: requests already run in parallel).
+    encoder_threads: int = 0
     # Questions arriving within this many milliseconds share one forward pass (chatbot/batching.py);
     # 0: off, the default: measured, it did not help on 2 cores (docs/benchmark.md).
     microbatch_ms: int = 0
@@ -128,9 +130,10 @@ class Settings:
             raise ConfigError(f"Port {self.port} invalide : choisissez un entier entre 1 et 65535.")
         if not (10 <= self.max_message_chars <= 100_000):
             raise ConfigError("FAQBOT_MAX_MESSAGE_CHARS doit être entre 10 et 100000.")
-        if self.encoder_threads < 1:
+        if self.encoder_threads < 0:
             raise ConfigError(
-                f"FAQBOT_ENCODER_THREADS={self.encoder_threads!r} : un entier ≥ 1 est attendu."
+                f"FAQBOT_ENCODER_THREADS={self.encoder_threads!r} : un entier ≥ 0 est attendu "
+                "(0 : choisi selon le backend)."
             )
         if not (0 <= self.microbatch_ms <= 100):
             raise ConfigError(

@@ -184,9 +184,11 @@ def resolve_encoder(
     *,
     backend: str = DEFAULT_BACKEND,
     progress: bool = True,
-    threads: int = 1,
+    threads: int = 0,
 ) -> Encoder:
-    """The encoder for `model` (which weights) run by `backend` (how); loads on first use."""
+    """The encoder for `model` (which weights) run by `backend` (how); loads on first use.
+
+    `threads` per encoding, 0: chosen by the backend (FAQBOT_ENCODER_THREADS)."""
     make = BACKENDS.get(backend)
     if make is None:
         raise ModelError(unknown_backend_message(backend))

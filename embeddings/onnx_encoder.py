@@ -158,11 +158,13 @@ class OnnxEncoder:
         self.embeddings_path = self.model_path.parent / EMBEDDINGS_FILE
         self._pad_id = 0
         self._lock = threading.Lock()
-        # At most this many forward passes at once in this process, each on `threads` cores: the server runs
-        # each request in its own thread (32 clients, 32 threads), and onnxruntime keeps
-        # working buffers per calling thread. More passes than cores only wait for a core:
-        # measured with 32 threads on 2 cores, 2 at a time holds 12-24 MB less, as fast.
-        self.concurrent_runs = max(1, available_cores() // max(threads, 1))
+        # At most one forward pass per core at once in this process: the server runs each
+        # request in its own thread (32 clients, 32 threads), and onnxruntime keeps working
+        # buffers per calling thread. More passes than cores only wait for a core: measured
+        # with 32 threads on 2 cores, 2 at a time holds 12-24 MB less, as fast. Passes on
+        # several threads each share the session's pool (its threads sleep when idle:
+        # _load_session), and two at once on 2 cores served as many requests as one.
+        self.concurrent_runs = available_cores()
         self._runs = threading.BoundedSemaphore(self.concurrent_runs)
 
     def __repr__(self) -> str:
@@ -206,6 +208,10 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads > 1:
+            # Idle pool threads sleep instead of spinning: spinning, two passes at once
+            # each kept the other's threads busy waiting (8 clients: 37.7 req/s against 45.1).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # warnings about fusions it skips are not the user's
         try:
             session = ort.InferenceSession(
@@ -323,15 +329,22 @@ def load_onnx_encoder(
     *,
     name: str,
     progress: bool = True,
-    threads: int = 1,
+    threads: int = 0,
     quantized: bool = False,
 ) -> OnnxEncoder:
-    """An OnnxEncoder for a sentence-transformers folder, exporting it first if needed (torch, once)."""
+    """An OnnxEncoder for a sentence-transformers folder, exporting it first if needed (torch, once).
+
+    `threads` per forward pass; 0: every core this process may use (FAQBOT_ENCODER_THREADS's
+    default). Measured on 2 cores, one question alone took 24–27 ms on two threads against
+    31–32 on one (HTTP p50, one client), and the server under 8 and 32 clients served as many
+    requests per second either way (docs/benchmark.md).
+    """
     from embeddings.encoder import folder_fingerprint
     from embeddings.onnx_export import ensure_compact_tokenizer, ensure_onnx_model
 
-    if threads < 1:
-        raise ModelError(f"Nombre de threads ONNX invalide : {threads} (au moins 1).")
+    if threads < 0:
+        raise ModelError(f"Nombre de threads ONNX invalide : {threads} (0 ou plus).")
+    threads = threads or available_cores()
     folder = Path(folder)
     fingerprint = folder_fingerprint(folder)
     model_path = ensure_onnx_model(

@@ -213,6 +213,17 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+def _threads_said(meta: dict[str, Any]) -> str:
+    """FAQBOT_ENCODER_THREADS as the report says it (0: chosen per backend)."""
+    n = meta.get("encoder_threads")
+    if n:
+        return f"{n} thread(s) par encodage pour chacun"
+    return (
+        f"threads par encodage choisis par backend (FAQBOT_ENCODER_THREADS=0) : onnx "
+        f"{meta.get('cpu_count')} par passage, torch 1"
+    )
+
+
 def _turns(k: int, i: int) -> list[int]:
     """0..k-1, reversed every other time: interleaved backends take turns at going first."""
     order = list(range(k))
@@ -1253,7 +1264,7 @@ def _comparison_lines(r: dict[str, Any]) -> list[str]:
         f"## Backends côte à côte : {a} (par défaut), {', '.join(names[1:])}",
         "",
         f"Même machine, même exécution, mêmes requêtes de qualité et mêmes questions de latence ; "
-        f"{r['meta']['encoder_threads']} thread(s) par encodage pour chacun. Les latences sont "
+        f"{_threads_said(r['meta'])}. Les latences sont "
         "prises à tour de rôle (dans le processus, question par question ; en HTTP, les "
         "serveurs tournent ensemble et chaque niveau de clients passe sur chacun), pour "
         f"qu'ils subissent la même charge de la machine. Colonnes « x / {b} » : combien de fois "

@@ -108,8 +108,8 @@ def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
     if settings.backend == "torch" and settings.retrieval != "bm25":
         # Requests encode in parallel worker threads: one intra-op thread each keeps them from
         # fighting over the cores (measured on loopback: single-client p50 377 ms -> 105 ms on
-        # a busy 2-core machine). The onnx backend takes the same setting per session.
-        _limit_torch_threads(settings.encoder_threads)
+        # a busy 2-core machine). The onnx backend takes the setting per session (0: all cores).
+        _limit_torch_threads(settings.encoder_threads or 1)
     bot = Bot.from_settings(
         settings, build=build, progress=progress, encoder=_batched_encoder(settings)
     )
