@@ -61,15 +61,18 @@ _GREETINGS = {
 }
 # Words that announce context rather than a topic ("précision : on est un EHPAD",
 # "dans notre cas, c'est un hôpital"), as stems (text.lexical_tokens).
-_CONTEXT_FILLER = frozenset(
-    lexical_tokens(
-        "précision préciser concerne cas situation contexte"
-        # « et c'est pareil pour un ESMS ? », « et à l'hôpital c'est la même règle ? », « idem
-        # chez les médecins ? », « et si on est un EHPAD, ça marche aussi ? »: the same
-        # question, asked for another couloir.
-        " pareil pareille pareils même mêmes chose règle règles idem aussi également identique"
-        " valable vaut applique appliquer marche fonctionne si chez ça cela"
-    )
+_CONTEXT_FILLER = frozenset(lexical_tokens("précision préciser concerne cas situation contexte"))
+# The same question asked for another couloir (« et c'est pareil pour un ESMS ? », « et à
+# l'hôpital c'est la même règle ? », « idem pour un EHPAD ? », « et si on est un EHPAD, ça
+# marche aussi ? »): phrases, matched on words() (folded, elided letters gone), not stems —
+# « règle », « marche », « applique » or « fonctionne » alone are topics (« quelles règles
+# pour le DUI ? », « le DUI ne marche pas », « comment fonctionne le DUI ? »).
+_SAME_QUESTION = re.compile(
+    r"\b(?:(?:est )?(?:pareils?|pareilles?|idem|identiques?)"
+    r"|(?:la |les )?memes? (?:chose|choses|regle|regles|question|conditions?)"
+    r"|(?:ca|cela) (?:marche|vaut|applique|fonctionne|se passe) (?:aussi|pareil|egalement)"
+    r"|(?:applique|vaut|valable) (?:aussi|egalement)|(?:est ce|est) (?:aussi )?valable"
+    r"|si on est|de meme|chez|aussi|egalement)\b"
 )
 # A reply to a clarification with at least this many topic words (besides the couloir or
 # dispositif it names) carries the real topic: it is searched with the original question.
@@ -741,6 +744,7 @@ class Dialogue:
         nothing the FAQs could answer about."""
         weight = self.term_weight
         rest = self.detector.residue(text, self.context)  # what _topic reads, once
+        rest = _SAME_QUESTION.sub(" ", " ".join(words(rest)))
         topic = set(lexical_tokens(rest)) - _CONTEXT_FILLER
         if weight is None or (self.thesaurus and self.thesaurus(rest)):
             return topic  # a thesaurus word (« reliquat ») is a topic the FAQs use otherwise
@@ -1185,10 +1189,12 @@ class Dialogue:
         return Reply("answer", text, results=(top, *related)), new_state
 
     def _names_the_domain(self, text: str) -> bool:
-        """`text` names a value of a facet other than those of everyday words (an offre,
-        a couloir, a dispositif, a product; not a thématique: « combien » names the
-        Financements heading, « combien de calories dans une banane » included)."""
-        common = set(self.vocabulary.with_role("common_words"))
+        """`text` names what the programme is made of: an offre, a dispositif, a product
+        (« Ségur », « LGC », « Convergence »). Not a thématique (« combien » names the
+        Financements heading, « combien de calories dans une banane » included), nor a
+        couloir, whose words are everyone's workplaces (« médecin », « hôpital », « EHPAD »:
+        « quel temps fait-il à l'hôpital de Nantes ? »)."""
+        common = {*self.vocabulary.with_role("common_words"), self.scope}
         return any(f not in common for f, _ in self.detector.named(text))
 
     def unmentioned_in(self, text: str) -> list[tuple[str, str]]:

@@ -506,6 +506,10 @@ def test_an_unlikely_question_naming_the_programme_still_gets_the_closest_questi
     assert reply.type == "fallback" and SAS.question in reply.text
     reply, _ = d.step("combien de calories dans une banane ?", DialogueState())
     assert reply.type == "fallback" and SAS.question not in reply.text
+    # Nor a couloir's: workplaces are everyone's words.
+    d, _ = make(lambda q, f, b: [(HOP, 0.2, 0.02, 0.05)], off_topic_below=0.15)
+    reply, _ = d.step("quel temps fait-il à l'hôpital de Nantes ?", DialogueState())
+    assert reply.type == "fallback" and HOP.question not in reply.text
 
 
 def test_a_question_asking_an_amount_the_closest_entry_lacks_is_told_so_with_suggestions():
@@ -1032,6 +1036,25 @@ def test_the_same_question_for_another_couloir_asks_the_previous_one_there(same)
     assert search.calls[-1]["within"] == {"couloir": DUI.facets["couloir"]}
     assert "avance" in search.calls[-1]["query"]
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        "Comment fonctionne le DUI en EHPAD ?",
+        "Quelles règles pour un EHPAD ?",
+        "En EHPAD le logiciel ne marche pas",
+        "Quelle application pour les EHPAD ?",
+        "Si mon EHPAD n'a pas de DUI ?",
+    ],
+)
+def test_a_question_of_its_own_naming_a_couloir_is_not_the_previous_one_again(new):
+    # « règle », « fonctionne », « marche », « si » are topics unless a sameness phrase
+    # holds them (« la même règle », « ça marche aussi », « si on est »).
+    d, search = make(lambda q, f, b: [(DUI, 1.0, 0.9)])
+    _, state = d.step("SAS : pièces pour l'avance ?", DialogueState())
+    d.step(new, state)
+    assert "avance" not in search.calls[-1]["query"]
 
 
 def test_a_fallback_says_why_for_the_curator_with_the_figures_it_decided_on():
