@@ -1,8 +1,9 @@
 """Micro-batching: questions arriving within a few milliseconds share one forward pass.
 
-Off by default (FAQBOT_MICROBATCH_MS=0). Measured on the 2-core machine (docs/benchmark.md):
-with one intra-op thread per encode, a batch of 4 questions costs more per question than
-4 single passes (padding to the longest), so it did not raise /api/chat throughput.
+Off by default (FAQBOT_MICROBATCH_MS=0). Measured on the 2-core machine (docs/benchmark.md),
+when each pass ran on one thread (the default before 06/12, now two): a batch of 4
+questions cost more per question than 4 single passes (padding to the longest), so it did
+not raise /api/chat throughput. Not measured again on two threads per pass.
 """
 
 from __future__ import annotations

@@ -64,10 +64,31 @@ def folder_lowercase(folder: Path) -> bool:
     return bool(isinstance(settings, dict) and settings.get("do_lower_case"))
 
 
+# A cgroup v2 CPU limit (a container started with --cpus): "max 100000" or "200000 100000".
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+# Threads per forward pass when FAQBOT_ENCODER_THREADS is 0: all the cores this process
+# may use, at most this many (what was measured: 2 on 2 cores, docs/benchmark.md; a short
+# question gains little from more, and as many passes as cores may run at once).
+AUTO_THREADS_MAX = 2
+
+
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system says it)."""
+    """The cores this process may run on: its CPU affinity where the system says it,
+    within its cgroup's CPU limit (rounded up) when it has one."""
     affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity else os.cpu_count() or 1
+    cores = len(affinity(0)) if affinity else os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text(encoding="ascii").split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):  # no cgroup v2 limit, or unreadable: the affinity alone
+        pass
+    return cores
+
+
+def auto_threads() -> int:
+    """Threads per forward pass when none is asked for (FAQBOT_ENCODER_THREADS=0)."""
+    return min(available_cores(), AUTO_THREADS_MAX)
 
 
 def quantized_fingerprint(fingerprint: str) -> str:
@@ -147,6 +168,8 @@ class OnnxEncoder:
         self.name = name
         self._fingerprint = fingerprint
         self._dim = dim
+        if threads < 1:  # load_onnx_encoder resolves 0 (auto) before this
+            raise ModelError(f"Nombre de threads ONNX invalide : {threads} (au moins 1).")
         self.threads = threads
         self.query_prompt, self.passage_prompt = folder_prompts(self.folder)
         self.max_length = folder_max_length(self.folder)
@@ -334,17 +357,17 @@ def load_onnx_encoder(
 ) -> OnnxEncoder:
     """An OnnxEncoder for a sentence-transformers folder, exporting it first if needed (torch, once).
 
-    `threads` per forward pass; 0: every core this process may use (FAQBOT_ENCODER_THREADS's
-    default). Measured on 2 cores, one question alone took 24–27 ms on two threads against
-    31–32 on one (HTTP p50, one client), and the server under 8 and 32 clients served as many
-    requests per second either way (docs/benchmark.md).
+    `threads` per forward pass; 0: `auto_threads()`, the cores this process may use, at most
+    2 (FAQBOT_ENCODER_THREADS's default). Measured on 2 cores, one question alone took 24–27
+    ms on two threads against 31–32 on one (HTTP p50, one client), and the server under 8
+    and 32 clients served as many requests per second either way (docs/benchmark.md).
     """
     from embeddings.encoder import folder_fingerprint
     from embeddings.onnx_export import ensure_compact_tokenizer, ensure_onnx_model
 
     if threads < 0:
         raise ModelError(f"Nombre de threads ONNX invalide : {threads} (0 ou plus).")
-    threads = threads or available_cores()
+    threads = threads or auto_threads()
     folder = Path(folder)
     fingerprint = folder_fingerprint(folder)
     model_path = ensure_onnx_model(

@@ -220,7 +220,7 @@ def _threads_said(meta: dict[str, Any]) -> str:
         return f"{n} thread(s) par encodage pour chacun"
     return (
         f"threads par encodage choisis par backend (FAQBOT_ENCODER_THREADS=0) : onnx "
-        f"{meta.get('cpu_count')} par passage, torch 1"
+        f"{meta.get('onnx_threads')} par passage, torch 1"
     )
 
 
@@ -1081,6 +1081,9 @@ def run_benchmark(settings: Settings, out_dir: Path, quick: bool = False) -> dic
     report["meta"]["backend"] = settings.backend
     report["meta"]["backends"] = list(backends)
     report["meta"]["encoder_threads"] = settings.encoder_threads
+    from embeddings.onnx_encoder import auto_threads
+
+    report["meta"]["onnx_threads"] = settings.encoder_threads or auto_threads()
     evalset = load_eval(settings.corpus_dir, bot.corpus).split("test")
     dialogues = evalset.dialogues
     subsets = EvalSubsets(

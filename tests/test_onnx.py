@@ -307,8 +307,9 @@ def test_concurrent_encodes_run_at_most_one_pass_per_core(parity: Parity) -> Non
     from concurrent.futures import ThreadPoolExecutor
 
     encoder = parity.onnx_encoder
-    # The default: every core for each pass, as many passes at once as cores.
-    assert encoder.threads == encoder.concurrent_runs == available_cores()
+    # The default: every core (at most 2) for each pass, as many passes at once as cores.
+    assert encoder.threads == min(available_cores(), 2)
+    assert encoder.concurrent_runs == available_cores()
     if encoder.threads > 1:  # their idle threads sleep: spinning, two passes slow each other
         options = encoder._session.get_session_options()
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
@@ -553,3 +554,22 @@ def test_the_compact_tokenizer_gives_the_full_ones_tokens(converted_model_dir: P
     for text, a, b in zip(texts, got, want, strict=True):
         assert a.ids.tolist() == b.ids.tolist() and a.offsets == b.offsets, text[:80]
     assert compact.token_id("<pad>") == reference.token_id("<pad>") == 1
+
+
+def test_available_cores_respect_a_container_cpu_limit(tmp_path: Path, monkeypatch) -> None:
+    """A container started with --cpus=1.5 gets 2 cores' worth of passes, not the host's."""
+    import embeddings.onnx_encoder as oe
+
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limit = tmp_path / "cpu.max"
+    monkeypatch.setattr(oe, "CGROUP_CPU_MAX", limit)
+    assert oe.available_cores() == affinity  # no file: the affinity alone
+    for text, expected in [
+        ("max 100000\n", affinity),
+        ("150000 100000\n", min(affinity, 2)),
+        ("50000 100000\n", 1),
+        ("n'importe quoi", affinity),
+    ]:
+        limit.write_text(text)
+        assert oe.available_cores() == expected, text
+    assert oe.auto_threads() == min(oe.available_cores(), oe.AUTO_THREADS_MAX)
