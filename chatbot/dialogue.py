@@ -359,6 +359,10 @@ def _facet_pairs(value: object, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+# How many closest questions a fallback offers.
+_CLOSEST = 3
+
+
 def _not_found(hits: list[Hit], why: str, say_kinds: bool = False) -> Reply:
     """No sure answer: say so, offer the closest questions and the contacts.
 
@@ -366,7 +370,7 @@ def _not_found(hits: list[Hit], why: str, say_kinds: bool = False) -> Reply:
     closest entry does not give, say that too, so the user knows why it is not shown.
     `why`: the reason, for the curator (the kinds missing are added to it).
     """
-    closest = hits[:3]
+    closest = hits[:_CLOSEST]
     reason = msg.NOT_FOUND
     missing = sorted(hits[0].missing_kinds) if say_kinds and hits else []
     if missing:
@@ -777,11 +781,14 @@ class Dialogue:
         if missing and self._generic_answers(text, missing):
             missing = []
         if missing:
-            # The FAQs hold no answer about it: say so rather than answer off-target.
+            # The FAQs hold no answer about it: say so rather than answer off-target, and
+            # show what they do hold nearest (every fallback that names the domain does).
             values = " / ".join(f"« {v} »" for _, v in missing)
             reason = msg.UNCOVERED.format(values=values)
             why = msg.WHY_UNCOVERED.format(values=values)
-            return Reply("fallback", msg.fallback_text(reason, []), why=why), state
+            closest = self.search(text, k=_CLOSEST)
+            shown = msg.fallback_text(reason, [h.entry.question for h in closest])
+            return Reply("fallback", shown, results=tuple(closest), why=why), state
         detected = self.detector.detect(text)
         remembered = dict(state.facets)
         named = {f: v for f, v in detected.items() if f in self.context}
