@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from evaluation.judgement import (
     Asked,
     Item,
@@ -36,6 +38,10 @@ def test_each_row_counts_its_own_items():
     assert rows["b_answer"]["k"] == 0  # clarified: not "answered without asking"
     assert rows["unanswerable_to_fallback"] == {"k": 1, "n": 2, "rate": 0.5}
     assert "offtopic_to_fallback" not in rows  # no such item: no row
+    # Two fallbacks of the domain, neither offering the closest questions here.
+    assert rows["fallback_suggests"] == {"k": 0, "n": 2, "rate": 0.0}
+    one = replace(asked("e", (), "fallback", ()), suggests=True)
+    assert single_figures([one])["fallback_suggests"]["k"] == 1
 
 
 def test_the_bench_section_shows_before_and_now():
