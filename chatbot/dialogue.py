@@ -1030,7 +1030,14 @@ class Dialogue:
                 # FAQs are about (« mon LGC doit passer Ségur, ça va me coûter qqch ? »), is
                 # no foreign question: say why, and offer the closest questions.
                 return _not_found(hits, why, say_kinds=True), state
-            return Reply("fallback", msg.OFF_TOPIC + "\n\n" + msg.CONTACTS, why=why), state
+            # Foreign, as far as the model can tell: said in short, with the FAQs' nearest
+            # questions shown as examples of what they answer (every fallback offers them;
+            # « recette de la blanquette » is not told they are near matches).
+            closest = hits[:_CLOSEST]
+            shown = msg.fallback_text(
+                msg.OFF_TOPIC, [h.entry.question for h in closest], header=msg.EXAMPLES_HEADER
+            )
+            return Reply("fallback", shown, results=tuple(closest), why=why), state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
         unsure = top.confidence < p.fallback_below
         whys = []

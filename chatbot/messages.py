@@ -67,6 +67,9 @@ WHY_AMBIGUOUS = "hésite entre couloirs, sans question qui départage"
 ASKED_KINDS = {TIME: "un délai ou une date", MOMENT: "un moment", AMOUNT: "un montant"}
 
 CLOSEST_HEADER = "Les questions les plus proches :"
+# Before the closest questions when the message seems foreign to the FAQs: examples of
+# what they answer rather than near matches.
+EXAMPLES_HEADER = "Les FAQ répondent par exemple à ces questions :"
 
 CONTACTS = (
     "Pour poser votre question directement :\n"
@@ -113,10 +116,10 @@ def clarify_text(facet_question: str) -> str:
     return facet_question
 
 
-def fallback_text(reason: str, closest: list[str]) -> str:
+def fallback_text(reason: str, closest: list[str], header: str = CLOSEST_HEADER) -> str:
     parts = [reason]
     if closest:
-        parts += ["", CLOSEST_HEADER, *[f"- {q}" for q in closest]]
+        parts += ["", header, *[f"- {q}" for q in closest]]
     parts += ["", CONTACTS]
     return "\n".join(parts)
 
