@@ -363,15 +363,20 @@ def _facet_pairs(value: object, name: str) -> tuple[tuple[str, str], ...]:
 _CLOSEST = 3
 
 
-def _not_found(hits: list[Hit], why: str, say_kinds: bool = False) -> Reply:
-    """No sure answer: say so, offer the closest questions and the contacts.
+def _not_found(
+    hits: list[Hit],
+    why: str,
+    say_kinds: bool = False,
+    reason: str = msg.NOT_FOUND,
+    header: str = msg.CLOSEST_HEADER,
+) -> Reply:
+    """No sure answer: say so (`reason`), offer the closest questions and the contacts.
 
     `say_kinds`: when the question asks a kind of answer (a delay, an amount…) that the
     closest entry does not give, say that too, so the user knows why it is not shown.
     `why`: the reason, for the curator (the kinds missing are added to it).
     """
     closest = hits[:_CLOSEST]
-    reason = msg.NOT_FOUND
     missing = sorted(hits[0].missing_kinds) if say_kinds and hits else []
     if missing:
         reason += " " + msg.KIND_MISSING.format(
@@ -381,7 +386,7 @@ def _not_found(hits: list[Hit], why: str, say_kinds: bool = False) -> Reply:
         why = f"{why} ; {kinds}"
     return Reply(
         "fallback",
-        msg.fallback_text(reason, [h.entry.question for h in closest]),
+        msg.fallback_text(reason, [h.entry.question for h in closest], header),
         results=tuple(closest),
         why=why,
     )
@@ -623,17 +628,18 @@ class Dialogue:
 
     # ------------------------------------------------------------ turns
 
+    def _question_for(self, facet: str) -> str:
+        """What a clarification about `facet` (or the closest questions) asks."""
+        if facet == CLOSEST_QUESTIONS:
+            return msg.WHICH_QUESTION
+        return msg.clarify_text(self.vocabulary.questions[facet])
+
     def _ask_again(self, state: DialogueState, why: str) -> tuple[Reply, DialogueState]:
         """The pending clarification again, after a reply that chose nothing."""
         pending = state.pending
         assert pending is not None
-        if pending.facet == CLOSEST_QUESTIONS:
-            facet, question = None, msg.WHICH_QUESTION
-        else:
-            facet, question = (
-                pending.facet,
-                msg.clarify_text(self.vocabulary.questions[pending.facet]),
-            )
+        facet = None if pending.facet == CLOSEST_QUESTIONS else pending.facet
+        question = self._question_for(pending.facet)
         # A clarification's text starts with its question (docs/api.md); why it is asked again
         # follows.
         return Reply("clarify", f"{question}\n\n{why}", facet=facet, options=pending.options), state
@@ -786,9 +792,7 @@ class Dialogue:
             values = " / ".join(f"« {v} »" for _, v in missing)
             reason = msg.UNCOVERED.format(values=values)
             why = msg.WHY_UNCOVERED.format(values=values)
-            closest = self.search(text, k=_CLOSEST)
-            shown = msg.fallback_text(reason, [h.entry.question for h in closest])
-            return Reply("fallback", shown, results=tuple(closest), why=why), state
+            return _not_found(self.search(text, k=_CLOSEST), why, reason=reason), state
         detected = self.detector.detect(text)
         remembered = dict(state.facets)
         named = {f: v for f, v in detected.items() if f in self.context}
@@ -906,11 +910,11 @@ class Dialogue:
         facet = self.best_facet(close, exclude=set(boost) | headings)
         if facet:
             options = self._options(close, facet)
-            question = msg.clarify_text(self.vocabulary.questions[facet])
         else:
             offered = list(dict.fromkeys(h.entry.question for h in close))
             options = (*offered[: p.max_options], msg.OTHER_OPTION)
-            facet, question = CLOSEST_QUESTIONS, msg.WHICH_QUESTION
+            facet = CLOSEST_QUESTIONS
+        question = self._question_for(facet)
         if len(options) < 3:
             return decided
         pending = Pending(text, facet, options, (), 1)
@@ -1033,11 +1037,8 @@ class Dialogue:
             # Foreign, as far as the model can tell: said in short, with the FAQs' nearest
             # questions shown as examples of what they answer (every fallback offers them;
             # « recette de la blanquette » is not told they are near matches).
-            closest = hits[:_CLOSEST]
-            shown = msg.fallback_text(
-                msg.OFF_TOPIC, [h.entry.question for h in closest], header=msg.EXAMPLES_HEADER
-            )
-            return Reply("fallback", shown, results=tuple(closest), why=why), state
+            reply = _not_found(hits, why, reason=msg.OFF_TOPIC, header=msg.EXAMPLES_HEADER)
+            return reply, state
         out_of_scope = top.in_scope < p.scope_below and not (in_context or covered)
         unsure = top.confidence < p.fallback_below
         whys = []
@@ -1160,7 +1161,7 @@ class Dialogue:
                 pending = Pending(query, facet, options, tuple(filters.items()), asked + 1)
                 reply = Reply(
                     "clarify",
-                    msg.clarify_text(self.vocabulary.questions[facet]),
+                    self._question_for(facet),
                     facet=facet,
                     options=options,
                     results=tuple(close),
