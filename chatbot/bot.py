@@ -30,6 +30,7 @@ from chatbot.records import hit_to_result as hit_to_result  # re-export: built i
 from chatbot.records import reply_to_dict as reply_to_dict  # re-export: built in records
 from chatbot.retrieval import Calibration, Hit, Retriever
 from chatbot.session_ids import SessionIds, load_secret
+from chatbot.spelling import Lexicon
 from chatbot.stores import SessionStore, VoteStore, default_sessions, default_votes
 from chatbot.stores.curator import CuratorStore, default_curator
 from chatbot.text import echo
@@ -247,7 +248,13 @@ class Bot:
             calibration_fingerprint(encoder) if encoder is not None else None
         )
         retriever = Retriever(
-            corpus, index, encoder, settings.retrieval, calibration=calibration, expander=expander
+            corpus,
+            index,
+            encoder,
+            settings.retrieval,
+            calibration=calibration,
+            expander=expander,
+            lexicon=Lexicon.load(settings.data_dir),
         )
         sessions, votes = default_sessions(settings), default_votes(settings)
         return cls(

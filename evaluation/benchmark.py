@@ -724,6 +724,7 @@ def scaling(
                 mode="hybrid",
                 calibration=bot.retriever.calibration,
                 expander=bot.retriever.expander,
+                lexicon=bot.retriever.lexicon,
             )
             index_lat, index_top = [], []
             for qv in qvecs:

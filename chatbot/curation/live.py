@@ -37,6 +37,7 @@ def rebuild(bot: Bot, version: int) -> Engine:
         mode=old.mode,
         calibration=old.calibration,
         expander=old.expander,
+        lexicon=old.lexicon,
     )
     engine = bot.make_engine(corpus, retriever, version)
     log.info(

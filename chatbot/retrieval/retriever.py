@@ -19,6 +19,7 @@ from chatbot.retrieval.dense import DenseScorer
 from chatbot.retrieval.lexical import LexicalIndex
 from chatbot.retrieval.modes import MODES, Mode
 from chatbot.retrieval.results import Hit, QueryScores
+from chatbot.spelling import Lexicon, Speller
 from chatbot.text import lexical_tokens
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Retriever:
         mode: str = Mode.HYBRID,
         calibration: Calibration | None = None,
         expander: QueryExpander | None = None,
+        lexicon: Lexicon | None = None,
     ):
         try:
             self.mode = Mode(mode)
@@ -61,6 +63,15 @@ class Retriever:
         self.lexical = LexicalIndex(self.entries)
         self.offers = [offered(e) for e in self.entries]  # kinds of answer each entry gives
         self.expander = expander or QueryExpander([])
+        # Typing slips mended before anything reads the query (none without a lexicon).
+        self.lexicon = lexicon
+        self.speller = (
+            Speller(
+                (t for e in self.entries for t in (e.question, *e.alternates, e.answer)), lexicon
+            )
+            if lexicon is not None
+            else None
+        )
         self.dense: DenseScorer | None = None
         if dense_index is not None and encoder is not None:
             aligner = self._word_aligner(dense_index, encoder)
@@ -115,6 +126,8 @@ class Retriever:
         """Dense and lexical evidence for every entry (dense skipped in bm25 mode); `mask`:
         the entries the search keeps, where a large corpus picks its aligned candidates."""
         n = len(self.entries)
+        if self.speller is not None:
+            query = self.speller.mend(query)
         want_dense = self.mode.uses_dense if dense is None else dense
         expansion = self.expander.expand(query)
         added = lexical_tokens(expansion.added)

@@ -1,0 +1,129 @@
+"""Typing slips mended against the FAQs' words, and nothing else touched."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from chatbot import spelling
+from chatbot.config import REPO_ROOT
+from chatbot.corpus import Corpus, load_vocabulary
+from chatbot.retrieval import Retriever
+from chatbot.spelling import MAX_LOOKUPS, Lexicon, Speller
+from tests.factories import make_entry
+
+FAQ = [
+    "Quelles mentions obligatoires doivent figurer sur la facture ?",
+    "Combien pour l'avance du financement ? Le financement est versé par l'ASP.",
+    "Le gestionnaire signe la déclaration de conformité.",
+    "Les consultations et la téléconsultation sont couvertes.",
+]
+
+
+@pytest.fixture(scope="module")
+def lexicon() -> Lexicon:
+    return Lexicon.from_package()
+
+
+@pytest.fixture(scope="module")
+def speller(lexicon) -> Speller:
+    return Speller(FAQ, lexicon)
+
+
+@pytest.mark.parametrize(
+    ("typed", "mended"),
+    [
+        ("ou est la liste sur la factue ?", "ou est la liste sur la facture ?"),
+        ("cobien pour l'avanse ?", "combien pour l'avance ?"),
+        ("le finacement du gestionaire", "le financement du gestionnaire"),
+        # Two slips in a long word; the accents come back as the FAQs write them.
+        ("declarartion", "déclaration"),
+        ("teleconsultaion", "téléconsultation"),
+    ],
+)
+def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, mended):
+    assert speller.mend(typed) == mended
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # FAQ words, another form of one, accents missing: as typed.
+        "Quelles mentions sur la facture ? consultation financements declaration",
+        # French words the FAQs never use, though one edit from one of theirs (« centre »,
+        # « file », « gérant »), and English ones.
+        "contre la fille gênant",
+        "who do I grant access to, and what counts?",
+        # Short words are acronyms more often than slips.
+        "DPI SAS HDS ROR",
+        "",
+        "   ",
+    ],
+)
+def test_a_message_without_slips_is_searched_exactly_as_typed(speller, text):
+    assert speller.mend(text) == text
+
+
+def test_a_slip_the_first_letter_does_not_share_is_left_alone(speller):
+    assert speller.mend("zacture") == "zacture"
+
+
+def test_a_long_message_of_gibberish_costs_a_bounded_number_of_lookups(speller, monkeypatch):
+    looked: list[str] = []
+    closest = speller._closest
+    monkeypatch.setattr(speller, "_closest", lambda w: looked.append(w) or closest(w))
+    rng = np.random.default_rng(0)
+    gibberish = " ".join(
+        "".join(rng.choice(list("bcdfghjklmnpqrstvwxz"), size=7)) for _ in range(5000)
+    )
+    assert len(speller.mend(gibberish)) == len(gibberish)
+    assert 0 < len(looked) <= MAX_LOOKUPS
+    # The same slip twice is looked up once.
+    looked.clear()
+    assert speller.mend("factue factue") == "facture facture"
+    assert looked == ["factue"]
+
+
+def test_the_lexicon_is_built_once_then_read_and_rebuilt_when_unreadable(tmp_path, monkeypatch):
+    built = []
+    real = Lexicon.from_package.__func__
+
+    def counting(cls):
+        built.append(1)
+        return real(cls)
+
+    monkeypatch.setattr(Lexicon, "from_package", classmethod(counting))
+    first = Lexicon.load(tmp_path)
+    (path,) = tmp_path.glob("lexicon-fr-en-*.npy")
+    again = Lexicon.load(tmp_path)
+    assert built == [1]
+    assert len(first) == len(again) > 200_000
+    assert "fille" in again and "grant" in again and "factue" not in again
+    path.write_bytes(b"not a numpy file")
+    assert "fille" in Lexicon.load(tmp_path)
+    assert built == [1, 1]
+
+
+def test_a_read_only_data_folder_still_gets_a_lexicon(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        spelling.tempfile, "mkstemp", lambda **kw: (_ for _ in ()).throw(PermissionError(13, "ro"))
+    )
+    assert "fille" in Lexicon.load(tmp_path / "ro")
+    assert not list((tmp_path / "ro").glob("*.npy"))
+
+
+def test_the_retriever_searches_the_mended_query(lexicon):
+    vocab = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
+    entries = tuple(
+        replace(make_entry(f"ans-{i}", None), question=q, alternates=(), answer=q)
+        for i, q in enumerate(FAQ)
+    )
+    corpus = Corpus(entries, (), (), vocab, sha256="0" * 64)
+    plain = Retriever(corpus, None, None, mode="bm25")
+    mending = Retriever(corpus, None, None, mode="bm25", lexicon=lexicon)
+    query = "liste des mentions a metre sur la factue"
+    assert mending.score(query).query == "liste des mentions a metre sur la facture"
+    assert mending.score(query).coverage[0] > plain.score(query).coverage[0]
+    assert mending.search(query, k=1)[0].entry.id == "ans-0"
