@@ -399,7 +399,7 @@ def _figure(x: float) -> str:
 
 _FULL_COVERAGE = 0.999  # Hit.coverage of an entry containing every concept of the query
 
-_FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci et", "puis")
+_FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci et", "puis", "donc", "mais")
 
 
 def _announced(text: str) -> bool:
@@ -786,6 +786,12 @@ class Dialogue:
         missing = self.unmentioned_in(text)
         if missing and self._generic_answers(text, missing):
             missing = []
+        just_answered = bool(state.history) and state.answered_at == state.turns - 1
+        if missing and just_answered and state.last_query:
+            # Named in the question just answered all the same (« pharmacienne d'officine… »
+            # → the DMP entry, which holds for every couloir): no reason to decline now.
+            before = self.detector.named(state.last_query)
+            missing = [m for m in missing if m not in before]
         if missing:
             # The FAQs hold no answer about it: say so rather than answer off-target, and
             # show what they do hold nearest (every fallback that names the domain does).
@@ -796,6 +802,8 @@ class Dialogue:
         detected = self.detector.detect(text)
         remembered = dict(state.facets)
         named = {f: v for f, v in detected.items() if f in self.context}
+        # What the message names that the conversation had not named yet.
+        new_context = {f: v for f, v in named.items() if remembered.get(f) != v}
         # "et pour le solde ?": an elliptic follow-up searches within the conversation's couloir.
         within = {}
         scope = self.scope
@@ -819,7 +827,7 @@ class Dialogue:
             previous
             and state.history
             and state.answered_at == state.turns - 1
-            and not named
+            and not new_context
             and _leans(text)
             and not _sure(reply, self.policy.follow_up_sure)
         ):

@@ -1286,3 +1286,61 @@ def test_a_heading_is_asked_only_between_readings_of_fair_confidence():
     d, _ = make(lambda q, f, b: [(SAS, 1.0, 0.40), (DUI, 0.95, 0.05)])
     reply, _ = d.step("pièces pour le solde ?", DialogueState())
     assert reply.type == "clarify" and reply.facet == "couloir"
+
+
+def test_a_couloir_named_in_the_question_just_answered_does_not_turn_its_follow_up_away():
+    # « Pharmacienne d'officine : … dans le DMP … ? » is answered by the DMP entry, which
+    # holds for every couloir; « donc ça dépend … pas d'un réglage de la pharmacie ? »
+    # names the officine again, without the DMP: no reason to decline it now.
+    dmp = replace(
+        entry("ans-dmp", None, question="la matrice d'habilitation du DMP"),
+        facets={
+            **SAS.facets,
+            "couloir": None,
+            "dispositif": None,
+            "produit": "DMP / Mon espace santé",
+        },
+    )
+
+    def table(query, facets, boost):
+        if "profession" in query and "dmp" not in fold(query):
+            # On its own, not sure enough to be the entry for every couloir.
+            return [(dmp, 0.6, 0.3, 0.5)]
+        return [(dmp, 0.9, 0.9, 0.9)]
+
+    search = FakeSearch(table)
+    d = Dialogue(search, VOCAB, Policy(), frozenset({("couloir", "Officine")}))
+    first = "pharmacienne d'officine : dans le DMP, qu'est-ce qui détermine l'accès ?"
+    reply, state = d.step(first, DialogueState())
+    assert reply.type == "answer"
+    follow_up = "donc ça dépend de ma profession, pas d'un réglage de la pharmacie ?"
+    reply, _ = d.step(follow_up, state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dmp"
+    # Asked first, or after a question that did not name it, it is declined as before.
+    for before in (
+        DialogueState(),
+        d.step("la matrice d'habilitation du DMP ?", DialogueState())[1],
+    ):
+        reply, _ = d.step(follow_up, before)
+        assert reply.type == "fallback" and "Officine" in reply.why
+
+
+def test_a_follow_up_opening_on_donc_or_mais_leans_on_the_previous_question():
+    letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
+    per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
+    other = entry("ans-autre", HOP.facets["couloir"], question="un DPI par établissement ?")
+
+    def table(query, facets, boost):
+        if "engagement" in query and "faut" in query:
+            return [(letter, 1.0, 0.97), (per_site, 0.9, 0.9), (other, 0.5, 0.01)]
+        if "engagement" in query:
+            return [(letter, 0.9, 0.95)]
+        return [(other, 0.8, 0.3), (per_site, 0.78, 0.3)]
+
+    for opener in ("donc", "mais"):
+        search = FakeSearch(table)
+        d = Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem))
+        _, state = d.step("c'est quoi la lettre d'engagement ?", DialogueState())
+        reply, _ = d.step(f"{opener} faut-il une lettre par établissement ?", state)
+        assert "engagement" in search.calls[-2]["query"], opener
+        assert reply.results[0].entry.id == "ans-par-site", opener
