@@ -399,7 +399,17 @@ def _figure(x: float) -> str:
 
 _FULL_COVERAGE = 0.999  # Hit.coverage of an entry containing every concept of the query
 
-_FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci et", "puis", "donc", "mais")
+_FOLLOW_UP_STARTS = (
+    "et",
+    "and",
+    "ok et",
+    "d'accord et",
+    "daccord et",
+    "merci et",
+    "puis",
+    "donc",
+    "mais",
+)
 
 
 def _announced(text: str) -> bool:
