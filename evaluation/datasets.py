@@ -36,6 +36,11 @@ class EvalSet:
     # blind.jsonl: user questions (170 answerable, 60 not) written later by another helper
     # from the corpus alone, blind to the engine and to the other files; reported apart.
     blind: list[EvalQuery] = field(default_factory=list)
+    # typos.jsonl: 80 questions typed with slips (60 answerable, 20 not), written blind by
+    # another helper from the corpus alone on 06/12, to measure the slip mending on unseen
+    # wordings; reported apart, never used to fit anything (the calibration reads the
+    # queries, near misses and blind set only).
+    typos: list[EvalQuery] = field(default_factory=list)
 
     def split(self, name: str | None) -> EvalSet:
         if name in (None, "all"):
@@ -45,6 +50,7 @@ class EvalSet:
             [d for d in self.dialogues if d.get("split") == name],
             [q for q in self.near_miss if q.split == name],
             [q for q in self.blind if q.split == name],
+            [q for q in self.typos if q.split == name],
         )
 
     @property
@@ -84,14 +90,17 @@ def _queries(rows: list[dict[str, Any]]) -> list[EvalQuery]:
 
 
 def load_eval(corpus_dir: Path, corpus: Corpus | None = None) -> EvalSet:
-    """Read queries, out_of_scope, near_miss, blind and dialogues (.jsonl); gold ids must exist."""
+    """Read queries, out_of_scope, near_miss, blind, typos and dialogues (.jsonl); gold ids
+    must exist."""
     d = corpus_dir / "eval"
     queries = _queries(_read_jsonl(d / "queries.jsonl") + _read_jsonl(d / "out_of_scope.jsonl"))
     near_miss = _queries(_read_jsonl(d / "near_miss.jsonl"))
     blind = _queries(_read_jsonl(d / "blind.jsonl"))
+    typos = _queries(_read_jsonl(d / "typos.jsonl"))
     if corpus is not None:
         known = set(corpus.by_id())
-        bad = [(q.id, g) for q in queries + near_miss + blind for g in q.gold if g not in known]
+        every = queries + near_miss + blind + typos
+        bad = [(q.id, g) for q in every for g in q.gold if g not in known]
         if bad:
             raise InputError(f"ids de référence inconnus dans faq_data/eval : {bad[:5]}")
-    return EvalSet(queries, _read_jsonl(d / "dialogues.jsonl"), near_miss, blind)
+    return EvalSet(queries, _read_jsonl(d / "dialogues.jsonl"), near_miss, blind, typos)

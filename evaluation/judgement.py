@@ -78,7 +78,7 @@ def _items(queries: Iterable[EvalQuery], pattern: Callable[[EvalQuery], str]) ->
 
 
 def older_items(corpus_dir: Path, corpus: Corpus) -> dict[str, list[Item]]:
-    """queries + out_of_scope (by style), near_miss and blind, as Items."""
+    """queries + out_of_scope (by style), near_miss, blind and typos, as Items."""
     ev = load_eval(corpus_dir, corpus)
     return {
         "queries": _items(ev.queries, lambda q: "answerable" if q.gold else (q.style or "domain")),
@@ -87,6 +87,7 @@ def older_items(corpus_dir: Path, corpus: Corpus) -> dict[str, list[Item]]:
             ev.blind,
             lambda q: "answerable" if q.gold else ("junk" if q.style == "junk" else "blind"),
         ),
+        "typos": _items(ev.typos, lambda q: "answerable" if q.gold else "near_miss"),
     }
 
 

@@ -14,7 +14,7 @@ from evaluation.datasets import load_eval
 def test_near_misses_and_blind_set_load_apart_from_the_queries_and_split_like_them():
     evalset = load_eval(REPO_ROOT / "faq_data", load_corpus())
     ids = {q.id for q in evalset.queries}
-    for extra in ("near_miss", "blind"):
+    for extra in ("near_miss", "blind", "typos"):
         queries = getattr(evalset, extra)
         assert queries and not ids & {q.id for q in queries}
         for split in ("dev", "test"):
