@@ -254,7 +254,7 @@ class Bot:
             settings.retrieval,
             calibration=calibration,
             expander=expander,
-            lexicon=Lexicon.load(settings.data_dir),
+            lexicon=Lexicon.load(settings.data_dir) if settings.spelling else None,
         )
         sessions, votes = default_sessions(settings), default_votes(settings)
         return cls(

@@ -57,6 +57,8 @@ class Settings:
     # Questions arriving within this many milliseconds share one forward pass (chatbot/batching.py);
     # 0: off, the default: measured, it did not help on 2 cores (docs/benchmark.md).
     microbatch_ms: int = 0
+    # Typing slips mended against the FAQs' words before searching (chatbot/spelling.py).
+    spelling: bool = True
     # Shared state for several server processes (docs/deploy.md); unset: memory and SQLite.
     redis_url: str = ""  # sessions, rate-limit counters
     database_url: str = ""  # votes, question log, curator data (PostgreSQL)

@@ -407,9 +407,11 @@ _FOLLOW_UP_STARTS = (
     "daccord et",
     "merci et",
     "puis",
-    "donc",
-    "mais",
 )
+# Openings that lean on the previous question (« donc ça dépend de ma profession ? ») without
+# making the message elliptic: it is not searched within the conversation's couloir (« mais
+# qui signe le bon de commande ? » after a SAS answer is about every couloir).
+_LEANING_STARTS = ("donc", "mais")
 
 
 def _announced(text: str) -> bool:
@@ -485,7 +487,7 @@ def _sure(reply: Reply, above: float) -> bool:
 def _leans(text: str) -> bool:
     """A message that leans on the previous question: elliptic, or opening on a pronoun."""
     toks = words(text)
-    return _elliptic(text) or bool(toks and toks[0] in _PRONOUNS)
+    return _elliptic(text) or bool(toks and (toks[0] in _PRONOUNS or toks[0] in _LEANING_STARTS))
 
 
 class Dialogue:
@@ -797,7 +799,7 @@ class Dialogue:
         if missing and self._generic_answers(text, missing):
             missing = []
         just_answered = bool(state.history) and state.answered_at == state.turns - 1
-        if missing and just_answered and state.last_query:
+        if missing and just_answered and state.last_query and _leans(text):
             # Named in the question just answered all the same (« pharmacienne d'officine… »
             # → the DMP entry, which holds for every couloir): no reason to decline now.
             before = self.detector.named(state.last_query)

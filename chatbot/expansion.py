@@ -39,6 +39,8 @@ class QueryExpander:
                 if norm:
                     patterns.append((len(norm), norm, " ".join(corpus_terms)))
         patterns.sort(key=lambda p: -p[0])
+        # Every term, folded: words the typing-slip mending must leave alone.
+        self.terms = tuple(norm for _, norm, _ in patterns)
         # The term itself is kept beside its regex: a substring test rules out nearly every
         # one of the ~2,000 patterns at a fraction of a regex search's cost (same matches).
         self._patterns = [

@@ -1,10 +1,12 @@
 """Typing slips mended against the FAQs' own words: « factue » → « facture ».
 
 A word is taken for a slip only when nothing else explains it: it is long enough (five
-letters), the FAQs never use it nor another form of it (same stem), and it is no French or
+letters), not typed in capitals (« ANSSI » is an acronym), the FAQs never use it nor another
+form of it (same stem), nor does the thesaurus or the facet vocabulary, and it is no French or
 English word (the word lists of pyspellchecker, held here as hashes). It is then replaced by
-the FAQ word one edit away (two from nine letters on), starting with the same letter, that
-the FAQs use most. A message without slips is searched exactly as typed.
+the closest FAQ word (one edit away, two from eleven letters on) that starts with the same
+letter; among equally close ones, the one the FAQs use most. A message
+without slips is searched exactly as typed.
 
 Measured on the dev questions (06/12/2026): 43 of 930 evaluation questions mended, nearly all
 typos (« cobien », « adrese », « logicel », « finacement »); typo-style answerable questions
@@ -22,6 +24,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -31,16 +34,21 @@ from chatbot.text import fold, lexical_tokens, stopwords
 
 log = logging.getLogger(__name__)
 
-# A word as typed: letters (accented or not) and digits.
-_TOKEN = re.compile(r"[^\W_]+")
+# A word as typed: letters (accented or not, accents decomposed or not) and digits.
+_TOKEN = re.compile(r"[^\W_](?:[^\W_]|[\u0300-\u036f])*")
 # Shorter words are left alone: « dpi », « sas », « ars » are acronyms, not slips.
 MIN_LENGTH = 5
-# From this length on, two slips are mended (« declarartion »), below it one.
-TWO_EDITS_FROM = 9
+# From this length on, two slips are mended (« declarartion »), below it one: at 9 or 10
+# letters, two edits turned real words into FAQ ones (« annualisé » → « annuaire »).
+TWO_EDITS_FROM = 11
 # Words looked up per message at most (≈ 0.25 ms each): a long message of gibberish costs
 # a few milliseconds, not seconds; the words past it are left as typed.
 MAX_LOOKUPS = 32
 LANGUAGES = ("fr", "en")
+
+
+# Bumped when what the cached file holds changes (folding, hashing).
+FORMAT = "v1"
 
 
 def _hash(folded: str) -> int:
@@ -48,7 +56,7 @@ def _hash(folded: str) -> int:
 
 
 class Lexicon:
-    """The words of French and English, folded, as sorted 64-bit hashes (2.4 MB, not the
+    """The words of French and English, folded, as sorted 64-bit hashes (2.3 MB, not the
     ≈ 30 MB of a set of strings)."""
 
     def __init__(self, hashes: np.ndarray):
@@ -71,43 +79,60 @@ class Lexicon:
 
     @classmethod
     def from_package(cls) -> Lexicon:
-        """Read from pyspellchecker's word lists (≈ 0.6 s)."""
-        import spellchecker
-
-        folder = Path(spellchecker.__file__).parent / "resources"
-        words: list[str] = []
-        for lang in LANGUAGES:
-            with gzip.open(folder / f"{lang}.json.gz") as f:
-                words.extend(json.load(f))
-        return cls.from_words(words)
+        """Read from pyspellchecker's word lists (≈ 1 s the first time in a process)."""
+        return cls(_package_hashes())
 
     @classmethod
     def load(cls, cache_dir: Path) -> Lexicon:
-        """The lexicon kept in `cache_dir` (built there once, from pyspellchecker)."""
+        """The lexicon kept in `cache_dir` (built there once, from pyspellchecker, ≈ 1 s)."""
         version = metadata.version("pyspellchecker")
-        path = cache_dir / f"lexicon-{'-'.join(LANGUAGES)}-{version}.npy"
+        path = cache_dir / f"lexicon-{FORMAT}-{'-'.join(LANGUAGES)}-{version}.npy"
         try:
             hashes = np.load(path, allow_pickle=False)
-            if hashes.dtype == np.uint64 and hashes.ndim == 1 and len(hashes):
+            if (
+                hashes.dtype == np.uint64
+                and hashes.ndim == 1
+                and len(hashes)
+                and bool(np.all(hashes[1:] > hashes[:-1]))
+            ):
                 return cls(hashes)
-        except (OSError, ValueError):
-            pass  # not built yet, or unreadable: built again below
+        except (OSError, ValueError, EOFError):
+            pass  # not built yet, empty or unreadable: built again below
         lexicon = cls.from_package()
+        tmp = None
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npy.tmp")
             with os.fdopen(fd, "wb") as f:
                 np.save(f, lexicon.hashes, allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # readable by a service running as another user
             os.replace(tmp, path)
         except OSError as exc:  # a read-only data folder: kept in memory only
             log.warning("Lexique non enregistré dans %s (%s) : relu à chaque démarrage.", path, exc)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
         return lexicon
 
 
-class Speller:
-    """Mends typing slips in a message against the FAQs' words (`texts`)."""
+@lru_cache(maxsize=1)
+def _package_hashes() -> np.ndarray:
+    import spellchecker
 
-    def __init__(self, texts: Iterable[str], lexicon: Lexicon):
+    folder = Path(spellchecker.__file__).parent / "resources"
+    words: list[str] = []
+    for lang in LANGUAGES:
+        with gzip.open(folder / f"{lang}.json.gz") as f:
+            words.extend(json.load(f))
+    return Lexicon.from_words(words).hashes
+
+
+class Speller:
+    """Mends typing slips in a message against the FAQs' words (`texts`); `known`: more
+    words that are no slips though no FAQ text uses them (thesaurus, facet synonyms)."""
+
+    def __init__(self, texts: Iterable[str], lexicon: Lexicon, known: Iterable[str] = ()):
         counts: Counter[str] = Counter()
         surface: dict[str, Counter[str]] = {}
         for text in texts:
@@ -116,29 +141,28 @@ class Speller:
                 counts[folded] += 1
                 surface.setdefault(folded, Counter())[token.lower()] += 1
         self._counts = counts
-        # What a slip may be mended to: the FAQ words of at least four letters.
+        # What a slip may be mended to: the FAQ words of at least four letters (« cobien »
+        # → « combien », a stop word of the lexical search but what the question asks).
         self._candidates = [w for w in counts if len(w) >= MIN_LENGTH - 1 and w.isalpha()]
         # Each is written back as the FAQs most often write it (accents kept).
         self._surface = {w: c.most_common(1)[0][0] for w, c in surface.items()}
-        self._known = frozenset(counts) | stopwords()
+        extra = {fold(t) for text in known for t in _TOKEN.findall(text)}
+        self._known = frozenset(counts) | stopwords() | extra
         self._stems = frozenset(lexical_tokens(" ".join(counts)))
         self.lexicon = lexicon
 
-    def _suspect(self, folded: str) -> bool:
-        """Whether a folded word may be a slip: long, and neither a FAQ word, another form
-        of one (« consultation » for « consultations »), nor a French or English word."""
+    def _suspect(self, word: str, folded: str) -> bool:
+        """Whether a word may be a slip: long, not in capitals, and neither a known word,
+        another form of a FAQ one (« consultation » for « consultations »), nor a French or
+        English word."""
         return (
             len(folded) >= MIN_LENGTH
             and folded.isalpha()
+            and not word.isupper()
             and folded not in self._known
             and not set(lexical_tokens(folded)) <= self._stems
             and folded not in self.lexicon
         )
-
-    def correction(self, word: str) -> str | None:
-        """The FAQ word `word` is a slip of, or None (not a slip, or no FAQ word close)."""
-        folded = fold(word)
-        return self._closest(folded) if self._suspect(folded) else None
 
     def _closest(self, folded: str) -> str | None:
         from rapidfuzz import process
@@ -166,7 +190,7 @@ class Speller:
         def mended(m: re.Match[str]) -> str:
             folded = fold(m.group())
             if folded not in found:
-                if len(found) >= MAX_LOOKUPS or not self._suspect(folded):
+                if len(found) >= MAX_LOOKUPS or not self._suspect(m.group(), folded):
                     return m.group()
                 found[folded] = self._closest(folded)
             return found[folded] or m.group()

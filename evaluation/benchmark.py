@@ -691,10 +691,13 @@ def scaling(
     # Query vectors computed once: encoding a question costs the same whatever the corpus
     # size (see the in-process latency), so the retriever is timed without it.
     query_encoder = CachingEncoder(bot.encoder)
+    # What the retrievers will encode: the questions with their typing slips mended.
+    speller = bot.retriever.speller
+    encoded = [speller.mend(q) if speller else q for q in queries]
     if query_encoder.supports_word_vectors:  # the word alignment's words, from the same pass
-        qvecs = query_encoder.encode_queries_with_words(list(queries))[0]
+        qvecs = query_encoder.encode_queries_with_words(encoded)[0]
     else:
-        qvecs = query_encoder.encode_queries(list(queries))
+        qvecs = query_encoder.encode_queries(encoded)
     sizes: dict[str, Any] = {}
     for factor in plan.scale_factors:
         synth = synthetic_corpus(bot.corpus, factor)

@@ -256,6 +256,9 @@ def test_an_import_with_errors_changes_nothing_and_lists_every_error(bot):
 
 
 def test_import_applies_changes_live(bot):
+    # The served bot mends typing slips, and so does the engine swapped in below.
+    slip = "mentions sur la factue"
+    assert bot.retriever.score(slip).query == "mentions sur la facture"
     curator = Curator(bot)
     table = spreadsheet.rows(bot.corpus)
     header = table[0]
@@ -268,6 +271,7 @@ def test_import_applies_changes_live(bot):
     assert report.changed == (table[1][0],)
     reply, _ = bot.chat(UNKNOWN)
     assert reply.type == "answer" and reply.results[0].entry.id == table[1][0]
+    assert bot.retriever.score(slip).query == "mentions sur la facture"
 
 
 def test_corpus_is_written_back_to_yaml(bot, tmp_path):

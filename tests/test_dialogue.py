@@ -1344,3 +1344,28 @@ def test_a_follow_up_opening_on_donc_or_mais_leans_on_the_previous_question():
         reply, _ = d.step(f"{opener} faut-il une lettre par établissement ?", state)
         assert "engagement" in search.calls[-2]["query"], opener
         assert reply.results[0].entry.id == "ans-par-site", opener
+
+
+def test_a_follow_up_naming_the_conversations_couloir_again_still_leans_on_it():
+    letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
+    per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
+    other = entry("ans-autre", HOP.facets["couloir"], question="un DPI par établissement ?")
+
+    def table(query, facets, boost):
+        if "engagement" in query and "faut" in query:
+            return [(letter, 1.0, 0.97), (per_site, 0.9, 0.9), (other, 0.5, 0.01)]
+        if "engagement" in query:
+            return [(letter, 0.9, 0.95)]
+        return [(other, 0.8, 0.3), (per_site, 0.78, 0.3)]
+
+    search = FakeSearch(table)
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    _, state = d.step("c'est quoi la lettre d'engagement pour un EHPAD ?", DialogueState())
+    assert dict(state.facets)["couloir"] == DUI.facets["couloir"]
+    reply, _ = d.step("il en faut une par établissement, en EHPAD ?", state)
+    assert "engagement" in search.calls[-2]["query"]
+    assert reply.results[0].entry.id == "ans-par-site"
+    # Naming another couloir is a new context: the old topic is not borrowed.
+    calls = len(search.calls)
+    d.step("il en faut une par établissement, à l'hôpital ?", state)
+    assert all("engagement" not in c["query"] for c in search.calls[calls:])

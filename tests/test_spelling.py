@@ -56,8 +56,13 @@ def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, 
         # « file », « gérant »), and English ones.
         "contre la fille gênant",
         "who do I grant access to, and what counts?",
-        # Short words are acronyms more often than slips.
+        # Short words are acronyms more often than slips, and so are words in capitals.
         "DPI SAS HDS ROR",
+        "un audit ANSSI",
+        # Two edits only from 11 letters: real words 9 or 10 letters long stay.
+        "un forfait annualisé pour redéployer",
+        # Accents decomposed (pasted from some systems) are part of the word.
+        "re\u0301fe\u0301rencement",
         "",
         "   ",
     ],
@@ -68,6 +73,13 @@ def test_a_message_without_slips_is_searched_exactly_as_typed(speller, text):
 
 def test_a_slip_the_first_letter_does_not_share_is_left_alone(speller):
     assert speller.mend("zacture") == "zacture"
+
+
+def test_the_thesaurus_and_facet_words_are_no_slips(lexicon):
+    faq = [*FAQ, "What does it cost?"]
+    assert Speller(faq, lexicon).mend("it doesn't work") == "it does't work"
+    knowing = Speller(faq, lexicon, known=["doesn't work"])
+    assert knowing.mend("it doesn't work") == "it doesn't work"
 
 
 def test_a_long_message_of_gibberish_costs_a_bounded_number_of_lookups(speller, monkeypatch):
@@ -96,22 +108,26 @@ def test_the_lexicon_is_built_once_then_read_and_rebuilt_when_unreadable(tmp_pat
 
     monkeypatch.setattr(Lexicon, "from_package", classmethod(counting))
     first = Lexicon.load(tmp_path)
-    (path,) = tmp_path.glob("lexicon-fr-en-*.npy")
+    (path,) = tmp_path.glob("lexicon-v1-fr-en-*.npy")
     again = Lexicon.load(tmp_path)
     assert built == [1]
     assert len(first) == len(again) > 200_000
     assert "fille" in again and "grant" in again and "factue" not in again
-    path.write_bytes(b"not a numpy file")
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by a service of another user
+    for broken in (b"not a numpy file", b""):
+        path.write_bytes(broken)
+        assert "fille" in Lexicon.load(tmp_path)
+    np.save(path, first.hashes[::-1])  # not sorted: lookups would miss
     assert "fille" in Lexicon.load(tmp_path)
-    assert built == [1, 1]
+    assert built == [1, 1, 1, 1]
 
 
 def test_a_read_only_data_folder_still_gets_a_lexicon(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        spelling.tempfile, "mkstemp", lambda **kw: (_ for _ in ()).throw(PermissionError(13, "ro"))
+        spelling.os, "replace", lambda *a: (_ for _ in ()).throw(PermissionError(13, "ro"))
     )
     assert "fille" in Lexicon.load(tmp_path / "ro")
-    assert not list((tmp_path / "ro").glob("*.npy"))
+    assert not list((tmp_path / "ro").iterdir())  # nor a temporary file left behind
 
 
 def test_the_retriever_searches_the_mended_query(lexicon):
@@ -127,3 +143,15 @@ def test_the_retriever_searches_the_mended_query(lexicon):
     assert mending.score(query).query == "liste des mentions a metre sur la facture"
     assert mending.score(query).coverage[0] > plain.score(query).coverage[0]
     assert mending.search(query, k=1)[0].entry.id == "ans-0"
+
+
+def test_the_setting_turns_the_mending_off(tmp_path):
+    from chatbot.bot import Bot
+    from chatbot.config import Settings
+
+    slip = "mentions sur la factue"
+    on = Bot.from_settings(Settings(data_dir=tmp_path, retrieval="bm25"), progress=False)
+    assert on.retriever.score(slip).query == "mentions sur la facture"
+    env = {"FAQBOT_SPELLING": "0", "FAQBOT_DATA_DIR": str(tmp_path), "FAQBOT_RETRIEVAL": "bm25"}
+    off = Bot.from_settings(Settings.from_env(env), progress=False)
+    assert off.retriever.speller is None and off.retriever.score(slip).query == slip

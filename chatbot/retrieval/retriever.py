@@ -65,13 +65,17 @@ class Retriever:
         self.expander = expander or QueryExpander([])
         # Typing slips mended before anything reads the query (none without a lexicon).
         self.lexicon = lexicon
-        self.speller = (
-            Speller(
-                (t for e in self.entries for t in (e.question, *e.alternates, e.answer)), lexicon
+        self.speller = None
+        if lexicon is not None:
+            texts = (t for e in self.entries for t in (e.question, *e.alternates, e.answer))
+            # The thesaurus and the facets' words are no slips (« doesn't », « sous-traitance »).
+            facet_words = (
+                t
+                for values in corpus.vocabulary.values.values()
+                for v in values
+                for t in (v.value, *v.synonyms)
             )
-            if lexicon is not None
-            else None
-        )
+            self.speller = Speller(texts, lexicon, known=(*self.expander.terms, *facet_words))
         self.dense: DenseScorer | None = None
         if dense_index is not None and encoder is not None:
             aligner = self._word_aligner(dense_index, encoder)
