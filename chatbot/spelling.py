@@ -5,12 +5,13 @@ letters), not typed in capitals (« ANSSI » is an acronym), the FAQs never use 
 form of it (same stem), nor does the thesaurus or the facet vocabulary, and it is no French or
 English word (the word lists of pyspellchecker, held here as hashes). It is then replaced by
 the closest FAQ word (one edit away, two from eleven letters on) that starts with the same
-letter; among equally close ones, the one the FAQs use most. A message
-without slips is searched exactly as typed.
+letter; among equally close ones, the one the FAQs use most. A message without slips is
+searched exactly as typed.
 
-Measured on the dev questions (06/12/2026): 43 of 930 evaluation questions mended, nearly all
-typos (« cobien », « adrese », « logicel », « finacement »); typo-style answerable questions
-with the right entry first 0.90 → 0.95. See docs/how-it-answers.md.
+Measured (06/12/2026): 36 of the 994 evaluation questions are mended, all but three typos
+(« cobien », « adrese », « logicel », « finacement »; the three: « financeur », « ptite »,
+« perso »); dev typo-style answerable questions with the right entry first 0.90 → 0.95.
+See docs/how-it-answers.md.
 """
 
 from __future__ import annotations
