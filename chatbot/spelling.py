@@ -48,6 +48,34 @@ MAX_LOOKUPS = 32
 LANGUAGES = ("fr", "en")
 
 
+# Chat shorthand, written out before searching: « cb touche l'editeur pr le SAS » was read
+# as off the FAQ (« cb », « pr » no word of theirs), « qd » asked no moment. Only the
+# unambiguous ones, and never typed in capitals (« PR », « CB » may be acronyms).
+SHORTHAND = {
+    "pr": "pour",
+    "ds": "dans",
+    "qd": "quand",
+    "cmt": "comment",
+    "cb": "combien",
+    "qqn": "quelqu'un",
+    "qqun": "quelqu'un",
+    "qqch": "quelque chose",
+    "qqc": "quelque chose",
+    "qq": "quelques",
+    "pk": "pourquoi",
+    "pq": "pourquoi",
+    "tjs": "toujours",
+    "tjrs": "toujours",
+    "bcp": "beaucoup",
+    "dc": "donc",
+    "avc": "avec",
+    "mtn": "maintenant",
+    "jms": "jamais",
+    "pcq": "parce que",
+    "pck": "parce que",
+    "vrmt": "vraiment",
+}
+
 # Bumped when what the cached file holds changes (folding, hashing).
 FORMAT = "v1"
 
@@ -185,11 +213,14 @@ class Speller:
         return self._surface[max(close, key=lambda w: (self._counts[w], w))]
 
     def mend(self, text: str) -> str:
-        """`text` with every slip replaced by its FAQ word, the rest as typed."""
+        """`text` with every slip replaced by its FAQ word and chat shorthand written out
+        (« pr » → « pour »), the rest as typed."""
         found: dict[str, str | None] = {}
 
         def mended(m: re.Match[str]) -> str:
             folded = fold(m.group())
+            if folded in SHORTHAND and not m.group().isupper():
+                return SHORTHAND[folded]
             if folded not in found:
                 if len(found) >= MAX_LOOKUPS or not self._suspect(m.group(), folded):
                     return m.group()

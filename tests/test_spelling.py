@@ -41,6 +41,12 @@ def speller(lexicon) -> Speller:
         # Two slips in a long word; the accents come back as the FAQs write them.
         ("declarartion", "déclaration"),
         ("teleconsultaion", "téléconsultation"),
+        # Chat shorthand is written out; in capitals it may be an acronym and stays.
+        (
+            "cb touche l'editeur pr le SAS, et qd ?",
+            "combien touche l'editeur pour le SAS, et quand ?",
+        ),
+        ("un PR ds le DPI", "un PR dans le DPI"),
     ],
 )
 def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, mended):
