@@ -128,6 +128,9 @@ class Lexicon:
         except (OSError, ValueError, EOFError):
             pass  # not built yet, empty or unreadable: built again below
         lexicon = cls.from_package()
+        for stale in cache_dir.glob("lexicon-*.npy"):  # another version's or format's
+            if stale != path:
+                stale.unlink(missing_ok=True)
         tmp = None
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -164,11 +167,11 @@ class Speller:
     def __init__(self, texts: Iterable[str], lexicon: Lexicon, known: Iterable[str] = ()):
         counts: Counter[str] = Counter()
         surface: dict[str, Counter[str]] = {}
-        for text in texts:
-            for token in _TOKEN.findall(text):
-                folded = fold(token)
-                counts[folded] += 1
-                surface.setdefault(folded, Counter())[token.lower()] += 1
+        typed: Counter[str] = Counter(t for text in texts for t in _TOKEN.findall(text))
+        for token, n in typed.items():  # each distinct token folded once (≈ 10× faster)
+            folded = fold(token)
+            counts[folded] += n
+            surface.setdefault(folded, Counter())[token.lower()] += n
         self._counts = counts
         # What a slip may be mended to: the FAQ words of at least four letters (« cobien »
         # → « combien », a stop word of the lexical search but what the question asks).

@@ -113,7 +113,10 @@ def test_the_lexicon_is_built_once_then_read_and_rebuilt_when_unreadable(tmp_pat
         return real(cls)
 
     monkeypatch.setattr(Lexicon, "from_package", classmethod(counting))
+    stale = tmp_path / "lexicon-fr-en-0.9.0.npy"  # an older version's, or format's
+    stale.write_bytes(b"old")
     first = Lexicon.load(tmp_path)
+    assert not stale.exists()
     (path,) = tmp_path.glob("lexicon-v1-fr-en-*.npy")
     again = Lexicon.load(tmp_path)
     assert built == [1]
