@@ -1325,28 +1325,9 @@ def test_a_couloir_named_in_the_question_just_answered_does_not_turn_its_follow_
         assert reply.type == "fallback" and "Officine" in reply.why
 
 
-def test_a_follow_up_opening_on_donc_or_mais_leans_on_the_previous_question():
-    letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
-    per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
-    other = entry("ans-autre", HOP.facets["couloir"], question="un DPI par établissement ?")
-
-    def table(query, facets, boost):
-        if "engagement" in query and "faut" in query:
-            return [(letter, 1.0, 0.97), (per_site, 0.9, 0.9), (other, 0.5, 0.01)]
-        if "engagement" in query:
-            return [(letter, 0.9, 0.95)]
-        return [(other, 0.8, 0.3), (per_site, 0.78, 0.3)]
-
-    for opener in ("donc", "mais"):
-        search = FakeSearch(table)
-        d = Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem))
-        _, state = d.step("c'est quoi la lettre d'engagement ?", DialogueState())
-        reply, _ = d.step(f"{opener} faut-il une lettre par établissement ?", state)
-        assert "engagement" in search.calls[-2]["query"], opener
-        assert reply.results[0].entry.id == "ans-par-site", opener
-
-
-def test_a_follow_up_naming_the_conversations_couloir_again_still_leans_on_it():
+def letter_follow_up_dialogue() -> tuple[Dialogue, FakeSearch]:
+    """The engagement letter, then « …une par établissement ? »: with the letter's topic
+    words, the per-site entry; on its own words, another couloir's entry."""
     letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
     per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
     other = entry("ans-autre", HOP.facets["couloir"], question="un DPI par établissement ?")
@@ -1359,7 +1340,20 @@ def test_a_follow_up_naming_the_conversations_couloir_again_still_leans_on_it():
         return [(other, 0.8, 0.3), (per_site, 0.78, 0.3)]
 
     search = FakeSearch(table)
-    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    return Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem)), search
+
+
+def test_a_follow_up_opening_on_donc_or_mais_leans_on_the_previous_question():
+    for opener in ("donc", "mais"):
+        d, search = letter_follow_up_dialogue()
+        _, state = d.step("c'est quoi la lettre d'engagement ?", DialogueState())
+        reply, _ = d.step(f"{opener} faut-il une lettre par établissement ?", state)
+        assert "engagement" in search.calls[-2]["query"], opener
+        assert reply.results[0].entry.id == "ans-par-site", opener
+
+
+def test_a_follow_up_naming_the_conversations_couloir_again_still_leans_on_it():
+    d, search = letter_follow_up_dialogue()
     _, state = d.step("c'est quoi la lettre d'engagement pour un EHPAD ?", DialogueState())
     assert dict(state.facets)["couloir"] == DUI.facets["couloir"]
     reply, _ = d.step("il en faut une par établissement, en EHPAD ?", state)
