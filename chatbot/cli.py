@@ -51,6 +51,10 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     corpus = load_corpus(settings.corpus_dir)
     encoder = resolve_encoder(settings.model, settings.models_dir, backend=settings.backend)
     _, report = ensure_index(settings, corpus, encoder, progress=True, force=True)
+    if settings.spelling:  # built now, beside the index: a read-only deployment reads it
+        from chatbot.spelling import Lexicon
+
+        Lexicon.load(settings.data_dir)
     out.write(
         f"Index construit dans {settings.index_dir} : {report.entries} entrées, "
         f"{report.vectors} vecteurs, dimension {report.dimension}, modèle {encoder.name}, "

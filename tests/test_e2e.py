@@ -60,6 +60,8 @@ def test_build_then_search_finds_the_sas_financing_answer(env):
     assert code == 0 and "entrées" in out and "vecteurs" in out
     manifest = json.loads((env / "index" / "manifest.json").read_text())
     assert manifest["dimension"] == 384 and manifest["model"].startswith("multilingual-e5-small")
+    # The typing-slip lexicon is built beside the index, for a read-only deployment.
+    assert list(env.glob("lexicon-*.npy"))
     code, out = run_cli("search", "combien est versé pour le SAS ?", "--json")
     assert code == 0
     result = json.loads(out)
