@@ -5,7 +5,8 @@ letters), not typed in capitals (« ANSSI » is an acronym), the FAQs never use 
 form of it (same stem), nor does the thesaurus or the facet vocabulary, and it is no French or
 English word (the word lists of pyspellchecker, held here as hashes). It is then replaced by
 the closest FAQ word (one edit away, two from eleven letters on) that starts with the same
-letter; among equally close ones, the one the FAQs use most. A message without slips is
+letter; among equally close ones, the one the FAQs use most. A message typed in capitals
+is first written in the FAQs' case. A message without slips, in lower or mixed case, is
 searched exactly as typed.
 
 Measured (06/12/2026): 36 of the 994 evaluation questions are mended, all but three typos
@@ -47,6 +48,11 @@ TWO_EDITS_FROM = 11
 MAX_LOOKUPS = 32
 LANGUAGES = ("fr", "en")
 
+
+# A message is typed in capitals when this share of its words of 5+ letters (at least this
+# many of them) are: « ESMS DUI PDE » is acronyms, not a message in capitals.
+SHOUTED_SHARE = 0.8
+SHOUTED_MIN_WORDS = 2
 
 # Chat shorthand, written out before searching: « cb touche l'editeur pr le SAS » was read
 # as off the FAQ (« cb », « pr » no word of theirs), « qd » asked no moment. Only the
@@ -167,17 +173,21 @@ class Speller:
     def __init__(self, texts: Iterable[str], lexicon: Lexicon, known: Iterable[str] = ()):
         counts: Counter[str] = Counter()
         surface: dict[str, Counter[str]] = {}
+        cased: dict[str, Counter[str]] = {}
         typed: Counter[str] = Counter(t for text in texts for t in _TOKEN.findall(text))
         for token, n in typed.items():  # each distinct token folded once (≈ 10× faster)
             folded = fold(token)
             counts[folded] += n
             surface.setdefault(folded, Counter())[token.lower()] += n
+            cased.setdefault(folded, Counter())[token] += n
         self._counts = counts
         # What a slip may be mended to: the FAQ words of at least four letters (« cobien »
         # → « combien », a stop word of the lexical search but what the question asks).
         self._candidates = [w for w in counts if len(w) >= MIN_LENGTH - 1 and w.isalpha()]
         # Each is written back as the FAQs most often write it (accents kept).
         self._surface = {w: c.most_common(1)[0][0] for w, c in surface.items()}
+        # And with their case, for a message typed in capitals (« SAS », « éditeur »).
+        self._cased = {w: c.most_common(1)[0][0] for w, c in cased.items()}
         extra = {fold(t) for text in known for t in _TOKEN.findall(text)}
         self._known = frozenset(counts) | stopwords() | extra
         self._stems = frozenset(lexical_tokens(" ".join(counts)))
@@ -215,9 +225,27 @@ class Speller:
             return None
         return self._surface[max(close, key=lambda w: (self._counts[w], w))]
 
+    def unshout(self, text: str) -> str:
+        """A message typed in capitals, in the FAQs' case (« COMBIEN TOUCHE L'EDITEUR POUR
+        LE SAS ? » → « combien touche l'éditeur pour le SAS ? »); any other as typed. The
+        model is cased: in capitals it read another text (the wrong entry first)."""
+        long = [t for t in _TOKEN.findall(text) if len(t) >= MIN_LENGTH and t.isalpha()]
+        upper = sum(t.isupper() for t in long)
+        if len(long) < SHOUTED_MIN_WORDS or upper < SHOUTED_SHARE * len(long):
+            return text
+
+        def cased(m: re.Match[str]) -> str:
+            word = m.group()
+            # A short word the FAQs never use is an acronym more likely than a word.
+            default = word if len(word) < MIN_LENGTH else word.lower()
+            return self._cased.get(fold(word), default)
+
+        return _TOKEN.sub(cased, text)
+
     def mend(self, text: str) -> str:
         """`text` with every slip replaced by its FAQ word and chat shorthand written out
-        (« pr » → « pour »), the rest as typed."""
+        (« pr » → « pour »), the rest as typed (in the FAQs' case if typed in capitals)."""
+        text = self.unshout(text)
         found: dict[str, str | None] = {}
 
         def mended(m: re.Match[str]) -> str:

@@ -15,7 +15,7 @@ from chatbot.spelling import MAX_LOOKUPS, Lexicon, Speller
 from tests.factories import make_entry
 
 FAQ = [
-    "Quelles mentions obligatoires doivent figurer sur la facture ?",
+    "Quelles mentions obligatoires doivent figurer sur la facture de l'ASP ?",
     "Combien pour l'avance du financement ? Le financement est versé par l'ASP.",
     "Le gestionnaire signe la déclaration de conformité.",
     "Les consultations et la téléconsultation sont couvertes.",
@@ -47,6 +47,10 @@ def speller(lexicon) -> Speller:
             "combien touche l'editeur pour le SAS, et quand ?",
         ),
         ("un PR ds le DPI", "un PR dans le DPI"),
+        # A message typed in capitals is read in the FAQs' case (the model is cased), its
+        # acronyms kept, its accents back, then its slips mended.
+        ("COMBIEN POUR L'AVANCE DE L'ASP ?", "Combien pour l'avance de l'ASP ?"),
+        ("LA FACTUE DU GESTIONAIRE", "la facture du gestionnaire"),
     ],
 )
 def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, mended):
@@ -65,6 +69,8 @@ def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, 
         # Short words are acronyms more often than slips, and so are words in capitals.
         "DPI SAS HDS ROR",
         "un audit ANSSI",
+        "Quelles mentions ASP et DPI pour la facture SAS ?",
+        "ASP DPI SAS ROR HDS",  # capitals, but acronyms only: as typed
         # Two edits only from 11 letters: real words 9 or 10 letters long stay.
         "un forfait annualisé pour redéployer",
         # Accents decomposed (pasted from some systems) are part of the word.
