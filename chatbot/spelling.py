@@ -80,7 +80,10 @@ SHORTHAND = {
     "pcq": "parce que",
     "pck": "parce que",
     "vrmt": "vraiment",
+    "koi": "quoi",
 }
+# An elided article or pronoun typed without its apostrophe: « lavance », « lasp », « dun ».
+_ELIDED = re.compile(r"(qu|[ldjmnstc])(.{3,})")
 
 # Bumped when what the cached file holds changes (folding, hashing).
 FORMAT = "v1"
@@ -206,6 +209,16 @@ class Speller:
             and folded not in self.lexicon
         )
 
+    def _apostrophe(self, word: str, folded: str) -> str | None:
+        """« lavance » → « l'avance »: a word that is no word, but an elided article or
+        pronoun glued to a FAQ word of three letters or more (« lasp » → « l'ASP »)."""
+        if word.isupper() or folded in self._known or folded in self.lexicon:
+            return None
+        glued = _ELIDED.fullmatch(folded)
+        if glued is None or glued[2] not in self._counts or glued[2] in stopwords():
+            return None
+        return f"{word[: len(glued[1])]}'{self._cased.get(glued[2], glued[2])}"
+
     def _closest(self, folded: str) -> str | None:
         from rapidfuzz import process
         from rapidfuzz.distance import DamerauLevenshtein
@@ -252,6 +265,9 @@ class Speller:
             folded = fold(m.group())
             if folded in SHORTHAND and not m.group().isupper():
                 return SHORTHAND[folded]
+            apart = self._apostrophe(m.group(), folded)
+            if apart is not None:
+                return apart
             if folded not in found:
                 if len(found) >= MAX_LOOKUPS or not self._suspect(m.group(), folded):
                     return m.group()

@@ -51,6 +51,8 @@ def speller(lexicon) -> Speller:
         # acronyms kept, its accents back, then its slips mended.
         ("COMBIEN POUR L'AVANCE DE L'ASP ?", "Combien pour l'avance de l'ASP ?"),
         ("LA FACTUE DU GESTIONAIRE", "la facture du gestionnaire"),
+        # An article glued to a FAQ word gets its apostrophe back.
+        ("koi envoyer a lasp pr lavance", "quoi envoyer a l'ASP pour l'avance"),
     ],
 )
 def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, mended):
@@ -69,6 +71,8 @@ def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, 
         # Short words are acronyms more often than slips, and so are words in capitals.
         "DPI SAS HDS ROR",
         "un audit ANSSI",
+        # Words that only look glued (« laquelle », « dans », « contrat ») are words.
+        "laquelle dans le contrat, lequel signe",
         "Quelles mentions ASP et DPI pour la facture SAS ?",
         "ASP DPI SAS ROR HDS",  # capitals, but acronyms only: as typed
         # Two edits only from 11 letters: real words 9 or 10 letters long stay.
