@@ -36,10 +36,12 @@ class EvalSet:
     # blind.jsonl: user questions (170 answerable, 60 not) written later by another helper
     # from the corpus alone, blind to the engine and to the other files; reported apart.
     blind: list[EvalQuery] = field(default_factory=list)
-    # typos.jsonl: 80 questions typed with slips (60 answerable, 20 not), written blind by
-    # another helper from the corpus alone on 06/12, to measure the slip mending on unseen
-    # wordings; reported apart, never used to fit anything (the calibration reads the
-    # queries, near misses and blind set only).
+    # typos.jsonl: 140 questions typed the way people type, written blind by other helpers
+    # from the corpus alone on 06/12, after the mending of chatbot/spelling.py was tuned:
+    # t001-t080 with typing slips (60 answerable, 20 not), c001-c060 in chat style
+    # (shorthand, glued apostrophes, capitals; 45 answerable, 15 not). Reported apart,
+    # never used to fit anything (the calibration reads the queries, near misses and blind
+    # set only).
     typos: list[EvalQuery] = field(default_factory=list)
 
     def split(self, name: str | None) -> EvalSet:
