@@ -1,13 +1,14 @@
-"""Typing slips mended against the FAQs' own words: « factue » → « facture ».
+"""How people type, mended against the FAQs' own words: « factue » → « facture ».
 
 A word is taken for a slip only when nothing else explains it: it is long enough (five
 letters), not typed in capitals (« ANSSI » is an acronym), the FAQs never use it nor another
 form of it (same stem), nor does the thesaurus or the facet vocabulary, and it is no French or
 English word (the word lists of pyspellchecker, held here as hashes). It is then replaced by
 the closest FAQ word (one edit away, two from eleven letters on) that starts with the same
-letter; among equally close ones, the one the FAQs use most. A message typed in capitals
-is first written in the FAQs' case. A message without slips, in lower or mixed case, is
-searched exactly as typed.
+letter; among equally close ones, the one the FAQs use most. Before that, a message typed
+in capitals is written in the FAQs' case, chat shorthand is written out (« pr », « cb »,
+« qd »: SHORTHAND) and an article glued to a FAQ word gets its apostrophe back (« lavance »).
+A message with none of these, in lower or mixed case, is searched exactly as typed.
 
 Measured (06/12/2026): 36 of the 994 evaluation questions are mended, all but three typos
 (« cobien », « adrese », « logicel », « finacement »; the three: « financeur », « ptite »,
