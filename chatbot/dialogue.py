@@ -399,15 +399,7 @@ def _figure(x: float) -> str:
 
 _FULL_COVERAGE = 0.999  # Hit.coverage of an entry containing every concept of the query
 
-_FOLLOW_UP_STARTS = (
-    "et",
-    "and",
-    "ok et",
-    "d'accord et",
-    "daccord et",
-    "merci et",
-    "puis",
-)
+_FOLLOW_UP_STARTS = ("et", "and", "ok et", "d'accord et", "daccord et", "merci et", "puis")
 # Openings that lean on the previous question (« donc ça dépend de ma profession ? ») without
 # making the message elliptic: it is not searched within the conversation's couloir (« mais
 # qui signe le bon de commande ? » after a SAS answer is about every couloir).
@@ -485,7 +477,8 @@ def _sure(reply: Reply, above: float) -> bool:
 
 
 def _leans(text: str) -> bool:
-    """A message that leans on the previous question: elliptic, or opening on a pronoun."""
+    """A message that leans on the previous question: elliptic, or opening on a pronoun,
+    « donc » or « mais »."""
     toks = words(text)
     return _elliptic(text) or bool(toks and (toks[0] in _PRONOUNS or toks[0] in _LEANING_STARTS))
 
@@ -837,8 +830,7 @@ class Dialogue:
         # one following a fallback or a clarification.
         if (
             previous
-            and state.history
-            and state.answered_at == state.turns - 1
+            and just_answered
             and not new_context
             and _leans(text)
             and not _sure(reply, self.policy.follow_up_sure)

@@ -176,21 +176,18 @@ class Speller:
 
     def __init__(self, texts: Iterable[str], lexicon: Lexicon, known: Iterable[str] = ()):
         counts: Counter[str] = Counter()
-        surface: dict[str, Counter[str]] = {}
         cased: dict[str, Counter[str]] = {}
         typed: Counter[str] = Counter(t for text in texts for t in _TOKEN.findall(text))
         for token, n in typed.items():  # each distinct token folded once (≈ 10× faster)
             folded = fold(token)
             counts[folded] += n
-            surface.setdefault(folded, Counter())[token.lower()] += n
             cased.setdefault(folded, Counter())[token] += n
         self._counts = counts
         # What a slip may be mended to: the FAQ words of at least four letters (« cobien »
         # → « combien », a stop word of the lexical search but what the question asks).
         self._candidates = [w for w in counts if len(w) >= MIN_LENGTH - 1 and w.isalpha()]
-        # Each is written back as the FAQs most often write it (accents kept).
-        self._surface = {w: c.most_common(1)[0][0] for w, c in surface.items()}
-        # And with their case, for a message typed in capitals (« SAS », « éditeur »).
+        # Each is written back as the FAQs most often write it (accents and case kept:
+        # « SAS », « éditeur »); a mended slip in lower case.
         self._cased = {w: c.most_common(1)[0][0] for w, c in cased.items()}
         extra = {fold(t) for text in known for t in _TOKEN.findall(text)}
         self._known = frozenset(counts) | stopwords() | extra
@@ -237,7 +234,7 @@ class Speller:
         close = [w for w, d, _ in found if d == best and w[0] == folded[0]]
         if not close:
             return None
-        return self._surface[max(close, key=lambda w: (self._counts[w], w))]
+        return self._cased[max(close, key=lambda w: (self._counts[w], w))].lower()
 
     def unshout(self, text: str) -> str:
         """A message typed in capitals, in the FAQs' case (« COMBIEN TOUCHE L'EDITEUR POUR
