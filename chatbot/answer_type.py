@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from chatbot.corpus import FaqEntry
-from chatbot.text import words
+from chatbot.text import fold, words
 
 TIME = "délai ou date"
 MOMENT = "moment"
@@ -26,7 +26,8 @@ _ASKS = {
     TIME: re.compile(
         r"\b(delai|delais|duree|combien de temps|sous combien|au bout de combien|date limite"
         r"|dates limites|quelle date|quelles dates|a quelle echeance|how long|how soon|deadline"
-        r"|deadlines)\b"
+        r"|deadlines"
+        r"|combien de (jour|jours|semaine|semaines|mois|heure|heures|an|ans|annee|annees))\b"
     ),
     MOMENT: re.compile(
         r"\b(a quel moment|a partir de quand|depuis quand|a quand)\b"
@@ -48,11 +49,14 @@ _ASKS = {
     ),
 }
 _DURATION_OR_DATE = (
-    r"\b\d+ (jour|jours|mois|semaine|semaines|an|ans|annee|annees|heure|heures)\b"
+    # A duration in figures or in words; « un/une » only where it counts (« d'environ une
+    # semaine », « sous un mois »), not as an article (« la moyenne sur une année »).
+    r"\b(\d+|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|quinze|quelques|plusieurs"
+    r"|(environ|dans|sous|apres|moins d|plus d) (un|une))"
+    r" (jour|jours|mois|semaine|semaines|an|ans|annee|annees|heure|heures)\b"
     r"|\b20\d\d\b"
     r"|\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre"
-    r"|decembre|trimestre|semestre|delai|delais|calendrier|date|dates|duree|echeance"
-    r"|echeances)\b"
+    r"|decembre|trimestre|semestre|calendrier|echeance|echeances)\b"
 )
 _GIVES = {
     TIME: re.compile(_DURATION_OR_DATE),
@@ -70,6 +74,9 @@ _GIVES = {
 # A title asking "quand…" announces a time in its answer.
 _TITLE_TIME = re.compile(r"\bquand\b")
 _CLAUSES = re.compile(r"[?.!;:,\n]+")
+# « jusqu'à quand » asks a deadline; its elision is dropped with the words, so it is read
+# on the folded text (typed « jusqu'a », « jusqua », « jusqu a »).
+_UNTIL = re.compile(r"\bjusqu ?'? ?a quand\b")
 
 
 def _folded(text: str) -> str:
@@ -79,7 +86,10 @@ def _folded(text: str) -> str:
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, MOMENT, AMOUNT), if any."""
     clauses = [_folded(c) for c in _CLAUSES.split(text)] + [_folded(text)]
-    return frozenset(kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses))
+    kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}
+    if _UNTIL.search(fold(text)):
+        kinds.add(TIME)
+    return frozenset(kinds)
 
 
 def offered(entry: FaqEntry) -> frozenset[str]:
@@ -89,5 +99,5 @@ def offered(entry: FaqEntry) -> frozenset[str]:
     if "€" in entry.answer or "%" in entry.answer:  # symbols the folded words drop
         kinds.add(AMOUNT)
     if _TITLE_TIME.search(_folded(entry.question)):
-        kinds |= {TIME, MOMENT}
+        kinds.add(MOMENT)
     return frozenset(kinds)

@@ -19,7 +19,10 @@ from tests.test_lexical import retriever
         ("sous combien de temps est payé le solde", {TIME}),
         ("Quand sort la V2 du référentiel ?", {MOMENT}),
         ("ok merci. Et quand pour le solde ?", {MOMENT}),
-        ("jusqu'à quand peut-on déposer ?", {MOMENT}),
+        # a deadline: a date is asked, not only a step of the procedure
+        ("jusqu'à quand peut-on déposer ?", {TIME, MOMENT}),
+        ("asp verse l'argent combien de jours apres la demande ?", {TIME}),
+        ("ça prend combien de semaines ?", {TIME}),
         ("Is there a wave 2 for LGO, and when does it open?", {MOMENT}),
         ("What is the deadline to apply?", {TIME}),
         ("combien coute la labellisation", {AMOUNT}),
@@ -51,7 +54,15 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Quel taux ?", "Financé à 100 % par l'État.", {AMOUNT}),
         ("Quel délai ?", "Le versement intervient sous 30 jours.", {TIME, MOMENT}),
         ("Calendrier ?", "Ouverture prévue en mars 2025.", {TIME, MOMENT}),
-        ("Que comprend le solde et quand le demander ?", "Sur le PV.", {TIME, MOMENT}),
+        # a title asking "quand" announces a moment, not a delay or a date
+        ("Que comprend le solde et quand le demander ?", "Sur le PV.", {MOMENT}),
+        # a delay or a date named without its value gives none
+        ("Prérequis ?", "Anticipez pour tenir compte de ces délais.", set()),
+        ("Changer ?", "Respectez la date de fin de dépôt des demandes.", set()),
+        # a duration in words, « un/une » only where it is a count
+        ("Compte ?", "Il y a un délai d'environ une semaine d'instruction.", {TIME, MOMENT}),
+        ("Préparer ?", "Comptez quelques jours.", {TIME, MOMENT}),
+        ("Compter ?", "Prenez la moyenne sur une année.", set()),
         # "when" is also answered by the event waited for; a delay is not
         ("Versement ?", "L'avance est versée à l'issue de la mise en service.", {MOMENT}),
     ],

@@ -1363,3 +1363,32 @@ def test_a_follow_up_naming_the_conversations_couloir_again_still_leans_on_it():
     calls = len(search.calls)
     d.step("il en faut une par établissement, à l'hôpital ?", state)
     assert all("engagement" not in c["query"] for c in search.calls[calls:])
+
+
+def test_a_delay_no_close_entry_gives_falls_back_however_sure_the_words():
+    time = frozenset({"délai ou date"})
+
+    def hits(gives: set[str]):
+        return lambda q, f, b: [
+            Hit(e, s, c, 0.0, 0.0, 0.9, missing_kinds=frozenset() if e.id in gives else time)
+            for e, s, c in ambiguous(q, f, b)
+        ]
+
+    # Sure of the entry, but it gives no delay, nor do its rivals: no answer, no
+    # clarification between entries that would not answer either.
+    for table in (hits(set()), lambda q, f, b: [h for h in hits(set())(q, f, b)[:1]]):
+        reply, state = make(table)[0].step(
+            "dans quel délai le solde est-il versé ?", DialogueState()
+        )
+        assert reply.type == "fallback" and state.pending is None
+        assert msg.WHY_NO_TIME in reply.why
+        assert msg.KIND_MISSING.format(kinds=msg.ANSWER_KINDS["délai ou date"]) in reply.text
+        assert SAS.question in reply.text  # the closest questions are still offered
+    # One close candidate gives it: the question is the FAQs' to answer (here, to clarify).
+    reply, _ = make(hits({DUI.id}))[0].step(
+        "dans quel délai le solde est-il versé ?", DialogueState()
+    )
+    assert reply.type == "clarify"
+    # Nothing missing: the same candidates are asked about, as before.
+    reply, _ = make(ambiguous)[0].step("dans quel délai le solde est-il versé ?", DialogueState())
+    assert reply.type == "clarify"
