@@ -7,7 +7,10 @@ duration or a date, a moment ("quand…", answered by a date or by the event awa
 "à l'issue de la mise en service") or an amount, and the best entry holds none, the FAQ
 most likely does not answer it: the in-scope model takes this as a feature
 (SCOPE_FEATURES). Measured on the dev split (5-fold CV, same share of answerable
-questions refused): out-of-scope questions caught 54 % -> 62 %.
+questions refused): out-of-scope questions caught 54 % -> 62 %. A delay or a date asked
+that no close candidate gives is, moreover, a fallback whatever the scope model says
+(dialogue._lacks_time): that kind is given only as a value (« sous 30 jours », « mars
+2025 »), not by a word naming it (« ces délais », « la date de fin de dépôt »).
 """
 
 from __future__ import annotations
