@@ -858,14 +858,22 @@ class Dialogue:
         """Whether an entry for every couloir answers a question naming a couloir no entry
         is about: « pour le couloir radiologie, où est décrit le périmètre de la prestation ? »
         is answered by the périmètre entry, which holds for all. Only a couloir: the entries
-        for all do not speak of a product the FAQs never name (« la DRIMbox »)."""
+        for all do not speak of a product the FAQs never name (« la DRIMbox »). Nor is an
+        entry about a product serving every couloir that names the couloir itself: « je suis
+        kiné, pourquoi ne vois-je pas ce compte rendu dans le dossier partagé ? » is the
+        DMP's entry on what each profession may see (FacetDetector.unmentioned)."""
         p, scope = self.policy, self.scope
         if scope is None or not any(f == scope for f, _ in missing):
             return False
         if not all(f in self.context for f, _ in missing):
             return False
         hits = self.search(text, k=p.candidates)
-        if not hits or hits[0].entry.facets.get(scope) is not None:
+        if not hits:
+            return False
+        top = hits[0].entry
+        if top.facets.get(scope) is not None and not (
+            any(top.facets.get(f) for f in self.spans_scope) and set(missing) <= self._named_by(top)
+        ):
             return False
         return hits[0].confidence >= p.generic_sure and hits[0].in_scope >= p.scope_below
 
@@ -1293,7 +1301,15 @@ class Dialogue:
             if implied == (scope, theirs):
                 return False
         shared = {(f, top.entry.facets[f]) for f in self.spans_scope if top.entry.facets.get(f)}
-        return not (shared & self.detector.named(query, self.spans_scope))
+        if shared & self.detector.named(query, self.spans_scope):
+            return False
+        # Nor when the entry's own phrasings name the couloir said (« ce qu'un kiné peut
+        # voir dans le DMP »): it is about that couloir too, whatever it is filed under.
+        return (scope, said) not in self._named_by(top.entry)
+
+    def _named_by(self, entry: FaqEntry) -> frozenset[tuple[str, str]]:
+        """The facet values an entry's title and alternates name."""
+        return self.detector.named(" ".join([entry.question, *entry.alternates]))
 
     def _picks(self, query: str, top: Hit, rivals: list[Hit], facet: str) -> bool:
         """Whether the question's own words choose `top` among rivals differing on `facet`:

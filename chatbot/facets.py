@@ -150,13 +150,24 @@ class FacetDetector:
         the FAQs do cover.
         """
         carried = {(f, v) for e in entries for f, v in e.facets.items() if v}
-        text = " | ".join(
-            " ".join(words(" ".join([e.question, *e.alternates, e.answer]))) for e in entries
-        )
+
+        def text(of: Sequence[FaqEntry]) -> str:
+            return " | ".join(
+                " ".join(words(" ".join([e.question, *e.alternates, e.answer]))) for e in of
+            )
+
+        everything = text(entries)
+        # A couloir named only by entries about a product serving every couloir is still
+        # one the FAQs never discuss: the DMP's entry on what a kiné may see in it says
+        # nothing of the kinés' software or funding.
+        spans = self.vocabulary.with_role("spans_scope")
+        scope = self.vocabulary.with_role("scope")
+        own = text([e for e in entries if not any(e.facets.get(f) for f in spans)])
         named = {
             (p.facet, p.value)
             for p in self._patterns
-            if (p.facet, p.value) not in carried and p.regex.search(text)
+            if (p.facet, p.value) not in carried
+            and p.regex.search(own if p.facet in scope else everything)
         }
         return frozenset(
             (f, v.value)

@@ -765,6 +765,36 @@ def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched()
     assert reply.type == "fallback" and "« Officine »" in reply.text
 
 
+def test_a_couloir_only_a_product_entry_names_is_unmentioned_and_that_entry_answers_it():
+    from chatbot.facets import FacetDetector
+
+    dmp = replace(
+        SAS,
+        id="ans-dmp",
+        question="Qu'est-ce que la matrice d'habilitation du DMP ?",
+        alternates=("Qui définit ce qu'un kiné peut voir dans le dossier partagé ?",),
+        answer="La matrice dit quels documents chaque profession consulte.",
+        facets={**SAS.facets, "produit": "DMP / Mon espace santé"},
+    )
+    kine = ("couloir", "Auxiliaires médicaux libéraux")
+    # Named by the DMP's entry alone, which holds for every couloir: unmentioned. Named
+    # by an entry of its own, it is not.
+    assert kine in FacetDetector(VOCAB).unmentioned([dmp, DUI, HOP])
+    own = replace(DUI, alternates=("Le logiciel d'un kiné est-il financé ?",))
+    assert kine not in FacetDetector(VOCAB).unmentioned([dmp, own, HOP])
+    unmentioned = FacetDetector(VOCAB).unmentioned([dmp, DUI, HOP])
+    # The entry naming the profession answers it, though the question names no product.
+    search = FakeSearch(lambda q, f, b: [(dmp, 0.9, 0.8, 0.6)])
+    d = Dialogue(search, VOCAB, Policy(), unmentioned)
+    reply, _ = d.step("je suis kiné, pourquoi je ne vois pas ce compte rendu ?", DialogueState())
+    assert reply.type == "answer"
+    # Another entry, sure as it may be, does not: the FAQs never discuss their software.
+    search = FakeSearch(lambda q, f, b: [(SAS, 0.9, 0.8, 0.6)])
+    d = Dialogue(search, VOCAB, Policy(), unmentioned)
+    reply, _ = d.step("le Ségur finance-t-il le logiciel des kinés ?", DialogueState())
+    assert reply.type == "fallback" and "« Auxiliaires médicaux libéraux »" in reply.text
+
+
 def test_a_couloir_no_entry_is_about_is_answered_by_a_sure_entry_for_every_couloir():
     generic = entry("ans-all", None, None, "Où est décrit le périmètre de la prestation ?")
     unmentioned = FacetDetector(VOCAB).unmentioned([generic, DUI, HOP])
