@@ -140,6 +140,19 @@ _LEAD_IN = re.compile(
 # A question asking what something is (matched on fold(): apostrophes kept); « c'est quoi »
 # only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
 # quoi les critères pour être financé ? »).
+# A patient (or a resident's family) doing something: « comment un patient active son
+# profil Mon espace santé ? », « can a patient delete… », « ma mère est en EHPAD… ». The
+# FAQs answer professionals, establishments and vendors, never a patient's own steps;
+# matched on words() (folded, elisions gone: « s'opposer » is « opposer »).
+_PATIENT_SIDE = re.compile(
+    r"\b(?:un|une|le|la|les|mes|nos|vos|ses|leurs|a|the|my|our|your) patient(?:e|es|s)?"
+    r" (?:peu(?:t|vent)|doi(?:t|vent)|pourr(?:a|ont)|activ\w*|suppr\w*|masqu\w*|cre\w*"
+    r"|ferm\w*|oppos\w*|inscri\w*|accede\w*|consult\w*|telecharg\w*|ouvr\w*|can|could"
+    r"|does|do|should|must|may|delete\w*|activate\w*|hide\w*|close\w*|open\w*|create\w*"
+    r"|access\w*|opt\w*|sign\w*|log\w*)\b"
+    r"|\b(?:can|does|do|should|could|may|must) (?:a|the|my|our) patients? \w+"
+    r"|\b(?:ma|mon) (?:mere|pere|fils|fille|femme|mari|grand mere|grand pere)\b"
+)
 _DEFINITION = re.compile(
     r"\bqu['’ ]?est[- ]ce qu|\bque (?:signifie|veut dire)\b|\bveut dire quoi\b"
     r"|\bc['’ ]?est quoi (?:(?:le|la|les|un|une|des) |l['’])?[^\s?]+(?: [^\s?]+)? *\?*$"
@@ -818,6 +831,14 @@ class Dialogue:
             reason = msg.UNCOVERED.format(values=values)
             why = msg.WHY_UNCOVERED.format(values=values)
             return _not_found(self.search(text, k=_CLOSEST), why, reason=reason), state
+        if _PATIENT_SIDE.search(" ".join(words(text))):
+            # A patient's own steps, unless an entry near it is phrased so (a curator may
+            # add one): the closest questions and the contacts, as every fallback.
+            hits = self.search(text, k=self.policy.candidates)
+            near = (p for h in hits for p in self._phrasings(h.entry))
+            if not any(_PATIENT_SIDE.search(p) for p in near):
+                reply = _not_found(hits, msg.WHY_PATIENT_SIDE, reason=msg.PATIENT_SIDE)
+                return reply, state
         detected = self.detector.detect(text)
         remembered = dict(state.facets)
         named = {f: v for f, v in detected.items() if f in self.context}

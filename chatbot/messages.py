@@ -47,6 +47,12 @@ UNCOVERED = (
     "je n'ai pas de réponse officielle à vous donner."
 )
 
+PATIENT_SIDE = (
+    "Les FAQ sur lesquelles je m'appuie s'adressent aux professionnels, aux établissements "
+    "et aux éditeurs : elles ne décrivent pas les démarches d'un patient ou de ses proches "
+    "(Mon espace santé, DMP côté patient)."
+)
+
 NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FAQ."
 # Added to NOT_FOUND when the question asks a kind of answer the closest entry lacks.
 KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
@@ -60,6 +66,7 @@ WHY_OUT_OF_SCOPE = "hors du périmètre : probabilité d'être couverte par les 
 WHY_UNSURE = "aucune fiche sûre : confiance de la plus proche {c} (< {below})"
 WHY_KINDS = "demande {kinds}, que la fiche la plus proche ne donne pas"
 WHY_NO_HIT = "aucune fiche trouvée"
+WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"
 WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"
 WHY_NOT_OFFERED = (
     "répond « {value} » à une question qui ne le proposait pas ; aucune de ses fiches n'est sûre"

@@ -1422,3 +1422,44 @@ def test_a_delay_no_close_entry_gives_falls_back_however_sure_the_words():
     # Nothing missing: the same candidates are asked about, as before.
     reply, _ = make(ambiguous)[0].step("dans quel délai le solde est-il versé ?", DialogueState())
     assert reply.type == "clarify"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "comment un patient active son profil Mon espace santé ?",
+        "Comment un patient peut-il masquer un document dans son DMP ?",
+        "comment mes patients peuvent s'opposer à l'alimentation de leur DMP",
+        "How can a patient delete their Mon espace santé account?",
+        "Bonjour, ma mère est en EHPAD, son dossier sera-t-il partagé ?",
+    ],
+)
+def test_a_patients_own_steps_fall_back_with_the_closest_questions(question):
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95, 0.9)])
+    reply, state = d.step(question, DialogueState())
+    assert reply.type == "fallback" and reply.why == msg.WHY_PATIENT_SIDE
+    assert msg.PATIENT_SIDE in reply.text and SAS.question in reply.text
+    assert state.pending is None
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # The patient as the object, not the actor: the FAQs' own questions.
+        "le refus du patient saisi dans le DPI, c'est payant ?",
+        "une patiente m'a demandé pourquoi son CR n'est pas visible, que lui dire ?",
+        "peut-on consulter le dossier d'un patient sans son accord ?",
+    ],
+)
+def test_a_patient_named_as_the_object_is_answered_as_usual(question):
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95, 0.9)])
+    reply, _ = d.step(question, DialogueState())
+    assert reply.type == "answer"
+
+
+def test_an_entry_phrased_as_a_patients_step_answers_it():
+    # A curator who adds such an entry (or an alternate) is not overruled.
+    mes = replace(SAS, alternates=("Comment un patient active-t-il son profil ?",))
+    d, _ = make(lambda q, f, b: [(mes, 0.9, 0.95, 0.9)])
+    reply, _ = d.step("comment un patient active son profil Mon espace santé ?", DialogueState())
+    assert reply.type == "answer"
