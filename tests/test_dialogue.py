@@ -792,7 +792,9 @@ def test_a_couloir_only_a_product_entry_names_is_unmentioned_and_that_entry_answ
     search = FakeSearch(lambda q, f, b: [(SAS, 0.9, 0.8, 0.6)])
     d = Dialogue(search, VOCAB, Policy(), unmentioned)
     reply, _ = d.step("le Ségur finance-t-il le logiciel des kinés ?", DialogueState())
-    assert reply.type == "fallback" and "« Paramédicaux et autres professions de santé »" in reply.text
+    assert (
+        reply.type == "fallback" and "« Paramédicaux et autres professions de santé »" in reply.text
+    )
 
 
 def test_a_couloir_no_entry_is_about_is_answered_by_a_sure_entry_for_every_couloir():
