@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from chatbot.corpus import Corpus
 
 ISSUE19_DIR = ("eval", "issue19")
+# A later blind set (06/12), all of it held out: split "test", never tuned on.
+FRESH_DIR = ("eval", "fresh")
 # The goals of the issue, for the report (None: "keep what it is").
 GOALS: dict[str, str] = {
     "answerable_r1": "≥ 0.95",
@@ -62,8 +64,9 @@ class Asked:
     suggests: bool = False
 
 
-def issue19_items(corpus_dir: Path) -> list[Item]:
-    rows = _read_jsonl(corpus_dir.joinpath(*ISSUE19_DIR, "single.jsonl"))
+def issue19_items(corpus_dir: Path, where: tuple[str, ...] = ISSUE19_DIR) -> list[Item]:
+    """The single-turn items of the issue19 set (or of another set in its format)."""
+    rows = _read_jsonl(corpus_dir.joinpath(*where, "single.jsonl"))
     return [
         Item(r["id"], r["query"], tuple(r["gold"]), r["expect"], r["pattern"], r["split"])
         for r in rows
@@ -232,7 +235,11 @@ def judgement(bot: Bot, corpus_dir: Path, split: str, limit: int | None = None) 
 
     sets: dict[str, Any] = {}
     failures: dict[str, list[str]] = {}
-    single = {"issue19": issue19_items(corpus_dir), **older_items(corpus_dir, bot.corpus)}
+    single = {
+        "issue19": issue19_items(corpus_dir),
+        **older_items(corpus_dir, bot.corpus),
+        "fresh": issue19_items(corpus_dir, FRESH_DIR),
+    }
     for name, items in single.items():
         asked = ask(bot, cut(items))
         sets[name] = single_figures(asked)
@@ -244,6 +251,7 @@ def judgement(bot: Bot, corpus_dir: Path, split: str, limit: int | None = None) 
     for name, path in (
         ("issue19_dialogues", corpus_dir.joinpath(*ISSUE19_DIR, "dialogues.jsonl")),
         ("dialogues", corpus_dir / "eval" / "dialogues.jsonl"),
+        ("fresh_dialogues", corpus_dir.joinpath(*FRESH_DIR, "dialogues.jsonl")),
     ):
         dialogues = [d for d in _read_jsonl(path) if d.get("split") == split]
         if limit:

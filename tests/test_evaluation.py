@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from chatbot.config import REPO_ROOT
 from chatbot.corpus import load_corpus
@@ -41,18 +42,22 @@ def test_logistic_weights_on_raw_features_match_the_standardised_fit():
     assert abs(coef[0]) > 10
 
 
-def test_the_issue19_items_and_dialogues_are_well_formed_and_name_real_entries():
+@pytest.mark.parametrize("where", ["issue19", "fresh"])
+def test_the_issue19_items_and_dialogues_are_well_formed_and_name_real_entries(where):
     from evaluation.datasets import _read_jsonl
-    from evaluation.judgement import ISSUE19_DIR, issue19_items
+    from evaluation.judgement import FRESH_DIR, ISSUE19_DIR, issue19_items
 
     data = REPO_ROOT / "faq_data"
     known = set(load_corpus().by_id())
-    items = issue19_items(data)
-    assert len({i.id for i in items}) == len(items)
+    folder = {"issue19": ISSUE19_DIR, "fresh": FRESH_DIR}[where]
+    items = issue19_items(data, folder)
+    assert len({i.id for i in items}) == len(items) >= 100
     for it in items:
         assert it.split in ("dev", "test") and it.expect in ("answer", "clarify", "fallback")
         assert set(it.gold) <= known and (it.expect == "fallback") == (not it.gold)
-    dialogues = _read_jsonl(data.joinpath(*ISSUE19_DIR, "dialogues.jsonl"))
+    if where == "fresh":  # held out whole: nothing of it is tuned on
+        assert {it.split for it in items} == {"test"}
+    dialogues = _read_jsonl(data.joinpath(*folder, "dialogues.jsonl"))
     assert len({d["id"] for d in dialogues}) == len(dialogues)
     for d in dialogues:
         assert d["split"] in ("dev", "test") and d["turns"], d["id"]
