@@ -241,7 +241,10 @@ def judgement(bot: Bot, corpus_dir: Path, split: str, limit: int | None = None) 
         "fresh": issue19_items(corpus_dir, FRESH_DIR),
     }
     for name, items in single.items():
-        asked = ask(bot, cut(items))
+        items = cut(items)
+        if not items:  # a set held out whole has no dev part
+            continue
+        asked = ask(bot, items)
         sets[name] = single_figures(asked)
         failures[name] = [
             f"{a.item.id} [{a.item.pattern}] {a.type} {a.top}"
@@ -256,6 +259,8 @@ def judgement(bot: Bot, corpus_dir: Path, split: str, limit: int | None = None) 
         dialogues = [d for d in _read_jsonl(path) if d.get("split") == split]
         if limit:
             dialogues = dialogues[:limit]
+        if not dialogues:
+            continue
         played = [play(bot, d) for d in dialogues]
         sets[name] = dialogue_figures(played)
         failures[name] = [
@@ -280,7 +285,7 @@ ROW_NAMES = {
 
 
 def _cell(row: Mapping[str, Any] | None) -> str:
-    if not row:
+    if not row or not row.get("n"):
         return "–"
     return f"{100 * row['rate']:.1f} % ({row['k']}/{row['n']})"
 

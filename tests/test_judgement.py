@@ -10,6 +10,7 @@ from evaluation.judgement import (
     Played,
     bench_markdown,
     dialogue_figures,
+    markdown,
     single_figures,
 )
 
@@ -54,3 +55,12 @@ def test_the_bench_section_shows_before_and_now():
     assert "## Jugement (issue 19)" in text
     assert "0.0 % (0/1) → 100.0 % (1/1)" in text
     assert bench_markdown(None) == []
+
+
+def test_a_set_with_no_item_in_the_split_is_left_out_of_the_table():
+    # The fresh set is held out whole: its dev part is empty, and the dev table must not
+    # crash on it nor show an empty column.
+    now = {"split": "dev", "sets": {"s": dialogue_figures([Played("d", "k", True, True, "")])}}
+    now["sets"]["empty"] = dialogue_figures([])
+    text = "\n".join(markdown(now))
+    assert "100.0 % (1/1)" in text and "None" not in text
