@@ -406,6 +406,32 @@ def _not_found(
     )
 
 
+# « comment obtenir / activer / transférer … ? »: the action asked about, an infinitive.
+_HOW = re.compile(
+    r"\bcomment (?:faire pour |peut on |doit on |on peut |on doit |je peux |je dois |nous pouvons "
+    r"|puis je |faut il |se |s )?(\w+(?:er|ir|re))\b"
+)
+# Verbs that say « how » without naming an action (« comment faire ? », « comment savoir
+# si… »), or that take the topic as their object: checking, handling, organising
+# (« comment vérifier que mon logiciel est référencé ? » is about the referencing).
+_GENERIC_VERBS = frozenset(
+    "faire savoir proceder etre avoir dire comprendre verifier organiser gerer fonctionner"
+    " marcher passer prendre traiter".split()
+)
+# A message longer than this asks more than its « comment » clause: the entry may answer the rest.
+_HOW_WORDS = 20
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Two stems of one word family: the stemmer leaves « inscrir » / « inscript » /
+    « inscrit » and « transfer » / « transfert » apart; a shared start, all but the last
+    two letters of the shorter (five at least), joins them."""
+    if a == b:
+        return True
+    n = max(5, min(len(a), len(b)) - 2)
+    return len(a) >= n and len(b) >= n and a[:n] == b[:n]
+
+
 def _lacks_time(hits: list[Hit]) -> bool:
     """The question asks a delay or a date (answer_type.TIME) and none of `hits` gives one.
 
@@ -856,7 +882,7 @@ class Dialogue:
         previous = state.last_query
         state = replace(state, facets=tuple(remembered.items()), last_query=text)
         reply, after = self._decide(
-            text, state, filters={}, asked=0, detected=detected, within=within
+            text, state, filters={}, asked=0, detected=detected, within=within, typed=True
         )
         if reply.type != "clarify" and _announced(text):
             return self._ask_which(text, state, detected, (reply, after))
@@ -1030,9 +1056,11 @@ class Dialogue:
         force_answer: bool = False,
         detected: Mapping[str, str] | None = None,
         within: Mapping[str, str] | None = None,
+        typed: bool = False,
     ) -> tuple[Reply, DialogueState]:
         """`filters` come from the user's answers; `within` narrows a follow-up to the
-        conversation's context but, unlike them, never vouches for the answer."""
+        conversation's context but, unlike them, never vouches for the answer. `typed`: the
+        query is the user's message alone, not one combined with an earlier question."""
         p = self.policy
         boost = {**dict(state.facets), **(detected or {})}
         hits = self.search(
@@ -1103,10 +1131,17 @@ class Dialogue:
             )
         # A delay or a date asked, and no close candidate gives one: whatever the words
         # shared, the FAQs do not answer it (_lacks_time), nor would a clarification.
-        no_time = not force_answer and _lacks_time(hits[: p.candidates])
-        if no_time:
+        # What the question asks is missing from every close entry: no clarification either.
+        missing = not force_answer and _lacks_time(hits[: p.candidates])
+        if missing:
             out_of_scope = True
             whys.append(msg.WHY_NO_TIME)
+        # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA:
+        # a short question about how to do something the best entry never speaks of.
+        action = self._action_missing(query, top) if typed and not force_answer else None
+        if action:
+            missing = out_of_scope = True
+            whys.append(msg.WHY_NO_ACTION.format(action=action))
         if unsure:
             whys.append(
                 msg.WHY_UNSURE.format(c=_figure(top.confidence), below=_figure(p.fallback_below))
@@ -1114,7 +1149,7 @@ class Dialogue:
         why = " ; ".join(whys)
         # A doubt the clarifying question below is to settle; if none is asked, it stands.
         doubt = False
-        if (out_of_scope or unsure) and not (asked or no_time) and self._ambiguous(hits, boost):
+        if (out_of_scope or unsure) and not (asked or missing) and self._ambiguous(hits, boost):
             doubt, out_of_scope, unsure = True, False, False
         # After the user picked an option, answer from what is left rather than give up.
         if (out_of_scope or unsure) and not (force_answer or filters):
@@ -1327,6 +1362,22 @@ class Dialogue:
         # Nor when the entry's own phrasings name the couloir said (« ce qu'un kiné peut
         # voir dans le DMP »): it is about that couloir too, whatever it is filed under.
         return (scope, said) not in self._named_by(top.entry)
+
+    def _action_missing(self, query: str, top: Hit) -> str | None:
+        """The action a short « comment … ? » question asks about, when the best entry never
+        speaks of it (nor of a thesaurus equivalent: « résilier » is the FAQs' « annuler »)."""
+        said = words(query)
+        if len(said) > _HOW_WORDS:
+            return None
+        m = _HOW.search(" ".join(said))
+        if not m or m.group(1) in _GENERIC_VERBS:
+            return None
+        if self.thesaurus is not None and self.thesaurus(m.group(1)):
+            return None
+        stem = lexical_tokens(m.group(1))
+        if not stem or any(_same_word(stem[0], t) for t in self.entry_terms(top.entry)):
+            return None
+        return m.group(1)
 
     def _named_by(self, entry: FaqEntry) -> frozenset[tuple[str, str]]:
         """The facet values an entry's title and alternates name."""

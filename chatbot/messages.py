@@ -68,6 +68,7 @@ WHY_KINDS = "demande {kinds}, que la fiche la plus proche ne donne pas"
 WHY_NO_HIT = "aucune fiche trouvée"
 WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"
 WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"
+WHY_NO_ACTION = "demande comment « {action} », dont la fiche la plus proche ne parle pas"
 WHY_NOT_OFFERED = (
     "répond « {value} » à une question qui ne le proposait pas ; aucune de ses fiches n'est sûre"
 )

@@ -302,7 +302,8 @@ def test_a_couloir_no_reading_had_is_not_answered_from_its_unrelated_entries():
 def test_a_new_question_during_a_clarification_is_a_new_question():
     def table(query, facets, boost):
         if "convergence" in query.lower():
-            return [(HOP, 0.9, 0.9)]
+            # (an entry that speaks of creating accounts: the question asks how to)
+            return [(replace(HOP, answer="Le mandataire crée les comptes."), 0.9, 0.9)]
         return ambiguous(query, facets, boost)
 
     d, search = make(table)
@@ -1465,3 +1466,38 @@ def test_an_entry_phrased_as_a_patients_step_answers_it():
     d, _ = make(lambda q, f, b: [(mes, 0.9, 0.95, 0.9)])
     reply, _ = d.step("comment un patient active son profil Mon espace santé ?", DialogueState())
     assert reply.type == "answer"
+
+
+def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_falls_back():
+    nil = replace(SAS, question="Qui délivre le numéro NIL ?", answer="Le CNDA délivre le NIL.")
+    d, _ = make(lambda q, f, b: [(nil, 0.9, 0.95, 0.9)])
+    reply, _ = d.step("comment obtenir un numéro NIL pour notre logiciel ?", DialogueState())
+    assert reply.type == "fallback" and reply.why == msg.WHY_NO_ACTION.format(action="obtenir")
+    assert nil.question in reply.text  # the closest questions are still offered
+    # The entry speaks of the action, in any form: answered.
+    got = replace(nil, answer="L'obtention du NIL se fait auprès du CNDA.")
+    d, _ = make(lambda q, f, b: [(got, 0.9, 0.95, 0.9)])
+    reply, _ = d.step("comment obtenir un numéro NIL pour notre logiciel ?", DialogueState())
+    assert reply.type == "answer"
+    d, _ = make(lambda q, f, b: [(nil, 0.9, 0.95, 0.9)])
+    for message in (
+        # A verb that says "how" or takes the topic as object names no action.
+        "comment vérifier que notre NIL est valide ?",
+        "on veut un numéro NIL, comment faire ?",
+        # A long message asks more than its « comment » clause.
+        "Nous sommes un petit éditeur installé à Lyon et notre logiciel va bientôt être "
+        "présenté au CNDA pour la première fois : qui délivre le numéro, et comment l'obtenir ?",
+        # Not a how-to question.
+        "qui délivre le numéro NIL ?",
+    ):
+        reply, _ = d.step(message, DialogueState())
+        assert reply.type == "answer", message
+    # A thesaurus term (« résilier ») stands for the FAQs' own word (« annuler »).
+    cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
+    search = FakeSearch(lambda q, f, b: [(cancel, 0.9, 0.95, 0.9)])
+    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: "resilier" in text)
+    reply, _ = d.step("comment résilier notre demande ?", DialogueState())
+    assert reply.type == "answer"
+    d = Dialogue(search, VOCAB, Policy())
+    reply, _ = d.step("comment résilier notre demande ?", DialogueState())
+    assert reply.type == "fallback"
