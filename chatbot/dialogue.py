@@ -882,7 +882,7 @@ class Dialogue:
         previous = state.last_query
         state = replace(state, facets=tuple(remembered.items()), last_query=text)
         reply, after = self._decide(
-            text, state, filters={}, asked=0, detected=detected, within=within, typed=True
+            text, state, filters={}, asked=0, detected=detected, within=within, alone=True
         )
         if reply.type != "clarify" and _announced(text):
             return self._ask_which(text, state, detected, (reply, after))
@@ -1056,10 +1056,10 @@ class Dialogue:
         force_answer: bool = False,
         detected: Mapping[str, str] | None = None,
         within: Mapping[str, str] | None = None,
-        typed: bool = False,
+        alone: bool = False,
     ) -> tuple[Reply, DialogueState]:
         """`filters` come from the user's answers; `within` narrows a follow-up to the
-        conversation's context but, unlike them, never vouches for the answer. `typed`: the
+        conversation's context but, unlike them, never vouches for the answer. `alone`: the
         query is the user's message alone, not one combined with an earlier question."""
         p = self.policy
         boost = {**dict(state.facets), **(detected or {})}
@@ -1138,7 +1138,7 @@ class Dialogue:
             whys.append(msg.WHY_NO_TIME)
         # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA:
         # a short question about how to do something the best entry never speaks of.
-        action = self._action_missing(query, top) if typed and not force_answer else None
+        action = self._action_missing(query, top) if alone and not force_answer else None
         if action:
             missing = out_of_scope = True
             whys.append(msg.WHY_NO_ACTION.format(action=action))
