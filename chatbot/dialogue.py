@@ -17,6 +17,7 @@ from chatbot.answer_type import TIME
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
+from chatbot.regions import named_regions
 from chatbot.retrieval import Calibration, Hit
 from chatbot.retrieval.lexical import entry_stems
 from chatbot.text import fold, lexical_tokens, words
@@ -443,6 +444,11 @@ def _lacks_time(hits: list[Hit]) -> bool:
     answers without a figure, so it only weighs in the scope model.
     """
     return bool(hits) and all(TIME in h.missing_kinds for h in hits)
+
+
+def _quoted(values: AbstractSet[str]) -> str:
+    """« A » / « B », sorted."""
+    return " / ".join(f"« {v} »" for v in sorted(values))
 
 
 def _figure(x: float) -> str:
@@ -1269,6 +1275,15 @@ class Dialogue:
 
     def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:
         top = hits[0]
+        # A regional answer (e-santé Occitanie's providers) asked for another region.
+        asked = named_regions(state.last_query or "")
+        given = named_regions(top.entry.answer) if asked else frozenset()
+        if given and not asked & given:
+            names = {"asked": _quoted(asked), "given": _quoted(given)}
+            reply = _not_found(
+                hits, msg.WHY_OTHER_REGION.format(**names), reason=msg.OTHER_REGION.format(**names)
+            )
+            return reply, state
         related = [h for h in hits[1:] if h.confidence >= self.policy.fallback_below][
             : self.policy.related
         ]

@@ -53,6 +53,10 @@ PATIENT_SIDE = (
     "(Mon espace santé, DMP côté patient)."
 )
 
+OTHER_REGION = (
+    "Les FAQ sur lesquelles je m'appuie ne donnent cette information que pour {given}, "
+    "pas pour {asked}."
+)
 NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FAQ."
 # Added to NOT_FOUND when the question asks a kind of answer the closest entry lacks.
 KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
@@ -66,6 +70,7 @@ WHY_OUT_OF_SCOPE = "hors du périmètre : probabilité d'être couverte par les 
 WHY_UNSURE = "aucune fiche sûre : confiance de la plus proche {c} (< {below})"
 WHY_KINDS = "demande {kinds}, que la fiche la plus proche ne donne pas"
 WHY_NO_HIT = "aucune fiche trouvée"
+WHY_OTHER_REGION = "demande pour {asked} ce que la fiche ne donne que pour {given}"
 WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"
 WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"
 WHY_NO_ACTION = "demande comment « {action} », dont la fiche la plus proche ne parle pas"

@@ -1501,3 +1501,46 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     d = Dialogue(search, VOCAB, Policy())
     reply, _ = d.step("comment résilier notre demande ?", DialogueState())
     assert reply.type == "fallback"
+
+
+@pytest.mark.parametrize(
+    ("text", "regions"),
+    [
+        ("liste des prestataires en Bretagne", {"Bretagne"}),
+        (
+            "nos foyers sont entre la bretagne et les pays de la loire",
+            {"Bretagne", "Pays de la Loire"},
+        ),
+        ("EHPAD en Nouvelle-Aquitaine", {"Nouvelle-Aquitaine"}),
+        ("a client in Brittany", {"Bretagne"}),
+        ("un client installé à La Réunion", {"La Réunion"}),
+        ("on en parlera à la réunion de lundi", set()),  # a meeting, not the island
+        ("il aura fini en provence", {"Provence-Alpes-Côte d'Azur"}),
+        ("pièces pour le solde SAS", set()),
+    ],
+)
+def test_the_regions_a_message_names(text, regions):
+    from chatbot.regions import named_regions
+
+    assert named_regions(text) == regions
+
+
+def test_a_regional_answer_asked_for_another_region_falls_back_saying_for_which():
+    occ = replace(SAS, answer="En Occitanie, la liste des prestataires est sur le site.")
+    d, _ = make(lambda q, f, b: [(occ, 0.9, 0.95, 0.9)])
+    reply, _ = d.step("la liste des prestataires en Bretagne ?", DialogueState())
+    assert reply.type == "fallback" and "« Occitanie »" in reply.text
+    assert "« Bretagne »" in reply.text and occ.question in reply.text
+    assert reply.why == msg.WHY_OTHER_REGION.format(given="« Occitanie »", asked="« Bretagne »")
+    # Its own region, or none named, or an answer that holds everywhere: answered.
+    for message in ("la liste des prestataires en Occitanie ?", "la liste des prestataires ?"):
+        reply, _ = d.step(message, DialogueState())
+        assert reply.type == "answer", message
+    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95, 0.9)])
+    reply, _ = d.step("le forfait SAS pour un éditeur en Bretagne ?", DialogueState())
+    assert reply.type == "answer"
+    # A follow-up naming another region, after the regional answer.
+    d, _ = make(lambda q, f, b: [(occ, 0.9, 0.95, 0.9)])
+    _, state = d.step("la liste des prestataires ?", DialogueState())
+    reply, _ = d.step("et en Normandie ?", state)
+    assert reply.type == "fallback" and "« Normandie »" in reply.text
