@@ -8,9 +8,10 @@ duration or a date, a moment ("quand…", answered by a date or by the event awa
 most likely does not answer it: the in-scope model takes this as a feature
 (SCOPE_FEATURES). Measured on the dev split (5-fold CV, same share of answerable
 questions refused): out-of-scope questions caught 54 % -> 62 %. A delay or a date asked
-that no close candidate gives is, moreover, a fallback whatever the scope model says
-(dialogue._lacks_time): that kind is given only as a value (« sous 30 jours », « mars
-2025 »), not by a word naming it (« ces délais », « la date de fin de dépôt »).
+that no close candidate gives is, moreover, a fallback whatever the scope model says,
+unless the user picked a clarification's option (dialogue._lacks_time): that kind is
+given only as a value (« sous 30 jours », « mars 2025 »), not by a word naming it
+(« ces délais », « la date de fin de dépôt »).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _ASKS = {
         r"\b(delai|delais|duree|combien de temps|sous combien|au bout de combien|date limite"
         r"|dates limites|quelle date|quelles dates|a quelle echeance|how long|how soon|deadline"
         r"|deadlines"
-        r"|combien de (jour|jours|semaine|semaines|mois|heure|heures|an|ans|annee|annees))\b"
+        # (« combien d'années »: the elision is gone, « combien annees »)
+        r"|combien (de )?(jour|jours|semaine|semaines|mois|heure|heures|an|ans|annee|annees))\b"
     ),
     MOMENT: re.compile(
         r"\b(a quel moment|a partir de quand|depuis quand|a quand)\b"
@@ -53,10 +55,13 @@ _ASKS = {
 }
 _DURATION_OR_DATE = (
     # A duration in figures or in words; « un/une » only where it counts (« d'environ une
-    # semaine », « sous un mois »), not as an article (« la moyenne sur une année »).
-    r"\b(\d+|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|quinze|quelques|plusieurs"
-    r"|(environ|dans|sous|apres|moins d|plus d) (un|une))"
+    # semaine », « sous un mois », « dans un délai d'un mois », « moins d'un an »: the
+    # elisions are gone), not as an article (« la moyenne sur une année »).
+    r"\b(\d+|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|quinze|vingt|trente|quarante"
+    r"|soixante|cent|quelques|plusieurs"
+    r"|(environ|dans|sous|apres|moins|plus|delai|pendant|durant|ici) (un|une))"
     r" (jour|jours|mois|semaine|semaines|an|ans|annee|annees|heure|heures)\b"
+    r"|\b\d+ ?h\b"  # « sous 48h », « sous 48 h »
     r"|\b20\d\d\b"
     r"|\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre"
     r"|decembre|trimestre|semestre|calendrier|echeance|echeances)\b"

@@ -138,22 +138,32 @@ _LEAD_IN = re.compile(
     r"[\s,.;:!…]*)+",
     re.IGNORECASE,
 )
+# A patient's own steps (or a relative's, about their records): « comment un patient
+# active son profil Mon espace santé ? », « un patient peut-il masquer un document ? »,
+# « can a patient delete… », « ma mère… son dossier dans Mon espace santé ». The FAQs
+# answer professionals, establishments and vendors, never a patient's own steps. Matched
+# on words() (folded, elisions gone). Not a patient named in a professional's question
+# (« si le patient s'oppose au DMP, l'éditeur peut-il facturer… ? », « un agenda où les
+# patients peuvent réserver »): the patient must be asked about (« comment un patient… »)
+# or be the subject of an action on their own account or records.
+_PATIENT = r"(?:un|une|le|la|les|mes|nos|vos|ses|leurs|a|the|my|our|your) patient(?:e|es|s)?"
+_PATIENT_ACTION = (
+    r"(?:(?:peu(?:t|vent)|doi(?:t|vent)|pourr(?:a|ont)|can|could|should|must|may|does|do)"
+    r"(?: t)?(?: (?:il|elle|ils|elles))? )?(?:se |s )?"
+    r"(?:activ|desactiv|suppr|masqu|ferm|ouvr|connect|inscri|telecharg|acced|delete|activat"
+    r"|hide|close|open|creat|access|log|opt)\w*"
+)
+_PATIENT_SIDE = re.compile(
+    rf"\b{_PATIENT} {_PATIENT_ACTION}\b"
+    rf"|\bcomment {_PATIENT}\b"
+    r"|\bhow (?:can|does|do|should|could|may|must) (?:(?:a|the|my|our) )?patients?\b"
+    rf"|\b(?:can|could|may|must|should) (?:(?:a|the|my|our) )?patients? {_PATIENT_ACTION}\b"
+    r"|\b(?:ma|mon) (?:mere|pere|fils|fille|femme|mari|conjoint|conjointe|grand mere|grand pere)\b"
+    r".*\b(?:mon espace sante|dmp|dossier medical)\b"
+)
 # A question asking what something is (matched on fold(): apostrophes kept); « c'est quoi »
 # only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
 # quoi les critères pour être financé ? »).
-# A patient (or a resident's family) doing something: « comment un patient active son
-# profil Mon espace santé ? », « can a patient delete… », « ma mère est en EHPAD… ». The
-# FAQs answer professionals, establishments and vendors, never a patient's own steps;
-# matched on words() (folded, elisions gone: « s'opposer » is « opposer »).
-_PATIENT_SIDE = re.compile(
-    r"\b(?:un|une|le|la|les|mes|nos|vos|ses|leurs|a|the|my|our|your) patient(?:e|es|s)?"
-    r" (?:peu(?:t|vent)|doi(?:t|vent)|pourr(?:a|ont)|activ\w*|suppr\w*|masqu\w*|cre\w*"
-    r"|ferm\w*|oppos\w*|inscri\w*|accede\w*|consult\w*|telecharg\w*|ouvr\w*|can|could"
-    r"|does|do|should|must|may|delete\w*|activate\w*|hide\w*|close\w*|open\w*|create\w*"
-    r"|access\w*|opt\w*|sign\w*|log\w*)\b"
-    r"|\b(?:can|does|do|should|could|may|must) (?:a|the|my|our) patients? \w+"
-    r"|\b(?:ma|mon) (?:mere|pere|fils|fille|femme|mari|grand mere|grand pere)\b"
-)
 _DEFINITION = re.compile(
     r"\bqu['’ ]?est[- ]ce qu|\bque (?:signifie|veut dire)\b|\bveut dire quoi\b"
     r"|\bc['’ ]?est quoi (?:(?:le|la|les|un|une|des) |l['’])?[^\s?]+(?: [^\s?]+)? *\?*$"
@@ -407,29 +417,39 @@ def _not_found(
     )
 
 
+# Words that name the GPs' couloir but also any profession's practice: « cabinet
+# d'orthophonistes », « kiné libéral ». Left out when asking whether a message names a
+# couloir the FAQs cover beside one they never discuss.
+_ANY_PRACTICE = re.compile(
+    r"\bcabinets?\s+(?:de\s+|d['’]\s*)\w+|\blib[ée]ra(?:l|le|les|ux)\b", re.IGNORECASE
+)
 # « comment obtenir / activer / transférer … ? »: the action asked about, an infinitive.
 _HOW = re.compile(
     r"\bcomment (?:faire pour |peut on |doit on |on peut |on doit |je peux |je dois |nous pouvons "
     r"|puis je |faut il |se |s )?(\w+(?:er|ir|re))\b"
 )
 # Verbs that say « how » without naming an action (« comment faire ? », « comment savoir
-# si… »), or that take the topic as their object: checking, handling, organising
-# (« comment vérifier que mon logiciel est référencé ? » is about the referencing).
+# si… »), or that take the topic as their object: checking, handling, organising,
+# reaching someone (« comment vérifier que mon logiciel est référencé ? » is about the
+# referencing, « comment joindre le support e-CPS ? » about its contacts).
 _GENERIC_VERBS = frozenset(
     "faire savoir proceder etre avoir dire comprendre verifier organiser gerer fonctionner"
-    " marcher passer prendre traiter".split()
+    " marcher passer prendre traiter mettre joindre contacter appeler ecrire".split()
 )
 # A message longer than this asks more than its « comment » clause: the entry may answer the rest.
 _HOW_WORDS = 20
+# The entries read for the action: the best and its nearest rivals (« comment choisir mon
+# prestataire ? » is answered by the second, « doit-on choisir son prestataire… »).
+_HOW_CANDIDATES = 3
 
 
 def _same_word(a: str, b: str) -> bool:
     """Two stems of one word family: the stemmer leaves « inscrir » / « inscript » /
-    « inscrit » and « transfer » / « transfert » apart; a shared start, all but the last
-    two letters of the shorter (five at least), joins them."""
+    « inscrit », « transfer » / « transfert » and « chois » / « choix » apart; a shared
+    start, all but the last two letters of the shorter (four at least), joins them."""
     if a == b:
         return True
-    n = max(5, min(len(a), len(b)) - 2)
+    n = max(4, min(len(a), len(b)) - 2)
     return len(a) >= n and len(b) >= n and a[:n] == b[:n]
 
 
@@ -686,7 +706,8 @@ class Dialogue:
                 return self._after_option(msg.OTHER_OPTION, state)
             if set(toks) <= _NO_CHOICE:  # « oui », « non », « ok »: nothing chosen nor asked
                 return self._ask_again(state, msg.NOT_A_CHOICE)
-        elif state.last_query and self._context_only(text):
+        elif state.last_query and self._context_only(text) and not self.unmentioned_in(text):
+            # (« et pour un kiné ? »: a couloir no entry is about is said so, not searched in.)
             return self._precision(text, state)
         return self._new_question(text, replace(state, pending=None))
 
@@ -1081,7 +1102,7 @@ class Dialogue:
         # searched on its own; within a couloir the message names, it stays there.
         retry = bool(within) and not (self.scope and (detected or {}).get(self.scope))
         if retry and not hits:
-            return self._decide(query, state, filters, asked, force_answer, detected)
+            return self._decide(query, state, filters, asked, force_answer, detected, alone=alone)
         if not hits:
             reply = Reply("fallback", msg.fallback_text(msg.NOT_FOUND, []), why=msg.WHY_NO_HIT)
             return reply, state
@@ -1114,7 +1135,9 @@ class Dialogue:
         covered = top.coverage >= _FULL_COVERAGE and len(set(lexical_tokens(query))) >= 2
         if top.in_scope < p.off_topic_below and not (filters or covered):
             if retry:  # not a follow-up after all: search it on its own
-                return self._decide(query, state, filters, asked, force_answer, detected)
+                return self._decide(
+                    query, state, filters, asked, force_answer, detected, alone=alone
+                )
             why = msg.WHY_OFF_TOPIC.format(
                 p=_figure(top.in_scope), below=_figure(p.off_topic_below)
             )
@@ -1144,7 +1167,9 @@ class Dialogue:
             whys.append(msg.WHY_NO_TIME)
         # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA:
         # a short question about how to do something the best entry never speaks of.
-        action = self._action_missing(query, top) if alone and not force_answer else None
+        action = None
+        if alone and not force_answer:
+            action = self._action_missing(query, hits[:_HOW_CANDIDATES])
         if action:
             missing = out_of_scope = True
             whys.append(msg.WHY_NO_ACTION.format(action=action))
@@ -1162,7 +1187,9 @@ class Dialogue:
             if retry:
                 # "VA ?" after a SAS question: the SAS entries do not answer it, the
                 # others may (the validation d'aptitude of the DUI): search it on its own.
-                return self._decide(query, state, filters, asked, force_answer, detected)
+                return self._decide(
+                    query, state, filters, asked, force_answer, detected, alone=alone
+                )
             return _not_found(hits, why, say_kinds=True), state
 
         if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:
@@ -1332,6 +1359,14 @@ class Dialogue:
         named: frozenset[tuple[str, str]] = self.detector.named(text)
         if any(f in self.spans_scope and (f, v) not in self.unmentioned for f, v in named):
             named = frozenset((f, v) for f, v in named if f != self.scope)
+        scope = self.scope
+        if scope and any(f == scope and (f, v) in self.unmentioned for f, v in named):
+            # A couloir the FAQs cover, named as well, is what the question is about (« une
+            # MSP avec 3 kinés », « un EHPAD qui emploie des psychologues »); not « un
+            # cabinet d'orthophonistes » nor « kiné libéral », the profession's own.
+            covered = self.detector.named(_ANY_PRACTICE.sub(" ", text), (scope,))
+            if any((f, v) not in self.unmentioned for f, v in covered):
+                named = frozenset((f, v) for f, v in named if f != scope)
         return [
             (f, v.value)
             for f in self.vocabulary.names
@@ -1378,9 +1413,10 @@ class Dialogue:
         # voir dans le DMP »): it is about that couloir too, whatever it is filed under.
         return (scope, said) not in self._named_by(top.entry)
 
-    def _action_missing(self, query: str, top: Hit) -> str | None:
-        """The action a short « comment … ? » question asks about, when the best entry never
-        speaks of it (nor of a thesaurus equivalent: « résilier » is the FAQs' « annuler »)."""
+    def _action_missing(self, query: str, hits: list[Hit]) -> str | None:
+        """The action a short « comment … ? » question asks about, when none of the best
+        entries speaks of it (nor of a thesaurus equivalent: « résilier » is the FAQs'
+        « annuler »)."""
         said = words(query)
         if len(said) > _HOW_WORDS:
             return None
@@ -1390,7 +1426,7 @@ class Dialogue:
         if self.thesaurus is not None and self.thesaurus(m.group(1)):
             return None
         stem = lexical_tokens(m.group(1))
-        if not stem or any(_same_word(stem[0], t) for t in self.entry_terms(top.entry)):
+        if not stem or any(_same_word(stem[0], t) for h in hits for t in self.entry_terms(h.entry)):
             return None
         return m.group(1)
 

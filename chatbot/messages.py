@@ -49,8 +49,9 @@ UNCOVERED = (
 
 PATIENT_SIDE = (
     "Les FAQ sur lesquelles je m'appuie s'adressent aux professionnels, aux établissements "
-    "et aux éditeurs : elles ne décrivent pas les démarches d'un patient ou de ses proches "
-    "(Mon espace santé, DMP côté patient)."
+    "et aux éditeurs : elles ne décrivent pas les démarches d'un patient ou de ses proches. "
+    "Pour Mon espace santé (activer son profil, gérer son dossier), un patient trouve "
+    "l'aide sur monespacesante.fr."
 )
 
 OTHER_REGION = (

@@ -183,14 +183,24 @@ class Speller:
             counts[folded] += n
             cased.setdefault(folded, Counter())[token] += n
         self._counts = counts
-        # What a slip may be mended to: the FAQ words of at least four letters (« cobien »
-        # → « combien », a stop word of the lexical search but what the question asks).
-        self._candidates = [w for w in counts if len(w) >= MIN_LENGTH - 1 and w.isalpha()]
         # Each is written back as the FAQs most often write it (accents and case kept:
         # « SAS », « éditeur »); a mended slip in lower case.
         self._cased = {w: c.most_common(1)[0][0] for w, c in cased.items()}
-        extra = {fold(t) for text in known for t in _TOKEN.findall(text)}
-        self._known = frozenset(counts) | stopwords() | extra
+        extra: dict[str, str] = {}
+        for text in known:
+            for t in _TOKEN.findall(text):
+                extra.setdefault(fold(t), t)
+        # How a mended slip is written: the FAQs' way, else the thesaurus' or facets' (a
+        # message in capitals is cased by the FAQs' own words only: unshout).
+        self._spelled = {**extra, **self._cased}
+        # What a slip may be mended to: the FAQ words of at least four letters (« cobien »
+        # → « combien », a stop word of the lexical search but what the question asks), and
+        # the thesaurus' and facets' words (« ambulancers » → « ambulanciers », a couloir
+        # the FAQs never discuss), which no FAQ text uses: a FAQ word wins a tie.
+        self._candidates = [
+            w for w in {*counts, *extra} if len(w) >= MIN_LENGTH - 1 and w.isalpha()
+        ]
+        self._known = frozenset(counts) | stopwords() | frozenset(extra)
         self._stems = frozenset(lexical_tokens(" ".join(counts)))
         self.lexicon = lexicon
 
@@ -234,7 +244,7 @@ class Speller:
         close = [w for w, d, _ in found if d == best and w[0] == folded[0]]
         if not close:
             return None
-        return self._cased[max(close, key=lambda w: (self._counts[w], w))].lower()
+        return self._spelled[max(close, key=lambda w: (self._counts[w], w))].lower()
 
     def unshout(self, text: str) -> str:
         """A message typed in capitals, in the FAQs' case (« COMBIEN TOUCHE L'EDITEUR POUR

@@ -23,6 +23,7 @@ from tests.test_lexical import retriever
         ("jusqu'à quand peut-on déposer ?", {TIME, MOMENT}),
         ("asp verse l'argent combien de jours apres la demande ?", {TIME}),
         ("ça prend combien de semaines ?", {TIME}),
+        ("Combien d'années dure un référencement ?", {TIME}),  # the elision is gone
         ("Is there a wave 2 for LGO, and when does it open?", {MOMENT}),
         ("What is the deadline to apply?", {TIME}),
         ("combien coute la labellisation", {AMOUNT}),
@@ -63,6 +64,10 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Compte ?", "Il y a un délai d'environ une semaine d'instruction.", {TIME, MOMENT}),
         ("Préparer ?", "Comptez quelques jours.", {TIME, MOMENT}),
         ("Compter ?", "Prenez la moyenne sur une année.", set()),
+        ("Délai ?", "Dans un délai d'un mois.", {TIME, MOMENT}),
+        ("Délai ?", "Réponse sous 48h.", {TIME, MOMENT}),
+        ("Délai ?", "Comptez trente jours.", {TIME, MOMENT}),
+        ("Durée ?", "Valable moins d'un an.", {TIME, MOMENT}),
         # "when" is also answered by the event waited for; a delay is not
         ("Versement ?", "L'avance est versée à l'issue de la mise en service.", {MOMENT}),
     ],

@@ -1434,7 +1434,9 @@ def test_a_delay_no_close_entry_gives_falls_back_however_sure_the_words():
         "Comment un patient peut-il masquer un document dans son DMP ?",
         "comment mes patients peuvent s'opposer à l'alimentation de leur DMP",
         "How can a patient delete their Mon espace santé account?",
-        "Bonjour, ma mère est en EHPAD, son dossier sera-t-il partagé ?",
+        "Bonjour, ma mère est en EHPAD, son dossier sera-t-il dans Mon espace santé ?",
+        "le patient peut-il se connecter à Mon espace santé ?",
+        "Can patients opt out of the DMP?",
     ],
 )
 def test_a_patients_own_steps_fall_back_with_the_closest_questions(question):
@@ -1452,6 +1454,10 @@ def test_a_patients_own_steps_fall_back_with_the_closest_questions(question):
         "le refus du patient saisi dans le DPI, c'est payant ?",
         "une patiente m'a demandé pourquoi son CR n'est pas visible, que lui dire ?",
         "peut-on consulter le dossier d'un patient sans son accord ?",
+        # (the review's: a professional's question that names patients or relatives)
+        "Si le patient s'oppose à l'alimentation du DMP, l'éditeur peut-il facturer ?",
+        "notre agenda, où les patients peuvent réserver des créneaux, est-il financé ?",
+        "Mon père est éditeur : peut-il garder son logiciel actuel ?",
     ],
 )
 def test_a_patient_named_as_the_object_is_answered_as_usual(question):
@@ -1544,3 +1550,53 @@ def test_a_regional_answer_asked_for_another_region_falls_back_saying_for_which(
     _, state = d.step("la liste des prestataires ?", DialogueState())
     reply, _ = d.step("et en Normandie ?", state)
     assert reply.type == "fallback" and "« Normandie »" in reply.text
+
+
+def test_a_profession_named_beside_a_couloir_the_faqs_cover_is_that_couloirs_question():
+    from chatbot.facets import FacetDetector
+
+    cds = entry("ans-cds", "Médecins de ville", None, "Quels effectifs retenus pour les CDS ?")
+    unmentioned = FacetDetector(VOCAB).unmentioned([cds, DUI, HOP])
+    paramedics = ("couloir", "Paramédicaux et autres professions de santé")
+    assert paramedics in unmentioned
+    search = FakeSearch(lambda q, f, b: [(cds, 0.9, 0.9, 0.9)])
+    d = Dialogue(search, VOCAB, Policy(), unmentioned)
+    reply, _ = d.step(
+        "On est une MSP avec 4 médecins et 3 kinés : quels effectifs ?", DialogueState()
+    )
+    assert reply.type == "answer"
+    # A practice named after the profession is the profession's own.
+    for message in (
+        "on est un cabinet d'orthophonistes, quels effectifs ?",
+        "kiné libéral, le ségur finance mon logiciel ou pas ?",
+    ):
+        reply, _ = d.step(message, DialogueState())
+        assert reply.type == "fallback" and "« Paramédicaux" in reply.text, message
+
+
+def test_a_follow_up_naming_a_couloir_no_entry_is_about_is_told_so():
+    from chatbot.facets import FacetDetector
+
+    dmp = replace(
+        SAS,
+        id="ans-dmp",
+        question="Qu'est-ce que la matrice d'habilitation du DMP ?",
+        facets={**SAS.facets, "produit": "DMP / Mon espace santé"},
+    )
+    unmentioned = FacetDetector(VOCAB).unmentioned([dmp, DUI, HOP])
+    search = FakeSearch(lambda q, f, b: [(dmp, 0.9, 0.9, 0.9)])
+    d = Dialogue(search, VOCAB, Policy(), unmentioned)
+    _, state = d.step("Qu'est-ce que la matrice d'habilitation du DMP ?", DialogueState())
+    # Not searched « within » a couloir no entry carries (which left only the entries
+    # for every couloir, any of them, as the answer).
+    reply, _ = d.step("et pour un kiné ?", state)
+    assert reply.type == "fallback" and "« Paramédicaux" in reply.text
+    assert all(not c["within"] for c in search.calls)
+
+
+def test_the_action_of_a_how_to_question_may_be_named_by_a_close_rival():
+    nil = replace(SAS, question="Qui délivre le numéro NIL ?", answer="Le CNDA délivre le NIL.")
+    how = replace(DUI, question="Comment obtenir le NIL ?", answer="Auprès du CNDA.")
+    d, _ = make(lambda q, f, b: [(nil, 0.9, 0.95, 0.9), (how, 0.8, 0.3, 0.9)])
+    reply, _ = d.step("comment obtenir un numéro NIL pour notre logiciel ?", DialogueState())
+    assert reply.type != "fallback"

@@ -98,6 +98,18 @@ def test_the_thesaurus_and_facet_words_are_no_slips(lexicon):
     assert knowing.mend("it doesn't work") == "it doesn't work"
 
 
+def test_a_slip_of_a_thesaurus_or_facet_word_is_mended_to_it(lexicon):
+    # « ambulanciers » is a couloir no FAQ text names: mended, the facets then read it.
+    knowing = Speller(FAQ, lexicon, known=["ambulanciers", "ambulance"])
+    assert knowing.mend("les ambulancers sont-ils concernés ?") == (
+        "les ambulanciers sont-ils concernés ?"
+    )
+    # A FAQ word wins a tie with such a word.
+    faq = [*FAQ, "La facturation est mensuelle."]
+    tie = Speller(faq, lexicon, known=["facturatoon"])  # one edit from the slip too
+    assert tie.mend("la facturatoin du solde") == "la facturation du solde"
+
+
 def test_a_long_message_of_gibberish_costs_a_bounded_number_of_lookups(speller, monkeypatch):
     looked: list[str] = []
     closest = speller._closest
