@@ -29,6 +29,18 @@ DUI = entry("ans-dui", "Social et Médico-social", "Dossier Usager Informatisé 
 HOP = entry("ans-hop", "Hôpital", "SONS vague 2 DPI / PFI")
 
 
+def dmp_entry(**changes) -> FaqEntry:
+    """An entry about the DMP, a product serving every couloir (filed under the SAS)."""
+    fields = {
+        "id": "ans-dmp",
+        "question": "Qu'est-ce que la matrice d'habilitation du DMP ?",
+        "answer": "La matrice d'accès au DMP dit qui consulte quoi.",
+        "facets": {**SAS.facets, "produit": "DMP / Mon espace santé"},
+        **changes,
+    }
+    return replace(SAS, **fields)
+
+
 class FakeSearch:
     """Returns scripted hits; records every call so tests can check filters and boosts."""
 
@@ -750,12 +762,7 @@ def test_the_question_typed_again_during_a_clarification_is_not_taken_for_an_ans
 def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched():
     from chatbot.facets import FacetDetector
 
-    dmp = replace(
-        SAS,
-        id="ans-dmp",
-        answer="La matrice d'accès au DMP dit qui consulte quoi.",
-        facets={**SAS.facets, "produit": "DMP / Mon espace santé"},
-    )
+    dmp = dmp_entry()
     unmentioned = FacetDetector(VOCAB).unmentioned([dmp, DUI, HOP])
     assert ("couloir", "Officine") in unmentioned
     search = FakeSearch(lambda q, f, b: [(dmp, 0.9, 0.9)])
@@ -769,13 +776,9 @@ def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched()
 def test_a_couloir_only_a_product_entry_names_is_unmentioned_and_that_entry_answers_it():
     from chatbot.facets import FacetDetector
 
-    dmp = replace(
-        SAS,
-        id="ans-dmp",
-        question="Qu'est-ce que la matrice d'habilitation du DMP ?",
+    dmp = dmp_entry(
         alternates=("Qui définit ce qu'un kiné peut voir dans le dossier partagé ?",),
         answer="La matrice dit quels documents chaque profession consulte.",
-        facets={**SAS.facets, "produit": "DMP / Mon espace santé"},
     )
     kine = ("couloir", "Paramédicaux et autres professions de santé")
     # Named by the DMP's entry alone, which holds for every couloir: unmentioned. Named
@@ -1427,43 +1430,40 @@ def test_a_delay_no_close_entry_gives_falls_back_however_sure_the_words():
     assert reply.type == "clarify"
 
 
-@pytest.mark.parametrize(
-    "question",
-    [
-        "comment un patient active son profil Mon espace santé ?",
-        "Comment un patient peut-il masquer un document dans son DMP ?",
-        "comment mes patients peuvent s'opposer à l'alimentation de leur DMP",
-        "How can a patient delete their Mon espace santé account?",
-        "Bonjour, ma mère est en EHPAD, son dossier sera-t-il dans Mon espace santé ?",
-        "le patient peut-il se connecter à Mon espace santé ?",
-        "Can patients opt out of the DMP?",
-    ],
+PATIENTS_STEPS = (
+    "comment un patient active son profil Mon espace santé ?",
+    "Comment un patient peut-il masquer un document dans son DMP ?",
+    "comment mes patients peuvent s'opposer à l'alimentation de leur DMP",
+    "How can a patient delete their Mon espace santé account?",
+    "Bonjour, ma mère est en EHPAD, son dossier sera-t-il dans Mon espace santé ?",
+    "le patient peut-il se connecter à Mon espace santé ?",
+    "Can patients opt out of the DMP?",
 )
-def test_a_patients_own_steps_fall_back_with_the_closest_questions(question):
+# The patient as the object of a professional's question, not the actor (the last three
+# from the 06/12 review).
+PATIENTS_NAMED = (
+    "le refus du patient saisi dans le DPI, c'est payant ?",
+    "une patiente m'a demandé pourquoi son CR n'est pas visible, que lui dire ?",
+    "peut-on consulter le dossier d'un patient sans son accord ?",
+    "Si le patient s'oppose à l'alimentation du DMP, l'éditeur peut-il facturer ?",
+    "notre agenda, où les patients peuvent réserver des créneaux, est-il financé ?",
+    "Mon père est éditeur : peut-il garder son logiciel actuel ?",
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "own_step"),
+    [*((q, True) for q in PATIENTS_STEPS), *((q, False) for q in PATIENTS_NAMED)],
+)
+def test_a_patients_own_steps_fall_back_a_patient_only_named_does_not(question, own_step):
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95, 0.9)])
     reply, state = d.step(question, DialogueState())
+    if not own_step:
+        assert reply.type == "answer"
+        return
     assert reply.type == "fallback" and reply.why == msg.WHY_PATIENT_SIDE
     assert msg.PATIENT_SIDE in reply.text and SAS.question in reply.text
     assert state.pending is None
-
-
-@pytest.mark.parametrize(
-    "question",
-    [
-        # The patient as the object, not the actor: the FAQs' own questions.
-        "le refus du patient saisi dans le DPI, c'est payant ?",
-        "une patiente m'a demandé pourquoi son CR n'est pas visible, que lui dire ?",
-        "peut-on consulter le dossier d'un patient sans son accord ?",
-        # (the review's: a professional's question that names patients or relatives)
-        "Si le patient s'oppose à l'alimentation du DMP, l'éditeur peut-il facturer ?",
-        "notre agenda, où les patients peuvent réserver des créneaux, est-il financé ?",
-        "Mon père est éditeur : peut-il garder son logiciel actuel ?",
-    ],
-)
-def test_a_patient_named_as_the_object_is_answered_as_usual(question):
-    d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95, 0.9)])
-    reply, _ = d.step(question, DialogueState())
-    assert reply.type == "answer"
 
 
 def test_an_entry_phrased_as_a_patients_step_answers_it():
@@ -1577,12 +1577,7 @@ def test_a_profession_named_beside_a_couloir_the_faqs_cover_is_that_couloirs_que
 def test_a_follow_up_naming_a_couloir_no_entry_is_about_is_told_so():
     from chatbot.facets import FacetDetector
 
-    dmp = replace(
-        SAS,
-        id="ans-dmp",
-        question="Qu'est-ce que la matrice d'habilitation du DMP ?",
-        facets={**SAS.facets, "produit": "DMP / Mon espace santé"},
-    )
+    dmp = dmp_entry()
     unmentioned = FacetDetector(VOCAB).unmentioned([dmp, DUI, HOP])
     search = FakeSearch(lambda q, f, b: [(dmp, 0.9, 0.9, 0.9)])
     d = Dialogue(search, VOCAB, Policy(), unmentioned)
