@@ -22,15 +22,20 @@ from chatbot.corpus import FaqEntry
 from chatbot.text import fold, words
 
 TIME = "délai ou date"
+DURATION = "durée"
 MOMENT = "moment"
 AMOUNT = "montant"
 
 # Matched on folded words joined by spaces (chatbot.text.words: no accents, no elisions).
 _ASKS = {
+    # A delay or a deadline: a duration (« sous 30 jours ») or a date answers it.
     TIME: re.compile(
-        r"\b(delai|delais|duree|combien de temps|sous combien|au bout de combien|date limite"
-        r"|dates limites|quelle date|quelles dates|a quelle echeance|how long|how soon|deadline"
-        r"|deadlines"
+        r"\b(delai|delais|date limite|dates limites|quelle date|quelles dates"
+        r"|a quelle echeance|deadline|deadlines)\b"
+    ),
+    # How long: only a duration answers it (« depuis 2012 » does not say how long).
+    DURATION: re.compile(
+        r"\b(duree|combien de temps|sous combien|au bout de combien|how long|how soon"
         # (« combien d'années »: the elision is gone, « combien annees »)
         r"|combien (de )?(jour|jours|semaine|semaines|mois|heure|heures|an|ans|annee|annees))\b"
     ),
@@ -53,7 +58,7 @@ _ASKS = {
         r"|rapporte|gagne) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc)\b|$)"
     ),
 }
-_DURATION_OR_DATE = (
+_A_DURATION = (
     # A duration in figures or in words; « un/une » only where it counts (« d'environ une
     # semaine », « sous un mois », « dans un délai d'un mois », « moins d'un an »: the
     # elisions are gone), not as an article (« la moyenne sur une année »).
@@ -62,12 +67,15 @@ _DURATION_OR_DATE = (
     r"|(environ|dans|sous|apres|moins|plus|delai|pendant|durant|ici) (un|une))"
     r" (jour|jours|mois|semaine|semaines|an|ans|annee|annees|heure|heures)\b"
     r"|\b\d+ ?h\b"  # « sous 48h », « sous 48 h »
-    r"|\b20\d\d\b"
+)
+_DURATION_OR_DATE = (
+    _A_DURATION + r"|\b20\d\d\b"
     r"|\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre"
     r"|decembre|trimestre|semestre|calendrier|echeance|echeances)\b"
 )
 _GIVES = {
     TIME: re.compile(_DURATION_OR_DATE),
+    DURATION: re.compile(_A_DURATION),
     # "When…?" is also answered by the event it waits for: "à l'issue de la mise en
     # service", "après la VSR", "dès la signature" (elisions are gone: "a issue").
     MOMENT: re.compile(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import TIME
+from chatbot.answer_type import DURATION, TIME
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -463,7 +463,7 @@ def _lacks_time(hits: list[Hit]) -> bool:
     share. An amount is often asked in a yes/no question (« c'est payant ? ») that an entry
     answers without a figure, so it only weighs in the scope model.
     """
-    return bool(hits) and all(TIME in h.missing_kinds for h in hits)
+    return bool(hits) and any(all(k in h.missing_kinds for h in hits) for k in (TIME, DURATION))
 
 
 def _quoted(values: AbstractSet[str]) -> str:

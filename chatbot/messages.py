@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatbot.answer_type import AMOUNT, MOMENT, TIME
+from chatbot.answer_type import AMOUNT, DURATION, MOMENT, TIME
 
 OTHER_OPTION = "Autre / je ne sais pas"
 # A message announcing a question on a topic whose entries share every facet.
@@ -61,7 +61,12 @@ OTHER_REGION = (
 NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FAQ."
 # Added to NOT_FOUND when the question asks a kind of answer the closest entry lacks.
 KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
-ANSWER_KINDS = {TIME: "de délai ni de date", MOMENT: "de date ni d'étape", AMOUNT: "de montant"}
+ANSWER_KINDS = {
+    TIME: "de délai ni de date",
+    DURATION: "de durée",
+    MOMENT: "de date ni d'étape",
+    AMOUNT: "de montant",
+}
 
 # Why the bot declined, for the curator's review queue (never shown to the user).
 WHY_UNCOVERED = "nomme ce dont les FAQ ne parlent nulle part : {values}"
@@ -79,7 +84,12 @@ WHY_NOT_OFFERED = (
     "répond « {value} » à une question qui ne le proposait pas ; aucune de ses fiches n'est sûre"
 )
 WHY_AMBIGUOUS = "hésite entre couloirs, sans question qui départage"
-ASKED_KINDS = {TIME: "un délai ou une date", MOMENT: "un moment", AMOUNT: "un montant"}
+ASKED_KINDS = {
+    TIME: "un délai ou une date",
+    DURATION: "une durée",
+    MOMENT: "un moment",
+    AMOUNT: "un montant",
+}
 
 CLOSEST_HEADER = "Les questions les plus proches :"
 # Before the closest questions when the message seems foreign to the FAQs: examples of

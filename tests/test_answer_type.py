@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.answer_type import AMOUNT, MOMENT, TIME, asked, offered
+from chatbot.answer_type import AMOUNT, DURATION, MOMENT, TIME, asked, offered
 from chatbot.retrieval import SCOPE_FEATURES
 from tests.factories import make_entry
 from tests.test_lexical import retriever
@@ -16,14 +16,14 @@ from tests.test_lexical import retriever
     ("question", "kinds"),
     [
         ("Dans quel délai l'ASP verse-t-elle l'avance ?", {TIME}),
-        ("sous combien de temps est payé le solde", {TIME}),
+        ("sous combien de temps est payé le solde", {DURATION}),
         ("Quand sort la V2 du référentiel ?", {MOMENT}),
         ("ok merci. Et quand pour le solde ?", {MOMENT}),
         # a deadline: a date is asked, not only a step of the procedure
         ("jusqu'à quand peut-on déposer ?", {TIME, MOMENT}),
-        ("asp verse l'argent combien de jours apres la demande ?", {TIME}),
-        ("ça prend combien de semaines ?", {TIME}),
-        ("Combien d'années dure un référencement ?", {TIME}),  # the elision is gone
+        ("asp verse l'argent combien de jours apres la demande ?", {DURATION}),
+        ("ça prend combien de semaines ?", {DURATION}),
+        ("Combien d'années dure un référencement ?", {DURATION}),  # the elision is gone
         ("Is there a wave 2 for LGO, and when does it open?", {MOMENT}),
         ("What is the deadline to apply?", {TIME}),
         ("combien coute la labellisation", {AMOUNT}),
@@ -53,7 +53,8 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Quelles pièces fournir ?", "Le PV de VSR et la facture.", set()),
         ("Quel montant ?", "Un forfait de 30 000 € HT.", {AMOUNT}),
         ("Quel taux ?", "Financé à 100 % par l'État.", {AMOUNT}),
-        ("Quel délai ?", "Le versement intervient sous 30 jours.", {TIME, MOMENT}),
+        ("Quel délai ?", "Le versement intervient sous 30 jours.", {TIME, DURATION, MOMENT}),
+        # A date answers a delay or a deadline, not « how long » (DURATION).
         ("Calendrier ?", "Ouverture prévue en mars 2025.", {TIME, MOMENT}),
         # a title asking "quand" announces a moment, not a delay or a date
         ("Que comprend le solde et quand le demander ?", "Sur le PV.", {MOMENT}),
@@ -61,13 +62,17 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Prérequis ?", "Anticipez pour tenir compte de ces délais.", set()),
         ("Changer ?", "Respectez la date de fin de dépôt des demandes.", set()),
         # a duration in words, « un/une » only where it is a count
-        ("Compte ?", "Il y a un délai d'environ une semaine d'instruction.", {TIME, MOMENT}),
-        ("Préparer ?", "Comptez quelques jours.", {TIME, MOMENT}),
+        (
+            "Compte ?",
+            "Il y a un délai d'environ une semaine d'instruction.",
+            {TIME, DURATION, MOMENT},
+        ),
+        ("Préparer ?", "Comptez quelques jours.", {TIME, DURATION, MOMENT}),
         ("Compter ?", "Prenez la moyenne sur une année.", set()),
-        ("Délai ?", "Dans un délai d'un mois.", {TIME, MOMENT}),
-        ("Délai ?", "Réponse sous 48h.", {TIME, MOMENT}),
-        ("Délai ?", "Comptez trente jours.", {TIME, MOMENT}),
-        ("Durée ?", "Valable moins d'un an.", {TIME, MOMENT}),
+        ("Délai ?", "Dans un délai d'un mois.", {TIME, DURATION, MOMENT}),
+        ("Délai ?", "Réponse sous 48h.", {TIME, DURATION, MOMENT}),
+        ("Délai ?", "Comptez trente jours.", {TIME, DURATION, MOMENT}),
+        ("Durée ?", "Valable moins d'un an.", {TIME, DURATION, MOMENT}),
         # "when" is also answered by the event waited for; a delay is not
         ("Versement ?", "L'avance est versée à l'issue de la mise en service.", {MOMENT}),
     ],

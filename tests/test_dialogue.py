@@ -1595,3 +1595,12 @@ def test_the_action_of_a_how_to_question_may_be_named_by_a_close_rival():
     d, _ = make(lambda q, f, b: [(nil, 0.9, 0.95, 0.9), (how, 0.8, 0.3, 0.9)])
     reply, _ = d.step("comment obtenir un numéro NIL pour notre logiciel ?", DialogueState())
     assert reply.type != "fallback"
+
+
+def test_how_long_is_a_duration_no_close_entry_gives():
+    # « combien de temps dure la labellisation ? » before an entry giving only a year
+    # (« depuis 2012 »): it misses the duration (answer_type.DURATION), and falls back.
+    no_duration = Hit(SAS, 0.9, 0.9, 0.0, 0.0, 0.9, missing_kinds=frozenset({"durée"}))
+    d, _ = make(lambda q, f, b: [no_duration])
+    reply, _ = d.step("combien de temps dure la labellisation ?", DialogueState())
+    assert reply.type == "fallback" and msg.ANSWER_KINDS["durée"] in reply.text
