@@ -17,7 +17,7 @@ from chatbot.answer_type import DURATION, TIME
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
-from chatbot.regions import named_regions
+from chatbot.regions import named_regions, regional_answer
 from chatbot.retrieval import Calibration, Hit
 from chatbot.retrieval.lexical import entry_stems
 from chatbot.text import fold, lexical_tokens, words
@@ -1304,7 +1304,10 @@ class Dialogue:
         top = hits[0]
         # A regional answer (e-santé Occitanie's providers) asked for another region.
         asked = named_regions(state.last_query or "")
-        given = named_regions(top.entry.answer) if asked else frozenset()
+        given: frozenset[str] = frozenset()
+        if asked:
+            e = top.entry
+            given = regional_answer(state.last_query or "", e.question, e.answer)
         if given and not asked & given:
             names = {"asked": _quoted(asked), "given": _quoted(given)}
             reply = _not_found(

@@ -55,3 +55,23 @@ def named_regions(text: str) -> frozenset[str]:
     if _REUNION.search(text):
         found.add("La Réunion")
     return frozenset(found)
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_REGIONAL = re.compile(r"\b(?:region|regions|regional|regionale|regionaux|regionales)\b")
+
+
+def regional_answer(question: str, entry_question: str, answer: str) -> frozenset[str]:
+    """The regions an entry's answer holds for, when it is a regional answer to `question`:
+    its title names them, or half its sentences do (a provider list « pour l'Occitanie »),
+    or the question asks something regional (« quelle messagerie régionale ? »). Empty for
+    a national answer that names a region in passing (« le DMP et la MSS sont
+    obligatoires… en Occitanie, Medimail »)."""
+    given = named_regions(answer)
+    if not given or named_regions(entry_question) & given:
+        return given
+    sentences = [t for t in _SENTENCE.split(answer) if t.strip()]
+    regional = sum(bool(named_regions(t) & given) for t in sentences)
+    if 2 * regional >= len(sentences) or _REGIONAL.search(" ".join(words(question))):
+        return given
+    return frozenset()

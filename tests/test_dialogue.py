@@ -1604,3 +1604,19 @@ def test_how_long_is_a_duration_no_close_entry_gives():
     d, _ = make(lambda q, f, b: [no_duration])
     reply, _ = d.step("combien de temps dure la labellisation ?", DialogueState())
     assert reply.type == "fallback" and msg.ANSWER_KINDS["durée"] in reply.text
+
+
+def test_a_national_answer_naming_a_region_in_passing_is_no_regional_answer():
+    from chatbot.regions import regional_answer
+
+    mixed = (
+        "Vos projets devront mettre en oeuvre le DMP et la MSS. Ils pourront aussi "
+        "utiliser l'e-prescription. Des outils sont régionaux (SPICO en Occitanie)."
+    )
+    national = "Le DMP et la MSS sont-ils obligatoires dans un EHPAD des Hauts-de-France ?"
+    assert regional_answer(national, "Quels services socles ?", mixed) == frozenset()
+    # Asked for something regional, or an answer that is mostly the region's: regional.
+    asked = "En Bretagne, quelle messagerie régionale utiliser ?"
+    assert regional_answer(asked, "Quels services socles ?", mixed) == {"Occitanie"}
+    listed = "Pour l'Occitanie, la liste des prestataires est ici."
+    assert regional_answer("la liste en Bretagne ?", "Où est la liste ?", listed) == {"Occitanie"}
