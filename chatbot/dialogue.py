@@ -436,6 +436,13 @@ _GENERIC_VERBS = frozenset(
     "faire savoir proceder etre avoir dire comprendre verifier organiser gerer fonctionner"
     " marcher passer prendre traiter mettre joindre contacter appeler ecrire".split()
 )
+# Getting money (« comment obtenir l'avance / le financement ? »), which the funding
+# entries describe as a request and a payment, never with these verbs.
+_GETTING = frozenset("obtenir recevoir percevoir toucher avoir beneficier".split())
+_MONEY = re.compile(
+    r"\b(?:financement|financements|avance|acompte|solde|subvention|subventions|paiement"
+    r"|paiements|versement|versements|aide|aides|argent|prestation|dotation|forfait)\b"
+)
 # A message longer than this asks more than its « comment » clause: the entry may answer the rest.
 _HOW_WORDS = 20
 # The entries read for the action: the best and its nearest rivals (« comment choisir mon
@@ -1427,6 +1434,10 @@ class Dialogue:
         if not m or m.group(1) in _GENERIC_VERBS:
             return None
         if self.thesaurus is not None and self.thesaurus(m.group(1)):
+            return None
+        if m.group(1) in _GETTING and _MONEY.search(" ".join(said)[m.end() :]):
+            # « comment obtenir l'avance ? »: getting paid is what the funding entries
+            # describe, in their words (demande, versement), not the verb's.
             return None
         stem = lexical_tokens(m.group(1))
         if not stem or any(_same_word(stem[0], t) for h in hits for t in self.entry_terms(h.entry)):

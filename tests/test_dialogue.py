@@ -1495,6 +1495,9 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
         "présenté au CNDA pour la première fois : qui délivre le numéro, et comment l'obtenir ?",
         # Not a how-to question.
         "qui délivre le numéro NIL ?",
+        # Getting paid: the funding entries say it with other words (demande, versement).
+        "comment obtenir le financement du NIL ?",
+        "comment recevoir l'avance pour le NIL ?",
     ):
         reply, _ = d.step(message, DialogueState())
         assert reply.type == "answer", message
