@@ -100,7 +100,7 @@ def _folded(text: str) -> str:
 
 
 def asked(text: str) -> frozenset[str]:
-    """The kinds of answer `text` asks for (TIME, MOMENT, AMOUNT), if any."""
+    """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, AMOUNT), if any."""
     clauses = [_folded(c) for c in _CLAUSES.split(text)] + [_folded(text)]
     kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}
     if _UNTIL.search(fold(text)):

@@ -461,7 +461,8 @@ def _same_word(a: str, b: str) -> bool:
 
 
 def _lacks_time(hits: list[Hit]) -> bool:
-    """The question asks a delay or a date (answer_type.TIME) and none of `hits` gives one.
+    """The question asks a delay, a date (answer_type.TIME) or a duration (DURATION) and
+    none of `hits` gives one.
 
     The kind is precise where an amount is not: on the evaluation sets, no answerable
     question asking a delay or a date had a best entry without one (6 asked, 6 given),
@@ -1165,15 +1166,14 @@ class Dialogue:
             whys.append(
                 msg.WHY_OUT_OF_SCOPE.format(p=_figure(top.in_scope), below=_figure(p.scope_below))
             )
-        # A delay or a date asked, and no close candidate gives one: whatever the words
-        # shared, the FAQs do not answer it (_lacks_time), nor would a clarification.
-        # What the question asks is missing from every close entry: no clarification either.
+        # What the question asks is missing from every close entry (a delay or a date:
+        # _lacks_time; an action: _action_missing): whatever the words shared, the FAQs
+        # do not answer it, nor would a clarification between those entries.
         missing = not force_answer and _lacks_time(hits[: p.candidates])
         if missing:
             out_of_scope = True
             whys.append(msg.WHY_NO_TIME)
-        # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA:
-        # a short question about how to do something the best entry never speaks of.
+        # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA.
         action = None
         if alone and not force_answer:
             action = self._action_missing(query, hits[:_HOW_CANDIDATES])
@@ -1310,11 +1310,11 @@ class Dialogue:
     def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:
         top = hits[0]
         # A regional answer (e-santé Occitanie's providers) asked for another region.
-        asked = named_regions(state.last_query or "")
+        question = state.last_query or ""
+        asked = named_regions(question)
         given: frozenset[str] = frozenset()
         if asked:
-            e = top.entry
-            given = regional_answer(state.last_query or "", e.question, e.answer)
+            given = regional_answer(question, top.entry.question, top.entry.answer)
         if given and not asked & given:
             names = {"asked": _quoted(asked), "given": _quoted(given)}
             reply = _not_found(
@@ -1430,19 +1430,21 @@ class Dialogue:
         said = words(query)
         if len(said) > _HOW_WORDS:
             return None
-        m = _HOW.search(" ".join(said))
-        if not m or m.group(1) in _GENERIC_VERBS:
+        text = " ".join(said)
+        m = _HOW.search(text)
+        if m is None or m.group(1) in _GENERIC_VERBS:
             return None
-        if self.thesaurus is not None and self.thesaurus(m.group(1)):
+        verb = m.group(1)
+        if self.thesaurus is not None and self.thesaurus(verb):
             return None
-        if m.group(1) in _GETTING and _MONEY.search(" ".join(said)[m.end() :]):
+        if verb in _GETTING and _MONEY.search(text, m.end()):
             # « comment obtenir l'avance ? »: getting paid is what the funding entries
             # describe, in their words (demande, versement), not the verb's.
             return None
-        stem = lexical_tokens(m.group(1))
+        stem = lexical_tokens(verb)
         if not stem or any(_same_word(stem[0], t) for h in hits for t in self.entry_terms(h.entry)):
             return None
-        return m.group(1)
+        return verb
 
     def _named_by(self, entry: FaqEntry) -> frozenset[tuple[str, str]]:
         """The facet values an entry's title and alternates name."""

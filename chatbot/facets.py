@@ -150,19 +150,18 @@ class FacetDetector:
         the FAQs do cover.
         """
         carried = {(f, v) for e in entries for f, v in e.facets.items() if v}
-
-        def text(of: Sequence[FaqEntry]) -> str:
-            return " | ".join(
-                " ".join(words(" ".join([e.question, *e.alternates, e.answer]))) for e in of
-            )
-
-        everything = text(entries)
+        texts = [" ".join(words(" ".join([e.question, *e.alternates, e.answer]))) for e in entries]
+        everything = " | ".join(texts)
         # A couloir named only by entries about a product serving every couloir is still
         # one the FAQs never discuss: the DMP's entry on what a kiné may see in it says
         # nothing of the kinés' software or funding.
         spans = self.vocabulary.with_role("spans_scope")
         scope = self.vocabulary.with_role("scope")
-        own = text([e for e in entries if not any(e.facets.get(f) for f in spans)])
+        own = " | ".join(
+            t
+            for e, t in zip(entries, texts, strict=True)
+            if not any(e.facets.get(f) for f in spans)
+        )
         named = {
             (p.facet, p.value)
             for p in self._patterns
