@@ -158,9 +158,23 @@ _PATIENT_SIDE = re.compile(
     rf"|\bcomment {_PATIENT}\b"
     r"|\bhow (?:can|does|do|should|could|may|must) (?:(?:a|the|my|our) )?patients?\b"
     rf"|\b(?:can|could|may|must|should) (?:(?:a|the|my|our) )?patients? {_PATIENT_ACTION}\b"
-    r"|\b(?:ma|mon) (?:mere|pere|fils|fille|femme|mari|conjoint|conjointe|grand mere|grand pere)\b"
-    r".*\b(?:mon espace sante|dmp|dossier medical)\b"
 )
+# A relative, then their records (two searches: one pattern « relative.*records »
+# backtracked quadratically on a long message repeating « ma mère »).
+_RELATIVE = re.compile(
+    r"\b(?:ma|mon) (?:mere|pere|fils|fille|femme|mari|conjoint|conjointe|grand mere|grand pere)\b"
+)
+_RECORDS = re.compile(r"\b(?:mon espace sante|dmp|dossier medical)\b")
+
+
+def _patient_side(said: str) -> bool:
+    """`said` (words() joined) asks a patient's own steps, or a relative's records."""
+    if _PATIENT_SIDE.search(said):
+        return True
+    relative = _RELATIVE.search(said)
+    return relative is not None and _RECORDS.search(said, relative.end()) is not None
+
+
 # A question asking what something is (matched on fold(): apostrophes kept); « c'est quoi »
 # only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
 # quoi les critères pour être financé ? »).
@@ -892,12 +906,12 @@ class Dialogue:
             reason = msg.UNCOVERED.format(values=values)
             why = msg.WHY_UNCOVERED.format(values=values)
             return _not_found(self.search(text, k=_CLOSEST), why, reason=reason), state
-        if _PATIENT_SIDE.search(" ".join(words(text))):
+        if _patient_side(" ".join(words(text))):
             # A patient's own steps, unless an entry near it is phrased so (a curator may
             # add one): the closest questions and the contacts, as every fallback.
             hits = self.search(text, k=self.policy.candidates)
             near = (p for h in hits for p in self._phrasings(h.entry))
-            if not any(_PATIENT_SIDE.search(p) for p in near):
+            if not any(_patient_side(p) for p in near):
                 reply = _not_found(hits, msg.WHY_PATIENT_SIDE, reason=msg.PATIENT_SIDE)
                 return reply, state
         detected = self.detector.detect(text)
