@@ -178,6 +178,11 @@ def _patient_side(said: str) -> bool:
 # A question asking what something is (matched on fold(): apostrophes kept); « c'est quoi »
 # only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
 # quoi les critères pour être financé ? »).
+# « être » and « avoir » are missing from the stop list the index uses: a question's
+# count of content words leaves them out (« on est obligés d'être connectés au DMP ? »
+# says three things, not four).
+_AUXILIARIES = frozenset(lexical_tokens("être avoir"))
+
 _DEFINITION = re.compile(
     r"\bqu['’ ]?est[- ]ce qu|\bque (?:signifie|veut dire)\b|\bveut dire quoi\b"
     r"|\bc['’ ]?est quoi (?:(?:le|la|les|un|une|des) |l['’])?[^\s?]+(?: [^\s?]+)? *\?*$"
@@ -1289,7 +1294,7 @@ class Dialogue:
                 and not asked
                 and self.scope
                 and self.scope not in known
-                and len(set(lexical_tokens(query))) <= p.short_question_terms
+                and len(set(lexical_tokens(query)) - _AUXILIARIES) <= p.short_question_terms
                 # A definition is the same for everyone (« qu'est-ce que l'INS ? »); an
                 # announcement is asked which question it announces (_ask_which).
                 and not _DEFINITION.search(fold(query))

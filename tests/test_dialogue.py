@@ -435,6 +435,15 @@ def test_a_close_rival_lacking_words_of_the_question_leaves_no_qualifier_to_ask(
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-avance"
 
 
+def test_etre_and_avoir_are_not_counted_as_words_of_a_short_question():
+    # « avoir » is no topic: two content words, short enough to be asked its couloir.
+    policy = Policy(short_question_terms=2)
+    reply, _ = Dialogue(_avance_solde(0.6), VOCAB, policy).step(
+        "faut-il avoir des pièces à fournir ?", DialogueState()
+    )
+    assert reply.type == "clarify" and reply.facet == "couloir"
+
+
 def test_a_question_naming_its_context_is_answered_without_asking():
     search = _dense_hits([(MSP, 1.0, 0.9, 1.23), (HOP, 0.5, 0.05, 1.20)])
     d = Dialogue(search, VOCAB, Policy())
