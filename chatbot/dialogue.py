@@ -445,7 +445,7 @@ _ANY_PRACTICE = re.compile(
 # « comment obtenir / activer / transférer … ? »: the action asked about, an infinitive.
 _HOW = re.compile(
     r"\bcomment (?:faire pour |peut on |doit on |on peut |on doit |je peux |je dois |nous pouvons "
-    r"|puis je |faut il |se |s )?(\w+(?:er|ir|re))\b"
+    r"|puis je |faut il |se |s )?(?:le |la |les |lui |leur |y |en )?(\w+(?:er|ir|re))\b"
 )
 # Verbs that say « how » without naming an action (« comment faire ? », « comment savoir
 # si… »), or that take the topic as their object: checking, handling, organising,

@@ -1489,6 +1489,9 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     reply, _ = d.step("comment obtenir un numéro NIL pour notre logiciel ?", DialogueState())
     assert reply.type == "fallback" and reply.why == msg.WHY_NO_ACTION.format(action="obtenir")
     assert nil.question in reply.text  # the closest questions are still offered
+    # The action after an object pronoun (« comment le renouveler ? ») is read too.
+    reply, _ = d.step("notre numéro NIL a expiré, comment le renouveler ?", DialogueState())
+    assert reply.type == "fallback" and reply.why == msg.WHY_NO_ACTION.format(action="renouveler")
     # The entry speaks of the action, in any form: answered.
     got = replace(nil, answer="L'obtention du NIL se fait auprès du CNDA.")
     d, _ = make(lambda q, f, b: [(got, 0.9, 0.95, 0.9)])
