@@ -69,7 +69,10 @@ _A_DURATION = (
     r"|\b\d+ ?h\b"  # « sous 48h », « sous 48 h »
 )
 _DURATION_OR_DATE = (
-    _A_DURATION + r"|\b20\d\d\b"
+    # A year dates something after a day, a month or a preposition of time (« en 2025 »,
+    # « depuis 2012 », « 26/07/2024 »), not as the name of a reference period (« leur
+    # activité de l'année 2022 » gives no deadline).
+    _A_DURATION + r"|\b(\d\d?|en|fin|debut|mi|avant|apres|depuis|des|ici|au|jusqu) 20\d\d\b"
     r"|\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre"
     r"|decembre|trimestre|semestre|calendrier|echeance|echeances)\b"
 )

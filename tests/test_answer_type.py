@@ -73,6 +73,11 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Délai ?", "Réponse sous 48h.", {TIME, DURATION, MOMENT}),
         ("Délai ?", "Comptez trente jours.", {TIME, DURATION, MOMENT}),
         ("Durée ?", "Valable moins d'un an.", {TIME, DURATION, MOMENT}),
+        # a year dates something after a day, a month or a preposition of time, not as
+        # the name of a reference period
+        ("Échéance ?", "Fin du dispositif en 2026.", {TIME, MOMENT}),
+        ("Mise à jour ?", "Version du 26/07/2024.", {TIME, MOMENT}),
+        ("Calcul ?", "Selon leur activité de l'année 2022.", set()),
         # "when" is also answered by the event waited for; a delay is not
         ("Versement ?", "L'avance est versée à l'issue de la mise en service.", {MOMENT}),
     ],
