@@ -464,6 +464,8 @@ _MONEY = re.compile(
 )
 # A message longer than this asks more than its « comment » clause: the entry may answer the rest.
 _HOW_WORDS = 20
+# How many words from the verb on a thesaurus phrase may span (« retirer un dossier de »).
+_PHRASE_WORDS = 4
 # The entries read for the action: the best and its nearest rivals (« comment choisir mon
 # prestataire ? » is answered by the second, « doit-on choisir son prestataire… »).
 _HOW_CANDIDATES = 3
@@ -1454,8 +1456,14 @@ class Dialogue:
         if m is None or m.group(1) in _GENERIC_VERBS:
             return None
         verb = m.group(1)
-        if self.thesaurus is not None and self.thesaurus(verb):
-            return None
+        if self.thesaurus is not None:
+            # A thesaurus term: the verb alone (« résilier ») or a phrase it opens
+            # (« supprimer une demande »: the FAQs' « annuler »).
+            after = text[m.start(1) :].split()[:_PHRASE_WORDS]
+            if self.thesaurus(verb) or (
+                self.thesaurus(" ".join(after)) and not self.thesaurus(" ".join(after[1:]))
+            ):
+                return None
         if verb in _GETTING and _MONEY.search(text, m.end()):
             # « comment obtenir l'avance ? »: getting paid is what the funding entries
             # describe, in their words (demande, versement), not the verb's.

@@ -1522,6 +1522,14 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     d = Dialogue(search, VOCAB, Policy())
     reply, _ = d.step("comment résilier notre demande ?", DialogueState())
     assert reply.type == "fallback"
+    # So does a thesaurus phrase the verb opens (« supprimer une demande »), not a term
+    # elsewhere in the question (« ASP »).
+    phrases = ("supprimer une demande", "asp")
+    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: any(p in text for p in phrases))
+    reply, _ = d.step("comment supprimer une demande faite en double ?", DialogueState())
+    assert reply.type == "answer"
+    reply, _ = d.step("comment supprimer le compte ASP ?", DialogueState())
+    assert reply.type == "fallback"
 
 
 @pytest.mark.parametrize(
