@@ -110,6 +110,13 @@ def test_a_slip_of_a_thesaurus_or_facet_word_is_mended_to_it(lexicon):
     assert tie.mend("la facturatoin du solde") == "la facturation du solde"
 
 
+def test_re_on_a_faq_word_is_said_with_a_nouveau(speller):
+    # « refacturer » is no word, but « re- » on a form of the FAQs' « facture ».
+    assert speller.mend("faut-il refacturer ?") == "faut-il facturer à nouveau ?"
+    # A word of the language (« reconduire ») and a short rest are left as typed.
+    assert speller.mend("on peut reconduire ?") == "on peut reconduire ?"
+
+
 def test_a_long_message_of_gibberish_costs_a_bounded_number_of_lookups(speller, monkeypatch):
     looked: list[str] = []
     closest = speller._closest
