@@ -102,8 +102,35 @@ def _folded(text: str) -> str:
     return " ".join(words(text))
 
 
+# « Quand le laboratoire produit un compte rendu, qui le diffuse ? »: « quand » opening a
+# clause on its subject (an article or a possessive, no inversion: not « quand le solde
+# est-il versé ? ») and followed by a comma then more words sets a condition; it asks no
+# moment. (« quand on… », « quand nous… » are left out by the MOMENT pattern itself.)
+_CONDITION = re.compile(
+    r"^\s*(et |and )?(quand|lorsque|lorsqu'|when) ?(le|la|les|l'|l’|un|une|des|du|mon|ma|mes"
+    r"|notre|nos|votre|vos|ce|cet|cette|ces|son|sa|ses|leur|leurs|the|a|an|our|my|your|their)"
+    r"\b[^?.!;:,\n]*,\s*\S+\s+\S+",
+    re.IGNORECASE,
+)
+_INVERSION = re.compile(r"-(t-)?(il|elle|on|ils|elles)\b|\best-ce\b", re.IGNORECASE)
+
+
+def _conditions(text: str) -> str:
+    """`text` without its clauses opening on « quand » that only set a condition."""
+    kept = []
+    for part in re.split(r"(?<=[?.!;:\n])", text):
+        m = _CONDITION.match(part)
+        if m:
+            clause = part[: part.index(",", m.start())]
+            if not _INVERSION.search(clause):
+                part = part[len(clause) + 1 :]
+        kept.append(part)
+    return "".join(kept)
+
+
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, AMOUNT), if any."""
+    text = _conditions(text)
     clauses = [_folded(c) for c in _CLAUSES.split(text)] + [_folded(text)]
     kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}
     if _UNTIL.search(fold(text)):

@@ -36,6 +36,12 @@ from tests.test_lexical import retriever
         # "quand" that does not ask when
         ("Quand on signe le BDC, faut-il un cachet ?", set()),
         ("on peut quand même signer le bdc ?", set()),
+        # a condition: « quand » opening a clause on its subject, a question after the comma
+        ("SGL : quand le labo produit un compte rendu, qui le diffuse ?", set()),
+        ("Quand le client signe le BDC, doit-on prévenir l'ASP ?", set()),
+        ("When the lab issues a report, who sends it?", set()),
+        # (an inversion asks the moment all the same)
+        ("quand l'avance est-elle versée, et par qui ?", {MOMENT}),
         ("When we create a product on Convergence, what is the questionnaire for?", set()),
         ("Combien de PV faut-il faire valider ?", set()),
         ("la réforme touche combien d'établissements ?", set()),  # a count, not an amount
