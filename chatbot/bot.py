@@ -133,6 +133,7 @@ class Bot:
             term_weight=retriever.lexical.term_weight,
             entry_terms=retriever.lexical.entry_terms,
             thesaurus=lambda text: bool(retriever.expander.expand(text).groups),
+            mend=retriever.speller.mend if retriever.speller is not None else None,
         )
         return Engine(corpus, retriever, dialogue, frozenset(e.id for e in corpus.entries), version)
 

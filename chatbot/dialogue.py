@@ -604,6 +604,7 @@ class Dialogue:
         term_weight: Callable[[str], float] | None = None,
         entry_terms: Callable[[FaqEntry], frozenset[str]] = entry_stems,
         thesaurus: Callable[[str], bool] | None = None,
+        mend: Callable[[str], str] | None = None,
     ):
         self.search = search
         self.vocabulary = vocabulary
@@ -623,6 +624,9 @@ class Dialogue:
         self.entry_terms = entry_terms
         # Whether a text holds a user term of the thesaurus (« reliquat »: the solde).
         self.thesaurus = thesaurus
+        # The message with its typing slips mended (« anuler » → « annuler »), as the search
+        # reads it: every rule reads it so too.
+        self.mend = mend
         # An entry's title and alternates as words(), read once per version of them.
         self._phrased: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
 
@@ -666,6 +670,8 @@ class Dialogue:
         text = " ".join(_URL.sub(" ", text).split())
         if not text:
             return Reply("fallback", msg.LINK_ONLY), idle
+        if self.mend is not None:
+            text = self.mend(text)
         rest = _LEAD_IN.sub("", text, count=1)
         if rest != text:
             if any(len(t) > 1 for t in words(rest)):

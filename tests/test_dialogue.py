@@ -1532,6 +1532,17 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     assert reply.type == "fallback"
 
 
+def test_every_rule_reads_the_message_with_its_typing_slips_mended():
+    # « anuler » is read as the search reads it, « annuler »: the entry's own action.
+    cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
+    search = FakeSearch(lambda q, f, b: [(cancel, 0.9, 0.95, 0.9)])
+    reply, _ = Dialogue(search, VOCAB, Policy()).step("comment anuler la demande ?", DialogueState())
+    assert reply.type == "fallback"
+    mended = Dialogue(search, VOCAB, Policy(), mend=lambda text: text.replace("anuler", "annuler"))
+    reply, state = mended.step("comment anuler la demande ?", DialogueState())
+    assert reply.type == "answer" and state.last_query == "comment annuler la demande ?"
+
+
 @pytest.mark.parametrize(
     ("text", "regions"),
     [
