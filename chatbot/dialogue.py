@@ -1218,7 +1218,10 @@ class Dialogue:
             doubt, out_of_scope, unsure = True, False, False
         # After the user picked an option, answer from what is left rather than give up.
         if (out_of_scope or unsure) and not (force_answer or filters):
-            if retry:
+            # (Not a delay or an action the conversation's entries lack: « et on a combien
+            # de temps pour la déposer ? » asks about the SAS advance just answered, not
+            # about whichever entry of another couloir gives a duration.)
+            if retry and not missing:
                 # "VA ?" after a SAS question: the SAS entries do not answer it, the
                 # others may (the validation d'aptitude of the DUI): search it on its own.
                 return self._decide(

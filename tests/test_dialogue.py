@@ -620,6 +620,26 @@ def test_a_follow_up_its_context_cannot_answer_is_searched_on_its_own():
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
 
 
+def test_a_delay_the_conversations_couloir_lacks_is_not_sought_in_another():
+    time = frozenset({"délai ou date"})
+
+    def table(query, facets, boost):
+        if "délai" not in query:
+            return [(SAS, 0.9, 0.9)]
+        # Within the SAS no entry gives a delay; the DUI one gives one, about another thing.
+        rows = [
+            Hit(DUI, 0.9, 0.9, 0.0, 0.0, 0.9),
+            Hit(SAS, 0.8, 0.5, 0.0, 0.0, 0.9, missing_kinds=time),
+        ]
+        return [h for h in rows if all(h.entry.facets.get(n) == v for n, v in facets.items())]
+
+    d, search = make(table)
+    _, state = d.step("combien touche-t-on pour le SAS ?", DialogueState())
+    reply, _ = d.step("et le délai ?", state)
+    assert search.calls[-1]["within"] == {"couloir": SAS.facets["couloir"]}
+    assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
+
+
 def test_answer_shows_source_and_related_questions():
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95), (DUI, 0.5, 0.4), (HOP, 0.4, 0.3)])
     reply, _ = d.step("montant SAS", DialogueState())
