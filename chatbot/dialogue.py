@@ -516,20 +516,28 @@ _LEANING_STARTS = ("donc", "mais")
 
 def _announced(text: str) -> bool:
     """Whether `text` announces a question without asking it (« question sur le DMP svp »)."""
+    return _announced_topic(text) is not None
+
+
+def _announced_topic(text: str) -> str | None:
+    """The topic a message announces a question about (« question sur le DMP svp »: « dmp »,
+    folded), or None when it announces none."""
     folded = words(text)
     # Short by definition; the bound also keeps the pattern's backtracking small.
     if "?" in text or len(folded) > _ANNOUNCED_TOPIC_WORDS + 9:
-        return False
+        return None
     m = _ANNOUNCE.match(" ".join(folded))
     if m is None:
-        return False
+        return None
     topic = m.group("topic").split()
-    return (
+    if (
         len(topic) <= _ANNOUNCED_TOPIC_WORDS
         and not _ASKING & set(topic)
         and not _INVERSION.search(text)
         and len(lexical_tokens(" ".join(topic))) <= _ANNOUNCED_TOPIC_TERMS
-    )
+    ):
+        return " ".join(topic)
+    return None
 
 
 def offered_question(text: str, pending: Pending) -> str | None:
@@ -880,6 +888,24 @@ class Dialogue:
             return topic  # a thesaurus word (« reliquat ») is a topic the FAQs use otherwise
         return {t for t in topic if weight(t) > 0}
 
+    def _holds_topic(self, entry: FaqEntry, topic: str) -> bool:
+        """Whether the entry uses every content word of `topic` (or one of its family)."""
+        terms = self.entry_terms(entry)
+        said = lexical_tokens(topic)
+        return bool(said) and all(any(_same_word(t, e) for e in terms) for t in said)
+
+    def _faq_words(self, text: str) -> bool:
+        """Whether `text` has content words and the FAQs use every one of them (or the
+        thesaurus knows it): « interop » yes, « recette de la blanquette » no."""
+        weight = self.term_weight
+        said = [w for w in words(text) if lexical_tokens(w)]
+        if weight is None or not said:
+            return False
+        return all(
+            weight(lexical_tokens(w)[0]) > 0 or (self.thesaurus is not None and self.thesaurus(w))
+            for w in said
+        )
+
     def _precision(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
         """The previous question asked again with the context the message adds."""
         assert state.last_query is not None
@@ -1045,7 +1071,13 @@ class Dialogue:
         p = self.policy
         boost = {**dict(state.facets), **detected}
         hits = self.search(text, k=p.candidates, boost=boost, boost_weight=p.session_boost)
-        if not hits or hits[0].in_scope < p.off_topic_below:
+        if not hits:
+            return decided
+        # Two words are too few for the scope model (« question interop » reads as foreign):
+        # a topic whose every word the FAQs use is theirs.
+        if hits[0].in_scope < p.off_topic_below and not self._faq_words(
+            _announced_topic(text) or ""
+        ):
             return decided
         top = hits[0]
         close = [h for h in hits if top.score - h.score <= p.clarify_margin_no_context]
@@ -1058,7 +1090,14 @@ class Dialogue:
             options = (*offered[: p.max_options], msg.OTHER_OPTION)
             facet = CLOSEST_QUESTIONS
         question = self._question_for(facet)
-        if len(options) < 3:
+        # One reading only: it is the answer, if the decision gave it; but « je n'ai pas de
+        # réponse » to a topic the FAQs do have an entry about would turn the user away
+        # before they asked: that entry's question is offered instead.
+        if len(options) < 3 and not (
+            decided[0].type == "fallback"
+            and facet == CLOSEST_QUESTIONS
+            and self._holds_topic(close[0].entry, _announced_topic(text) or "")
+        ):
             return decided
         pending = Pending(text, facet, options, (), 1)
         reply = Reply(

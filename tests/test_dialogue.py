@@ -1341,6 +1341,22 @@ def test_an_announcement_the_faqs_hold_nothing_about_keeps_its_fallback():
     assert reply.type == "fallback" and state.pending is None
 
 
+def test_an_announced_topic_of_one_entry_offers_it_however_short_the_message():
+    # « question interop »: two words, too few for the scope model, which reads them as
+    # foreign; but the FAQs use the word, and one entry holds it: its question is offered.
+    frame = _worded("ans-frame", "Hôpital", "Où est défini le cadre d'interopérabilité ?")
+    search = FakeSearch(lambda q, f, b: [(frame, 1.0, 0.2, 0.05), (SAS, 0.5, 0.01, 0.05)])
+    known = {"interop", "interoper"}
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda t: 2.0 if t in known else 0.0)
+    reply, state = d.step("question interop", DialogueState())
+    assert reply.type == "clarify" and reply.options == (frame.question, msg.OTHER_OPTION)
+    picked, _ = d.step(frame.question, state)
+    assert picked.type == "answer" and picked.results[0].entry.id == "ans-frame"
+    # A topic with a word the FAQs never use keeps its fallback.
+    reply, state = d.step("question sur l'interop de la météo", DialogueState())
+    assert reply.type == "fallback" and state.pending is None
+
+
 def test_a_heading_is_asked_only_between_readings_of_fair_confidence():
     money, rules = _money_and_rules()
     # The rival is close in score but the model gives it an eighth of the best's confidence.
