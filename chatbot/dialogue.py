@@ -78,7 +78,10 @@ _SAME_QUESTION = re.compile(
 )
 # A reply to a clarification with at least this many topic words (besides the couloir or
 # dispositif it names) carries the real topic: it is searched with the original question.
-_TOPIC_WORDS = 2
+# One is enough: « SAS, le solde » after « pièces à fournir ? » asks the solde, « mon LGC ne
+# sera pas labellisé » after « dois-je changer de logiciel ? » the label (with two, both got
+# their couloir's first entry; dev unchanged).
+_TOPIC_WORDS = 1
 # A link says nothing the bot can read: it is dropped from the question.
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 # A message announcing a question without asking it: « j'ai une question sur la VA »,

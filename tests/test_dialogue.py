@@ -111,6 +111,16 @@ def test_option_typed_in_own_words_is_understood():
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
 
 
+def test_a_reply_naming_its_couloir_and_one_topic_word_is_searched_with_it():
+    # « SAS, le solde »: the couloir filters, and « solde » joins the question searched.
+    d, search = make(ambiguous)
+    _, state = d.step("pièces à fournir ?", DialogueState())
+    reply, _ = d.step("SAS, le solde", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+    assert search.calls[-1]["facets"] == {"couloir": SAS.facets["couloir"]}
+    assert "solde" in search.calls[-1]["query"] and "SAS" not in search.calls[-1]["query"]
+
+
 @pytest.mark.parametrize(
     "reply, expected",
     [("2", "ans-dui"), ("n°2", "ans-dui"), ("la deuxième", "ans-dui"), ("le 2e svp", "ans-dui"),
