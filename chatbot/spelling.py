@@ -229,16 +229,21 @@ class Speller:
             return None
         return f"{word[: len(glued[1])]}'{self._cased.get(glued[2], glued[2])}"
 
-    def _again(self, folded: str) -> str | None:
-        """« recandidater » → « candidater à nouveau »: a word that is no word, but the
-        prefix re- (ré-) on a FAQ word, which the FAQs say with « à nouveau » (« une grappe
-        peut-elle candidater à nouveau ? », « redéposer les preuves »)."""
+    def _again(self, word: str, folded: str) -> str | None:
+        """« refacturer » → « facturer à nouveau »: a word that is no word and no slip of a
+        FAQ word (_closest is asked first), but the prefix re- (ré-) on a word of the
+        language the FAQs use in some form, which they say with « à nouveau » (« une
+        grappe peut-elle candidater à nouveau ? »)."""
         rest = folded[2:]
-        if not folded.startswith("re") or len(rest) < MIN_LENGTH:
+        if not folded.startswith("re") or len(rest) < MIN_LENGTH or rest in stopwords():
             return None
-        if rest not in self._counts and not set(lexical_tokens(rest)) <= self._stems:
+        stems = set(lexical_tokens(rest))
+        if not stems or not stems <= self._stems:
             return None
-        return f"{self._cased.get(rest, rest).lower()} à nouveau"
+        if rest not in self._counts and rest not in self.lexicon:
+            return None
+        # As typed, accents included (« refacturé » → « facturé à nouveau »).
+        return f"{word[len(word) - len(rest):]} à nouveau"
 
     def _closest(self, folded: str) -> str | None:
         from rapidfuzz import process
@@ -292,7 +297,7 @@ class Speller:
             if folded not in found:
                 if len(found) >= MAX_LOOKUPS or not self._suspect(m.group(), folded):
                     return m.group()
-                found[folded] = self._again(folded) or self._closest(folded)
+                found[folded] = self._closest(folded) or self._again(m.group(), folded)
             return found[folded] or m.group()
 
         return _TOKEN.sub(mended, text)

@@ -113,8 +113,13 @@ def test_a_slip_of_a_thesaurus_or_facet_word_is_mended_to_it(lexicon):
 def test_re_on_a_faq_word_is_said_with_a_nouveau(speller):
     # « refacturer » is no word, but « re- » on a form of the FAQs' « facture ».
     assert speller.mend("faut-il refacturer ?") == "faut-il facturer à nouveau ?"
-    # A word of the language (« reconduire ») and a short rest are left as typed.
+    # A word of the language (« reconduire ») is left as typed, and so is a rest that is
+    # a stop word (« remerci »: « merci »).
     assert speller.mend("on peut reconduire ?") == "on peut reconduire ?"
+    assert speller.mend("je vous remerci") == "je vous remerci"
+    # A slip of a FAQ word is that word, not « re- » on the rest (« silir » is no word).
+    faq = Speller([*FAQ, "Le client peut résilier la demande."], speller.lexicon)
+    assert faq.mend("comment resilir la demande ?") == "comment résilier la demande ?"
 
 
 def test_a_long_message_of_gibberish_costs_a_bounded_number_of_lookups(speller, monkeypatch):
