@@ -104,15 +104,25 @@ def _folded(text: str) -> str:
 
 # « Quand le laboratoire produit un compte rendu, qui le diffuse ? »: « quand » opening a
 # clause on its subject (an article or a possessive, no inversion: not « quand le solde
-# est-il versé ? ») and followed by a comma then more words sets a condition; it asks no
-# moment. (« quand on… », « quand nous… » are left out by the MOMENT pattern itself.)
+# est-il versé ? ») and followed by a comma then a question of its own (a question word or
+# an inversion: not « …, svp ? », « …, en général ? ») sets a condition; it asks no moment.
+# (« quand on… », « quand nous… » are left out by the MOMENT pattern itself.)
 _CONDITION = re.compile(
     r"^\s*(et |and )?(quand|lorsque|lorsqu'|when) ?(le|la|les|l'|l’|un|une|des|du|mon|ma|mes"
     r"|notre|nos|votre|vos|ce|cet|cette|ces|son|sa|ses|leur|leurs|the|a|an|our|my|your|their)"
-    r"\b[^?.!;:,\n]*,\s*\S+\s+\S+",
+    r"\b(?P<clause>[^?.!;:,\n]*),(?P<rest>[^?.!;:\n]*)",
     re.IGNORECASE,
 )
-_INVERSION = re.compile(r"-(t-)?(il|elle|on|ils|elles)\b|\best-ce\b", re.IGNORECASE)
+# An inversion, hyphens typed or not (« est-il », « est il », « a-t-on », « a t on »).
+_INVERTED = (
+    r"\b(?!(s|il|elle|on|ils|elles|je|tu|nous|vous|y|en|le|la|les|lui|leur|me|te|se)\b)"
+    r"\w+ (t )?(il|elle|on|ils|elles|je|nous|vous)\b"  # (not « s'il vous plaît »)
+)
+_ASKS_ITSELF = re.compile(
+    r"^\s*(qui|que|quoi|quel|quelle|quels|quelles|comment|combien|ou|pourquoi|est ce|faut il"
+    r"|who|what|which|how|where|why|do|does|is|are|can|should|must)\b|" + _INVERTED
+)
+_INVERSION = re.compile(_INVERTED + r"|\best ce\b")
 
 
 def _conditions(text: str) -> str:
@@ -120,10 +130,12 @@ def _conditions(text: str) -> str:
     kept = []
     for part in re.split(r"(?<=[?.!;:\n])", text):
         m = _CONDITION.match(part)
-        if m:
-            clause = part[: part.index(",", m.start())]
-            if not _INVERSION.search(clause):
-                part = part[len(clause) + 1 :]
+        if (
+            m
+            and not _INVERSION.search(_folded(m["clause"]))
+            and _ASKS_ITSELF.search(_folded(m["rest"]))
+        ):
+            part = part[m.start("rest") :]
         kept.append(part)
     return "".join(kept)
 

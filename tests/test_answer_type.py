@@ -40,8 +40,12 @@ from tests.test_lexical import retriever
         ("SGL : quand le labo produit un compte rendu, qui le diffuse ?", set()),
         ("Quand le client signe le BDC, doit-on prévenir l'ASP ?", set()),
         ("When the lab issues a report, who sends it?", set()),
-        # (an inversion asks the moment all the same)
+        # (an inversion asks the moment all the same, hyphens typed or not, and so does a
+        # clause followed by no question of its own)
         ("quand l'avance est-elle versée, et par qui ?", {MOMENT}),
+        ("quand le solde est il versé, svp ?", {MOMENT}),
+        ("Quand le paiement, svp ?", {MOMENT}),
+        ("quand le versement du solde, s'il vous plaît ?", {MOMENT}),
         ("When we create a product on Convergence, what is the questionnaire for?", set()),
         ("Combien de PV faut-il faire valider ?", set()),
         ("la réforme touche combien d'établissements ?", set()),  # a count, not an amount
