@@ -363,7 +363,10 @@ class Bot:
             # The dialogue kept the clarified question: the user answered; else it moved on.
             # Offered the closest questions, picking one answers too (logged as picked).
             pending = before.pending
-            picked = offered_question(text, pending) is not None
+            mend = self.dialogue.mend
+            picked = offered_question(text, pending) is not None or (
+                mend is not None and offered_question(mend(text), pending) is not None
+            )
             kept = after.last_query == before.last_query
             # Asked again (« oui », a rank past the last option): not answered yet, nor
             # abandoned.

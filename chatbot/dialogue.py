@@ -178,14 +178,13 @@ def _patient_side(said: str) -> bool:
     return relative is not None and _RECORDS.search(said, relative.end()) is not None
 
 
-# A question asking what something is (matched on fold(): apostrophes kept); « c'est quoi »
-# only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
-# quoi les critères pour être financé ? »).
 # « être » and « avoir » are missing from the stop list the index uses: a question's
 # count of content words leaves them out (« on est obligés d'être connectés au DMP ? »
 # says three things, not four).
 _AUXILIARIES = frozenset(lexical_tokens("être avoir"))
-
+# A question asking what something is (matched on fold(): apostrophes kept); « c'est quoi »
+# only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
+# quoi les critères pour être financé ? »).
 _DEFINITION = re.compile(
     r"\bqu['’ ]?est[- ]ce qu|\bque (?:signifie|veut dire)\b|\bveut dire quoi\b"
     r"|\bc['’ ]?est quoi (?:(?:le|la|les|un|une|des) |l['’])?[^\s?]+(?: [^\s?]+)? *\?*$"
@@ -448,7 +447,12 @@ _ANY_PRACTICE = re.compile(
 # « comment obtenir / activer / transférer … ? »: the action asked about, an infinitive.
 _HOW = re.compile(
     r"\bcomment (?:faire pour |peut on |doit on |on peut |on doit |je peux |je dois |nous pouvons "
-    r"|puis je |faut il |se |s )?(?:le |la |les |lui |leur |y |en )?(\w+(?:er|ir|re))\b"
+    r"|puis je |faut il |se |s )?(?:lui |y |en |(?:le |la |les |leur )(?=\w+(?:er|ir|re)"
+    # « le / la / les / leur » are pronouns before a verb that ends the clause or takes a
+    # complement (« comment le renouveler ? »), articles before a noun that a « de » or a
+    # verb follows (« comment le titre de la prestation doit apparaître ? »).
+    r"(?! (?:de|du|des|d|doit|doivent|peut|peuvent|est|sont|se|s|a|ont|va|vont|sera|seront)\b)"
+    r"))?(\w+(?:er|ir|re))\b"
 )
 # Verbs that say « how » without naming an action (« comment faire ? », « comment savoir
 # si… »), or that take the topic as their object: checking, handling, organising,
@@ -636,7 +640,9 @@ class Dialogue:
         # Whether a text holds a user term of the thesaurus (« reliquat »: the solde).
         self.thesaurus = thesaurus
         # The message with its typing slips mended (« anuler » → « annuler »), as the search
-        # reads it: every rule reads it so too.
+        # reads it: the rules that read the words themselves (an action, an option's rank)
+        # read it so too. The conversation keeps the message as typed: the question log and
+        # the curators see what users write.
         self.mend = mend
         # An entry's title and alternates as words(), read once per version of them.
         self._phrased: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
@@ -681,8 +687,6 @@ class Dialogue:
         text = " ".join(_URL.sub(" ", text).split())
         if not text:
             return Reply("fallback", msg.LINK_ONLY), idle
-        if self.mend is not None:
-            text = self.mend(text)
         rest = _LEAD_IN.sub("", text, count=1)
         if rest != text:
             if any(len(t) > 1 for t in words(rest)):
@@ -707,6 +711,8 @@ class Dialogue:
             # them, « Autre / je ne sais pas » last); a rank past the last is asked again.
             count = len(state.pending.options)
             rank = option_rank(text, count)
+            if rank is None and self.mend is not None:
+                rank = option_rank(self.mend(text), count)  # « la deuxiemme »
             if rank == 0:
                 return self._ask_again(state, msg.NO_SUCH_OPTION.format(count=count))
             if rank:
@@ -892,10 +898,14 @@ class Dialogue:
         return {t for t in topic if weight(t) > 0}
 
     def _holds_topic(self, entry: FaqEntry, topic: str) -> bool:
-        """Whether the entry uses every content word of `topic` (or one of its family)."""
-        terms = self.entry_terms(entry)
-        said = lexical_tokens(topic)
-        return bool(said) and all(any(_same_word(t, e) for e in terms) for t in said)
+        """Whether the entry writes every content word of `topic`, as typed or as the start
+        of a longer word (« interop » in « interopérabilité »; not « retraite » for
+        « retrait », whose stem is the same)."""
+        said = [w for w in words(topic) if lexical_tokens(w)]
+        if not said:
+            return False
+        held = set(words(" ".join((entry.question, *entry.alternates, entry.answer))))
+        return all(any(h.startswith(w) for h in held) for w in said)
 
     def _faq_words(self, text: str) -> bool:
         """Whether `text` has content words and the FAQs use every one of them (or the
@@ -1033,6 +1043,10 @@ class Dialogue:
         k = max(p.candidates, p.related + 1)
         kw = dict(within=dict(within) or None, boost=boost, boost_weight=p.session_boost)
         read = self.search(" ".join([*topic, text]), k=k + 1, **kw)
+        # A delay or an action asked that these readings lack (« et le délai ? » after the
+        # pieces of the SAS advance) is not theirs to answer, the last answer included.
+        if _lacks_time(read[:1]) or self._action_missing(text, read[:_HOW_CANDIDATES]):
+            return None
         # A follow-up asks what the last answer did not say: the topic words alone pull
         # that answer back up, so it is set aside.
         hits = [h for h in read if h.entry.id != state.history[-1]]
@@ -1070,17 +1084,20 @@ class Dialogue:
         """« J'ai une question sur la VA »: no question asked yet, so none is answered; the
         user is asked which, by the facet splitting the closest entries about the topic or,
         when they share every facet (« question convergence »), by those entries' questions.
-        The decision stands when the FAQs hold nothing about the topic, or one entry only."""
+        The decision stands when the FAQs hold nothing about the topic, or one entry only,
+        unless that decision is a fallback: the one entry holding the topic's words as typed
+        is then offered (« question interop »)."""
         p = self.policy
         boost = {**dict(state.facets), **detected}
         hits = self.search(text, k=p.candidates, boost=boost, boost_weight=p.session_boost)
         if not hits:
             return decided
-        # Two words are too few for the scope model (« question interop » reads as foreign):
-        # a topic whose every word the FAQs use is theirs.
-        if hits[0].in_scope < p.off_topic_below and not self._faq_words(
-            _announced_topic(text) or ""
-        ):
+        topic = _announced_topic(text) or ""
+        # Two words are too few for the scope model (« question interop » reads as
+        # foreign): a topic whose every word the FAQs use may still be theirs, but only
+        # the one entry holding them is offered then (below).
+        foreign = hits[0].in_scope < p.off_topic_below
+        if foreign and not self._faq_words(topic):
             return decided
         top = hits[0]
         close = [h for h in hits if top.score - h.score <= p.clarify_margin_no_context]
@@ -1096,11 +1113,13 @@ class Dialogue:
         # One reading only: it is the answer, if the decision gave it; but « je n'ai pas de
         # réponse » to a topic the FAQs do have an entry about would turn the user away
         # before they asked: that entry's question is offered instead.
-        if len(options) < 3 and not (
-            decided[0].type == "fallback"
+        single = (
+            len(options) == 2
+            and decided[0].type == "fallback"
             and facet == CLOSEST_QUESTIONS
-            and self._holds_topic(close[0].entry, _announced_topic(text) or "")
-        ):
+            and self._holds_topic(close[0].entry, topic)
+        )
+        if (len(options) < 3 or foreign) and not single:
             return decided
         pending = Pending(text, facet, options, (), 1)
         reply = Reply(
@@ -1499,7 +1518,7 @@ class Dialogue:
         """The action a short « comment … ? » question asks about, when none of the best
         entries speaks of it (nor of a thesaurus equivalent: « résilier » is the FAQs'
         « annuler »)."""
-        said = words(query)
+        said = words(self.mend(query) if self.mend is not None else query)
         if len(said) > _HOW_WORDS:
             return None
         text = " ".join(said)
@@ -1509,10 +1528,12 @@ class Dialogue:
         verb = m.group(1)
         if self.thesaurus is not None:
             # A thesaurus term: the verb alone (« résilier ») or a phrase it opens
-            # (« supprimer une demande »: the FAQs' « annuler »).
+            # (« supprimer une demande »: the FAQs' « annuler »), whatever term follows it
+            # (« supprimer une demande d'avance »).
             after = text[m.start(1) :].split()[:_PHRASE_WORDS]
-            if self.thesaurus(verb) or (
-                self.thesaurus(" ".join(after)) and not self.thesaurus(" ".join(after[1:]))
+            if any(
+                self.thesaurus(" ".join(after[:n])) and not self.thesaurus(" ".join(after[1:n]))
+                for n in range(1, len(after) + 1)
             ):
                 return None
         if verb in _GETTING and _MONEY.search(text, m.end()):

@@ -1064,6 +1064,24 @@ def test_a_follow_up_the_last_answer_covers_gets_it_again():
         assert reply.results[0].entry.id == expected
 
 
+def test_a_follow_up_asking_a_delay_the_last_answer_lacks_does_not_get_it_again():
+    # « et le délai ? » after the pieces of the SAS advance: with the topic words the same
+    # entry comes first, sure, but it gives no delay.
+    time = frozenset({"délai ou date"})
+    pieces = entry("ans-pieces", SAS.facets["couloir"], question="pièces pour l'avance ?")
+
+    def table(query, facets, boost):
+        if "delai" not in fold(query):
+            return [(pieces, 1.0, 0.95)]
+        sure = 0.95 if "avance" in fold(query) else 0.3
+        return [Hit(pieces, 1.0, sure, 0.0, 0.0, 0.9, missing_kinds=time)]
+
+    d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    _, state = d.step("pièces pour l'avance ?", DialogueState())
+    reply, _ = d.step("et le délai ?", state)
+    assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
+
+
 def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
     letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
     per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
@@ -1365,6 +1383,18 @@ def test_an_announced_topic_of_one_entry_offers_it_however_short_the_message():
     # A topic with a word the FAQs never use keeps its fallback.
     reply, state = d.step("question sur l'interop de la météo", DialogueState())
     assert reply.type == "fallback" and state.pending is None
+    # So does one whose word the entry has only the stem of (« retraite », « retrait »).
+    out = _worded("ans-out", "Hôpital", "Le retrait d'un dossier est-il possible ?")
+    search = FakeSearch(lambda q, f, b: [(out, 1.0, 0.2, 0.05)])
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda t: 2.0 if t == "retrait" else 0.0)
+    reply, _ = d.step("question sur la retraite", DialogueState())
+    assert reply.type == "fallback"
+    # Nor are several entries offered to a topic the scope model reads as foreign.
+    other = _worded("ans-other", "Hôpital", "Quels tests d'interopérabilité ?")
+    search = FakeSearch(lambda q, f, b: [(frame, 1.0, 0.2, 0.05), (other, 0.9, 0.1, 0.05)])
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda t: 2.0 if t in known else 0.0)
+    reply, _ = d.step("question interop", DialogueState())
+    assert reply.type == "fallback"
 
 
 def test_a_heading_is_asked_only_between_readings_of_fair_confidence():
@@ -1548,6 +1578,9 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
         # A verb that says "how" or takes the topic as object names no action.
         "comment vérifier que notre NIL est valide ?",
         "on veut un numéro NIL, comment faire ?",
+        # An article before a noun is no pronoun before a verb.
+        "comment le titre du numéro NIL doit apparaître ?",
+        "comment la procédure du NIL se passe ?",
         # A long message asks more than its « comment » clause.
         "Nous sommes un petit éditeur installé à Lyon et notre logiciel va bientôt être "
         "présenté au CNDA pour la première fois : qui délivre le numéro, et comment l'obtenir ?",
@@ -1574,19 +1607,31 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: any(p in text for p in phrases))
     reply, _ = d.step("comment supprimer une demande faite en double ?", DialogueState())
     assert reply.type == "answer"
+    reply, _ = d.step("comment supprimer une demande ASP ?", DialogueState())
+    assert reply.type == "answer"
     reply, _ = d.step("comment supprimer le compte ASP ?", DialogueState())
     assert reply.type == "fallback"
 
 
-def test_every_rule_reads_the_message_with_its_typing_slips_mended():
+def test_the_action_and_an_options_rank_are_read_with_typing_slips_mended():
     # « anuler » is read as the search reads it, « annuler »: the entry's own action.
     cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
     search = FakeSearch(lambda q, f, b: [(cancel, 0.9, 0.95, 0.9)])
     reply, _ = Dialogue(search, VOCAB, Policy()).step("comment anuler la demande ?", DialogueState())
     assert reply.type == "fallback"
-    mended = Dialogue(search, VOCAB, Policy(), mend=lambda text: text.replace("anuler", "annuler"))
+    slips = {"anuler": "annuler", "deuxiemme": "deuxième"}
+
+    def mend(text):
+        return " ".join(slips.get(w, w) for w in text.split(" "))
+
+    mended = Dialogue(search, VOCAB, Policy(), mend=mend)
     reply, state = mended.step("comment anuler la demande ?", DialogueState())
-    assert reply.type == "answer" and state.last_query == "comment annuler la demande ?"
+    # The conversation keeps the message as typed (the question log shows what users write).
+    assert reply.type == "answer" and state.last_query == "comment anuler la demande ?"
+    d = Dialogue(FakeSearch(ambiguous), VOCAB, Policy(), mend=mend)
+    _, state = d.step("pièces pour le solde ?", DialogueState())
+    reply, _ = d.step("la deuxiemme", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
 
 
 @pytest.mark.parametrize(
