@@ -118,6 +118,15 @@ def test_picking_an_offered_question_answers_the_clarification(bot):
     assert rows[-1].question == clarify.options[1]  # the question picked, not the announcement
 
 
+def test_an_option_picked_by_a_misspelt_rank_is_logged_as_picked(bot):
+    clarify, sid = bot.chat("J'ai une question sur Convergence")
+    answer, _ = bot.chat("la deuxiemme", sid)  # mended to « deuxième »
+    assert answer.type == "answer" and answer.results[0].entry.question == clarify.options[1]
+    rows = bot.curator.questions()
+    assert [r.clarify_outcome for r in rows if r.reply_type == "clarify"] == ["answered"]
+    assert rows[-1].question == "la deuxiemme"  # as typed
+
+
 def test_retention_purges_old_rows(tmp_path):
     now = datetime(2026, 12, 4, tzinfo=UTC)
     store = CuratorStore.sqlite(tmp_path / "c.sqlite3", log_days=90)
