@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from chatbot.corpus import Corpus
 
 ISSUE19_DIR = ("eval", "issue19")
-# A later blind set (06/12), all of it held out: split "test", never tuned on.
+# Later blind sets (06/12), all of them held out: split "test", never tuned on.
 FRESH_DIR = ("eval", "fresh")
+HELD_OUT = {"fresh": FRESH_DIR, "fresh2": ("eval", "fresh2")}
 # The goals of the issue, for the report (None: "keep what it is").
 GOALS: dict[str, str] = {
     "answerable_r1": "≥ 0.95",
@@ -238,7 +239,7 @@ def judgement(bot: Bot, corpus_dir: Path, split: str, limit: int | None = None) 
     single = {
         "issue19": issue19_items(corpus_dir),
         **older_items(corpus_dir, bot.corpus),
-        "fresh": issue19_items(corpus_dir, FRESH_DIR),
+        **{name: issue19_items(corpus_dir, where) for name, where in HELD_OUT.items()},
     }
     for name, items in single.items():
         items = cut(items)
@@ -254,7 +255,10 @@ def judgement(bot: Bot, corpus_dir: Path, split: str, limit: int | None = None) 
     for name, path in (
         ("issue19_dialogues", corpus_dir.joinpath(*ISSUE19_DIR, "dialogues.jsonl")),
         ("dialogues", corpus_dir / "eval" / "dialogues.jsonl"),
-        ("fresh_dialogues", corpus_dir.joinpath(*FRESH_DIR, "dialogues.jsonl")),
+        *(
+            (f"{name}_dialogues", corpus_dir.joinpath(*where, "dialogues.jsonl"))
+            for name, where in HELD_OUT.items()
+        ),
     ):
         dialogues = [d for d in _read_jsonl(path) if d.get("split") == split]
         if limit:
