@@ -592,8 +592,6 @@ def _elliptic(text: str) -> bool:
 _PRONOUNS = frozenset({"il", "elle", "ils", "elles", "en", "y", "ca", "cela", "celle", "celui"})
 # How many of the previous question's rarest words an elliptic follow-up borrows.
 _TOPIC_BORROWED = 3
-# The least confidence a follow-up's reading needs, however large its share of the rest.
-_FOLLOW_UP_FLOOR = 0.01
 
 
 def _sure(reply: Reply, above: float) -> bool:
@@ -1072,16 +1070,7 @@ class Dialogue:
         if not hits or hits[0].entry.id not in own:
             return None
         top = hits[0]
-        # Sure among the readings left once the last answer is set aside: with the topic
-        # words that answer takes most of the confidence (« il en faut une par
-        # établissement ? » after the lettre d'engagement: its entry 0.98, the one about one
-        # letter per establishment 0.04, the others nothing), so the best of the rest is
-        # judged on its share of theirs (and a floor: a share of noise is noise).
-        rest = sum(h.confidence for h in hits[: p.candidates]) or 1.0
-        sure = top.confidence >= p.follow_up_sure or (
-            top.confidence >= _FOLLOW_UP_FLOOR and top.confidence / rest >= p.follow_up_sure
-        )
-        if not sure or top.in_scope < p.scope_below:
+        if top.confidence < p.follow_up_sure or top.in_scope < p.scope_below:
             return None
         return self._answer(hits, state)
 

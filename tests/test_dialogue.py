@@ -1082,31 +1082,6 @@ def test_a_follow_up_asking_a_delay_the_last_answer_lacks_does_not_get_it_again(
     assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
 
 
-def test_a_follow_up_is_judged_among_the_readings_left_besides_the_last_answer():
-    # « il en faut une par établissement ? » after the lettre d'engagement: with the topic
-    # words its entry takes the confidence, the one about one letter per establishment
-    # gets 0.04 and the rest nothing; the message alone is a toss-up.
-    letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
-    per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
-    other = entry("ans-autre", HOP.facets["couloir"], question="un DPI par site ?")
-
-    def table(query, facets, boost, rest=0.0):
-        if "engagement" in query and "etablissement" in fold(query):
-            return [(letter, 1.0, 0.98), (per_site, 0.8, 0.04), (other, 0.5, rest)]
-        if "engagement" in query:
-            return [(letter, 1.0, 0.98)]
-        return [(other, 0.9, 0.45), (per_site, 0.6, 0.05)]
-
-    # Alone the message reads as the DPI entry, with doubt: the follow-up reading decides
-    # when the per-site letter holds most of what the rest of it gives, not otherwise.
-    for rest, expected in [(0.0, "ans-par-site"), (0.2, "ans-autre")]:
-        search = FakeSearch(lambda q, f, b, r=rest: table(q, f, b, r))
-        d = Dialogue(search, VOCAB, Policy(), term_weight=lambda stem: len(stem))
-        _, state = d.step("c'est quoi la lettre d'engagement ?", DialogueState())
-        reply, _ = d.step("il en faut une par établissement ?", state)
-        assert reply.results[0].entry.id == expected, rest
-
-
 def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
     letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
     per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
