@@ -243,7 +243,7 @@ class Speller:
         if rest not in self._counts and rest not in self.lexicon:
             return None
         # As typed, accents included (« refacturé » → « facturé à nouveau »).
-        return f"{word[len(word) - len(rest):]} à nouveau"
+        return f"{word[len(word) - len(rest) :]} à nouveau"
 
     def _closest(self, folded: str) -> str | None:
         from rapidfuzz import process

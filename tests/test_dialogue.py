@@ -1617,7 +1617,9 @@ def test_the_action_and_an_options_rank_are_read_with_typing_slips_mended():
     # « anuler » is read as the search reads it, « annuler »: the entry's own action.
     cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
     search = FakeSearch(lambda q, f, b: [(cancel, 0.9, 0.95, 0.9)])
-    reply, _ = Dialogue(search, VOCAB, Policy()).step("comment anuler la demande ?", DialogueState())
+    reply, _ = Dialogue(search, VOCAB, Policy()).step(
+        "comment anuler la demande ?", DialogueState()
+    )
     assert reply.type == "fallback"
     slips = {"anuler": "annuler", "deuxiemme": "deuxième"}
 
