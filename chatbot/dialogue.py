@@ -1518,6 +1518,8 @@ class Dialogue:
         """The action a short « comment … ? » question asks about, when none of the best
         entries speaks of it (nor of a thesaurus equivalent: « résilier » is the FAQs'
         « annuler »)."""
+        if len(words(query)) > _HOW_WORDS:  # (before mending: a long message costs nothing)
+            return None
         said = words(self.mend(query) if self.mend is not None else query)
         if len(said) > _HOW_WORDS:
             return None
