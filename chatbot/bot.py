@@ -15,7 +15,7 @@ from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, load_corpus
 from chatbot.curation.redact import redact
-from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply, offered_question
+from chatbot.dialogue import Dialogue, DialogueState, Policy, Reply
 from chatbot.errors import (
     FaqBotError,
     IndexStateError,
@@ -363,10 +363,7 @@ class Bot:
             # The dialogue kept the clarified question: the user answered; else it moved on.
             # Offered the closest questions, picking one answers too (logged as picked).
             pending = before.pending
-            mend = self.dialogue.mend
-            picked = offered_question(text, pending) is not None or (
-                mend is not None and offered_question(mend(text), pending) is not None
-            )
+            picked = self.dialogue.offered(text, pending) is not None
             kept = after.last_query == before.last_query
             # Asked again (« oui », a rank past the last option): not answered yet, nor
             # abandoned.

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
 from chatbot.answer_type import DURATION, TIME
@@ -20,7 +20,9 @@ from chatbot.facets import FacetDetector, option_rank
 from chatbot.regions import named_regions, regional_answer
 from chatbot.retrieval import Calibration, Hit
 from chatbot.retrieval.lexical import entry_stems
-from chatbot.text import fold, lexical_tokens, words
+from chatbot.text import content_word, fold, lexical_tokens, words
+
+_T = TypeVar("_T")
 
 SearchFn = Callable[..., list[Hit]]
 REPLY_TYPES = ("answer", "clarify", "fallback")
@@ -647,6 +649,18 @@ class Dialogue:
         # An entry's title and alternates as words(), read once per version of them.
         self._phrased: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
 
+    def read_mended(self, read: Callable[[str], _T | None], text: str) -> _T | None:
+        """What `read` finds in `text` as typed, else in `text` mended (« la deuxiemme »)."""
+        found = read(text)
+        if found is None and self.mend is not None:
+            found = read(self.mend(text))
+        return found
+
+    def offered(self, text: str, pending: Pending) -> str | None:
+        """The question `text` picks among those a clarification offered (offered_question),
+        read mended too: the bot's question log counts the pick as the dialogue does."""
+        return self.read_mended(lambda t: offered_question(t, pending), text)
+
     def _phrasings(self, entry: FaqEntry) -> frozenset[str]:
         """The entry's stored phrasings as words() joins them (folded, punctuation gone)."""
         key = (entry.question, entry.alternates)
@@ -710,9 +724,7 @@ class Dialogue:
             # « 2 », « la deuxième », « le dernier »: the option of that rank (the CLI numbers
             # them, « Autre / je ne sais pas » last); a rank past the last is asked again.
             count = len(state.pending.options)
-            rank = option_rank(text, count)
-            if rank is None and self.mend is not None:
-                rank = option_rank(self.mend(text), count)  # « la deuxiemme »
+            rank = self.read_mended(lambda t: option_rank(t, count), text)
             if rank == 0:
                 return self._ask_again(state, msg.NO_SUCH_OPTION.format(count=count))
             if rank:
@@ -901,7 +913,7 @@ class Dialogue:
         """Whether the entry writes every content word of `topic`, as typed or as the start
         of a longer word (« interop » in « interopérabilité »; not « retraite » for
         « retrait », whose stem is the same)."""
-        said = [w for w in words(topic) if lexical_tokens(w)]
+        said = [w for w in words(topic) if content_word(w)]
         if not said:
             return False
         held = set(words(" ".join((entry.question, *entry.alternates, entry.answer))))
@@ -911,11 +923,12 @@ class Dialogue:
         """Whether `text` has content words and the FAQs use every one of them (or the
         thesaurus knows it): « interop » yes, « recette de la blanquette » no."""
         weight = self.term_weight
-        said = [w for w in words(text) if lexical_tokens(w)]
+        said = [w for w in words(text) if content_word(w)]
         if weight is None or not said:
             return False
+        thesaurus = self.thesaurus
         return all(
-            weight(lexical_tokens(w)[0]) > 0 or (self.thesaurus is not None and self.thesaurus(w))
+            weight(lexical_tokens(w)[0]) > 0 or (thesaurus is not None and thesaurus(w))
             for w in said
         )
 
@@ -985,8 +998,9 @@ class Dialogue:
         reply, after = self._decide(
             text, state, filters={}, asked=0, detected=detected, within=within, alone=True
         )
-        if reply.type != "clarify" and _announced(text):
-            return self._ask_which(text, state, detected, (reply, after))
+        topic = _announced_topic(text) if reply.type != "clarify" else None
+        if topic is not None:
+            return self._ask_which(text, topic, state, detected, (reply, after))
         # Only right after an answer, for a message that leans on it and that its own words
         # do not settle: a self-sufficient question is never read with the old topic, nor
         # one following a fallback or a clarification.
@@ -1077,6 +1091,7 @@ class Dialogue:
     def _ask_which(
         self,
         text: str,
+        topic: str,
         state: DialogueState,
         detected: Mapping[str, str],
         decided: tuple[Reply, DialogueState],
@@ -1086,13 +1101,12 @@ class Dialogue:
         when they share every facet (« question convergence »), by those entries' questions.
         The decision stands when the FAQs hold nothing about the topic, or one entry only,
         unless that decision is a fallback: the one entry holding the topic's words as typed
-        is then offered (« question interop »)."""
+        is then offered (« question interop »). `topic`: what the message announces."""
         p = self.policy
         boost = {**dict(state.facets), **detected}
         hits = self.search(text, k=p.candidates, boost=boost, boost_weight=p.session_boost)
         if not hits:
             return decided
-        topic = _announced_topic(text) or ""
         # Two words are too few for the scope model (« question interop » reads as
         # foreign): a topic whose every word the FAQs use may still be theirs, but only
         # the one entry holding them is offered then (below).
@@ -1518,11 +1532,13 @@ class Dialogue:
         """The action a short « comment … ? » question asks about, when none of the best
         entries speaks of it (nor of a thesaurus equivalent: « résilier » is the FAQs'
         « annuler »)."""
-        if len(words(query)) > _HOW_WORDS:  # (before mending: a long message costs nothing)
-            return None
-        said = words(self.mend(query) if self.mend is not None else query)
+        said = words(query)  # counted before mending: a long message costs nothing
         if len(said) > _HOW_WORDS:
             return None
+        if self.mend is not None:
+            said = words(self.mend(query))
+            if len(said) > _HOW_WORDS:
+                return None
         text = " ".join(said)
         m = _HOW.search(text)
         if m is None or m.group(1) in _GENERIC_VERBS:
