@@ -284,14 +284,19 @@ class Speller:
     def mend(self, text: str) -> str:
         """`text` with every slip replaced by its FAQ word and chat shorthand written out
         (« pr » → « pour »), the rest as typed (in the FAQs' case if typed in capitals)."""
+        typed = text
         text = self.unshout(text)
+        # In a message typed in capitals, capitals say nothing of a word (« JDOIS ENVOYER
+        # KOI A LASP »): its short words, left in capitals, are read as typed in lower case.
+        shouted = text != typed
         found: dict[str, str | None] = {}
 
         def mended(m: re.Match[str]) -> str:
-            folded = fold(m.group())
-            if folded in SHORTHAND and not m.group().isupper():
+            word = m.group()
+            folded = fold(word)
+            if folded in SHORTHAND and (shouted or not word.isupper()):
                 return SHORTHAND[folded]
-            apart = self._apostrophe(m.group(), folded)
+            apart = self._apostrophe(word.lower() if shouted else word, folded)
             if apart is not None:
                 return apart
             if folded not in found:

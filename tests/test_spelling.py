@@ -51,6 +51,9 @@ def speller(lexicon) -> Speller:
         # acronyms kept, its accents back, then its slips mended.
         ("COMBIEN POUR L'AVANCE DE L'ASP ?", "Combien pour l'avance de l'ASP ?"),
         ("LA FACTUE DU GESTIONAIRE", "la facture du gestionnaire"),
+        # In capitals, capitals say nothing: shorthand and glued articles are read as such
+        # (« PR » alone, in a message typed in lower case, stays: above).
+        ("KOI ENVOYER A LASP PR LAVANCE ?", "quoi envoyer A l'ASP pour l'avance ?"),
         # An article glued to a FAQ word gets its apostrophe back.
         ("koi envoyer a lasp pr lavance", "quoi envoyer a l'ASP pour l'avance"),
     ],
