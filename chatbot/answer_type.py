@@ -48,7 +48,9 @@ _ASKS = {
         r"|vont|aura|seront|sera|arrive|arrivera|intervient|tombe)\b"
     ),
     AMOUNT: re.compile(
-        r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification|payant|payante|payants"
+        # (Not « payant »: « un module payant », « c'est payant ? » ask whether, not how
+        # much; « l'éditeur ne peut pas facturer » answers them.)
+        r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification"
         r"|frais|montant|montants|enveloppe|how much|cost|costs|price|prices|fee|fees"
         r"|combien touche|combien percoit|combien recoit)\b"
         # The colloquial order: "il touche combien ?", "on est payé combien pour…", not

@@ -27,7 +27,11 @@ from tests.test_lexical import retriever
         ("Is there a wave 2 for LGO, and when does it open?", {MOMENT}),
         ("What is the deadline to apply?", {TIME}),
         ("combien coute la labellisation", {AMOUNT}),
-        ("Le référencement est-il payant ?", {AMOUNT}),
+        # « payant » asks whether it costs, not how much (« l'éditeur ne peut pas
+        # facturer » answers it); « combien » or « frais » still ask an amount.
+        ("Le référencement est-il payant ?", set()),
+        ("combien coûte le module payant ?", {AMOUNT}),
+        ("c'est payant ? des frais de dossier ?", {AMOUNT}),
         ("How much does the label cost?", {AMOUNT}),
         ("et le labo, il touche combien pour son SGL ?", {AMOUNT}),  # the colloquial order
         ("on est payé combien pour la presta ?", {AMOUNT}),
