@@ -84,6 +84,18 @@ SHORTHAND = {
     "pck": "parce que",
     "vrmt": "vraiment",
     "koi": "quoi",
+    # Elisions typed glued to a word too short or too common for _apostrophe (« cest
+    # mort », « lan dernier »: « an », « est » are stop words or two letters).
+    "cest": "c'est",
+    "jai": "j'ai",
+    "jsuis": "je suis",
+    "chui": "je suis",
+    "jdois": "je dois",
+    "jpeux": "je peux",
+    "jveux": "je veux",
+    "quil": "qu'il",
+    "quon": "qu'on",
+    "lan": "l'an",
 }
 # An elided article or pronoun typed without its apostrophe: « lavance », « lasp », « dun ».
 _ELIDED = re.compile(r"(qu|[ldjmnstc])(.{3,})")

@@ -56,6 +56,10 @@ def speller(lexicon) -> Speller:
         ("KOI ENVOYER A LASP PR LAVANCE ?", "quoi envoyer A l'ASP pour l'avance ?"),
         # An article glued to a FAQ word gets its apostrophe back.
         ("koi envoyer a lasp pr lavance", "quoi envoyer a l'ASP pour l'avance"),
+        (
+            "on a eu l'avance lan dernier, cest mort ?",
+            "on a eu l'avance l'an dernier, c'est mort ?",
+        ),
     ],
 )
 def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, mended):
