@@ -405,6 +405,34 @@ def test_a_question_missing_the_qualifier_its_answer_names_gets_a_clarifying_que
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-hop"
 
 
+def test_a_short_question_misses_the_couloir_its_answer_is_filed_under_though_untitled():
+    # « On met quel nombre de personnes dans le dossier ? »: the ESMS entry's title names no
+    # couloir, but it is the medico-social rule; the health centres' one is as close in
+    # meaning. Short, the question is asked its couloir; longer, it says more than that.
+    personnes = make_entry(
+        "ans-personnes",
+        "Social et Médico-social",
+        question="Comment compter le nombre de personnes accueillies ?",
+        thematique="Financements",
+    )
+    effectifs = replace(MSP, id="ans-effectifs", question="Quels effectifs sont retenus ?")
+    rows = [(personnes, 1.0, 0.97, 1.236), (effectifs, 0.49, 0.001, 1.189)]
+    reply, _ = Dialogue(_dense_hits(rows), VOCAB, Policy()).step(
+        "On met quel nombre de personnes dans le dossier ?", DialogueState()
+    )
+    assert reply.type == "clarify" and reply.facet == "couloir"
+    assert set(reply.options[:-1]) == {"Social et Médico-social", "Médecins de ville"}
+    long = "On met quel nombre de personnes accueillies dans le dossier, la moyenne de l'année ?"
+    reply, _ = Dialogue(_dense_hits(rows), VOCAB, Policy()).step(long, DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-personnes"
+    # The same short question, the threshold set below its length: answered.
+    policy = Policy(unnamed_qualifier_terms=3)
+    reply, _ = Dialogue(_dense_hits(rows), VOCAB, policy).step(
+        "On met quel nombre de personnes dans le dossier ?", DialogueState()
+    )
+    assert reply.type == "answer"
+
+
 def _avance_solde(rival_coverage: float) -> FakeSearch:
     """ "pièces à fournir ?": the SAS avance and solde entries (both titles name the SAS),
     and a DUI entry as close in meaning; the solde's coverage of the question varies."""
