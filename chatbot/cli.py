@@ -11,10 +11,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from chatbot.config import Settings
-from chatbot.errors import FaqBotError, InputError, InstallError
+from chatbot.errors import FaqBotError, InputError, InstallError, os_reason
 
 _CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -67,8 +67,13 @@ def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
     from chatbot.bot import Bot, clean_message
     from chatbot.records import hit_to_result
 
-    if (args.query is None) == (args.queries is None):
-        raise InputError("Donnez soit une question, soit --queries FICHIER.jsonl (pas les deux).")
+    if args.query is None and args.queries is None:
+        raise InputError(
+            'Donnez une question (ex. faqbot search "pièces pour le solde SAS ?") '
+            "ou un lot : --queries FICHIER.jsonl."
+        )
+    if args.query is not None and args.queries is not None:
+        raise InputError("Donnez une question ou --queries FICHIER.jsonl, pas les deux.")
     facets = _parse_facets(args.facet)
     settings = _settings(args, retrieval=args.mode)
     # Cheap checks first: a bad question or query file fails before the model and index load.
@@ -129,7 +134,7 @@ def _read_queries(path: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
         raise InputError(f"{path} n'est pas en UTF-8.") from None
     except OSError as exc:  # a directory, no permission…
         raise InputError(
-            f"Impossible de lire le fichier de requêtes {path} : {exc.strerror}."
+            f"Impossible de lire le fichier de requêtes {path} : {os_reason(exc)}."
         ) from None
     items = []
     for n, line in enumerate(lines, 1):
@@ -228,6 +233,16 @@ def _who() -> str:
         return "cli"
 
 
+# A question listed in a table (review list), cut to this many characters (--json: whole).
+_LISTED_CHARS = 120
+
+
+def _one_line(text: str, limit: int) -> str:
+    """`text` on one line (line breaks and tabs as spaces), cut to `limit` characters."""
+    flat = " ".join(_CONTROL_RUN.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
 def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
     curator = _curator(args)
     if args.action == "list":
@@ -239,7 +254,8 @@ def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
             out.write("File de revue vide.\n")
         for g in groups:
             first = g.suggestions[0]["id"] if g.suggestions else "—"
-            out.write(f"{g.id}\t{g.count}×\t{g.reason}\tsuggestion {first}\t{g.examples[0]}\n")
+            example = _one_line(g.examples[0], _LISTED_CHARS)
+            out.write(f"{g.id}\t{g.count}×\t{g.reason}\tsuggestion {first}\t{example}\n")
         return 0
     if args.action == "attach":
         if len(args.ids) != 2:
@@ -261,13 +277,24 @@ def cmd_corpus(args: argparse.Namespace, out: TextIO) -> int:
     curator = _curator(args)
     if args.action == "export":
         fmt = format_of(path.name)
-        path.write_bytes(curator.export(fmt))
+        data = curator.export(fmt)
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise InputError(f"Impossible d'écrire {path} : {os_reason(exc)}.") from None
         out.write(f"{len(curator.bot.corpus)} fiches écrites dans {path}.\n")
         return 0
     if args.action == "yaml":
         from chatbot.curation.overlay import write_yaml
 
-        written = write_yaml(curator.bot.corpus, path)
+        if not path.is_dir():
+            raise InputError(
+                f"{path} n'est pas un dossier : donnez le dossier du corpus (ex. faq_data)."
+            )
+        try:
+            written = write_yaml(curator.bot.corpus, path)
+        except OSError as exc:
+            raise InputError(f"Impossible d'écrire sous {path} : {os_reason(exc)}.") from None
         out.write(
             f"{len(written)} fichier(s) YAML écrits sous {path / 'corpus'} : relisez avec git diff.\n"
         )
@@ -275,7 +302,7 @@ def cmd_corpus(args: argparse.Namespace, out: TextIO) -> int:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"Impossible de lire {path} : {exc.strerror}.") from None
+        raise InputError(f"Impossible de lire {path} : {os_reason(exc)}.") from None
     try:
         report = curator.import_(data, format_of(path.name), _who())
     except ImportRefused as exc:
@@ -321,11 +348,46 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
 
 # ------------------------------------------------------------ parser
 
+# argparse's usage errors (Python 3.11 wording), in French: (pattern, replacement).
+_USAGE_ERRORS = (
+    (r"the following arguments are required: (.*)", r"il manque : \1"),
+    (r"unrecognized arguments: (.*)", r"arguments inconnus : \1"),
+    (r"argument (\S+): invalid (\w+) value: (.*)", r"\1 : valeur invalide \3 (attendu : \2)"),
+    (
+        r"argument (\S+): invalid choice: (\S+) \(choose from (.*)\)",
+        r"\1 : valeur \2 inconnue (au choix : \3)",
+    ),
+    (r"argument (\S+): expected one argument", r"\1 attend une valeur"),
+    (r"argument (\S+): expected (.*) arguments?", r"\1 attend \2 valeur(s)"),
+    (r"argument (\S+): not allowed with argument (.*)", r"\1 ne va pas avec \2"),
+    (r"ambiguous option: (\S+) could match (.*)", r"option ambiguë \1 (peut-être \2)"),
+)
+_TYPES = {"int": "un entier", "float": "un nombre"}
+
+
+def _usage_error(message: str) -> str:
+    """An argparse usage error in French (as it is when the wording is unknown)."""
+    for pattern, replacement in _USAGE_ERRORS:
+        m = re.fullmatch(pattern, message)
+        if m:
+            text = m.expand(replacement)
+            for english, french in _TYPES.items():
+                text = text.replace(f"(attendu : {english})", f"(attendu : {french})")
+            return text
+    return message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, its usage errors on one French line (exit code 2, as argparse)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"Erreur : {_usage_error(message)}. Aide : {self.prog} --help\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
     from chatbot.retrieval import MODES  # here: the retrieval package brings numpy
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="faqbot",
         description="Assistant FAQ du Ségur du numérique en santé (recherche hybride et dialogue).",
     )

@@ -4,7 +4,7 @@ The edges (CLI, HTTP, UI) turn them into one clear message; nothing deeper
 prints or exits.
 """
 
-from embeddings.errors import FaqBotError, IndexStateError, ModelError
+from embeddings.errors import FaqBotError, IndexStateError, ModelError, os_reason
 
 __all__ = [
     "FaqBotError",
@@ -16,6 +16,7 @@ __all__ = [
     "InstallError",
     "SessionStateError",
     "StoreUnavailableError",
+    "os_reason",
 ]
 
 

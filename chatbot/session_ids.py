@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.config import Settings
-from chatbot.errors import ConfigError
+from chatbot.errors import ConfigError, os_reason
 
 _NONCE_BYTES = 16  # 128 random bits, as token_urlsafe(16) gave before
 _MAC_BYTES = 12
@@ -70,7 +70,7 @@ def load_secret(settings: Settings) -> bytes:
         return _read_or_create(path)
     except OSError as exc:
         raise ConfigError(
-            f"Clé des identifiants de session inutilisable ({path}) : {exc.strerror}. "
+            f"Clé des identifiants de session inutilisable ({path}) : {os_reason(exc)}. "
             "Vérifiez FAQBOT_DATA_DIR ou définissez FAQBOT_SECRET_KEY."
         ) from None
 

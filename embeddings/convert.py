@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embeddings.errors import ModelError
+from embeddings.errors import ModelError, os_reason
 from embeddings.fingerprint import RECORD_FILE, fingerprint_record
 from embeddings.hashing import remove_abandoned, sha256_file
 
@@ -703,7 +703,7 @@ def ensure_default_model(models_dir: Path, progress: bool = True) -> Path:
         tmp_root = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIRNAME}.", dir=models_dir))
     except OSError as exc:
         raise ModelError(
-            f"Impossible d'écrire le modèle converti dans {models_dir} ({exc.strerror}). "
+            f"Impossible d'écrire le modèle converti dans {models_dir} ({os_reason(exc)}). "
             "Choisissez un dossier de données accessible en écriture avec FAQBOT_DATA_DIR."
         ) from None
     try:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.encoder import _PASSAGE_PROMPTS, _QUERY_PROMPTS, WordVectors, _word_vectors
-from embeddings.errors import ModelError, first_line
+from embeddings.errors import ModelError, first_line, os_reason
 from embeddings.onnx_export import EMBEDDINGS_FILE, EXPORT_VERSION, QUANTIZATION
 from embeddings.tokenizer import ModelTokenizer, Tokens
 
@@ -115,7 +115,7 @@ class EmbeddingTable:
             size = os.fstat(self._fd).st_size
         except OSError as exc:
             raise ModelError(
-                f"Table des plongements illisible : {self.path} ({exc.strerror}). Supprimez le "
+                f"Table des plongements illisible : {self.path} ({os_reason(exc)}). Supprimez le "
                 f"dossier {self.path.parent} pour qu'il soit exporté de nouveau."
             ) from None
         if size == 0 or size % self.row_bytes:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.encoder import folder_fingerprint
-from embeddings.errors import ModelError, first_line
+from embeddings.errors import ModelError, first_line, os_reason
 from embeddings.hashing import remove_abandoned
 
 log = logging.getLogger("faqbot")
@@ -381,7 +381,7 @@ def _staging(folder: Path) -> Iterator[Path]:
         tmp = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
     except OSError as exc:
         raise ModelError(
-            f"Impossible d'écrire l'export ONNX dans {folder} ({exc.strerror}). "
+            f"Impossible d'écrire l'export ONNX dans {folder} ({os_reason(exc)}). "
             "Le dossier du modèle doit être accessible en écriture, ou choisissez le backend torch."
         ) from None
     try:

@@ -176,11 +176,43 @@ def test_cli_search_good_input_still_works(cli_env, capsys, tmp_path):
     assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == [1, "b"]
 
 
-def test_cli_usage_errors_exit_2_without_traceback(cli_env, capsys):
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["search", "solde", "--k", "beaucoup"],
+            "--k : valeur invalide 'beaucoup' (attendu : un entier)",
+        ),
+        (["search", "a", "b"], "arguments inconnus : b"),
+        (["frobnicate"], "valeur 'frobnicate' inconnue (au choix : 'build'"),
+        (["feedback"], "il manque : action"),
+        (["search", "--k"], "--k attend une valeur"),
+    ],
+)
+def test_cli_usage_errors_exit_2_on_one_french_line(cli_env, capsys, argv, said):
     with pytest.raises(SystemExit) as exit_:
-        main(["search", "solde", "--k", "beaucoup"])
+        main(argv)
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and "--k" in err and "Traceback" not in err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    # One line, in French, saying where the help is (not argparse's English usage block).
+    assert err.count("\n") == 1 and err.startswith("Erreur : ") and said in err, err
+    assert "usage:" not in err and "--help" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["corpus", "export", "{tmp}/absent/c.csv"], "fichier ou dossier introuvable"),
+        (["corpus", "yaml", "{tmp}/absent"], "n'est pas un dossier"),
+        (["corpus", "import", "{tmp}/absent.csv"], "fichier ou dossier introuvable"),
+        (["search"], "Donnez une question"),
+    ],
+)
+def test_cli_file_errors_are_one_french_line(cli_env, capsys, argv, said):
+    argv = [a.replace("{tmp}", str(cli_env)) for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert_one_clear_error(code, out, err, said)
+    assert "No such file" not in err
 
 
 # ------------------------------------------------------------ CLI chat --json: every line answered

@@ -488,6 +488,22 @@ def test_cli_review_and_corpus(tmp_path, monkeypatch, capsys):
     assert audit[0].who.startswith("cli") and audit[0].action == "attach"
 
 
+def test_cli_review_list_shows_one_line_per_group(tmp_path, monkeypatch, capsys):
+    from chatbot.cli import main
+
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FAQBOT_RETRIEVAL", "bm25")
+    long = "\n\t".join([UNKNOWN] * 25)
+    a_bot(tmp_path).chat(long)
+    capsys.readouterr()
+    assert main(["review", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # A question pasted with line breaks, 2,000 characters long: one line, cut short.
+    assert len(lines) == 1 and len(lines[0]) < 300 and lines[0].endswith("…")
+    assert main(["review", "list", "--json"]) == 0  # the JSON keeps it whole
+    assert json.loads(capsys.readouterr().out)["groups"][0]["examples"][0].count("cantine") == 25
+
+
 # ------------------------------------------------------------ PostgreSQL (real server)
 
 
