@@ -62,6 +62,30 @@ _GREETINGS = {
     "testing",
     "essai",
     "allo",
+    "bye",
+    "beaucoup",
+    "bonne",
+    "journee",
+    "soiree",
+    "thank",
+    "you",
+}
+# Among them, those that thank or take leave (« merci beaucoup, au revoir », « ok
+# parfait »): answered as such, not with the welcome (« Bonjour ! Je réponds… »).
+_THANKS = {
+    "merci",
+    "thanks",
+    "thank",
+    "revoir",
+    "bye",
+    "ok",
+    "d'accord",
+    "daccord",
+    "top",
+    "super",
+    "parfait",
+    "journee",
+    "soiree",
 }
 # Words that announce context rather than a topic ("précision : on est un EHPAD",
 # "dans notre cas, c'est un hôpital"), as stems (text.lexical_tokens).
@@ -745,6 +769,8 @@ class Dialogue:
         if not any(len(t) > 1 and not t.isdigit() for t in toks) or alnum <= len(compact) / 2:
             return Reply("fallback", msg.JUNK), replace(idle, pending=None)
         if toks and all(t in _GREETINGS for t in toks) and not state.pending:
+            if any(t in _THANKS for t in toks):
+                return Reply("fallback", msg.THANKS), idle
             return Reply("fallback", msg.GREETING), idle
 
         if state.pending:

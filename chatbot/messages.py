@@ -32,6 +32,8 @@ LINK_ONLY = (
 
 GREETING = WELCOME
 
+THANKS = "Avec plaisir ! Si vous avez une autre question sur le Ségur du numérique, je vous écoute."
+
 JUNK = (
     "Je n'ai pas compris ce message. Je réponds aux questions sur le Ségur du numérique "
     "en santé : posez votre question en quelques mots, par exemple « montant de la prestation SAS »."
@@ -158,6 +160,7 @@ UI_SUBTITLE = (
     "Posez votre question avec vos mots ; je vous demanderai une précision si besoin."
 )
 UI_PLACEHOLDER = "Posez votre question…"
+UI_INPUT_LABEL = "Votre question"  # the input's accessible name (its label is hidden)
 UI_SEND = "Envoyer"
 UI_NEW_CONVERSATION = "Nouvelle conversation"
 UI_FEEDBACK_YES = "Oui"  # shown next to a 👍 icon (SVG: no emoji font needed)

@@ -755,6 +755,19 @@ def test_a_probe_message_gets_the_welcome_not_a_search(probe):
     assert reply.type == "fallback" and reply.text == msg.GREETING and not search.calls
 
 
+@pytest.mark.parametrize("thanks", ["merci", "Merci beaucoup, au revoir !", "ok parfait", "thanks"])
+def test_thanks_get_a_thanks_not_the_welcome_and_keep_the_conversation(thanks):
+    d, search = make(ambiguous)
+    _, state = d.step("pièces pour le solde ?", DialogueState())
+    reply, state = d.step(SAS.facets["couloir"], state)
+    assert reply.type == "answer"
+    calls = len(search.calls)
+    reply, after = d.step(thanks, state)
+    assert reply.type == "fallback" and reply.text == msg.THANKS and len(search.calls) == calls
+    # The answer just given is still the last thing said: « et pour le DUI ? » leans on it.
+    assert after.history == state.history and after.answered_at == after.turns
+
+
 def test_a_link_is_not_read_and_a_link_alone_says_so():
     d, search = make(ambiguous)
     reply, _ = d.step("https://esante.gouv.fr/segur", DialogueState())
