@@ -257,6 +257,8 @@ def build_ui(bot: Any, settings: Settings) -> gr.Blocks:
             )
         thanks = gr.Markdown(visible=False, elem_id="faqbot-thanks")
         box = gr.Textbox(
+            # Hidden, the label still names the field for screen readers (« Textbox » else).
+            label=msg.UI_INPUT_LABEL,
             show_label=False,
             placeholder=msg.UI_PLACEHOLDER,
             lines=1,

@@ -330,6 +330,12 @@ def test_gradio_reply_announced_and_options_by_keyboard(browser, live, web_clari
     watch = Watch(page)
     page.goto(live.url + "/", wait_until="load")
     box = page.locator("#faqbot-input textarea")
+    box.wait_for(timeout=TIMEOUT_MS)
+    # The field is named in French for screen readers (Gradio's default: « Textbox »).
+    named = page.get_by_role("textbox", name=msg.UI_INPUT_LABEL)
+    assert named.count() == 1, box.evaluate(
+        "el => [el.getAttribute('aria-label'), el.labels && [...el.labels].map(l => l.innerText)]"
+    )
     box.focus()
     page.keyboard.type(web_clarify_question)
     page.keyboard.press("Enter")
