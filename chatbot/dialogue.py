@@ -1031,6 +1031,11 @@ class Dialogue:
             text, state, filters={}, asked=0, detected=detected, within=within, alone=True
         )
         topic = _announced_topic(text) if reply.type != "clarify" else None
+        if topic is None and reply.type != "clarify" and not previous and self._context_only(text):
+            # « SAS », « on est un EHPAD » to open a conversation: where the user stands, no
+            # question yet: asked which, as an announced topic is (not answered with whichever
+            # entry of that couloir comes first).
+            topic = text
         if topic is not None:
             return self._ask_which(text, topic, state, detected, (reply, after))
         # Only right after an answer, for a message that leans on it and that its own words
@@ -1136,7 +1141,12 @@ class Dialogue:
         is then offered (« question interop »). `topic`: what the message announces."""
         p = self.policy
         boost = {**dict(state.facets), **detected}
-        hits = self.search(text, k=p.candidates, boost=boost, boost_weight=p.session_boost)
+        # Within the couloir or dispositif the message names (« médecin généraliste » is
+        # not offered the hospitals' dispositif), entries for every couloir included.
+        within = {f: v for f, v in detected.items() if f in self.context} or None
+        hits = self.search(
+            text, k=p.candidates, boost=boost, boost_weight=p.session_boost, within=within
+        )
         if not hits:
             return decided
         # Two words are too few for the scope model (« question interop » reads as
@@ -1145,6 +1155,9 @@ class Dialogue:
         foreign = hits[0].in_scope < p.off_topic_below
         if foreign and not self._faq_words(topic):
             return decided
+        if within:
+            # (Nor an entry for no couloir whose dispositif is another couloir's.)
+            hits = [h for h in hits if self._fits(h.entry, within)] or hits
         top = hits[0]
         close = [h for h in hits if top.score - h.score <= p.clarify_margin_no_context]
         headings = {f for f, _ in self.detector.named(text) if f not in self.context}
@@ -1435,8 +1448,13 @@ class Dialogue:
             if facet and self._picks(query, top, [h for h in close if h is not top], facet):
                 facet = None
             if facet:
-                # Rivals decide the facet; every candidate may offer a value for it.
-                options = self._options([*close, *hits[: p.candidates]], facet)
+                # Rivals decide the facet; every candidate may offer a value for it, but
+                # none the message rules out (« médecin généraliste » is not offered the
+                # hospitals' dispositif).
+                offer = [*close, *hits[: p.candidates]]
+                if stated:
+                    offer = [h for h in offer if self._fits(h.entry, stated)] or offer
+                options = self._options(offer, facet)
                 pending = Pending(query, facet, options, tuple(filters.items()), asked + 1)
                 reply = Reply(
                     "clarify",
@@ -1620,6 +1638,18 @@ class Dialogue:
         own = sum(weight(t) for t in mine - set().union(*theirs))
         rival = max(sum(weight(t) for t in terms - mine) for terms in theirs)
         return own >= self.policy.picks_above and rival <= own / 2
+
+    def _fits(self, entry: FaqEntry, said: Mapping[str, str]) -> bool:
+        """Whether an entry is about what the message says, its values' parents included (a
+        dispositif implies its couloir)."""
+        for facet, value in entry.facets.items():
+            if not value:
+                continue
+            implied = self.vocabulary.parent_value(facet, value)
+            for f, v in ((facet, value), *([implied] if implied else [])):
+                if f in said and said[f] != v:
+                    return False
+        return True
 
     @staticmethod
     def _agrees(hit: Hit, said: Mapping[str, str]) -> bool:

@@ -755,6 +755,39 @@ def test_a_probe_message_gets_the_welcome_not_a_search(probe):
     assert reply.type == "fallback" and reply.text == msg.GREETING and not search.calls
 
 
+def test_a_couloir_alone_to_open_a_conversation_is_asked_which_question():
+    # « SAS »: where the user stands, no question yet; not answered with whichever SAS
+    # entry comes first, but offered them.
+    rows = [
+        (replace(SAS, id=f"ans-sas-{i}", question=q), 0.9 - i / 100, 0.5)
+        for i, q in enumerate(["Pièces pour le solde SAS ?", "Pièces pour l'avance SAS ?"])
+    ]
+    d, _ = make(lambda q, f, b: rows)
+    reply, state = d.step("SAS", DialogueState())
+    assert reply.type == "clarify" and reply.options[:-1] == tuple(r[0].question for r in rows)
+    reply, _ = d.step("2", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas-1"
+    # The same word after an answer qualifies it (a precision), and a question is answered.
+    reply, _ = d.step("pièces pour le solde SAS ?", DialogueState())
+    assert reply.type == "answer"
+
+
+def test_options_leave_out_the_dispositifs_of_another_couloir_than_the_one_named():
+    # An entry filed under the hospitals' dispositif but no couloir is no reading for a
+    # GP: its dispositif is not offered.
+    lgc = make_entry("ans-lgc", "Médecins de ville", "LGC (logiciel de gestion de cabinet)")
+    sons = make_entry("ans-sons", None, "SONS vague 2 DPI / PFI")
+    rows = [(MSP, 0.9, 0.5), (lgc, 0.88, 0.45), (sons, 0.87, 0.4)]
+    d, _ = make(
+        lambda q, f, b: [
+            r for r in rows if all(r[0].facets.get(k) in (None, v) for k, v in f.items())
+        ]
+    )
+    reply, _ = d.step("je suis médecin généraliste, quelles pièces fournir ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "dispositif"
+    assert set(reply.options[:-1]) == {MSP.facets["dispositif"], lgc.facets["dispositif"]}
+
+
 @pytest.mark.parametrize("thanks", ["merci", "Merci beaucoup, au revoir !", "ok parfait", "thanks"])
 def test_thanks_get_a_thanks_not_the_welcome_and_keep_the_conversation(thanks):
     d, search = make(ambiguous)
