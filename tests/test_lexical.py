@@ -82,3 +82,27 @@ def test_the_folding_cache_stays_bounded() -> None:
     for i in range(text._FOLDED.maxsize + 10):
         assert text.fold(f"é{i}") == f"e{i}"
     assert len(text._FOLDED) <= text._FOLDED.maxsize
+
+
+def test_the_thesaurus_reads_instalments_as_the_faqs_advance_and_balance():
+    thesaurus = QueryExpander.load(REPO_ROOT / "faq_data" / "synonyms.yaml")
+    for typed, corpus in [
+        ("on veut la 2e tranche, faut fournir quoi", "solde"),
+        ("la dernière tranche du SAS", "solde"),
+        ("pièces pour la première tranche", "avance"),
+        ("le 2e versement", "solde"),
+    ]:
+        assert corpus in thesaurus.expand(typed).groups, typed
+
+
+def test_a_thesaurus_user_term_belongs_to_one_group_only():
+    import yaml
+
+    from chatbot.text import words
+
+    raw = yaml.safe_load((REPO_ROOT / "faq_data" / "synonyms.yaml").read_text("utf-8"))
+    seen: dict[str, int] = {}
+    for n, group in enumerate(raw["groups"]):
+        for term in group.get("users", ()):
+            norm = " ".join(words(term))
+            assert seen.setdefault(norm, n) == n, f"« {term} » in groups {seen[norm]} and {n}"
