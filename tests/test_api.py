@@ -16,6 +16,7 @@ from chatbot.config import Settings
 from chatbot.corpus import load_vocabulary
 from chatbot.errors import ConfigError, FaqBotError
 from chatbot.web.app import create_app
+from chatbot.web.bodies import API_ROUTES
 
 FACET_NAMES = load_vocabulary(Settings().corpus_dir / "facets.yaml").names
 
@@ -413,6 +414,25 @@ def test_wrong_method_and_unknown_route(client):
     assert r.status_code == 405 and "POST" in r.json()["error"]
     r = client.post("/api/nope", json={})
     assert r.status_code == 404 and "/api/chat" in r.json()["error"]
+
+
+@pytest.mark.parametrize("ui", [True, False], ids=["with-ui", "without-ui"])
+def test_unknown_routes_and_methods_outside_the_api_answer_in_french(web_bot, app_settings, ui):
+    """The Gradio UI mounted at "/" neither answers {"detail": "Not Found"} nor hides a 405."""
+    with TestClient(create_app(web_bot, app_settings, ui=ui)) as c:
+        for path in ("/nope", "/docs", "/assets/nope.js"):
+            r = c.get(path)
+            assert r.status_code == 404 and r.json() == {
+                "error": msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+            }, (path, r.text)
+        for method, path in (("POST", "/healthz"), ("PUT", "/widget"), ("POST", "/widget.js")):
+            r = c.request(method, path)
+            assert r.status_code == 405 and r.headers["allow"] == "GET", (path, r.text)
+            assert r.json() == {"error": msg.HTTP_METHOD.format(allowed="GET")}
+        if ui:  # the UI's own routes still answer, and its own 405 is in French too
+            assert c.get("/").status_code == 200 and c.get("/config").status_code == 200
+            r = c.get("/gradio_api/queue/join")
+            assert r.status_code == 405 and set(r.json()) == {"error"}
 
 
 def test_internal_errors_are_generic(web_bot, app_settings, monkeypatch):

@@ -8,8 +8,10 @@ import re
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
@@ -138,28 +140,53 @@ def add_exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            text = msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
-        elif exc.status_code == 405:
-            allowed = API_ROUTES.get(route_path(request.scope), ("GET", "POST"))
-            text = msg.HTTP_METHOD.format(allowed=", ".join(allowed))
-        elif exc.status_code == 400:
-            text = msg.HTTP_BAD_JSON.format(detail="corps illisible", example="{…}")
-        else:
-            text = (
-                msg.HTTP_INTERNAL
-                if exc.status_code >= 500
-                else msg.HTTP_BAD_VALUE.format(name="requête", expected="voir /docs")
-            )
-        return error_response(exc.status_code, text, headers=getattr(exc, "headers", None))
+        return http_error(request, exc)
+
+
+def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The French `{"error": ...}` of an HTTPException: unknown route, method not allowed…"""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        text = msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+    elif exc.status_code == 405:
+        # The route's own methods when the router names them (Allow), in a stable order.
+        given = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        allowed = sorted(given) or list(API_ROUTES.get(route_path(request.scope), ("GET", "POST")))
+        if given:
+            headers["Allow"] = ", ".join(allowed)
+        text = msg.HTTP_METHOD.format(allowed=", ".join(allowed))
+    elif exc.status_code == 400:
+        text = msg.HTTP_BAD_JSON.format(detail="corps illisible", example="{…}")
+    else:
+        text = (
+            msg.HTTP_INTERNAL
+            if exc.status_code >= 500
+            else msg.HTTP_BAD_VALUE.format(name="requête", expected="voir /docs")
+        )
+    return error_response(exc.status_code, text, headers=headers or None)
+
+
+def add_routing_error_handler(app: Starlette) -> None:
+    """In a mounted app (the Gradio UI): its 404 and 405 answered as the API's, in French;
+    its other errors keep their own shape, whose `detail` Gradio's page reads."""
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code in (404, 405):
+            return http_error(request, exc)
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
 
 
 __all__ = [
     "ERROR_RESPONSES",
     "SafeJSONResponse",
     "add_exception_handlers",
+    "add_routing_error_handler",
     "describe_validation_error",
     "error_response",
+    "http_error",
     "json_for_html",
     "route_path",
 ]
