@@ -213,6 +213,13 @@ def test_ui_and_widget_routes(client):
     assert msg.UI_OPEN_CHAT in r.text and "data-position" in r.text
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/widget", "/widget.js", "/"])
+def test_head_answers_like_get_without_a_body(client, path):
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == 200, head.text
+    assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+
+
 # ------------------------------------------------------------ bad input: always 4xx JSON, never HTML, never 500
 
 LONG = "a" * 2001
