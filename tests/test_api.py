@@ -423,6 +423,19 @@ def test_wrong_method_and_unknown_route(client):
     assert r.status_code == 404 and "/api/chat" in r.json()["error"]
 
 
+@pytest.mark.parametrize(
+    "body,ctype",
+    [(b"", None), (b'{"message": "bonjour"}', "text/plain"), (b"\xff\xfe", None), (BIG, None)],
+    ids=["no body", "text/plain", "invalid utf-8", "body too large"],
+)
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])
+def test_a_method_the_route_does_not_take_gets_405_whatever_the_body(client, method, body, ctype):
+    headers = {"content-type": ctype} if ctype else {}
+    r = client.request(method, "/api/chat", content=body, headers=headers)
+    assert r.status_code == 405 and r.headers["allow"] == "POST", r.text
+    assert r.json() == {"error": msg.HTTP_METHOD.format(allowed="POST")}
+
+
 @pytest.mark.parametrize("ui", [True, False], ids=["with-ui", "without-ui"])
 def test_unknown_routes_and_methods_outside_the_api_answer_in_french(web_bot, app_settings, ui):
     """The Gradio UI mounted at "/" neither answers {"detail": "Not Found"} nor hides a 405."""
