@@ -127,6 +127,9 @@ TOO_LONG = (
     "Votre message est trop long ({length} caractères) : la limite est de {limit} caractères."
 )
 BAD_CHARACTERS = "Votre message contient des caractères de contrôle non autorisés."
+COMMENT_TOO_LONG = (
+    "Votre commentaire est trop long ({length} caractères) : la limite est de {limit} caractères."
+)
 
 
 def answer_text(question: str, answer: str, source: str, related: list[str]) -> str:

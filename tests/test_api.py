@@ -142,6 +142,19 @@ def test_chat_clarify_then_option_then_feedback(client, web_bot, web_clarify_que
     assert rows == [(sid, entry, 0, "trop long")]
 
 
+def test_a_vote_comment_is_optional_and_its_errors_name_it(client, web_bot):
+    d = client.post("/api/chat", json={"message": "montant prestation SAS"}).json()
+    vote = {"session_id": d["session_id"], "entry_id": d["results"][0]["id"], "helpful": True}
+    for blank in ("", "  \n\t "):  # a blank comment is no comment, not an empty question
+        r = client.post("/api/feedback", json={**vote, "comment": blank})
+        assert r.status_code == 200 and r.json() == {"ok": True}, r.text
+        stored = [v for v in web_bot.feedback_store.rows() if v.session_id == d["session_id"]]
+        assert [v.comment for v in stored] == [None]
+    r = client.post("/api/feedback", json={**vote, "comment": "a" * 2001})
+    assert r.status_code == 400
+    assert r.json()["error"] == msg.COMMENT_TOO_LONG.format(length=2001, limit=2000)
+
+
 def test_message_at_the_limit_is_accepted(client):
     text = ("montant prestation SAS " * 200)[:2000]
     assert len(text) == 2000

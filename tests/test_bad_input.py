@@ -303,6 +303,13 @@ BOT_CASES = [
     ("vote comment int", "feedback", ("abcdefgh", "ans-000-01", True, 5), {}, "comment"),
     ("vote comment surrogate", "feedback", ("abcdefgh", "ans-000-01", True, "\ud800"), {}, "UTF-8"),
     ("vote comment NUL", "feedback", ("abcdefgh", "ans-000-01", True, "a\x00"), {}, "contrôle"),
+    (
+        "vote comment too long",
+        "feedback",
+        ("abcdefgh", "ans-000-01", True, "a" * 2001),
+        {},
+        msg.COMMENT_TOO_LONG.format(length=2001, limit=2000),
+    ),
 ]
 
 
