@@ -206,7 +206,12 @@ HTTP_RATE_LIMITED = (
 HTTP_BAD_UTF8 = (
     "Le corps de la requête n'est pas de l'UTF-8 valide : envoyez du JSON encodé en UTF-8."
 )
-HTTP_BAD_JSON = "JSON invalide ({detail}) : envoyez un objet JSON, par exemple {example}."
+HTTP_BAD_JSON = (
+    "JSON invalide ({where}) : vérifiez les guillemets et les virgules. "
+    "Exemple de corps valide : {example}."
+)
+HTTP_JSON_WHERE = "ligne {line}, colonne {column}"
+HTTP_UNREADABLE = "corps illisible"
 HTTP_NOT_OBJECT = "Le corps doit être un objet JSON, par exemple {example}."
 HTTP_UNKNOWN_FIELD = "Champ inconnu{name}."
 HTTP_MISSING_FIELD = "Champ obligatoire manquant : « {name} »."

@@ -420,6 +420,20 @@ def test_bad_input_messages_say_what_is_allowed(client):
     assert str(64 * 1024) in e
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ['{"message": "a" "b"}', '{"message": ', '{\n  "message": "é",\n  "session_id": nul\n}'],
+)
+def test_malformed_json_is_located_in_french(client, raw):
+    with pytest.raises(json.JSONDecodeError) as parse:
+        json.loads(raw)
+    r = post_raw(client, "/api/chat", raw.encode())
+    assert r.status_code == 400
+    where = f"ligne {parse.value.lineno}, colonne {parse.value.colno}"
+    assert r.json()["error"].startswith(f"JSON invalide ({where}) : vérifiez les guillemets")
+    assert parse.value.msg not in r.json()["error"]  # no English fragment ("Expecting value")
+
+
 def test_chunked_body_over_the_limit_is_refused(client):
     def chunks():
         for _ in range(100):
