@@ -224,7 +224,11 @@ HTTP_CONTENT_TYPE = "Envoyez le corps en JSON (en-tête Content-Type: applicatio
 HTTP_FIELDS = {
     "query": "une chaîne de caractères (la question, 2000 caractères au plus)",
     "k": "un entier entre 1 et 50",
-    "facets": "un objet {nom: valeur} dont les valeurs sont des chaînes (ou null)",
+    # null is accepted for the whole field (no filter), never for one facet's value.
+    "facets": (
+        'un objet {nom: valeur} dont chaque valeur est une chaîne (ex. {"couloir": "Hôpital"}) ; '
+        "null est permis pour le champ entier (aucun filtre), pas pour une valeur"
+    ),
     "message": "une chaîne de caractères (2000 caractères au plus)",
     "session_id": "une chaîne : l'identifiant renvoyé par /api/chat (ou null pour une nouvelle session)",
     "entry_id": "une chaîne : l'id d'un résultat, ex. ans-000-01",

@@ -413,6 +413,11 @@ def test_bad_input_messages_say_what_is_allowed(client):
     body = {"query": "solde", "facets": {"région": "x"}}
     e = client.post("/api/search", json=body).json()["error"]
     assert all(f in e for f in FACET_NAMES)
+    # Which may be null, the field or a value: the field only (no filter).
+    assert client.post("/api/search", json={"query": "solde", "facets": None}).status_code == 200
+    r = client.post("/api/search", json={"query": "solde", "facets": {"couloir": None}})
+    assert r.status_code == 422 and "(ou null)" not in r.json()["error"]
+    assert "null est permis pour le champ entier (aucun filtre), pas pour une valeur" in r.text
     body = {"query": "solde", "facets": {"couloir": "Lune"}}
     e = client.post("/api/search", json=body).json()["error"]
     assert "Hôpital" in e  # the allowed values are listed
