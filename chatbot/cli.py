@@ -82,9 +82,10 @@ def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
     bot = Bot.from_settings(settings, build="never", progress=False)
     if args.queries is not None:
         # Every line's facets are checked before the first result is printed: no half output.
+        vocabulary = bot.corpus.vocabulary
         for line_no, item in queries:
             for name, value in {**facets, **item.get("facets", {})}.items():
-                problem = bot.corpus.vocabulary.check(name, value)
+                problem = vocabulary.check(name, vocabulary.canonical(name, value))
                 if problem:
                     raise InputError(f"{args.queries}, ligne {line_no} : {problem}")
         for line_no, item in queries:

@@ -105,6 +105,23 @@ def test_search_defaults_and_facets(client):
     }
 
 
+def test_facet_values_are_read_ignoring_case_and_accents(client):
+    def ids(value):
+        body = {"query": "pièces pour le solde", "k": 10, "facets": {"couloir": value}}
+        r = client.post("/api/search", json=body)
+        assert r.status_code == 200, r.text
+        assert {x["facets"]["couloir"] for x in r.json()["results"]} == {"Hôpital"}
+        return [x["id"] for x in r.json()["results"]]
+
+    assert ids("hôpital") == ids("HOPITAL") == ids("Hôpital")
+    body = {"query": "solde", "facets": {"dispositif": "sons VAGUE 2 dpi / pfi"}}
+    assert client.post("/api/search", json=body).status_code == 200
+    # A value that names none still gets the list of the allowed ones.
+    body = {"query": "solde", "facets": {"couloir": "hôpitaux"}}
+    r = client.post("/api/search", json=body)
+    assert r.status_code == 400 and "valeurs permises : Hôpital | " in r.json()["error"]
+
+
 def test_chat_clarify_then_option_then_feedback(client, web_bot, web_clarify_question):
     r = client.post("/api/chat", json={"message": web_clarify_question})
     assert r.status_code == 200

@@ -176,6 +176,19 @@ def test_cli_search_good_input_still_works(cli_env, capsys, tmp_path):
     assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == [1, "b"]
 
 
+def test_cli_facet_values_are_read_ignoring_case_and_accents(cli_env, capsys, tmp_path):
+    code, out, err = run_cli(
+        capsys, "search", "pièces pour le solde", "--facet", "couloir=HOPITAL", "--json"
+    )
+    assert code == 0 and err == ""
+    assert {r["facets"]["couloir"] for r in json.loads(out)["results"]} == {"Hôpital"}
+    line = b'{"query": "solde", "facets": {"couloir": "h\xc3\xb4pital"}}\n'
+    path = queries_file(tmp_path, "facets.jsonl", line)
+    code, out, err = run_cli(capsys, "search", "--queries", path, "--json")
+    assert code == 0 and err == "", err
+    assert {r["facets"]["couloir"] for r in json.loads(out)["results"]} == {"Hôpital"}
+
+
 def test_cli_usage_errors_exit_2_without_traceback(cli_env, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["search", "solde", "--k", "beaucoup"])
