@@ -434,7 +434,13 @@ class Bot:
         if comment is not None:
             if not isinstance(comment, str):
                 raise InputError("comment doit être une chaîne de caractères.")
-            comment = clean_message(comment, self.settings.max_message_chars)
+            limit = self.settings.max_message_chars
+            if not comment.strip():
+                comment = None  # optional: a blank comment is no comment, not an empty question
+            elif len(comment) > limit:
+                raise InputError(msg.COMMENT_TOO_LONG.format(length=len(comment), limit=limit))
+            else:
+                comment = clean_message(comment, limit)
         try:
             question = self.sessions.get_question(session_id, entry_id)
         except (

@@ -87,9 +87,10 @@ def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
     bot = Bot.from_settings(settings, build="never", progress=False)
     if args.queries is not None:
         # Every line's facets are checked before the first result is printed: no half output.
+        vocabulary = bot.corpus.vocabulary
         for line_no, item in queries:
             for name, value in {**facets, **item.get("facets", {})}.items():
-                problem = bot.corpus.vocabulary.check(name, value)
+                problem = vocabulary.check(name, vocabulary.canonical(name, value))
                 if problem:
                     raise InputError(f"{args.queries}, ligne {line_no} : {problem}")
         for line_no, item in queries:
@@ -143,7 +144,10 @@ def _read_queries(path: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}, ligne {n} : JSON invalide ({exc.msg}).") from None
+            raise InputError(
+                f"{path}, ligne {n} : JSON invalide (colonne {exc.colno}) : vérifiez les "
+                'guillemets et les virgules, ex. {"query": "pièces pour le solde SAS ?"}.'
+            ) from None
         if not isinstance(item, dict) or not isinstance(item.get("query"), str):
             raise InputError(
                 f'{path}, ligne {n} : chaque ligne doit être un objet avec "query" (texte).'

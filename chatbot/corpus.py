@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from chatbot import yaml_text
 from chatbot.errors import CorpusError
-from chatbot.text import echo
+from chatbot.text import echo, fold
 
 # What faq_data/facets.yaml may declare.
 ROLES = ("scope", "context", "concrete", "spans_scope", "not_asked", "common_words")
@@ -118,6 +118,15 @@ class FacetVocabulary:
             if v.value == value and v.parent:
                 return parent, v.parent
         return None
+
+    def canonical(self, facet: str, value: str) -> str:
+        """The allowed value of `facet` that `value` names, ignoring case and accents
+        (« hopital » → « Hôpital »); `value` itself when none does (`check` then says so)."""
+        allowed = self.allowed(facet)
+        if value in allowed:
+            return value
+        key = fold(value)
+        return next((v for v in allowed if fold(v) == key), value)
 
     def check(self, facet: str, value: str) -> str | None:
         """Return an error message if `facet=value` is not allowed, else None."""

@@ -129,6 +129,9 @@ TOO_LONG = (
     "Votre message est trop long ({length} caractères) : la limite est de {limit} caractères."
 )
 BAD_CHARACTERS = "Votre message contient des caractères de contrôle non autorisés."
+COMMENT_TOO_LONG = (
+    "Votre commentaire est trop long ({length} caractères) : la limite est de {limit} caractères."
+)
 
 
 def answer_text(question: str, answer: str, source: str, related: list[str]) -> str:
@@ -206,7 +209,12 @@ HTTP_RATE_LIMITED = (
 HTTP_BAD_UTF8 = (
     "Le corps de la requête n'est pas de l'UTF-8 valide : envoyez du JSON encodé en UTF-8."
 )
-HTTP_BAD_JSON = "JSON invalide ({detail}) : envoyez un objet JSON, par exemple {example}."
+HTTP_BAD_JSON = (
+    "JSON invalide ({where}) : vérifiez les guillemets et les virgules. "
+    "Exemple de corps valide : {example}."
+)
+HTTP_JSON_WHERE = "ligne {line}, colonne {column}"
+HTTP_UNREADABLE = "corps illisible"
 HTTP_NOT_OBJECT = "Le corps doit être un objet JSON, par exemple {example}."
 HTTP_UNKNOWN_FIELD = "Champ inconnu{name}."
 HTTP_MISSING_FIELD = "Champ obligatoire manquant : « {name} »."
@@ -219,7 +227,11 @@ HTTP_CONTENT_TYPE = "Envoyez le corps en JSON (en-tête Content-Type: applicatio
 HTTP_FIELDS = {
     "query": "une chaîne de caractères (la question, 2000 caractères au plus)",
     "k": "un entier entre 1 et 50",
-    "facets": "un objet {nom: valeur} dont les valeurs sont des chaînes (ou null)",
+    # null is accepted for the whole field (no filter), never for one facet's value.
+    "facets": (
+        'un objet {nom: valeur} dont chaque valeur est une chaîne (ex. {"couloir": "Hôpital"}) ; '
+        "null est permis pour le champ entier (aucun filtre), pas pour une valeur"
+    ),
     "message": "une chaîne de caractères (2000 caractères au plus)",
     "session_id": "une chaîne : l'identifiant renvoyé par /api/chat (ou null pour une nouvelle session)",
     "entry_id": "une chaîne : l'id d'un résultat, ex. ans-000-01",

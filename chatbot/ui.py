@@ -19,11 +19,14 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # an intranet tool phones nobody
 
 import gradio as gr  # noqa: E402
+from starlette.routing import Match, Mount  # noqa: E402
+from starlette.types import Scope  # noqa: E402
 
 from chatbot import messages as msg  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
 from chatbot.dialogue import Reply  # noqa: E402
 from chatbot.errors import FaqBotError, InputError  # noqa: E402
+from chatbot.web.errors import add_routing_error_handler  # noqa: E402
 
 log = logging.getLogger("faqbot.ui")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -369,11 +372,25 @@ def _prewarm() -> None:
         log.debug("préchauffage de Gradio ignoré", exc_info=True)
 
 
+class _AfterRoutes(Mount):
+    """A mount at "/" that yields to the app's own routes for every method.
+
+    A mount matches any path fully, so a route matching the path but not the method lost
+    to it: POST /healthz got the UI's 404 instead of the route's 405. Matched as partial,
+    the mount is taken only when no route earlier in the list matches at all.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        return (Match.PARTIAL if match is Match.FULL else match), child_scope
+
+
 def mount_ui(app: Any, bot: Any, settings: Settings) -> Any:
-    """Mount the chat UI at "/" of `app` (after the API routes, which therefore take precedence)."""
+    """Mount the chat UI at "/" of `app` (after the API routes, which therefore take precedence
+    whatever the method); its own 404 and 405 answer in the API's French JSON."""
     demo = build_ui(bot, settings)
     _prewarm()
-    return gr.mount_gradio_app(
+    mounted = gr.mount_gradio_app(
         app,
         demo,
         path="/",
@@ -388,6 +405,10 @@ def mount_ui(app: Any, bot: Any, settings: Settings) -> Any:
         css=CSS,
         head=HEAD,
     )
+    mount = app.router.routes[-1]  # the Mount that Gradio appended
+    add_routing_error_handler(mount.app)
+    app.router.routes[-1] = _AfterRoutes("/", app=mount.app, name=mount.name)
+    return mounted
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from chatbot.config import Settings
 from chatbot.corpus import load_vocabulary
 from chatbot.errors import ConfigError, FaqBotError
 from chatbot.web.app import create_app
+from chatbot.web.bodies import API_ROUTES
 
 FACET_NAMES = load_vocabulary(Settings().corpus_dir / "facets.yaml").names
 
@@ -104,6 +105,23 @@ def test_search_defaults_and_facets(client):
     }
 
 
+def test_facet_values_are_read_ignoring_case_and_accents(client):
+    def ids(value):
+        body = {"query": "pièces pour le solde", "k": 10, "facets": {"couloir": value}}
+        r = client.post("/api/search", json=body)
+        assert r.status_code == 200, r.text
+        assert {x["facets"]["couloir"] for x in r.json()["results"]} == {"Hôpital"}
+        return [x["id"] for x in r.json()["results"]]
+
+    assert ids("hôpital") == ids("HOPITAL") == ids("Hôpital")
+    body = {"query": "solde", "facets": {"dispositif": "sons VAGUE 2 dpi / pfi"}}
+    assert client.post("/api/search", json=body).status_code == 200
+    # A value that names none still gets the list of the allowed ones.
+    body = {"query": "solde", "facets": {"couloir": "hôpitaux"}}
+    r = client.post("/api/search", json=body)
+    assert r.status_code == 400 and "valeurs permises : Hôpital | " in r.json()["error"]
+
+
 def test_chat_clarify_then_option_then_feedback(client, web_bot, web_clarify_question):
     r = client.post("/api/chat", json={"message": web_clarify_question})
     assert r.status_code == 200
@@ -139,6 +157,19 @@ def test_chat_clarify_then_option_then_feedback(client, web_bot, web_clarify_que
         .fetchall()
     )
     assert rows == [(sid, entry, 0, "trop long")]
+
+
+def test_a_vote_comment_is_optional_and_its_errors_name_it(client, web_bot):
+    d = client.post("/api/chat", json={"message": "montant prestation SAS"}).json()
+    vote = {"session_id": d["session_id"], "entry_id": d["results"][0]["id"], "helpful": True}
+    for blank in ("", "  \n\t "):  # a blank comment is no comment, not an empty question
+        r = client.post("/api/feedback", json={**vote, "comment": blank})
+        assert r.status_code == 200 and r.json() == {"ok": True}, r.text
+        stored = [v for v in web_bot.feedback_store.rows() if v.session_id == d["session_id"]]
+        assert [v.comment for v in stored] == [None]
+    r = client.post("/api/feedback", json={**vote, "comment": "a" * 2001})
+    assert r.status_code == 400
+    assert r.json()["error"] == msg.COMMENT_TOO_LONG.format(length=2001, limit=2000)
 
 
 def test_message_at_the_limit_is_accepted(client):
@@ -210,6 +241,13 @@ def test_ui_and_widget_routes(client):
     r = client.get("/widget.js")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
     assert msg.UI_OPEN_CHAT in r.text and "data-position" in r.text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/widget", "/widget.js", "/"])
+def test_head_answers_like_get_without_a_body(client, path):
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == 200, head.text
+    assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
 
 
 # ------------------------------------------------------------ bad input: always 4xx JSON, never HTML, never 500
@@ -392,11 +430,30 @@ def test_bad_input_messages_say_what_is_allowed(client):
     body = {"query": "solde", "facets": {"région": "x"}}
     e = client.post("/api/search", json=body).json()["error"]
     assert all(f in e for f in FACET_NAMES)
+    # Which may be null, the field or a value: the field only (no filter).
+    assert client.post("/api/search", json={"query": "solde", "facets": None}).status_code == 200
+    r = client.post("/api/search", json={"query": "solde", "facets": {"couloir": None}})
+    assert r.status_code == 422 and "(ou null)" not in r.json()["error"]
+    assert "null est permis pour le champ entier (aucun filtre), pas pour une valeur" in r.text
     body = {"query": "solde", "facets": {"couloir": "Lune"}}
     e = client.post("/api/search", json=body).json()["error"]
     assert "Hôpital" in e  # the allowed values are listed
     e = post_raw(client, "/api/chat", BIG).json()["error"]
     assert str(64 * 1024) in e
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['{"message": "a" "b"}', '{"message": ', '{\n  "message": "é",\n  "session_id": nul\n}'],
+)
+def test_malformed_json_is_located_in_french(client, raw):
+    with pytest.raises(json.JSONDecodeError) as parse:
+        json.loads(raw)
+    r = post_raw(client, "/api/chat", raw.encode())
+    assert r.status_code == 400
+    where = f"ligne {parse.value.lineno}, colonne {parse.value.colno}"
+    assert r.json()["error"].startswith(f"JSON invalide ({where}) : vérifiez les guillemets")
+    assert parse.value.msg not in r.json()["error"]  # no English fragment ("Expecting value")
 
 
 def test_chunked_body_over_the_limit_is_refused(client):
@@ -413,6 +470,38 @@ def test_wrong_method_and_unknown_route(client):
     assert r.status_code == 405 and "POST" in r.json()["error"]
     r = client.post("/api/nope", json={})
     assert r.status_code == 404 and "/api/chat" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body,ctype",
+    [(b"", None), (b'{"message": "bonjour"}', "text/plain"), (b"\xff\xfe", None), (BIG, None)],
+    ids=["no body", "text/plain", "invalid utf-8", "body too large"],
+)
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])
+def test_a_method_the_route_does_not_take_gets_405_whatever_the_body(client, method, body, ctype):
+    headers = {"content-type": ctype} if ctype else {}
+    r = client.request(method, "/api/chat", content=body, headers=headers)
+    assert r.status_code == 405 and r.headers["allow"] == "POST", r.text
+    assert r.json() == {"error": msg.HTTP_METHOD.format(allowed="POST")}
+
+
+@pytest.mark.parametrize("ui", [True, False], ids=["with-ui", "without-ui"])
+def test_unknown_routes_and_methods_outside_the_api_answer_in_french(web_bot, app_settings, ui):
+    """The Gradio UI mounted at "/" neither answers {"detail": "Not Found"} nor hides a 405."""
+    with TestClient(create_app(web_bot, app_settings, ui=ui)) as c:
+        for path in ("/nope", "/docs", "/assets/nope.js"):
+            r = c.get(path)
+            assert r.status_code == 404 and r.json() == {
+                "error": msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+            }, (path, r.text)
+        for method, path in (("POST", "/healthz"), ("PUT", "/widget"), ("POST", "/widget.js")):
+            r = c.request(method, path)
+            assert r.status_code == 405 and r.headers["allow"] == "GET", (path, r.text)
+            assert r.json() == {"error": msg.HTTP_METHOD.format(allowed="GET")}
+        if ui:  # the UI's own routes still answer, and its own 405 is in French too
+            assert c.get("/").status_code == 200 and c.get("/config").status_code == 200
+            r = c.get("/gradio_api/queue/join")
+            assert r.status_code == 405 and set(r.json()) == {"error"}
 
 
 def test_internal_errors_are_generic(web_bot, app_settings, monkeypatch):

@@ -102,7 +102,7 @@ SEARCH_CASES = [
         "malformed JSONL line 2",
         ["search", "--queries", "{file}", "--json"],
         GOOD + b'{"query": "solde"\n',
-        ["ligne 2", "JSON invalide"],
+        ["ligne 2", "JSON invalide (colonne"],
     ),
     (
         "line 3 not an object",
@@ -174,6 +174,19 @@ def test_cli_search_good_input_still_works(cli_env, capsys, tmp_path):
     path = queries_file(tmp_path, "ok.jsonl", GOOD + b"\n" + b'{"id": "b", "query": "solde"}\n')
     code, out, err = run_cli(capsys, "search", "--queries", path, "--json")
     assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == [1, "b"]
+
+
+def test_cli_facet_values_are_read_ignoring_case_and_accents(cli_env, capsys, tmp_path):
+    code, out, err = run_cli(
+        capsys, "search", "pièces pour le solde", "--facet", "couloir=HOPITAL", "--json"
+    )
+    assert code == 0 and err == ""
+    assert {r["facets"]["couloir"] for r in json.loads(out)["results"]} == {"Hôpital"}
+    line = b'{"query": "solde", "facets": {"couloir": "h\xc3\xb4pital"}}\n'
+    path = queries_file(tmp_path, "facets.jsonl", line)
+    code, out, err = run_cli(capsys, "search", "--queries", path, "--json")
+    assert code == 0 and err == "", err
+    assert {r["facets"]["couloir"] for r in json.loads(out)["results"]} == {"Hôpital"}
 
 
 @pytest.mark.parametrize(
@@ -335,6 +348,13 @@ BOT_CASES = [
     ("vote comment int", "feedback", ("abcdefgh", "ans-000-01", True, 5), {}, "comment"),
     ("vote comment surrogate", "feedback", ("abcdefgh", "ans-000-01", True, "\ud800"), {}, "UTF-8"),
     ("vote comment NUL", "feedback", ("abcdefgh", "ans-000-01", True, "a\x00"), {}, "contrôle"),
+    (
+        "vote comment too long",
+        "feedback",
+        ("abcdefgh", "ans-000-01", True, "a" * 2001),
+        {},
+        msg.COMMENT_TOO_LONG.format(length=2001, limit=2000),
+    ),
 ]
 
 

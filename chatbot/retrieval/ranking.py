@@ -17,11 +17,13 @@ def facet_mask(
     unset_too: bool = False,
 ) -> np.ndarray:
     """Boolean mask of entries matching every facet filter; unknown names or values raise.
+    A value is read ignoring case and accents (« hôpital » filters on « Hôpital »).
 
     `unset_too`: an entry with no value for a facet matches too (it holds for every value).
     """
     mask = np.ones(len(entries), dtype=bool)
-    for name, value in (facets or {}).items():
+    for name, typed in (facets or {}).items():
+        value = vocabulary.canonical(name, typed)
         problem = vocabulary.check(name, value)
         if problem:
             raise InputError(problem)

@@ -33,10 +33,14 @@ def api_router(bot: Bot) -> APIRouter:
     # Each route returns the JSONResponse of its record: FastAPI documents the response
     # model without validating and encoding the same data a second time.
 
+    # HEAD too (a monitor's or a load balancer's probe), kept out of the schema: FastAPI
+    # routes, unlike Starlette's, do not add it to GET. The server sends no body.
+    @router.head("/healthz", include_in_schema=False)
     @router.get("/healthz", response_model=HealthResponse, tags=["api"], summary="État du service")
     def healthz() -> JSONResponse:
         return JSONResponse(bot.health())
 
+    @router.head("/readyz", include_in_schema=False)
     @router.get("/readyz", tags=["api"], summary="État de chaque stockage (ok / degraded)")
     def readyz() -> JSONResponse:
         # 200 even when degraded: the process still answers (statelessly, or without votes),

@@ -8,8 +8,10 @@ import re
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
@@ -68,8 +70,23 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def describe_validation_error(errors: list[dict[str, Any]], path: str) -> str:
-    """French sentences (three at most) naming each bad field and what is allowed."""
+def json_error_position(err: dict[str, Any], body: Any) -> str:
+    """Where a JSON syntax error is, as « ligne L, colonne C » (the parser's own English
+    explanation is left out); `body` is the text that failed, the error's loc its offset."""
+    loc = err.get("loc", ())
+    offset = loc[-1] if loc and isinstance(loc[-1], int) else None
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if offset is None or not isinstance(body, str):
+        return msg.HTTP_UNREADABLE
+    line = body.count("\n", 0, offset) + 1
+    column = offset - body.rfind("\n", 0, offset)  # 1-based, as json.JSONDecodeError counts
+    return msg.HTTP_JSON_WHERE.format(line=line, column=column)
+
+
+def describe_validation_error(errors: list[dict[str, Any]], path: str, body: Any = None) -> str:
+    """French sentences (three at most) naming each bad field and what is allowed;
+    `body`, the request body as parsed, locates a JSON syntax error."""
     model = REQUEST_MODELS.get(path)
     example = EXAMPLES.get(path, "{}")
     out: list[str] = []
@@ -79,8 +96,7 @@ def describe_validation_error(errors: list[dict[str, Any]], path: str) -> str:
         loc = [x for x in err.get("loc", ()) if x != "body"]
         name = str(loc[0]) if loc and isinstance(loc[0], str) else ""
         if typ == "json_invalid":
-            detail = str((err.get("ctx") or {}).get("error", "syntaxe"))
-            text = msg.HTTP_BAD_JSON.format(detail=detail, example=example)
+            text = msg.HTTP_BAD_JSON.format(where=json_error_position(err, body), example=example)
         elif not name and typ in ("missing", "model_attributes_type", "dict_type", "model_type"):
             text = msg.HTTP_NOT_OBJECT.format(example=example)
         elif typ == "missing":
@@ -118,7 +134,8 @@ def add_exception_handlers(app: FastAPI) -> None:
         route = request.scope.get("route")
         path = getattr(route, "path", route_path(request.scope))
         status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
-        return error_response(status, describe_validation_error(list(exc.errors()), path))
+        text = describe_validation_error(list(exc.errors()), path, exc.body)
+        return error_response(status, text)
 
     # InputError is a FaqBotError: Starlette picks the handler of the closest class in the MRO.
     @app.exception_handler(InputError)
@@ -138,28 +155,55 @@ def add_exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            text = msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
-        elif exc.status_code == 405:
-            allowed = API_ROUTES.get(route_path(request.scope), ("GET", "POST"))
-            text = msg.HTTP_METHOD.format(allowed=", ".join(allowed))
-        elif exc.status_code == 400:
-            text = msg.HTTP_BAD_JSON.format(detail="corps illisible", example="{…}")
-        else:
-            text = (
-                msg.HTTP_INTERNAL
-                if exc.status_code >= 500
-                else msg.HTTP_BAD_VALUE.format(name="requête", expected="voir /docs")
-            )
-        return error_response(exc.status_code, text, headers=getattr(exc, "headers", None))
+        return http_error(request, exc)
+
+
+def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The French `{"error": ...}` of an HTTPException: unknown route, method not allowed…"""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        text = msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+    elif exc.status_code == 405:
+        # The route's own methods when the router names them (Allow), in a stable order.
+        given = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        allowed = sorted(given) or list(API_ROUTES.get(route_path(request.scope), ("GET", "POST")))
+        if given:
+            headers["Allow"] = ", ".join(allowed)
+        text = msg.HTTP_METHOD.format(allowed=", ".join(allowed))
+    elif exc.status_code == 400:
+        example = EXAMPLES.get(route_path(request.scope), "{…}")
+        text = msg.HTTP_BAD_JSON.format(where=msg.HTTP_UNREADABLE, example=example)
+    else:
+        text = (
+            msg.HTTP_INTERNAL
+            if exc.status_code >= 500
+            else msg.HTTP_BAD_VALUE.format(name="requête", expected="voir /docs")
+        )
+    return error_response(exc.status_code, text, headers=headers or None)
+
+
+def add_routing_error_handler(app: Starlette) -> None:
+    """In a mounted app (the Gradio UI): its 404 and 405 answered as the API's, in French;
+    its other errors keep their own shape, whose `detail` Gradio's page reads."""
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code in (404, 405):
+            return http_error(request, exc)
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
 
 
 __all__ = [
     "ERROR_RESPONSES",
     "SafeJSONResponse",
     "add_exception_handlers",
+    "add_routing_error_handler",
     "describe_validation_error",
     "error_response",
+    "http_error",
+    "json_error_position",
     "json_for_html",
     "route_path",
 ]

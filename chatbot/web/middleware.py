@@ -26,7 +26,7 @@ from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.errors import ConfigError
 from chatbot.logs import REQUEST_ID
-from chatbot.web.bodies import REQUEST_MODELS, UPLOAD_ROUTES
+from chatbot.web.bodies import API_ROUTES, REQUEST_MODELS, UPLOAD_ROUTES
 from chatbot.web.errors import error_response, route_path
 
 log = logging.getLogger("faqbot.http")
@@ -199,7 +199,8 @@ class CatchAllMiddleware:
 
 class BodyGuardMiddleware:
     """Enforces the body size limit before parsing, Content-Length or chunked, on every route;
-    on /api/ also JSON content type and UTF-8. Closed Gradio routes are refused here."""
+    on /api/ also JSON content type and UTF-8. Closed Gradio routes are refused here, and a
+    method an API route does not take goes on unread to its 405."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int):
         self.app = app
@@ -217,6 +218,11 @@ class BodyGuardMiddleware:
             await self.app(scope, receive, send)
             return
         is_api = path.startswith("/api/")
+        if path in API_ROUTES and scope["method"] not in API_ROUTES[path]:
+            # A method the route does not take gets its 405 whatever the body (DELETE /api/chat
+            # got 415 for its missing JSON): the router answers without reading the body.
+            await self.app(scope, receive, send)
+            return
         upload = UPLOAD_ROUTES.get(path)  # a curator's spreadsheet: larger, binary
         limit = upload or (self.max_body_bytes if is_api else NON_API_MAX_BODY)
         headers = {k.lower(): v for k, v in scope.get("headers", [])}

@@ -84,6 +84,8 @@ def widget_router(settings: Settings) -> APIRouter:
     )
     long_cache = {"Cache-Control": "public, max-age=31536000, immutable"}
 
+    # HEAD too on the page and the loader an intranet links to (link checkers, caches).
+    @router.head("/widget")
     @router.get("/widget", response_class=HTMLResponse)
     def widget() -> HTMLResponse:
         return HTMLResponse(widget_page, headers={"Cache-Control": "no-cache"})
@@ -96,6 +98,7 @@ def widget_router(settings: Settings) -> APIRouter:
     def widget_app_css() -> Response:
         return Response(app_css, media_type="text/css; charset=utf-8", headers=long_cache)
 
+    @router.head("/widget.js")
     @router.get("/widget.js")
     def widget_js() -> Response:
         return Response(
