@@ -802,10 +802,38 @@ class Dialogue:
                 return self._after_option(msg.OTHER_OPTION, state)
             if set(toks) <= _NO_CHOICE:  # « oui », « non », « ok »: nothing chosen nor asked
                 return self._ask_again(state, msg.NOT_A_CHOICE)
+            said = self._said_instead(text, pending, state)
+            if said is not None:
+                return said
         elif state.last_query and self._context_only(text) and not self.unmentioned_in(text):
             # (« et pour un kiné ? »: a couloir no entry is about is said so, not searched in.)
             return self._precision(text, state)
         return self._new_question(text, replace(state, pending=None))
+
+    def _said_instead(
+        self, text: str, pending: Pending, state: DialogueState
+    ) -> tuple[Reply, DialogueState] | None:
+        """A reply to a clarification that picks no option but says what it is about in a
+        sentence (« comment annuler ? » → « la demande de financement qu'on a déposée à
+        l'ASP, on s'est trompés »): answered with the question it replies to when that
+        reading is sure and among the reply's own; else None (read as a new question)."""
+        if text.rstrip().endswith("?") or self.unmentioned_in(text):
+            return None  # a question of its own; a couloir the FAQs never discuss
+        if not set(lexical_tokens(text)) - set(lexical_tokens(pending.query)):
+            return None  # the question typed again: nothing said besides it
+        p = self.policy
+        filters = dict(pending.filters) or None
+        both = self.search(f"{pending.query} {text}", k=p.candidates, facets=filters)
+        own = self.search(text, k=p.candidates)
+        if not both or not own:
+            return None
+        top = both[0]
+        if top.confidence < p.follow_up_sure or top.in_scope < p.scope_below:
+            return None
+        if top.entry.id not in {h.entry.id for h in own}:
+            return None
+        asked = f"{pending.query} {text}"
+        return self._answer(both, replace(state, pending=None, last_query=asked))
 
     # ------------------------------------------------------------ turns
 

@@ -755,6 +755,29 @@ def test_a_probe_message_gets_the_welcome_not_a_search(probe):
     assert reply.type == "fallback" and reply.text == msg.GREETING and not search.calls
 
 
+def test_a_reply_saying_what_it_is_about_is_read_with_the_question_it_answers():
+    # « comment annuler ? » → which couloir? → « la demande déposée à l'ASP, on s'est
+    # trompés »: no option picked, but with the question, one reading is sure.
+    annuler = replace(DUI, id="ans-annuler", question="Comment annuler une demande ASP ?")
+
+    def table(query, facets, boost):
+        if "annuler" in query and "ASP" in query:
+            return [(annuler, 0.95, 0.9, 0.9), (SAS, 0.7, 0.05, 0.9)]
+        if "ASP" in query:
+            return [(SAS, 0.9, 0.45, 0.9), (annuler, 0.88, 0.44, 0.9)]
+        return [(annuler, 0.9, 0.5, 0.9), (HOP, 0.88, 0.45, 0.9)]
+
+    d, _ = make(table)
+    reply, state = d.step("comment annuler ?", DialogueState())
+    assert reply.type == "clarify"
+    reply, after = d.step("la demande déposée à l'ASP, on s'est trompés", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-annuler"
+    assert after.pending is None and "annuler" in (after.last_query or "")
+    # A question of its own is read alone (here: not sure, a clarification of its own).
+    reply, _ = d.step("et pour la demande déposée à l'ASP ?", state)
+    assert not (reply.type == "answer" and reply.results[0].entry.id == "ans-annuler")
+
+
 def test_a_couloir_alone_to_open_a_conversation_is_asked_which_question():
     # « SAS »: where the user stands, no question yet; not answered with whichever SAS
     # entry comes first, but offered them.
