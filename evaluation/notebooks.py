@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,26 @@ def run_notebook(source: Path, dest: Path | None = None, timeout: int = 600) -> 
     return nb
 
 
-if __name__ == "__main__":  # python -m evaluation.notebooks notebooks/*.ipynb : execute in place
-    import sys
+def main(paths: list[str]) -> int:
+    """Execute each notebook in place; a failing cell is one French line (its error's own
+    message: a model that cannot be loaded says so in French), not nbclient's traceback."""
+    from nbclient.exceptions import CellExecutionError
 
-    for arg in sys.argv[1:]:
+    for arg in paths:
         started = time.perf_counter()
-        run_notebook(Path(arg), Path(arg))
+        try:
+            run_notebook(Path(arg), Path(arg))
+        except CellExecutionError as exc:
+            reason = (getattr(exc, "evalue", "") or str(exc).strip().splitlines()[-1]).strip()
+            name = getattr(exc, "ename", "") or "erreur"
+            print(f"Erreur : {arg} : une cellule a échoué ({name}) : {reason}", file=sys.stderr)
+            return 1
+        except FileNotFoundError:
+            print(f"Erreur : {arg} : notebook introuvable.", file=sys.stderr)
+            return 1
         print(f"{arg} : exécuté en {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # python -m evaluation.notebooks notebooks/*.ipynb : execute in place
+    sys.exit(main(sys.argv[1:]))

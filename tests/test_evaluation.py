@@ -71,3 +71,49 @@ def test_the_issue19_items_and_dialogues_are_well_formed_and_name_real_entries(w
             else:
                 assert turn["user"].strip(), d["id"]
             previous = expect["type"]
+
+
+def test_own_labelled_questions_are_scored_and_bad_lines_named(tmp_path, monkeypatch, capsys):
+    """`python -m evaluation.own_set FILE`: a user's own questions, the eval records' format."""
+    from evaluation.own_set import main
+
+    for name in ("FAQBOT_MODEL", "FAQBOT_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FAQBOT_RETRIEVAL", "bm25")  # no model to prepare
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(
+        '{"id": "m1", "query": "pièces pour le solde de la prestation SAS", "gold": ["ans-000-03"]}\n'
+        '{"id": "m2", "query": "montant de la prestation Ségur SAS", "gold": ["ans-000-01"]}\n'
+        '{"id": "m3", "query": "recette de la blanquette de veau", "gold": []}\n',
+        encoding="utf-8",
+    )
+    assert main([str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert "| bm25 | 1,000 |" in out and "| 2 |" in out  # both right first, 2 answerable
+    assert "envoyées au repli 1/1" in out  # the one without an answer
+    assert not (tmp_path / "data" / "curator.sqlite3").exists()  # no question log written
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "solde", "gold": ["ans-999"]}\n', encoding="utf-8")
+    assert main([str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Erreur : ") and "ligne 1" in err and "ans-999" in err
+
+
+def test_a_failing_notebook_cell_is_one_french_line(tmp_path, capsys):
+    """`python -m evaluation.notebooks`: the cell's own message, not nbclient's traceback."""
+    import nbformat
+
+    from evaluation.notebooks import main
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('raise ValueError("Modèle « x » introuvable.")')]
+    path = tmp_path / "échec.ipynb"
+    nbformat.write(nb, path)
+    assert main([str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Erreur : ") and err.count("\n") == 1, err
+    assert "ValueError" in err and "Modèle « x » introuvable." in err
+    assert "Traceback" not in err and "\x1b[" not in err
+    assert main([str(tmp_path / "absent.ipynb")]) == 1
+    assert "introuvable" in capsys.readouterr().err

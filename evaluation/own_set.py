@@ -1,0 +1,136 @@
+"""Evaluate faqbot on your own labelled questions: `python -m evaluation.own_set FICHIER.jsonl`.
+
+One JSON object per line, the format of faq_data/eval/ (see faq_data/eval/README.md):
+``{"id": "q1", "query": "pièces pour le solde SAS ?", "gold": ["ans-000-03"]}``; ``gold``
+lists the entries that answer it (any of them counts), ``[]`` for a question the FAQ does
+not answer; ``style`` (optional) groups the results. Prints, in French, R@1/R@3/R@5/MRR@10/
+nDCG@10 for each retrieval mode (BM25, dense, hybrid), by style, and what the chat does
+with the questions (fallback for those without an answer, wrongly for the others).
+Nothing is written: no question log, no index (the product's is read as it is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import FaqBotError, InputError
+from evaluation.datasets import EvalQuery, EvalSet
+
+_MEASURES = ("R@1", "R@3", "R@5", "MRR@10", "nDCG@10")
+
+
+def read_queries(path: Path, known: set[str]) -> list[EvalQuery]:
+    """The labelled questions of `path`; every problem names its line."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path} n'est pas en UTF-8.") from None
+    except OSError as exc:
+        from chatbot.errors import os_reason
+
+        raise InputError(f"Impossible de lire {path} : {os_reason(exc)}.") from None
+    out: list[EvalQuery] = []
+    seen: set[str] = set()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}, ligne {n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where} : JSON invalide (colonne {exc.colno}).") from None
+        if not isinstance(row, dict) or not isinstance(row.get("query"), str):
+            raise InputError(f'{where} : attendu un objet avec "query" (texte) et "gold" (liste).')
+        gold = row.get("gold", [])
+        if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
+            raise InputError(f'{where} : "gold" doit être une liste d\'identifiants (ou []).')
+        unknown = [g for g in gold if g not in known]
+        if unknown:
+            raise InputError(f"{where} : fiche(s) inconnue(s) {', '.join(unknown)}.")
+        ident = str(row.get("id", f"ligne-{n}"))
+        if ident in seen:
+            raise InputError(f"{where} : identifiant « {ident} » déjà vu.")
+        seen.add(ident)
+        style = row.get("style", "—")
+        out.append(EvalQuery(ident, row["query"], tuple(gold), str(style), "fr", "own"))
+    if not out:
+        raise InputError(f"{path} ne contient aucune question.")
+    return out
+
+
+def _table(rows: dict[str, dict[str, Any]], first: str) -> list[str]:
+    head = f"| {first} | " + " | ".join(_MEASURES) + " | n |"
+    lines = [head, "|" + "---|" * (len(_MEASURES) + 2)]
+    for name, m in rows.items():
+        cells = [f"{m[k]:.3f}".replace(".", ",") for k in _MEASURES]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {int(m['n'])} |")
+    return lines
+
+
+def _share(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k / n:.1f} %)".replace(".", ",") if n else "—"
+
+
+def report(bot: Any, queries: list[EvalQuery]) -> str:
+    """The French report (Markdown) for `queries` with `bot`."""
+    from evaluation.dialogues import chat_outcomes
+    from evaluation.metrics import evaluate_modes
+
+    evalset = EvalSet(queries)
+    out = [f"# {len(queries)} questions ({len(evalset.answerable)} avec réponse attendue)", ""]
+    if evalset.answerable:
+        modes = evaluate_modes(bot.retriever, evalset)
+        out += ["## Recherche", ""]
+        out += _table({mode: r["metrics"] for mode, r in modes.items()}, "mode")
+        best = "hybrid" if "hybrid" in modes else next(iter(modes))
+        styles = modes[best]["by_style"]
+        if len(styles) > 1:
+            out += ["", f"## Par style ({best})", ""]
+            out += _table(styles, "style")
+    outcomes = chat_outcomes(bot, queries, follow_clarifications=False)
+    ans = [o for o in outcomes if o.query.answerable]
+    oos = [o for o in outcomes if not o.query.answerable]
+    out += ["", "## Dans le chat (premier message, nouvelle conversation)", ""]
+    out.append(
+        "- avec réponse attendue : bonne fiche répondue "
+        + _share(sum(o.correct and not o.clarified for o in ans), len(ans))
+        + ", clarification demandée "
+        + _share(sum(o.first_type == "clarify" for o in ans), len(ans))
+        + ", envoyées au repli "
+        + _share(sum(o.first_type == "fallback" for o in ans), len(ans))
+    )
+    out.append(
+        "- sans réponse dans la FAQ (gold []) : envoyées au repli "
+        + _share(sum(o.first_type == "fallback" for o in oos), len(oos))
+    )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation.own_set",
+        description="Évaluer faqbot sur vos propres questions étiquetées (JSONL).",
+    )
+    parser.add_argument("file", metavar="FICHIER.jsonl")
+    args = parser.parse_args(argv)
+    from chatbot.bot import Bot
+    from chatbot.config import Settings
+
+    try:
+        settings = replace(Settings.from_env(), question_log_days=0)
+        bot = Bot.from_settings(settings, build="auto", progress=True)
+        queries = read_queries(Path(args.file), set(bot.corpus.by_id()))
+        print(report(bot, queries))
+    except FaqBotError as exc:
+        print(f"Erreur : {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
