@@ -199,6 +199,40 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+# How the figures below read in a notebook's table (French, as the rest of the product).
+FIGURE_LABELS = {
+    "out_of_scope_n": "hors FAQ : questions",
+    "out_of_scope_to_fallback": "hors FAQ → repli",
+    "answerable_n": "répondables : questions",
+    "answerable_to_fallback": "répondables → repli (à tort)",
+    "answered_directly": "réponse directe",
+    "answered_directly_correct": "réponse directe juste",
+    "clarified": "clarification d'abord",
+    "clarified_n": "clarifications",
+    "clarified_then_correct": "juste après le clic sur la bonne option",
+    "clicks_per_clarified": "clics par clarification",
+    "end_to_end_correct": "bonne réponse au bout du compte",
+}
+
+
+def french_figures(figures: Mapping[str, Any]) -> dict[str, str]:
+    """`figures` (out_of_scope_figures, clarification_figures) labelled in French, shares
+    as percentages and counts as whole numbers, for a table (« 32 », « 100,0 % »)."""
+    out: dict[str, str] = {}
+    for key, value in figures.items():
+        label = FIGURE_LABELS.get(key, key)
+        if value is None:
+            text = "—"
+        elif key.endswith("_n"):
+            text = str(int(value))
+        elif key == "clicks_per_clarified":
+            text = f"{value:.2f}".replace(".", ",")
+        else:
+            text = f"{100 * value:.1f} %".replace(".", ",")
+        out[label] = text
+    return out
+
+
 def out_of_scope_figures(outcomes: Sequence[ChatOutcome]) -> dict[str, Any]:
     """Out-of-scope queries sent to fallback, answerable ones wrongly sent there (a clarify is not a fallback)."""
     oos = [o for o in outcomes if not o.query.answerable]

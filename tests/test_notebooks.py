@@ -56,7 +56,7 @@ def test_retrieval_evaluation_notebook(tmp_path):
     for tag, key in [
         ("by-style", "english"),
         ("misses", "ratés au rang 1"),
-        ("dialogue", "out_of_scope_to_fallback"),
+        ("dialogue", "hors FAQ → repli"),
         ("clarifications", "reçoivent une clarification"),
         ("dialogues", "Dialogues réussis"),
         ("judgement", "sans réponse dans la FAQ → repli"),
@@ -72,7 +72,7 @@ def test_compare_models_notebook(tmp_path):
         assert row in text
     assert "image/png" in _outputs(nb, "chart")[1]
     assert "construction de l'index" in _outputs(nb, "speed")[0]
-    assert "out_of_scope_to_fallback" in _outputs(nb, "dialogue")[0]
+    assert "hors FAQ → repli" in _outputs(nb, "dialogue")[0]
 
 
 def test_committed_notebooks_carry_outputs_of_a_full_run():
