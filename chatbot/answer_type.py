@@ -56,6 +56,7 @@ _ASKS = {
         # The colloquial order: "il touche combien ?", "on est payé combien pour…", not
         # "touche combien d'établissements" (a count: elisions are gone, so what follows
         # "combien" decides).
+        r"|\bpayante?s? (a )?combien\b"  # « c'est payant à combien ? »
         r"|\b(touche|touchent|touchera|percoit|recoit|paye|payes|payee|paie|verse|versee"
         r"|rapporte|gagne) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc)\b|$)"
     ),

@@ -291,9 +291,10 @@ def cmd_corpus(args: argparse.Namespace, out: TextIO) -> int:
     if args.action == "yaml":
         from chatbot.curation.overlay import write_yaml
 
-        if not path.is_dir():
+        if not (path / "corpus").is_dir():
             raise InputError(
-                f"{path} n'est pas un dossier : donnez le dossier du corpus (ex. faq_data)."
+                f"{path} n'est pas le dossier du corpus (il n'a pas de sous-dossier corpus/) : "
+                "donnez-le, ex. faq_data."
             )
         try:
             written = write_yaml(curator.bot.corpus, path)
@@ -381,7 +382,7 @@ def _usage_error(message: str) -> str:
     return message
 
 
-class _Parser(argparse.ArgumentParser):
+class FrenchArgumentParser(argparse.ArgumentParser):
     """argparse, its usage errors on one French line (exit code 2, as argparse)."""
 
     def error(self, message: str) -> NoReturn:
@@ -391,7 +392,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from chatbot.retrieval import MODES  # here: the retrieval package brings numpy
 
-    p = _Parser(
+    p = FrenchArgumentParser(
         prog="faqbot",
         description="Assistant FAQ du Ségur du numérique en santé (recherche hybride et dialogue).",
     )

@@ -70,6 +70,8 @@ _GREETINGS = {
     "thank",
     "you",
 }
+# Questions offered at least to a message that only says where the user stands (« EHPAD »).
+_OFFERED_AT_LEAST = 3
 # Among them, those that thank or take leave (« merci beaucoup, au revoir », « ok
 # parfait »): answered as such, not with the welcome (« Bonjour ! Je réponds… »).
 _THANKS = {
@@ -772,6 +774,11 @@ class Dialogue:
             if any(t in _THANKS for t in toks):
                 return Reply("fallback", msg.THANKS), idle
             return Reply("fallback", msg.GREETING), idle
+        if state.pending and all(t in _GREETINGS or t in _NO_CHOICE for t in toks):
+            # « ok merci », « non merci », « oui » to a clarification, the closest questions
+            # offered included: nothing chosen, nor asked (not read as a question, which
+            # found nothing): the question again.
+            return self._ask_again(state, msg.NOT_A_CHOICE)
 
         if state.pending:
             # A reply saying more than the facet ("SAS, on vient d'avoir la VSR et on veut
@@ -832,6 +839,8 @@ class Dialogue:
             return None
         if top.entry.id not in {h.entry.id for h in own}:
             return None
+        if own[0].entry.id != top.entry.id and own[0].confidence >= p.follow_up_sure:
+            return None  # a question of its own, typed without « ? » (« le signataire de la VA »)
         asked = f"{pending.query} {text}"
         return self._answer(both, replace(state, pending=None, last_query=asked))
 
@@ -1058,12 +1067,14 @@ class Dialogue:
         reply, after = self._decide(
             text, state, filters={}, asked=0, detected=detected, within=within, alone=True
         )
-        topic = _announced_topic(text) if reply.type != "clarify" else None
-        if topic is None and reply.type != "clarify" and not previous and self._context_only(text):
+        narrowing = reply.type == "clarify" and reply.facet in self.context
+        if not previous and self._context_only(text) and not narrowing:
             # « SAS », « on est un EHPAD » to open a conversation: where the user stands, no
-            # question yet: asked which, as an announced topic is (not answered with whichever
-            # entry of that couloir comes first).
-            topic = text
+            # question yet: offered the closest questions there (not answered with whichever
+            # entry of that couloir comes first, nor asked a heading that leads to one; a
+            # dispositif, « médecin généraliste » : MSP/CDS or LGC, still narrows it).
+            return self._ask_which(text, text, state, detected, (reply, after), questions=True)
+        topic = _announced_topic(text) if reply.type != "clarify" else None
         if topic is not None:
             return self._ask_which(text, topic, state, detected, (reply, after))
         # Only right after an answer, for a message that leans on it and that its own words
@@ -1160,13 +1171,15 @@ class Dialogue:
         state: DialogueState,
         detected: Mapping[str, str],
         decided: tuple[Reply, DialogueState],
+        questions: bool = False,
     ) -> tuple[Reply, DialogueState]:
         """« J'ai une question sur la VA »: no question asked yet, so none is answered; the
         user is asked which, by the facet splitting the closest entries about the topic or,
         when they share every facet (« question convergence »), by those entries' questions.
         The decision stands when the FAQs hold nothing about the topic, or one entry only,
         unless that decision is a fallback: the one entry holding the topic's words as typed
-        is then offered (« question interop »). `topic`: what the message announces."""
+        is then offered (« question interop »). `topic`: what the message announces;
+        `questions`: the closest questions are offered, whatever facet splits them."""
         p = self.policy
         boost = {**dict(state.facets), **detected}
         # Within the couloir or dispositif the message names (« médecin généraliste » is
@@ -1188,8 +1201,11 @@ class Dialogue:
             hits = [h for h in hits if self._fits(h.entry, within)] or hits
         top = hits[0]
         close = [h for h in hits if top.score - h.score <= p.clarify_margin_no_context]
+        if questions and len(close) < _OFFERED_AT_LEAST:
+            # Nothing asked: the first few questions found there are as good guesses.
+            close = hits[:_OFFERED_AT_LEAST]
         headings = {f for f, _ in self.detector.named(text) if f not in self.context}
-        facet = self.best_facet(close, exclude=set(boost) | headings)
+        facet = None if questions else self.best_facet(close, exclude=set(boost) | headings)
         if facet:
             options = self._options(close, facet)
         else:
@@ -1448,6 +1464,12 @@ class Dialogue:
                     for h in hits[: p.candidates]
                     if top.dense - h.dense <= p.qualifier_dense_margin
                 ]
+                if not self._names_context(top):
+                    # Filed under a couloir its title does not name: a rival is a reading
+                    # only if it holds some of the question's words (the e-santé label's
+                    # entry is as close in meaning to « comment annuler ? », and says
+                    # nothing of cancelling).
+                    close = [h for h in close if h is top or h.coverage > 0]
                 # The question asked is the qualifier it misses (couloir, dispositif), not
                 # another heading that happens to split these rivals (a thématique).
                 facet = self.best_facet(
@@ -1692,6 +1714,8 @@ class Dialogue:
         terms = set(lexical_tokens(query)) - _AUXILIARIES
         return (
             self.scope is not None
+            # A definition is the same for everyone (« qu'est-ce que l'INS ? »).
+            and not _DEFINITION.search(fold(query))
             and top.dense != 0.0  # (dense scores are what it reads: none in BM25 mode)
             and bool(top.entry.facets.get(self.scope))
             and len(terms) <= self.policy.unnamed_qualifier_terms

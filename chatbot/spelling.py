@@ -59,7 +59,8 @@ SHOUTED_MIN_WORDS = 2
 
 # Chat shorthand, written out before searching: « cb touche l'editeur pr le SAS » was read
 # as off the FAQ (« cb », « pr » no word of theirs), « qd » asked no moment. Only the
-# unambiguous ones, and never typed in capitals (« PR », « CB » may be acronyms).
+# unambiguous ones, and not typed in capitals (« PR », « CB », « DS » may be acronyms),
+# unless the whole message is and the word is no likely acronym (_SHOUTABLE).
 SHORTHAND = {
     "pr": "pour",
     "ds": "dans",
@@ -95,8 +96,15 @@ SHORTHAND = {
     "jveux": "je veux",
     "quil": "qu'il",
     "quon": "qu'on",
-    "lan": "l'an",
 }
+# Written out in a message typed in capitals too: words, not acronyms (« KOI », « CEST »;
+# not « CB », « DS », « PR »).
+_SHOUTABLE = frozenset(
+    {"koi", "cest", "jai", "jsuis", "chui", "jdois", "jpeux", "jveux", "quil", "quon"}
+)
+# « lan dernier »: « l'an » glued, read so only before the words that date it (« réseau
+# lan » is a network).
+_GLUED_YEAR = re.compile(r"\b([lL])an (dernier|prochain|pass[ée])\b")
 # An elided article or pronoun typed without its apostrophe: « lavance », « lasp », « dun ».
 _ELIDED = re.compile(r"(qu|[ldjmnstc])(.{3,})")
 
@@ -306,7 +314,7 @@ class Speller:
         def mended(m: re.Match[str]) -> str:
             word = m.group()
             folded = fold(word)
-            if folded in SHORTHAND and (shouted or not word.isupper()):
+            if folded in SHORTHAND and (not word.isupper() or (shouted and folded in _SHOUTABLE)):
                 return SHORTHAND[folded]
             apart = self._apostrophe(word.lower() if shouted else word, folded)
             if apart is not None:
@@ -317,4 +325,4 @@ class Speller:
                 found[folded] = self._closest(folded) or self._again(m.group(), folded)
             return found[folded] or m.group()
 
-        return _TOKEN.sub(mended, text)
+        return _TOKEN.sub(mended, _GLUED_YEAR.sub(r"\1'an \2", text))

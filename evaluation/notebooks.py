@@ -42,7 +42,8 @@ def main(paths: list[str]) -> int:
         try:
             run_notebook(Path(arg), Path(arg))
         except CellExecutionError as exc:
-            reason = (getattr(exc, "evalue", "") or str(exc).strip().splitlines()[-1]).strip()
+            lines = str(exc).strip().splitlines() or [""]
+            reason = (getattr(exc, "evalue", "") or lines[-1]).strip()
             name = getattr(exc, "ename", "") or "erreur"
             print(f"Erreur : {arg} : une cellule a échoué ({name}) : {reason}", file=sys.stderr)
             return 1

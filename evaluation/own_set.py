@@ -6,12 +6,12 @@ lists the entries that answer it (any of them counts), ``[]`` for a question the
 not answer; ``style`` (optional) groups the results. Prints, in French, R@1/R@3/R@5/MRR@10/
 nDCG@10 for each retrieval mode (BM25, dense, hybrid), by style, and what the chat does
 with the questions (fallback for those without an answer, wrongly for the others).
-Nothing is written: no question log, no index (the product's is read as it is).
+No question log is written; the product's index is used as it is (built first, as
+`make run` does, when there is none yet).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import replace
@@ -112,7 +112,9 @@ def report(bot: Any, queries: list[EvalQuery]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    from chatbot.cli import FrenchArgumentParser
+
+    parser = FrenchArgumentParser(
         prog="python -m evaluation.own_set",
         description="Évaluer faqbot sur vos propres questions étiquetées (JSONL).",
     )

@@ -32,6 +32,7 @@ from tests.test_lexical import retriever
         ("Le référencement est-il payant ?", set()),
         ("combien coûte le module payant ?", {AMOUNT}),
         ("c'est payant ? des frais de dossier ?", {AMOUNT}),
+        ("c'est payant à combien ?", {AMOUNT}),
         ("How much does the label cost?", {AMOUNT}),
         ("et le labo, il touche combien pour son SGL ?", {AMOUNT}),  # the colloquial order
         ("on est payé combien pour la presta ?", {AMOUNT}),

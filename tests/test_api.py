@@ -492,7 +492,7 @@ def test_unknown_routes_and_methods_outside_the_api_answer_in_french(web_bot, ap
         for path in ("/nope", "/docs", "/assets/nope.js"):
             r = c.get(path)
             assert r.status_code == 404 and r.json() == {
-                "error": msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+                "error": msg.HTTP_PAGE_NOT_FOUND.format(routes=", ".join(API_ROUTES))
             }, (path, r.text)
         for method, path in (("POST", "/healthz"), ("PUT", "/widget"), ("POST", "/widget.js")):
             r = c.request(method, path)

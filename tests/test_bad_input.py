@@ -216,7 +216,7 @@ def test_cli_usage_errors_exit_2_on_one_french_line(cli_env, capsys, argv, said)
     ("argv", "said"),
     [
         (["corpus", "export", "{tmp}/absent/c.csv"], "fichier ou dossier introuvable"),
-        (["corpus", "yaml", "{tmp}/absent"], "n'est pas un dossier"),
+        (["corpus", "yaml", "{tmp}/absent"], "n'est pas le dossier du corpus"),
         (["corpus", "import", "{tmp}/absent.csv"], "fichier ou dossier introuvable"),
         (["search"], "Donnez une question"),
     ],

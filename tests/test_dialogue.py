@@ -416,20 +416,28 @@ def test_a_short_question_misses_the_couloir_its_answer_is_filed_under_though_un
         thematique="Financements",
     )
     effectifs = replace(MSP, id="ans-effectifs", question="Quels effectifs sont retenus ?")
-    rows = [(personnes, 1.0, 0.97, 1.236), (effectifs, 0.49, 0.001, 1.189)]
-    reply, _ = Dialogue(_dense_hits(rows), VOCAB, Policy()).step(
-        "On met quel nombre de personnes dans le dossier ?", DialogueState()
-    )
+
+    def search(rival_coverage: float) -> FakeSearch:
+        rows = [
+            Hit(personnes, 1.0, 0.97, 1.236, 0.0, coverage=0.7),
+            Hit(effectifs, 0.49, 0.001, 1.189, 0.0, coverage=rival_coverage),
+        ]
+        return FakeSearch(lambda q, f, b: [h for h in rows if Dialogue._agrees(h, f)])
+
+    short = "On met quel nombre de personnes dans le dossier ?"
+    reply, _ = Dialogue(search(0.3), VOCAB, Policy()).step(short, DialogueState())
     assert reply.type == "clarify" and reply.facet == "couloir"
     assert set(reply.options[:-1]) == {"Social et Médico-social", "Médecins de ville"}
     long = "On met quel nombre de personnes accueillies dans le dossier, la moyenne de l'année ?"
-    reply, _ = Dialogue(_dense_hits(rows), VOCAB, Policy()).step(long, DialogueState())
+    reply, _ = Dialogue(search(0.3), VOCAB, Policy()).step(long, DialogueState())
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-personnes"
     # The same short question, the threshold set below its length: answered.
     policy = Policy(unnamed_qualifier_terms=3)
-    reply, _ = Dialogue(_dense_hits(rows), VOCAB, policy).step(
-        "On met quel nombre de personnes dans le dossier ?", DialogueState()
-    )
+    reply, _ = Dialogue(search(0.3), VOCAB, policy).step(short, DialogueState())
+    assert reply.type == "answer"
+    # A rival holding none of the question's words is no reading of it, however close in
+    # meaning (« comment annuler ? » and the e-santé label's entry).
+    reply, _ = Dialogue(search(0.0), VOCAB, Policy()).step(short, DialogueState())
     assert reply.type == "answer"
 
 
@@ -785,9 +793,14 @@ def test_a_couloir_alone_to_open_a_conversation_is_asked_which_question():
         (replace(SAS, id=f"ans-sas-{i}", question=q), 0.9 - i / 100, 0.5)
         for i, q in enumerate(["Pièces pour le solde SAS ?", "Pièces pour l'avance SAS ?"])
     ]
-    d, _ = make(lambda q, f, b: rows)
+    d, search = make(lambda q, f, b: rows)
     reply, state = d.step("SAS", DialogueState())
     assert reply.type == "clarify" and reply.options[:-1] == tuple(r[0].question for r in rows)
+    # « merci », « non merci »: nothing chosen, not a question to search: asked again.
+    calls = len(search.calls)
+    again, kept = d.step("non merci", state)
+    assert again.type == "clarify" and again.options == reply.options
+    assert kept.pending == state.pending and len(search.calls) == calls
     reply, _ = d.step("2", state)
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas-1"
     # The same word after an answer qualifies it (a precision), and a question is answered.

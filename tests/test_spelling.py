@@ -53,7 +53,8 @@ def speller(lexicon) -> Speller:
         ("LA FACTUE DU GESTIONAIRE", "la facture du gestionnaire"),
         # In capitals, capitals say nothing: shorthand and glued articles are read as such
         # (« PR » alone, in a message typed in lower case, stays: above).
-        ("KOI ENVOYER A LASP PR LAVANCE ?", "quoi envoyer A l'ASP pour l'avance ?"),
+        # (« PR », « CB », « DS » may be acronyms: kept, in capitals or not.)
+        ("KOI ENVOYER A LASP PR LAVANCE ?", "quoi envoyer A l'ASP PR l'avance ?"),
         # An article glued to a FAQ word gets its apostrophe back.
         ("koi envoyer a lasp pr lavance", "quoi envoyer a l'ASP pour l'avance"),
         (
@@ -78,6 +79,8 @@ def test_a_slip_is_replaced_by_the_faq_word_it_comes_closest_to(speller, typed, 
         # Short words are acronyms more often than slips, and so are words in capitals.
         "DPI SAS HDS ROR",
         "un audit ANSSI",
+        # « lan » is « l'an » only before what dates it: a LAN is a network.
+        "le réseau lan de l'hôpital",
         # Words that only look glued (« laquelle », « dans », « contrat ») are words.
         "laquelle dans le contrat, lequel signe",
         "Quelles mentions ASP et DPI pour la facture SAS ?",

@@ -161,7 +161,9 @@ def add_exception_handlers(app: FastAPI) -> None:
 def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """The French `{"error": ...}` of an HTTPException: unknown route, method not allowed…"""
     headers = dict(exc.headers or {})
-    if exc.status_code == 404:
+    if exc.status_code == 404 and not request.url.path.startswith("/api/"):
+        text = msg.HTTP_PAGE_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+    elif exc.status_code == 404:
         text = msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
     elif exc.status_code == 405:
         # The route's own methods when the router names them (Allow), in a stable order.
@@ -188,7 +190,10 @@ def add_routing_error_handler(app: Starlette) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code in (404, 405):
+        # (A 404 Gradio explains itself, « This API endpoint does not accept direct HTTP
+        # POST… », keeps its words: the French list of routes would mislead.)
+        explained = exc.status_code == 404 and exc.detail not in (None, "", "Not Found")
+        if exc.status_code in (404, 405) and not explained:
             return http_error(request, exc)
         return await http_exception_handler(request, exc)
 
