@@ -158,7 +158,7 @@ _HEDGES = frozenset("trop vraiment du tout pas tres tellement encore".split())
 _LEAD_IN_WORDS = (
     r"ok(?:ay)?|merci(?: beaucoup| bien)?|tant pis|d['’]?accord|je vois|c['’]est (?:noté|note|compris|clair)"
     r"|oui|non|sinon|du coup|par ailleurs|au fait|(?:une |j['’]ai une )?autre (?:question|sujet|chose)"
-    r"|bonjour|bonsoir|salut|hello|re-?bonjour|thanks"
+    r"|bonjour|bonsoir|salut|hello|re-?bonjour|thanks|bjr|bsr|slt|coucou|hey|hi"
 )
 _LEAD_IN_PUNCT = (
     r"super|top|génial|genial|parfait|entendu|compris|très bien|tres bien|bien|bon|alors|ah|oh"
@@ -1068,7 +1068,10 @@ class Dialogue:
             text, state, filters={}, asked=0, detected=detected, within=within, alone=True
         )
         narrowing = reply.type == "clarify" and reply.facet in self.context
-        if not previous and self._context_only(text) and not narrowing:
+        # (Not a question naming only its couloir, « combien pour le SAS ? »; « SAS ? »,
+        # « hôpital, vague 2 ? » ask nothing yet.)
+        asking = bool(_ASKING & set(words(text)))
+        if not previous and not asking and self._context_only(text) and not narrowing:
             # « SAS », « on est un EHPAD » to open a conversation: where the user stands, no
             # question yet: offered the closest questions there (not answered with whichever
             # entry of that couloir comes first, nor asked a heading that leads to one; a

@@ -195,6 +195,9 @@ def test_a_reply_choosing_nothing_gets_the_question_again(typed):
         ("Bon de commande SAS : pièces ?", "Bon de commande SAS : pièces ?"),
         ("d’accord, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),  # phone apostrophe
         ("Super, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
+        ("bjr pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),  # chat greetings too
+        ("Hi, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
+        ("Hier, pièces pour le solde SAS ?", "Hier, pièces pour le solde SAS ?"),
         # Words that begin questions: lead-ins only before punctuation, never hyphenated.
         ("Super admin : comment créer les comptes ?", "Super admin : comment créer les comptes ?"),
         ("Compris dans la prestation : quoi ?", "Compris dans la prestation : quoi ?"),
@@ -803,9 +806,15 @@ def test_a_couloir_alone_to_open_a_conversation_is_asked_which_question():
     assert kept.pending == state.pending and len(search.calls) == calls
     reply, _ = d.step("2", state)
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas-1"
-    # The same word after an answer qualifies it (a precision), and a question is answered.
+    # A question is answered, even one naming nothing but its couloir.
     reply, _ = d.step("pièces pour le solde SAS ?", DialogueState())
     assert reply.type == "answer"
+    for question in ("combien pour le SAS ?", "combien pour le SAS", "quand pour le SAS"):
+        reply, _ = d.step(question, DialogueState())
+        assert reply.type == "answer", question
+    # « SAS ? » asks nothing yet: offered the questions too.
+    reply, _ = d.step("SAS ?", DialogueState())
+    assert reply.type == "clarify"
 
 
 def test_options_leave_out_the_dispositifs_of_another_couloir_than_the_one_named():
