@@ -807,8 +807,6 @@ class Dialogue:
                 self.detector.named(text) or self._known_topic(_besides_unsure(text))
             ):
                 return self._after_option(msg.OTHER_OPTION, state)
-            if set(toks) <= _NO_CHOICE:  # « oui », « non », « ok »: nothing chosen nor asked
-                return self._ask_again(state, msg.NOT_A_CHOICE)
             said = self._said_instead(text, pending, state)
             if said is not None:
                 return said
@@ -830,7 +828,8 @@ class Dialogue:
             return None  # the question typed again: nothing said besides it
         p = self.policy
         filters = dict(pending.filters) or None
-        both = self.search(f"{pending.query} {text}", k=p.candidates, facets=filters)
+        asked = f"{pending.query} {text}"
+        both = self.search(asked, k=p.candidates, facets=filters)
         own = self.search(text, k=p.candidates)
         if not both or not own:
             return None
@@ -841,7 +840,6 @@ class Dialogue:
             return None
         if own[0].entry.id != top.entry.id and own[0].confidence >= p.follow_up_sure:
             return None  # a question of its own, typed without « ? » (« le signataire de la VA »)
-        asked = f"{pending.query} {text}"
         return self._answer(both, replace(state, pending=None, last_query=asked))
 
     # ------------------------------------------------------------ turns
@@ -1457,7 +1455,7 @@ class Dialogue:
                 and undecided
                 and generic
                 and not asked
-                and self._qualified(top, query)
+                and ((titled := self._names_context(top)) or self._filed_short(top, query))
             ):
                 # The question names no couloir or dispositif while the best answer is about
                 # one: it misses its qualifier, and candidates this close in dense score are
@@ -1467,7 +1465,7 @@ class Dialogue:
                     for h in hits[: p.candidates]
                     if top.dense - h.dense <= p.qualifier_dense_margin
                 ]
-                if not self._names_context(top):
+                if not titled:
                     # Filed under a couloir its title does not name: a rival is a reading
                     # only if it holds some of the question's words (the e-santé label's
                     # entry is as close in meaning to « comment annuler ? », and says
@@ -1709,11 +1707,9 @@ class Dialogue:
         """Whether the entry is about what the message says (or does not say otherwise)."""
         return all(hit.entry.facets.get(f) in (None, v) for f, v in said.items())
 
-    def _qualified(self, top: Hit, query: str) -> bool:
-        """Whether the best answer is about one couloir or dispositif a question naming none
-        leaves out: its title names it, or, for a short question, it is filed under one."""
-        if self._names_context(top):
-            return True
+    def _filed_short(self, top: Hit, query: str) -> bool:
+        """Whether a short question naming no couloir leaves out the one its best answer is
+        filed under, its title naming it or not (the title's own case: _names_context)."""
         terms = set(lexical_tokens(query)) - _AUXILIARIES
         return (
             self.scope is not None
