@@ -126,28 +126,10 @@ def cmd_search(args: argparse.Namespace, out: TextIO) -> int:
 
 def _read_queries(path: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
     from chatbot.bot import clean_message
+    from chatbot.jsonl import read_jsonl
 
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"Fichier de requêtes introuvable : {path}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} n'est pas en UTF-8.") from None
-    except OSError as exc:  # a directory, no permission…
-        raise InputError(
-            f"Impossible de lire le fichier de requêtes {path} : {os_reason(exc)}."
-        ) from None
     items = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"{path}, ligne {n} : JSON invalide (colonne {exc.colno}) : vérifiez les "
-                'guillemets et les virgules, ex. {"query": "pièces pour le solde SAS ?"}.'
-            ) from None
+    for n, item in read_jsonl(path, "fichier de requêtes"):
         if not isinstance(item, dict) or not isinstance(item.get("query"), str):
             raise InputError(
                 f'{path}, ligne {n} : chaque ligne doit être un objet avec "query" (texte).'

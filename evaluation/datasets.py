@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chatbot.corpus import Corpus
 from chatbot.errors import InputError
+from chatbot.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,7 @@ class EvalSet:
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    out = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}, ligne {n} : JSON invalide ({exc.msg})") from None
-    return out
+    return [row for _, row in read_jsonl(path)]
 
 
 def _queries(rows: list[dict[str, Any]]) -> list[EvalQuery]:

@@ -12,7 +12,6 @@ No question log is written; the product's index is used as it is (built first, a
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -26,24 +25,12 @@ _MEASURES = ("R@1", "R@3", "R@5", "MRR@10", "nDCG@10")
 
 def read_queries(path: Path, known: set[str]) -> list[EvalQuery]:
     """The labelled questions of `path`; every problem names its line."""
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{path} n'est pas en UTF-8.") from None
-    except OSError as exc:
-        from chatbot.errors import os_reason
+    from chatbot.jsonl import read_jsonl
 
-        raise InputError(f"Impossible de lire {path} : {os_reason(exc)}.") from None
     out: list[EvalQuery] = []
     seen: set[str] = set()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, row in read_jsonl(path):
         where = f"{path}, ligne {n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where} : JSON invalide (colonne {exc.colno}).") from None
         if not isinstance(row, dict) or not isinstance(row.get("query"), str):
             raise InputError(f'{where} : attendu un objet avec "query" (texte) et "gold" (liste).')
         gold = row.get("gold", [])

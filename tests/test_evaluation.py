@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,33 @@ def test_a_failing_notebook_cell_is_one_french_line(tmp_path, capsys):
     assert "Traceback" not in err and "\x1b[" not in err
     assert main([str(tmp_path / "absent.ipynb")]) == 1
     assert "introuvable" in capsys.readouterr().err
+
+
+def test_every_jsonl_reader_names_the_file_and_line_in_french(tmp_path):
+    """One reader for the CLI's query files, the evaluation sets and own_set: the same
+    French messages (line and column of bad JSON, not UTF-8, missing, a folder)."""
+    from chatbot.errors import InputError
+    from chatbot.jsonl import read_jsonl
+    from evaluation.datasets import _read_jsonl
+    from evaluation.own_set import read_queries
+
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"query": "solde"}\n\n  \n{"query": "avance"}\n', encoding="utf-8")
+    assert read_jsonl(good) == [(1, {"query": "solde"}), (4, {"query": "avance"})]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "solde"}\n{"query": "avance",}\n', encoding="utf-8")
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"query": "pièces"}\n'.encode("latin-1"))
+    cases = [
+        (bad, "ligne 2 : JSON invalide (colonne 20)"),
+        (latin, "n'est pas en UTF-8"),
+        (tmp_path / "absent.jsonl", "introuvable"),
+        (tmp_path, "Impossible de lire"),
+    ]
+    for path, said in cases:
+        for read in (read_jsonl, lambda p: read_queries(p, set())):
+            with pytest.raises(InputError, match=re.escape(said)):
+                read(path)
+    with pytest.raises(InputError, match=re.escape("ligne 2 : JSON invalide")):
+        _read_jsonl(bad)
+    assert _read_jsonl(tmp_path / "absent.jsonl") == []  # an optional set not written yet
