@@ -505,6 +505,8 @@ _MONEY = re.compile(
 )
 # A message longer than this asks more than its « comment » clause: the entry may answer the rest.
 _HOW_WORDS = 20
+# The articles a thesaurus phrase puts between a verb and its noun (« supprimer une demande »).
+_DETERMINERS = ("une", "un", "la", "le", "les")
 # How many words from the verb on a thesaurus phrase may span (« retirer un dossier de »).
 _PHRASE_WORDS = 4
 # The entries read for the action: the best and its nearest rivals (« comment choisir mon
@@ -1659,6 +1661,16 @@ class Dialogue:
             if any(
                 self.thesaurus(" ".join(after[:n])) and not self.thesaurus(" ".join(after[1:n]))
                 for n in range(1, len(after) + 1)
+            ):
+                return None
+            # Or a phrase it makes with a noun said elsewhere in the question: « notre demande
+            # … est partie en double, comment supprimer la deuxième ? » (« supprimer une
+            # demande »: the FAQs' « annuler »).
+            if any(
+                self.thesaurus(f"{verb} {det} {w}") and not self.thesaurus(f"{det} {w}")
+                for w in set(said) - {verb}
+                if len(w) > 3
+                for det in _DETERMINERS
             ):
                 return None
         if verb in _GETTING and _MONEY.search(text, m.end()):

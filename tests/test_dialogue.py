@@ -1730,6 +1730,13 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     assert reply.type == "answer"
     reply, _ = d.step("comment supprimer le compte ASP ?", DialogueState())
     assert reply.type == "fallback"
+    # Or the phrase the verb makes with a noun said before it (« la deuxième »: a demande).
+    reply, _ = d.step(
+        "notre demande est partie en double, comment supprimer la deuxième ?", DialogueState()
+    )
+    assert reply.type == "answer"
+    reply, _ = d.step("notre compte est en double, comment supprimer le second ?", DialogueState())
+    assert reply.type == "fallback"
 
 
 def test_the_action_and_an_options_rank_are_read_with_typing_slips_mended():
