@@ -799,7 +799,8 @@ class Dialogue:
                     return self._chosen(chosen, state)
                 return self._new_question(text, replace(state, pending=None))
             if picked is not None:
-                return self._after_option(picked, state, extra)
+                also = self._besides(text, pending, picked)
+                return self._after_option(picked, state, extra, also)
             named = self._refinement(text, pending)
             if named and not self.unmentioned_in(text):
                 return self._after_refinement(named, state, text, extra)
@@ -920,8 +921,26 @@ class Dialogue:
         why = msg.WHY_NOT_OFFERED.format(value=said)
         return _not_found(closest, why), state
 
+    def _besides(self, text: str, pending: Pending, picked: str) -> dict[str, str]:
+        """Context values a reply names besides the option it picks, within that option:
+        « généraliste, avec le même logiciel de gestion de cabinet » picks the médecins de
+        ville and says the LGC too (a dispositif of another couloir is left out)."""
+        if picked == msg.OTHER_OPTION:
+            return {}
+        besides = {}
+        for facet, value in self._refinement(text, pending).items():
+            if facet == pending.facet or facet not in self.context:
+                continue
+            if self.vocabulary.parent_value(facet, value) == (pending.facet, picked):
+                besides[facet] = value
+        return besides
+
     def _after_option(
-        self, picked: str, state: DialogueState, extra: str = ""
+        self,
+        picked: str,
+        state: DialogueState,
+        extra: str = "",
+        besides: Mapping[str, str] | None = None,
     ) -> tuple[Reply, DialogueState]:
         pending = state.pending
         assert pending is not None
@@ -931,7 +950,10 @@ class Dialogue:
         implied = self.vocabulary.parent_value(pending.facet, picked)
         if implied:
             remember[implied[0]] = implied[1]
-        return self._resume(state, narrow={pending.facet: picked}, remember=remember, extra=extra)
+        remember.update(besides or {})
+        return self._resume(
+            state, narrow={pending.facet: picked}, remember=remember, extra=extra, within=besides
+        )
 
     def _resume(
         self,
@@ -940,9 +962,11 @@ class Dialogue:
         remember: Mapping[str, str],
         force_answer: bool = False,
         extra: str = "",
+        within: Mapping[str, str] | None = None,
     ) -> tuple[Reply, DialogueState]:
         """Decide the pending question again, narrowed by the user's reply (and searched
-        with its words too when it carries some: `extra`)."""
+        with its words too when it carries some: `extra`; among the entries that have the
+        values it names besides the option, or none of that facet: `within`)."""
         pending = state.pending
         assert pending is not None
         remembered = {**dict(state.facets), **remember}
@@ -953,6 +977,7 @@ class Dialogue:
             filters={**dict(pending.filters), **narrow},
             asked=pending.asked,
             force_answer=force_answer,
+            within=within,
         )
 
     def _topic(self, text: str) -> list[str]:

@@ -1873,3 +1873,26 @@ def test_a_national_answer_naming_a_region_in_passing_is_no_regional_answer():
     assert regional_answer(asked, "Quels services socles ?", mixed) == {"Occitanie"}
     listed = "Pour l'Occitanie, la liste des prestataires est ici."
     assert regional_answer("la liste en Bretagne ?", "Où est la liste ?", listed) == {"Occitanie"}
+
+
+def test_a_reply_picking_an_option_keeps_the_dispositif_it_also_names():
+    # Asked the couloir, « généraliste, avec le même logiciel de gestion de cabinet depuis
+    # dix ans » picks the médecins de ville and says the LGC: the MSP entry is no reading.
+    lgc = entry("ans-lgc", "Médecins de ville", "LGC (logiciel de gestion de cabinet)")
+    search = _dense_hits([(HOP, 0.9, 0.5, 1.2), (MSP, 0.89, 0.5, 1.2), (lgc, 0.88, 0.5, 1.2)])
+    d = Dialogue(search, VOCAB, Policy())
+    reply, state = d.step("mon logiciel est-il validé Ségur ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
+    reply, state = d.step(
+        "Je suis généraliste installé seul, avec le même logiciel de gestion de cabinet", state
+    )
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-lgc"
+    call = search.calls[-1]
+    assert call["facets"] == {"couloir": "Médecins de ville"}
+    # Within the LGC, not filtered by it: entries with no dispositif stay readings.
+    assert call["within"] == {"dispositif": lgc.facets["dispositif"]}
+    assert dict(state.facets)["dispositif"] == lgc.facets["dispositif"]
+    # A dispositif of another couloir than the option picked is not kept.
+    _, state = d.step("mon logiciel est-il validé Ségur ?", DialogueState())
+    d.step("médecin de ville ; on a aussi un DPI vague 2", state)
+    assert search.calls[-1]["within"] == {}
