@@ -201,6 +201,7 @@ HTTP_INTERNAL = "erreur interne"
 HTTP_GRADIO_CLOSED = (
     "Adresse fermée : le chat n'accepte pas de fichiers et ses actions passent par sa page."
 )
+HTTP_FILE_REFUSED = "Fichier non servi : le chat ne donne accès qu'aux fichiers de sa propre page."
 HTTP_UNAVAILABLE = "Service momentanément indisponible : réessayez dans un instant."
 HTTP_BODY_TOO_LARGE = "Requête trop volumineuse ({size} octets) : la limite est de {limit} octets."
 HTTP_RATE_LIMITED = (

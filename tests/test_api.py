@@ -243,7 +243,7 @@ def test_ui_and_widget_routes(client):
     assert msg.UI_OPEN_CHAT in r.text and "data-position" in r.text
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/widget", "/widget.js", "/"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/widget", "/widget.js", "/"])
 def test_head_answers_like_get_without_a_body(client, path):
     get, head = client.get(path), client.head(path)
     assert head.status_code == get.status_code == 200, head.text

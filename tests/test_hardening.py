@@ -44,6 +44,18 @@ def test_gradio_upload_is_refused_whatever_the_origin(ui_app):
     assert chunked.status_code == 404
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/gradio_api/file=/etc/passwd", "/gradio_api/file=chatbot/bot.py", "/gradio_api/file=."],
+)
+def test_a_file_gradio_does_not_serve_is_refused_in_french_without_the_path(ui_app, path):
+    from chatbot import messages as msg
+
+    r = fresh(ui_app, ("203.0.113.8", 1)).get(path)
+    assert r.status_code == 403 and r.json() == {"error": msg.HTTP_FILE_REFUSED}
+    assert "passwd" not in r.text and r.headers["x-content-type-options"] == "nosniff"
+
+
 @pytest.mark.parametrize("path", ["/gradio_api/run/on_message", "/gradio_api/call/on_message"])
 def test_gradio_private_handlers_do_not_answer_directly(ui_app, path):
     c = fresh(ui_app, ("203.0.113.2", 1))

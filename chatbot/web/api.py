@@ -47,6 +47,7 @@ def api_router(bot: Bot) -> APIRouter:
         # and every process shares the same stores, so taking one out of rotation would not help.
         return JSONResponse(bot.readiness())
 
+    @router.head("/metrics", include_in_schema=False)
     @router.get("/metrics", tags=["api"], summary="Métriques Prometheus (format texte)")
     def prometheus_metrics() -> Response:
         # Read now, not counted as they change: the store is the truth (shared with Redis).

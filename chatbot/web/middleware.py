@@ -37,6 +37,8 @@ NON_API_MAX_BODY = 1024 * 1024
 # Gradio routes the chat never uses, refused outright: uploads (the chat has no file
 # component; files stayed on disk, from any origin) and the direct calls of event handlers,
 # which skipped the queue and its limits (docs/security.md).
+# Files Gradio serves itself: what it refuses is refused in French.
+GRADIO_FILES = ("/gradio_api/file=", "/file=")
 GRADIO_CLOSED = ("/gradio_api/upload", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The routes metrics and access lines name; any other path is "other" (bounded labels).
@@ -197,6 +199,24 @@ class CatchAllMiddleware:
                 await error_response(500, msg.HTTP_INTERNAL)(scope, receive, send)
 
 
+def _french_refusal(scope: Scope, receive: Receive, send: Send) -> Send:
+    """`send`, with Gradio's English 403 for a file it does not serve (« File not allowed:
+    /etc/passwd. », which repeats the path asked) replaced by the API's French error."""
+    refused = False
+
+    async def wrapped(message: Message) -> None:
+        nonlocal refused
+        if message["type"] == "http.response.start" and message["status"] == 403:
+            refused = True
+            return
+        if not refused:
+            await send(message)
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            await error_response(403, msg.HTTP_FILE_REFUSED)(scope, receive, send)
+
+    return wrapped
+
+
 class BodyGuardMiddleware:
     """Enforces the body size limit before parsing, Content-Length or chunked, on every route;
     on /api/ also JSON content type and UTF-8. Closed Gradio routes are refused here, and a
@@ -213,6 +233,9 @@ class BodyGuardMiddleware:
         path = route_path(scope)
         if path.startswith(GRADIO_CLOSED):
             await error_response(404, msg.HTTP_GRADIO_CLOSED)(scope, receive, send)
+            return
+        if path.startswith(GRADIO_FILES):
+            await self.app(scope, receive, _french_refusal(scope, receive, send))
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
