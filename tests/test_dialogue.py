@@ -1896,3 +1896,20 @@ def test_a_reply_picking_an_option_keeps_the_dispositif_it_also_names():
     _, state = d.step("mon logiciel est-il validé Ségur ?", DialogueState())
     d.step("médecin de ville ; on a aussi un DPI vague 2", state)
     assert search.calls[-1]["within"] == {}
+
+
+def test_an_entry_for_every_couloir_far_likelier_than_its_rivals_is_not_asked_a_couloir():
+    # The entry valid for all couloirs would be filtered out by any couloir picked.
+    generic = entry("ans-all", None, None, "Où est décrit le périmètre de la prestation ?")
+    for rival_confidence, asked in [(0.01, False), (0.3, True)]:
+        rows = [(generic, 0.95, 0.4), (DUI, 0.8, rival_confidence), (HOP, 0.75, rival_confidence)]
+        d, _ = make(lambda q, f, b, rows=rows: rows)
+        reply, _ = d.step("ce qui est couvert est défini dans quel texte ?", DialogueState())
+        assert (reply.type == "clarify") is asked, rival_confidence
+        if not asked:
+            assert reply.type == "answer" and reply.results[0].entry.id == "ans-all"
+    # An entry of one couloir is still asked about, however sure (the rule of its own).
+    rows = [(SAS, 0.95, 0.4), (DUI, 0.8, 0.01), (HOP, 0.75, 0.01)]
+    d, _ = make(lambda q, f, b: rows)
+    reply, _ = d.step("ce qui est couvert est défini dans quel texte ?", DialogueState())
+    assert reply.type == "clarify"
