@@ -196,14 +196,22 @@ _RELATIVE = re.compile(
     r"\b(?:ma|mon) (?:mere|pere|fils|fille|femme|mari|conjoint|conjointe|grand mere|grand pere)\b"
 )
 _RECORDS = re.compile(r"\b(?:mon espace sante|dmp|dossier medical)\b")
+# The user says they are a patient (« je suis patient, comment je vois qui a consulté mon
+# DMP ? »), then their records: a patient's own steps too.
+_SELF_PATIENT = re.compile(
+    r"\b(?:je suis|en tant que|as a|i am a|i m a|im a) (?:un |une )?patient(?:e|es|s)?\b"
+)
 
 
 def _patient_side(said: str) -> bool:
     """`said` (words() joined) asks a patient's own steps, or a relative's records."""
     if _PATIENT_SIDE.search(said):
         return True
-    relative = _RELATIVE.search(said)
-    return relative is not None and _RECORDS.search(said, relative.end()) is not None
+    for who in (_RELATIVE, _SELF_PATIENT):
+        found = who.search(said)
+        if found is not None and _RECORDS.search(said, found.end()) is not None:
+            return True
+    return False
 
 
 # « être » and « avoir » are missing from the stop list the index uses: a question's

@@ -1642,6 +1642,9 @@ PATIENTS_STEPS = (
     "Bonjour, ma mère est en EHPAD, son dossier sera-t-il dans Mon espace santé ?",
     "le patient peut-il se connecter à Mon espace santé ?",
     "Can patients opt out of the DMP?",
+    # The user says they are a patient, then asks about their records.
+    "je suis patient comment je vois qui a consulté mon dmp",
+    "as a patient, can I see who opened my DMP?",
 )
 # The patient as the object of a professional's question, not the actor (the last three
 # from the 06/12 review).
@@ -1652,6 +1655,8 @@ PATIENTS_NAMED = (
     "Si le patient s'oppose à l'alimentation du DMP, l'éditeur peut-il facturer ?",
     "notre agenda, où les patients peuvent réserver des créneaux, est-il financé ?",
     "Mon père est éditeur : peut-il garder son logiciel actuel ?",
+    # Patient with a complement, and no records of their own asked about.
+    "je suis patiente, qui paie la prestation SAS du logiciel ?",
 )
 
 
