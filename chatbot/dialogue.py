@@ -261,6 +261,18 @@ class Policy:
     # A question whose words the best answer holds and its rivals lack (IDF mass at least
     # this, and twice what any rival holds alone) picks that answer: no question asked.
     picks_above: float = 6.5
+    # A question of at least `sure_alone_terms` content words the FAQs use, whose best
+    # answer has this confidence, is asked nothing about rivals under `sure_rival_share` of
+    # it: a long question has said which it means, its rivals share words, not its meaning
+    # (« notre solution est déjà référencée, une grosse montée de version oblige-t-elle à
+    # tout refaire ? » is not asked « Hôpital ou médico-social ? »). Short vague questions
+    # stay asked (« comment savoir si mon logiciel est référencé ? »: the model is as sure).
+    # Dev: (0.2, 8) 5 answerable questions no longer asked, one vague English question
+    # (8 words) answered by one of its two readings, dialogues unchanged; 5 or 6 words lost
+    # 1 to 4 scripted dialogues; any length (05/12), 3.
+    sure_alone_above: float = 0.2
+    sure_alone_terms: int = 8
+    sure_rival_share: float = 0.1
     # A best answer that has no value for the facet a clarification would ask (it holds for
     # every couloir: « peut-on annuler un BDC SONS après la VA ? ») asks nothing when every
     # rival's confidence is under this share of its own: picking a couloir would filter it
@@ -1464,6 +1476,16 @@ class Dialogue:
                 if top.score - h.score <= margin
                 and top.confidence - h.confidence <= p.clarify_confidence_margin
             ]
+            # A long question the model reads one way: rivals it finds unlikely are no readings.
+            if (
+                top.confidence >= p.sure_alone_above
+                and self._known_terms(query) >= p.sure_alone_terms
+            ):
+                close = [
+                    h
+                    for h in close
+                    if h is top or h.confidence >= p.sure_rival_share * top.confidence
+                ]
             if asked:
                 # The user's pick may already have settled it: ask again only about rivals
                 # whose calibrated confidence is as close as their score.
@@ -1732,6 +1754,13 @@ class Dialogue:
         if not stem or any(_same_word(stem[0], t) for h in hits for t in self.entry_terms(h.entry)):
             return None
         return verb
+
+    def _known_terms(self, query: str) -> int:
+        """How many content words of `query` the FAQs use (an English « do we have to » or a
+        word no entry has says nothing of which entry is meant)."""
+        terms = set(lexical_tokens(query)) - _AUXILIARIES
+        weight = self.term_weight
+        return len(terms) if weight is None else sum(weight(t) > 0 for t in terms)
 
     def _named_by(self, entry: FaqEntry) -> frozenset[tuple[str, str]]:
         """The facet values an entry's title and alternates name."""

@@ -1918,3 +1918,21 @@ def test_an_entry_for_every_couloir_far_likelier_than_its_rivals_is_not_asked_a_
     d, _ = make(lambda q, f, b: rows)
     reply, _ = d.step("ce qui est couvert est défini dans quel texte ?", DialogueState())
     assert reply.type == "clarify"
+
+
+def test_a_long_question_the_model_reads_one_way_is_not_asked_about_unlikely_rivals():
+    rows = [(DUI, 0.95, 0.6), (HOP, 0.8, 0.002), (SAS, 0.78, 0.001)]
+    d, _ = make(lambda q, f, b: rows)
+    long_question = (
+        "notre solution est déjà référencée, une grosse montée de version oblige-t-elle "
+        "à tout refaire auprès de l'agence ?"
+    )
+    reply, _ = d.step(long_question, DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    # Short, it is asked: a few words rarely say whose rule they ask about.
+    reply, _ = d.step("une montée de version oblige à tout refaire ?", DialogueState())
+    assert reply.type == "clarify"
+    # Long, but rivals the model finds likely too: asked.
+    rows[1] = (HOP, 0.8, 0.3)
+    reply, _ = d.step(long_question, DialogueState())
+    assert reply.type == "clarify"
