@@ -1192,10 +1192,8 @@ class Dialogue:
         if _lacks_time(read[:1]) or self._action_missing(text, read[:_HOW_CANDIDATES]):
             return None
         # A follow-up asks what the last answer did not say: the topic words alone pull
-        # that answer back up, so it is set aside, before ranking: the others' confidence
-        # is then measured among themselves, not against it.
-        last = state.history[-1]
-        hits = self.search(" ".join([*topic, text]), k=k, exclude=(last,), **kw)
+        # that answer back up, so it is set aside.
+        hits = [h for h in read if h.entry.id != state.history[-1]]
         own_hits = self.search(text, k=p.candidates, **kw)
         # Unless it is what the last answer says after all (« et si le client est à la
         # Réunion ? » after the TVA entry, which gives the overseas rate): sure with the

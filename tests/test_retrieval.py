@@ -269,20 +269,3 @@ def test_within_narrows_like_a_filter_but_keeps_entries_about_no_couloir_in_part
     assert {h.entry.id for h in retriever.search("pièces du solde", k=3, facets=dui)} == {"ans-dui"}
     with pytest.raises(InputError):
         retriever.search("pièces du solde", within={"couloir": "Lune"})
-
-
-def test_an_excluded_entry_is_set_aside_before_ranking_so_the_rest_is_measured_alone():
-    entries = (
-        make_entry("ans-a", "Social et Médico-social", question="Lettre d'engagement du porteur ?"),
-        make_entry("ans-b", "Social et Médico-social", question="Une lettre par établissement ?"),
-        make_entry("ans-c", "Hôpital", question="Un DPI par établissement ?"),
-    )
-    retriever = Retriever(Corpus(entries, (), (), VOCAB, sha256="0" * 64), None, None, mode="bm25")
-    query = "lettre d'engagement : il en faut une par établissement ?"
-    every = retriever.search(query, k=3)
-    rest = retriever.search(query, k=3, exclude=("ans-a",))
-    assert "ans-a" in [h.entry.id for h in every] and "ans-a" not in [h.entry.id for h in rest]
-    # The scores are normalised over what remains: the best of the rest is measured alone.
-    best = rest[0]
-    same = next(h for h in every if h.entry.id == best.entry.id)
-    assert best.score > same.score

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -166,20 +166,15 @@ class Retriever:
         boost: Mapping[str, str] | None = None,
         boost_weight: float = 0.05,
         within: Mapping[str, str] | None = None,
-        exclude: Collection[str] = (),
     ) -> list[Hit]:
         """Top `k` entries for `query`, filtered by `facets`, nudged towards `boost` facets.
 
         `within` narrows like `facets` but keeps the entries that have no value for the
-        facet: an entry about no couloir in particular holds in every couloir. `exclude`:
-        entry ids set aside before ranking, so that the others' confidence is measured
-        among themselves (a follow-up's reading without the answer just given).
+        facet: an entry about no couloir in particular holds in every couloir.
         """
         if k < 1:
             raise InputError("k doit être un entier ≥ 1")
         mask = self.allowed_mask(facets, within)
-        if exclude:
-            mask &= np.array([e.id not in exclude for e in self.entries], dtype=bool)
         if not mask.any():
             return []
         s = self.score(query, mask=mask)
