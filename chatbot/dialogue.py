@@ -197,21 +197,32 @@ _RELATIVE = re.compile(
 )
 _RECORDS = re.compile(r"\b(?:mon espace sante|dmp|dossier medical)\b")
 # The user says they are a patient (« je suis patient, comment je vois qui a consulté mon
-# DMP ? »), then their records: a patient's own steps too.
+# DMP ? »), then names their own records: a patient's own steps too. Not a test patient,
+# nor « patient » the adjective in a professional's message (« je suis patiente depuis
+# trois mois : quand notre DPI alimentera-t-il le DMP ? »: their software, not records).
 _SELF_PATIENT = re.compile(
     r"\b(?:je suis|en tant que|as a|i am a|i m a|im a) (?:un |une )?patient(?:e|es|s)?\b"
+    r"(?! (?:test|tests|fictif|fictive|de test)\b)"
 )
+_OWN_RECORDS = re.compile(
+    r"\b(?:mon|ma|mes|my) (?:dmp|dossier medical|dossier|espace sante|records?|health record)\b"
+)
+_PRO_SIDE = re.compile(r"\b(?:notre|nos|our|lgc|dpi|dui|logiciel|editeur|software|vendor)\b")
 
 
 def _patient_side(said: str) -> bool:
     """`said` (words() joined) asks a patient's own steps, or a relative's records."""
     if _PATIENT_SIDE.search(said):
         return True
-    for who in (_RELATIVE, _SELF_PATIENT):
-        found = who.search(said)
-        if found is not None and _RECORDS.search(said, found.end()) is not None:
-            return True
-    return False
+    relative = _RELATIVE.search(said)
+    if relative is not None and _RECORDS.search(said, relative.end()) is not None:
+        return True
+    myself = _SELF_PATIENT.search(said)
+    return (
+        myself is not None
+        and _OWN_RECORDS.search(said, myself.end()) is not None
+        and _PRO_SIDE.search(said) is None
+    )
 
 
 # « être » and « avoir » are missing from the stop list the index uses: a question's
@@ -267,17 +278,23 @@ class Policy:
     # (« notre solution est déjà référencée, une grosse montée de version oblige-t-elle à
     # tout refaire ? » is not asked « Hôpital ou médico-social ? »). Short vague questions
     # stay asked (« comment savoir si mon logiciel est référencé ? »: the model is as sure).
-    # Dev: (0.2, 8) 5 answerable questions no longer asked, one vague English question
-    # (8 words) answered by one of its two readings, dialogues unchanged; 5 or 6 words lost
-    # 1 to 4 scripted dialogues; any length (05/12), 3.
+    # The question must also be one the scope model finds the FAQs answer (`sure_alone_scope`):
+    # a polite preamble (« Bonjour, je suis directeur d'un établissement et notre projet de
+    # logiciel avance, … ») lengthens a vague question without saying which reading it means.
+    # Dev: (0.2, 8, 0.6) 2 answerable questions no longer asked, one vague English question
+    # (8 words) answered by one of its two readings, dialogues unchanged; a review's 169
+    # vague questions behind two such preambles: 7 of 338 answered instead of asked (18
+    # without the scope condition). 5 or 6 words lost 1 to 4 scripted dialogues.
     sure_alone_above: float = 0.2
     sure_alone_terms: int = 8
+    sure_alone_scope: float = 0.6
     sure_rival_share: float = 0.1
     # A best answer that has no value for the facet a clarification would ask (it holds for
     # every couloir: « peut-on annuler un BDC SONS après la VA ? ») asks nothing when every
     # rival's confidence is under this share of its own: picking a couloir would filter it
-    # out. (Dev: 0.1 and 0.25 alike, one answerable question of typos.jsonl no longer asked;
-    # a dev set written blind on 06/12 (/work/blind6, dev half): 2 of 45.)
+    # out. Only the couloir (every médico-social entry without a dispositif is no entry
+    # for all dispositifs). (Dev: 0.1 and 0.25 alike, one answerable question of typos.jsonl
+    # no longer asked; a dev set written blind on 06/12 (/work/blind6, dev half): 2 of 45.)
     generic_rival_share: float = 0.25
     # A heading (not a couloir or dispositif) splits readings only among rivals whose
     # confidence is at least this share of the best one's (dev: 0.1 / 0.25 / 0.4 tried;
@@ -533,6 +550,13 @@ _MONEY = re.compile(
 _HOW_WORDS = 20
 # The articles a thesaurus phrase puts between a verb and its noun (« supprimer une demande »).
 _DETERMINERS = ("une", "un", "la", "le", "les")
+# An object only pointed at (« supprimer la deuxième », « le doublon », « celle-ci »), and
+# the pronouns before a verb that stand for it (« comment la supprimer ? »).
+_POINTED = frozenset(
+    "deuxieme second seconde premier premiere dernier derniere autre autres doublon doublons"
+    " celle celui celles ceux ci".split()
+)
+_OBJECT_PRONOUNS = (["le"], ["la"], ["les"], ["l"], ["en"], ["y"])
 # How many words from the verb on a thesaurus phrase may span (« retirer un dossier de »).
 _PHRASE_WORDS = 4
 # The entries read for the action: the best and its nearest rivals (« comment choisir mon
@@ -953,12 +977,20 @@ class Dialogue:
         ville and says the LGC too (a dispositif of another couloir is left out)."""
         if picked == msg.OTHER_OPTION:
             return {}
+        spans = self.detector.spans(text, self.context)
+        # The words that pick the option: a value named by them alone (« EHPAD », « MSP »
+        # name the couloir and a dispositif at once) says where the user is, not which
+        # dispositif the question is about.
+        picking = {(a, b) for f, v, a, b in spans if f == pending.facet and v == picked}
         besides = {}
         for facet, value in self._refinement(text, pending).items():
             if facet == pending.facet or facet not in self.context:
                 continue
-            if self.vocabulary.parent_value(facet, value) == (pending.facet, picked):
-                besides[facet] = value
+            if self.vocabulary.parent_value(facet, value) != (pending.facet, picked):
+                continue
+            if all((a, b) in picking for f, v, a, b in spans if (f, v) == (facet, value)):
+                continue
+            besides[facet] = value
         return besides
 
     def _after_option(
@@ -976,10 +1008,19 @@ class Dialogue:
         implied = self.vocabulary.parent_value(pending.facet, picked)
         if implied:
             remember[implied[0]] = implied[1]
+        narrow = {pending.facet: picked}
+        if besides:
+            # Only a value the close readings carry: a dispositif no entry near the question
+            # is filed under (« hôpital, DPI » : the DPI of wave 1) would leave only the
+            # entries without one.
+            query = f"{pending.query} {extra}" if extra else pending.query
+            near = self.search(
+                query, k=self.policy.candidates, facets={**dict(pending.filters), **narrow}
+            )
+            carried = {(f, h.entry.facets.get(f)) for h in near for f in besides}
+            besides = {f: v for f, v in besides.items() if (f, v) in carried}
         remember.update(besides or {})
-        return self._resume(
-            state, narrow={pending.facet: picked}, remember=remember, extra=extra, within=besides
-        )
+        return self._resume(state, narrow=narrow, remember=remember, extra=extra, within=besides)
 
     def _resume(
         self,
@@ -1479,6 +1520,7 @@ class Dialogue:
             # A long question the model reads one way: rivals it finds unlikely are no readings.
             if (
                 top.confidence >= p.sure_alone_above
+                and top.in_scope >= p.sure_alone_scope
                 and self._known_terms(query) >= p.sure_alone_terms
             ):
                 close = [
@@ -1565,6 +1607,7 @@ class Dialogue:
             # rivals: « Couloir SAS ? » would leave it out.)
             if (
                 facet
+                and facet == self.scope
                 and top.entry.facets.get(facet) is None
                 and all(
                     h.confidence < p.generic_rival_share * top.confidence
@@ -1736,10 +1779,15 @@ class Dialogue:
                 for n in range(1, len(after) + 1)
             ):
                 return None
-            # Or a phrase it makes with a noun said elsewhere in the question: « notre demande
-            # … est partie en double, comment supprimer la deuxième ? » (« supprimer une
-            # demande »: the FAQs' « annuler »).
-            if any(
+            # Or, when its object is only pointed at (« comment supprimer la deuxième ? »,
+            # « comment la supprimer ? »), a phrase it makes with a noun said elsewhere in
+            # the question: « notre demande … est partie en double » (« supprimer une
+            # demande »: the FAQs' « annuler »). Not a verb with an object of its own
+            # (« comment supprimer un utilisateur sur Convergence ? »).
+            rest = [w for w in after[1:] if w not in _DETERMINERS]
+            pronoun = text[m.start() : m.start(1)].split()[-1:]
+            pointed = not rest or rest[0] in _POINTED or pronoun in _OBJECT_PRONOUNS
+            if pointed and any(
                 self.thesaurus(f"{verb} {det} {w}") and not self.thesaurus(f"{det} {w}")
                 for w in set(said) - {verb}
                 if len(w) > 3

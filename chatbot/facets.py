@@ -85,8 +85,13 @@ class FacetDetector:
         return self._named(text, names)
 
     def _scan(self, text: str, facets: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+        return frozenset((f, v) for f, v, _, _ in self.spans(text, facets))
+
+    def spans(self, text: str, facets: tuple[str, ...]) -> list[tuple[str, str, int, int]]:
+        """Each (facet, value, start, end) named in `text`'s folded words (`words()` joined by
+        spaces): a term inside a longer one counts only if it is the very same text."""
         norm = " ".join(words(text))
-        found: set[tuple[str, str]] = set()
+        found: list[tuple[str, str, int, int]] = []
         # The ends of the spans taken so far, by start. A span that contains [a, b) starts at
         # most `longest` characters before b, so checking those starts keeps the scan linear
         # in the message's length (comparing with every span taken was quadratic).
@@ -106,8 +111,8 @@ class FacetDetector:
                 ):
                     continue
                 ends.setdefault(a, []).append(b)
-                found.add((p.facet, p.value))
-        return frozenset(found)
+                found.append((p.facet, p.value, a, b))
+        return found
 
     def residue(self, text: str, facets: tuple[str, ...]) -> str:
         """`text` (folded words) without the terms naming a value of `facets`: what else it says."""

@@ -9,20 +9,21 @@ from typing import Any
 
 from chatbot.errors import InputError, os_reason
 
-_HINT = ' : vérifiez les guillemets et les virgules, ex. {"query": "pièces pour le solde SAS ?"}'
+_HINT = " : un objet JSON par ligne, chaînes entre guillemets droits, sans virgule finale"
 
 
 def read_jsonl(path: Path | str, what: str = "fichier") -> list[tuple[int, Any]]:
     """Each non-blank line of `path` parsed, with its line number (from 1).
 
-    Raises InputError: file missing or unreadable (« Fichier de requêtes introuvable : … »
-    with `what` = « Fichier de requêtes »), not UTF-8, or a line that is not JSON (its line
-    and column, and how to write one)."""
+    Raises InputError: file missing or unreadable (`what` names it: « fichier de requêtes »
+    gives « Fichier de requêtes introuvable : … »), not UTF-8, or a line that is not JSON
+    (its line and column, and how to write one). A UTF-8 byte-order mark (Windows editors)
+    is read as nothing; only a newline ends a line (a U+2028 inside a string does not)."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
     except FileNotFoundError:
-        raise InputError(f"{what.capitalize()} introuvable : {path}") from None
+        raise InputError(f"{what[:1].upper()}{what[1:]} introuvable : {path}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} n'est pas en UTF-8.") from None
     except OSError as exc:  # a directory, no permission…

@@ -105,10 +105,13 @@ def reply_facet(search: FakeSearch) -> str:
 
 
 def test_option_typed_in_own_words_is_understood():
-    d, _ = make(ambiguous)
+    d, search = make(ambiguous)
     reply, state = d.step("pièces pour le solde ?", DialogueState())
     reply, _ = d.step("c'est pour un EHPAD", state)
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    # « EHPAD » names the couloir and a dispositif (DUI MS1) at once: it says where the user
+    # works, not which dispositif the question is about (the DUI solde is filed under PDE).
+    assert search.calls[-1]["within"] == {}
 
 
 def test_a_reply_naming_its_couloir_and_one_topic_word_is_searched_with_it():
@@ -1657,6 +1660,10 @@ PATIENTS_NAMED = (
     "Mon père est éditeur : peut-il garder son logiciel actuel ?",
     # Patient with a complement, and no records of their own asked about.
     "je suis patiente, qui paie la prestation SAS du logiciel ?",
+    # « patient » the adjective, a test patient, the professional's software (a review's).
+    "Je suis patiente depuis trois mois : quand le DMP sera-t-il alimenté par notre DPI ?",
+    "Je suis patient mais notre LGC n'envoie toujours pas les documents au DMP",
+    "En tant que patient test, comment vérifier que le DMP reçoit nos documents ?",
 )
 
 
@@ -1741,6 +1748,11 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     )
     assert reply.type == "answer"
     reply, _ = d.step("notre compte est en double, comment supprimer le second ?", DialogueState())
+    assert reply.type == "fallback"
+    reply, _ = d.step("notre demande est partie deux fois, comment la supprimer ?", DialogueState())
+    assert reply.type == "answer"
+    # Not when the verb has an object of its own: that is what it acts on.
+    reply, _ = d.step("pour la demande, comment supprimer un utilisateur ?", DialogueState())
     assert reply.type == "fallback"
 
 

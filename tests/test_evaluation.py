@@ -149,3 +149,8 @@ def test_every_jsonl_reader_names_the_file_and_line_in_french(tmp_path):
     with pytest.raises(InputError, match=re.escape("ligne 2 : JSON invalide")):
         _read_jsonl(bad)
     assert _read_jsonl(tmp_path / "absent.jsonl") == []  # an optional set not written yet
+    # A byte-order mark (Windows editors), CRLF line ends and a U+2028 inside a string
+    # (json.dumps(ensure_ascii=False) writes it as it is) are no errors.
+    windows = tmp_path / "windows.jsonl"
+    windows.write_bytes('\ufeff{"query": "solde\u2028SAS"}\r\n{"query": "avance"}\r\n'.encode())
+    assert read_jsonl(windows) == [(1, {"query": "solde\u2028SAS"}), (2, {"query": "avance"})]

@@ -234,7 +234,7 @@ class BodyGuardMiddleware:
         if path.startswith(GRADIO_CLOSED):
             await error_response(404, msg.HTTP_GRADIO_CLOSED)(scope, receive, send)
             return
-        if path.startswith(GRADIO_FILES):
+        if path.startswith(GRADIO_FILES) and scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, _french_refusal(scope, receive, send))
             return
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
