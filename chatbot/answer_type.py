@@ -162,30 +162,3 @@ def offered(entry: FaqEntry) -> frozenset[str]:
     if _TITLE_TIME.search(_folded(entry.question)):
         kinds.add(MOMENT)
     return frozenset(kinds)
-
-
-# How many (« combien de PV pilotes faut-il ? », « how many accounts? »): a count, asked
-# of a thing, not of time or money (those are DURATION and AMOUNT). Matched on fold():
-# the elision tells « combien d'ESMS » (a count) from « combien est financée » (an amount).
-_ASKS_COUNT = re.compile(
-    r"\bcombien (?:de |d'|d’)\s*(?!(?:temps|jours?|semaines?|mois|ans?|annees?|heures?"
-    r"|minutes?|euros?|argent|financement)\b)[a-z]"
-    r"|\bhow many\b|\bnombre (?:minimum|maximum|max|min) d"
-)
-# A count given: a number that is not a year, or a number word (« une seule lettre par
-# projet », « trois PV »), or « plusieurs », « autant », « illimité ».
-_GIVES_COUNT = re.compile(
-    r"\b(?:un seul|une seule|un unique|une unique|aucun|aucune|deux|trois|quatre|cinq|six"
-    r"|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente|cent|plusieurs|autant|illimite"
-    r"|illimitee|maximum|minimum)\b|\b(?!(?:19|20)\d\d\b)\d+\b"
-)
-
-
-def asks_count(text: str) -> bool:
-    """Whether `text` asks how many of something."""
-    return _ASKS_COUNT.search(fold(_conditions(text))) is not None
-
-
-def gives_count(entry: FaqEntry) -> bool:
-    """Whether an entry's title or answer gives a count (see asks_count)."""
-    return _GIVES_COUNT.search(_folded(f"{entry.question}\n{entry.answer}")) is not None

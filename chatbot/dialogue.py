@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import DURATION, TIME, asks_count, gives_count
+from chatbot.answer_type import DURATION, TIME
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -313,12 +313,6 @@ class Policy:
     # An elliptic follow-up answered on its own below this confidence is read again with
     # the previous question's topic words, and answered so only at this confidence.
     follow_up_sure: float = 0.5
-    # « Combien de … ? » (answer_type.asks_count) answered by an entry that gives no number
-    # (« combien de PV pilotes faut-il ? » → the entry saying the solde waits for them) is
-    # declined; only the best entry is read: 33 of the 86 give some number, so the 3 or 5
-    # closest nearly always hold one (dev: 1, 3, 5 tried; 1 sent one more near miss to the
-    # fallback, 3 and 5 none; no answerable question moved).
-    count_candidates: int = 1
     max_clarify: int = 2
     candidates: int = 5  # how many top hits a clarification disambiguates
     max_options: int = 5  # facet values offered, besides "Autre / je ne sais pas"
@@ -1238,8 +1232,6 @@ class Dialogue:
         # pieces of the SAS advance) is not theirs to answer, the last answer included.
         if _lacks_time(read[:1]) or self._action_missing(text, read[:_HOW_CANDIDATES]):
             return None
-        if read and self._lacks_count(text, read):
-            return None
         # A follow-up asks what the last answer did not say: the topic words alone pull
         # that answer back up, so it is set aside.
         hits = [h for h in read if h.entry.id != state.history[-1]]
@@ -1463,16 +1455,10 @@ class Dialogue:
         # What the question asks is missing from every close entry (a delay or a date:
         # _lacks_time; an action: _action_missing): whatever the words shared, the FAQs
         # do not answer it, nor would a clarification between those entries.
-        said = msg.NOT_FOUND
         missing = not force_answer and _lacks_time(hits[: p.candidates])
         if missing:
             out_of_scope = True
             whys.append(msg.WHY_NO_TIME)
-        # How many, when no close entry gives a number (« combien de PV pilotes faut-il ? »).
-        if not force_answer and self._lacks_count(query, hits):
-            missing = out_of_scope = True
-            whys.append(msg.WHY_NO_COUNT)
-            said = f"{msg.NOT_FOUND} {msg.KIND_MISSING.format(kinds=msg.NO_COUNT)}"
         # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA.
         action = None
         if alone and not force_answer:
@@ -1500,7 +1486,7 @@ class Dialogue:
                 return self._decide(
                     query, state, filters, asked, force_answer, detected, alone=alone
                 )
-            return _not_found(hits, why, say_kinds=True, reason=said), state
+            return _not_found(hits, why, say_kinds=True), state
 
         if not force_answer and asked < p.max_clarify and top.confidence < p.clarify_below:
             # A question that names no couloir or dispositif is more likely to be ambiguous
@@ -1823,11 +1809,6 @@ class Dialogue:
         terms = set(lexical_tokens(query)) - _AUXILIARIES
         weight = self.term_weight
         return len(terms) if weight is None else sum(weight(t) > 0 for t in terms)
-
-    def _lacks_count(self, query: str, hits: list[Hit]) -> bool:
-        """`query` asks how many, and none of the best `count_candidates` hits gives a number."""
-        n = self.policy.count_candidates
-        return bool(n) and asks_count(query) and not any(gives_count(h.entry) for h in hits[:n])
 
     def _named_by(self, entry: FaqEntry) -> frozenset[tuple[str, str]]:
         """The facet values an entry's title and alternates name."""

@@ -69,7 +69,6 @@ ANSWER_KINDS = {
     MOMENT: "de date ni d'étape",
     AMOUNT: "de montant",
 }
-NO_COUNT = "de nombre"
 
 # Why the bot declined, for the curator's review queue (never shown to the user).
 WHY_UNCOVERED = "nomme ce dont les FAQ ne parlent nulle part : {values}"
@@ -82,7 +81,6 @@ WHY_NO_HIT = "aucune fiche trouvée"
 WHY_OTHER_REGION = "demande pour {asked} ce que la fiche ne donne que pour {given}"
 WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"
 WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"
-WHY_NO_COUNT = "demande combien, et aucune des fiches proches ne donne de nombre"
 WHY_NO_ACTION = "demande comment « {action} », dont la fiche la plus proche ne parle pas"
 WHY_NOT_OFFERED = (
     "répond « {value} » à une question qui ne le proposait pas ; aucune de ses fiches n'est sûre"

@@ -6,16 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.answer_type import (
-    AMOUNT,
-    DURATION,
-    MOMENT,
-    TIME,
-    asked,
-    asks_count,
-    gives_count,
-    offered,
-)
+from chatbot.answer_type import AMOUNT, DURATION, MOMENT, TIME, asked, offered
 from chatbot.retrieval import SCOPE_FEATURES
 from tests.factories import make_entry
 from tests.test_lexical import retriever
@@ -122,36 +113,3 @@ def test_a_question_asking_a_delay_the_best_entry_lacks_is_flagged_for_the_scope
     r = retriever("L'avance SAS est versée à l'issue de la mise en service.")
     assert r.scope_features(r.score("quand est versée l'avance SAS ?"), "bm25")[feature] == 0
     assert r.scope_features(r.score("délai de versement de l'avance SAS ?"), "bm25")[feature] == 1
-
-
-@pytest.mark.parametrize(
-    ("question", "asks"),
-    [
-        ("Combien de PV pilotes faut-il faire valider ?", True),
-        ("combien d'ESMS au minimum pour constituer une grappe ?", True),
-        ("How many user accounts can a representative create?", True),
-        ("quel est le nombre maximum de comptes ?", True),
-        # time and money are DURATION and AMOUNT; a verb after « combien » is no count
-        ("combien de temps pour la réponse ?", False),
-        ("combien d'euros pour le SAS ?", False),
-        ("combien est financée la prestation ?", False),
-        ("on touche combien ?", False),
-    ],
-)
-def test_a_question_asks_how_many_of_a_thing(question, asks):
-    assert asks_count(question) is asks
-
-
-@pytest.mark.parametrize(
-    ("answer", "gives"),
-    [
-        ("Une seule lettre par projet, c'est-à-dire pour une grappe.", True),
-        ("Il faut valider trois PV pilotes.", True),
-        ("Jusqu'à 5 comptes.", True),
-        ("Le solde est déposé après la validation des PV pilotes.", False),
-        ("Selon l'activité de l'année 2022.", False),  # a year is no count
-    ],
-)
-def test_an_entry_gives_a_count_when_its_text_holds_a_number(answer, gives):
-    entry = replace(make_entry("ans-1", None, question="Question ?"), answer=answer)
-    assert gives_count(entry) is gives

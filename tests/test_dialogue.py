@@ -1948,17 +1948,3 @@ def test_a_long_question_the_model_reads_one_way_is_not_asked_about_unlikely_riv
     rows[1] = (HOP, 0.8, 0.3)
     reply, _ = d.step(long_question, DialogueState())
     assert reply.type == "clarify"
-
-
-def test_how_many_answered_by_an_entry_giving_no_number_falls_back_and_says_so():
-    pilots = replace(DUI, question="Que comprend une demande de solde ?", answer="Après les PV.")
-    d, _ = make(lambda q, f, b: [(pilots, 0.95, 0.9, 0.9)])
-    reply, _ = d.step("combien de PV pilotes faut-il faire valider ?", DialogueState())
-    assert reply.type == "fallback" and reply.why == msg.WHY_NO_COUNT
-    assert msg.KIND_MISSING.format(kinds=msg.NO_COUNT) in reply.text
-    assert pilots.question in reply.text  # the closest questions are still offered
-    # An entry giving a number answers it.
-    one = replace(pilots, answer="Une seule lettre par projet.")
-    d, _ = make(lambda q, f, b: [(one, 0.95, 0.9, 0.9)])
-    reply, _ = d.step("combien de lettres d'engagement faut-il ?", DialogueState())
-    assert reply.type == "answer"
