@@ -1736,24 +1736,20 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     # elsewhere in the question (« ASP »).
     phrases = ("supprimer une demande", "asp")
     d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: any(p in text for p in phrases))
-    reply, _ = d.step("comment supprimer une demande faite en double ?", DialogueState())
-    assert reply.type == "answer"
-    reply, _ = d.step("comment supprimer une demande ASP ?", DialogueState())
-    assert reply.type == "answer"
-    reply, _ = d.step("comment supprimer le compte ASP ?", DialogueState())
-    assert reply.type == "fallback"
-    # Or the phrase the verb makes with a noun said before it (« la deuxième »: a demande).
-    reply, _ = d.step(
-        "notre demande est partie en double, comment supprimer la deuxième ?", DialogueState()
-    )
-    assert reply.type == "answer"
-    reply, _ = d.step("notre compte est en double, comment supprimer le second ?", DialogueState())
-    assert reply.type == "fallback"
-    reply, _ = d.step("notre demande est partie deux fois, comment la supprimer ?", DialogueState())
-    assert reply.type == "answer"
-    # Not when the verb has an object of its own: that is what it acts on.
-    reply, _ = d.step("pour la demande, comment supprimer un utilisateur ?", DialogueState())
-    assert reply.type == "fallback"
+    for message, expected in [
+        ("comment supprimer une demande faite en double ?", "answer"),
+        ("comment supprimer une demande ASP ?", "answer"),
+        ("comment supprimer le compte ASP ?", "fallback"),
+        # Or the phrase the verb makes with a noun said before it, when its own object is
+        # only pointed at (« la deuxième », « la »: a demande).
+        ("notre demande est partie en double, comment supprimer la deuxième ?", "answer"),
+        ("notre compte est en double, comment supprimer le second ?", "fallback"),
+        ("notre demande est partie deux fois, comment la supprimer ?", "answer"),
+        # Not when the verb has an object of its own: that is what it acts on.
+        ("pour la demande, comment supprimer un utilisateur ?", "fallback"),
+    ]:
+        reply, _ = d.step(message, DialogueState())
+        assert reply.type == expected, message
 
 
 def test_the_action_and_an_options_rank_are_read_with_typing_slips_mended():
