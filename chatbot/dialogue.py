@@ -205,7 +205,8 @@ _SELF_PATIENT = re.compile(
     r"(?! (?:test|tests|fictif|fictive|de test)\b)"
 )
 _OWN_RECORDS = re.compile(
-    r"\b(?:mon|ma|mes|my) (?:dmp|dossier medical|dossier|espace sante|records?|health record)\b"
+    r"\b(?:mon|ma|mes|my) (?:dmp|dossier medical|dossier patient|espace sante|medical records?"
+    r"|health records?)\b"
 )
 _PRO_SIDE = re.compile(r"\b(?:notre|nos|our|lgc|dpi|dui|logiciel|editeur|software|vendor)\b")
 
@@ -281,10 +282,12 @@ class Policy:
     # The question must also be one the scope model finds the FAQs answer (`sure_alone_scope`):
     # a polite preamble (« Bonjour, je suis directeur d'un établissement et notre projet de
     # logiciel avance, … ») lengthens a vague question without saying which reading it means.
-    # Dev: (0.2, 8, 0.6) 2 answerable questions no longer asked, one vague English question
-    # (8 words) answered by one of its two readings, dialogues unchanged; a review's 169
-    # vague questions behind two such preambles: 7 of 338 answered instead of asked (18
-    # without the scope condition). 5 or 6 words lost 1 to 4 scripted dialogues.
+    # Only the question's last clause is counted: what comes before a colon or a full stop
+    # is a preamble. Dev: (0.2, 8, 0.6) 2 answerable questions no longer asked, one vague
+    # English question (8 words) answered by one of its two readings, dialogues unchanged;
+    # a review's 169 vague questions behind two preambles: 3 of 338 answered instead of
+    # asked (18 without the scope condition, 7 counting the preamble); a second review's 263
+    # behind three: 12 of 789 (32 before both fixes). 5 or 6 words lost 1 to 4 dialogues.
     sure_alone_above: float = 0.2
     sure_alone_terms: int = 8
     sure_alone_scope: float = 0.6
@@ -548,15 +551,23 @@ _MONEY = re.compile(
 )
 # A message longer than this asks more than its « comment » clause: the entry may answer the rest.
 _HOW_WORDS = 20
+# Where a preamble ends and the question starts: a colon, or a sentence's end before more.
+_PREAMBLE_END = re.compile(r"[:;.!?…]+(?=\s)")
 # The articles a thesaurus phrase puts between a verb and its noun (« supprimer une demande »).
 _DETERMINERS = ("une", "un", "la", "le", "les")
 # An object only pointed at (« supprimer la deuxième », « le doublon », « celle-ci »), and
 # the pronouns before a verb that stand for it (« comment la supprimer ? »).
 _POINTED = frozenset(
     "deuxieme second seconde premier premiere dernier derniere autre autres doublon doublons"
-    " celle celui celles ceux ci".split()
+    " celle celui celles ceux ci ca cela ceci".split()
 )
-_OBJECT_PRONOUNS = (["le"], ["la"], ["les"], ["l"], ["en"], ["y"])
+_OBJECT_PRONOUNS = (["le"], ["la"], ["les"], ["en"], ["y"])
+# The gender a pointing word gives its noun, and the articles of that gender.
+_GENDER = {
+    **dict.fromkeys("le un second premier dernier celui doublon".split(), "m"),
+    **dict.fromkeys("la une seconde premiere derniere celle".split(), "f"),
+}
+_ARTICLES: dict[str, tuple[str, ...]] = {"m": ("le", "un"), "f": ("la", "une")}
 # How many words from the verb on a thesaurus phrase may span (« retirer un dossier de »).
 _PHRASE_WORDS = 4
 # The entries read for the action: the best and its nearest rivals (« comment choisir mon
@@ -1604,7 +1615,9 @@ class Dialogue:
             if facet and self._picks(query, top, [h for h in close if h is not top], facet):
                 facet = None
             # (Not an entry valid for every couloir the model finds far likelier than its
-            # rivals: « Couloir SAS ? » would leave it out.)
+            # rivals: « Couloir SAS ? » would leave it out. Found so by the question itself,
+            # not by the words of a preamble: « Bonjour, je ne trouve pas l'information :
+            # c'est combien la prestation ? » is not the entry on where to find things.)
             if (
                 facet
                 and facet == self.scope
@@ -1614,6 +1627,7 @@ class Dialogue:
                     for h in close
                     if h is not top
                 )
+                and self._alone_without_preamble(query, top, filters)
             ):
                 facet = None
             if facet:
@@ -1784,14 +1798,19 @@ class Dialogue:
             # the question: « notre demande … est partie en double » (« supprimer une
             # demande »: the FAQs' « annuler »). Not a verb with an object of its own
             # (« comment supprimer un utilisateur sur Convergence ? »).
+            # The noun must agree with what points at it (« comment le supprimer ? » is no
+            # « demande »).
             rest = [w for w in after[1:] if w not in _DETERMINERS]
             pronoun = text[m.start() : m.start(1)].split()[-1:]
             pointed = not rest or rest[0] in _POINTED or pronoun in _OBJECT_PRONOUNS
+            pointer = pronoun if pronoun in _OBJECT_PRONOUNS else after[1:3]
+            gender = next((_GENDER[w] for w in pointer if w in _GENDER), None)
+            articles = _ARTICLES[gender] if gender else _DETERMINERS
             if pointed and any(
                 self.thesaurus(f"{verb} {det} {w}") and not self.thesaurus(f"{det} {w}")
                 for w in set(said) - {verb}
                 if len(w) > 3
-                for det in _DETERMINERS
+                for det in articles
             ):
                 return None
         if verb in _GETTING and _MONEY.search(text, m.end()):
@@ -1803,10 +1822,32 @@ class Dialogue:
             return None
         return verb
 
+    @staticmethod
+    def _last_clause(query: str) -> str:
+        """`query` without what comes before its last colon or full stop (a preamble)."""
+        clauses = [c for c in _PREAMBLE_END.split(query) if words(c)]
+        return clauses[-1] if clauses else query
+
+    def _alone_without_preamble(self, query: str, top: Hit, filters: Mapping[str, str]) -> bool:
+        """Whether `query`'s last clause alone (no preamble) still reads `top` first, its
+        rivals under `generic_rival_share` of its confidence."""
+        clause = self._last_clause(query)
+        if clause == query:
+            return True
+        p = self.policy
+        alone = self.search(clause, k=p.candidates, facets=dict(filters) or None)
+        return (
+            bool(alone)
+            and alone[0].entry.id == top.entry.id
+            and all(h.confidence < p.generic_rival_share * alone[0].confidence for h in alone[1:])
+        )
+
     def _known_terms(self, query: str) -> int:
-        """How many content words of `query` the FAQs use (an English « do we have to » or a
-        word no entry has says nothing of which entry is meant)."""
-        terms = set(lexical_tokens(query)) - _AUXILIARIES
+        """How many content words of `query`'s last clause the FAQs use: what comes before a
+        colon or a full stop is a preamble (« Bonjour, je ne trouve pas l'information : … »),
+        and an English « do we have to » or a word no entry has says nothing of which entry
+        is meant."""
+        terms = set(lexical_tokens(self._last_clause(query))) - _AUXILIARIES
         weight = self.term_weight
         return len(terms) if weight is None else sum(weight(t) > 0 for t in terms)
 

@@ -1664,6 +1664,7 @@ PATIENTS_NAMED = (
     "Je suis patiente depuis trois mois : quand le DMP sera-t-il alimenté par notre DPI ?",
     "Je suis patient mais notre LGC n'envoie toujours pas les documents au DMP",
     "En tant que patient test, comment vérifier que le DMP reçoit nos documents ?",
+    "Je suis patiente mais j'aimerais une réponse : mon dossier ASP pour le SAS est-il complet ?",
 )
 
 
@@ -1747,6 +1748,11 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
         ("notre demande est partie deux fois, comment la supprimer ?", "answer"),
         # Not when the verb has an object of its own: that is what it acts on.
         ("pour la demande, comment supprimer un utilisateur ?", "fallback"),
+        # Nor a noun that does not agree with what points at it (« le »: not « demande »).
+        (
+            "notre demande est partie, un utilisateur est en trop, comment le supprimer ?",
+            "fallback",
+        ),
     ]:
         reply, _ = d.step(message, DialogueState())
         assert reply.type == expected, message
@@ -1921,6 +1927,19 @@ def test_an_entry_for_every_couloir_far_likelier_than_its_rivals_is_not_asked_a_
         assert (reply.type == "clarify") is asked, rival_confidence
         if not asked:
             assert reply.type == "answer" and reply.results[0].entry.id == "ans-all"
+
+    # Found so only because of a preamble's words: the question alone reads otherwise.
+    def table(query, facets, boost):
+        if query.startswith("Bonjour"):
+            return [(generic, 0.95, 0.4), (DUI, 0.8, 0.01), (HOP, 0.75, 0.01)]
+        return [(generic, 0.95, 0.4), (DUI, 0.9, 0.3), (HOP, 0.85, 0.3)]
+
+    d, _ = make(table)
+    reply, _ = d.step(
+        "Bonjour, je ne trouve pas l'information : ce qui est couvert est défini où ?",
+        DialogueState(),
+    )
+    assert reply.type == "clarify"
     # An entry of one couloir is still asked about, however sure (the rule of its own).
     rows = [(SAS, 0.95, 0.4), (DUI, 0.8, 0.01), (HOP, 0.75, 0.01)]
     d, _ = make(lambda q, f, b: rows)
@@ -1937,8 +1956,15 @@ def test_a_long_question_the_model_reads_one_way_is_not_asked_about_unlikely_riv
     )
     reply, _ = d.step(long_question, DialogueState())
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
-    # Short, it is asked: a few words rarely say whose rule they ask about.
+    # Short, it is asked: a few words rarely say whose rule they ask about; a preamble
+    # before a colon does not lengthen it.
     reply, _ = d.step("une montée de version oblige à tout refaire ?", DialogueState())
+    assert reply.type == "clarify"
+    reply, _ = d.step(
+        "Bonjour, éditeur de logiciel référencé depuis deux ans, une question sur le programme "
+        ": une montée de version oblige à tout refaire ?",
+        DialogueState(),
+    )
     assert reply.type == "clarify"
     # Long, but rivals the model finds likely too: asked.
     rows[1] = (HOP, 0.8, 0.3)

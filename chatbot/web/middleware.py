@@ -34,11 +34,11 @@ access_log = logging.getLogger("faqbot.access")
 # Gradio posts small JSON events (the chat history stays server-side in gr.State),
 # so outside /api/ a generous fixed cap is enough.
 NON_API_MAX_BODY = 1024 * 1024
+# Files Gradio serves itself: what it refuses is refused in French.
+GRADIO_FILES = ("/gradio_api/file=", "/file=")
 # Gradio routes the chat never uses, refused outright: uploads (the chat has no file
 # component; files stayed on disk, from any origin) and the direct calls of event handlers,
 # which skipped the queue and its limits (docs/security.md).
-# Files Gradio serves itself: what it refuses is refused in French.
-GRADIO_FILES = ("/gradio_api/file=", "/file=")
 GRADIO_CLOSED = ("/gradio_api/upload", "/gradio_api/run/", "/gradio_api/call/", "/gradio_api/api/")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The routes metrics and access lines name; any other path is "other" (bounded labels).
