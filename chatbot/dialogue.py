@@ -230,6 +230,13 @@ def _patient_side(said: str) -> bool:
 # count of content words leaves them out (« on est obligés d'être connectés au DMP ? »
 # says three things, not four).
 _AUXILIARIES = frozenset(lexical_tokens("être avoir"))
+
+
+def _content_terms(text: str) -> set[str]:
+    """The content words of `text` (stems), « être » and « avoir » aside."""
+    return set(lexical_tokens(text)) - _AUXILIARIES
+
+
 # A question asking what something is (matched on fold(): apostrophes kept); « c'est quoi »
 # only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
 # quoi les critères pour être financé ? »).
@@ -583,6 +590,16 @@ def _same_word(a: str, b: str) -> bool:
         return True
     n = max(4, min(len(a), len(b)) - 2)
     return len(a) >= n and len(b) >= n and a[:n] == b[:n]
+
+
+def _with_extra(pending: Pending, extra: str) -> str:
+    """The pending question, searched with the topic words its reply added (if any)."""
+    return f"{pending.query} {extra}" if extra else pending.query
+
+
+def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
+    """Whether the model gives `rival` less than `share` of the confidence it gives `best`."""
+    return rival.confidence < share * best.confidence
 
 
 def _lacks_time(hits: list[Hit]) -> bool:
@@ -1024,9 +1041,10 @@ class Dialogue:
             # Only a value the close readings carry: a dispositif no entry near the question
             # is filed under (« hôpital, DPI » : the DPI of wave 1) would leave only the
             # entries without one.
-            query = f"{pending.query} {extra}" if extra else pending.query
             near = self.search(
-                query, k=self.policy.candidates, facets={**dict(pending.filters), **narrow}
+                _with_extra(pending, extra),
+                k=self.policy.candidates,
+                facets={**dict(pending.filters), **narrow},
             )
             carried = {(f, h.entry.facets.get(f)) for h in near for f in besides}
             besides = {f: v for f, v in besides.items() if (f, v) in carried}
@@ -1050,7 +1068,7 @@ class Dialogue:
         remembered = {**dict(state.facets), **remember}
         state = replace(state, facets=tuple(remembered.items()), pending=None)
         return self._decide(
-            f"{pending.query} {extra}" if extra else pending.query,
+            _with_extra(pending, extra),
             state,
             filters={**dict(pending.filters), **narrow},
             asked=pending.asked,
@@ -1535,9 +1553,12 @@ class Dialogue:
                 and self._known_terms(query) >= p.sure_alone_terms
             ):
                 close = [
-                    h
-                    for h in close
-                    if h is top or h.confidence >= p.sure_rival_share * top.confidence
+                    top,
+                    *(
+                        h
+                        for h in close
+                        if h is not top and not _unlikely(h, top, p.sure_rival_share)
+                    ),
                 ]
             if asked:
                 # The user's pick may already have settled it: ask again only about rivals
@@ -1598,7 +1619,7 @@ class Dialogue:
                 and not asked
                 and self.scope
                 and self.scope not in known
-                and len(set(lexical_tokens(query)) - _AUXILIARIES) <= p.short_question_terms
+                and len(_content_terms(query)) <= p.short_question_terms
                 # A definition is the same for everyone (« qu'est-ce que l'INS ? »); an
                 # announcement is asked which question it announces (_ask_which).
                 and not _DEFINITION.search(fold(query))
@@ -1622,11 +1643,7 @@ class Dialogue:
                 facet
                 and facet == self.scope
                 and top.entry.facets.get(facet) is None
-                and all(
-                    h.confidence < p.generic_rival_share * top.confidence
-                    for h in close
-                    if h is not top
-                )
+                and all(_unlikely(h, top, p.generic_rival_share) for h in close if h is not top)
                 and self._alone_without_preamble(query, top, filters)
             ):
                 facet = None
@@ -1839,7 +1856,7 @@ class Dialogue:
         return (
             bool(alone)
             and alone[0].entry.id == top.entry.id
-            and all(h.confidence < p.generic_rival_share * alone[0].confidence for h in alone[1:])
+            and all(_unlikely(h, alone[0], p.generic_rival_share) for h in alone[1:])
         )
 
     def _known_terms(self, query: str) -> int:
@@ -1847,7 +1864,7 @@ class Dialogue:
         colon or a full stop is a preamble (« Bonjour, je ne trouve pas l'information : … »),
         and an English « do we have to » or a word no entry has says nothing of which entry
         is meant."""
-        terms = set(lexical_tokens(self._last_clause(query))) - _AUXILIARIES
+        terms = _content_terms(self._last_clause(query))
         weight = self.term_weight
         return len(terms) if weight is None else sum(weight(t) > 0 for t in terms)
 
@@ -1891,7 +1908,7 @@ class Dialogue:
     def _filed_short(self, top: Hit, query: str) -> bool:
         """Whether a short question naming no couloir leaves out the one its best answer is
         filed under, its title naming it or not (the title's own case: _names_context)."""
-        terms = set(lexical_tokens(query)) - _AUXILIARIES
+        terms = _content_terms(query)
         return (
             self.scope is not None
             # A definition is the same for everyone (« qu'est-ce que l'INS ? »).

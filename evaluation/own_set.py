@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.errors import FaqBotError, InputError
+from chatbot.jsonl import read_jsonl
 from evaluation.datasets import EvalQuery, EvalSet
 
 _MEASURES = ("R@1", "R@3", "R@5", "MRR@10", "nDCG@10")
@@ -25,8 +26,6 @@ _MEASURES = ("R@1", "R@3", "R@5", "MRR@10", "nDCG@10")
 
 def read_queries(path: Path, known: set[str]) -> list[EvalQuery]:
     """The labelled questions of `path`; every problem names its line."""
-    from chatbot.jsonl import read_jsonl
-
     out: list[EvalQuery] = []
     seen: set[str] = set()
     for n, row in read_jsonl(path):
