@@ -692,6 +692,36 @@ def _besides_unsure(text: str) -> str:
     return " ".join(t for t in rest.split() if t not in _NO_CHOICE | _HEDGES)
 
 
+# Who the user is (« je suis DSI dans un centre hospitalier », « on est un centre de santé
+# polyvalent (médecins + infirmières) »): an identity verb, then an article or a person's
+# role, up to a punctuation mark or a word that opens a clause of its own (« on est un EHPAD
+# qui veut changer de logiciel » keeps « qui veut changer de logiciel »). Not « on est
+# obligés de… », « on est déjà référencés » (no article, no role: what follows is the topic).
+_CLAUSE_END = re.compile(r"[,.;:!?]")
+_IDENTITY = re.compile(
+    r"\b(?:je suis|nous sommes|on est|je travaille|je bosse|j exerce|exerce)"
+    r" (?:(?:un|une|le|la|les|l|des|du|en|dans|chez|au|aux|a|comme)"
+    r"|(?:dsi|rssi|directeur|directrice|medecin|infirmier|infirmiere|editeur|editrice"
+    r"|gerant|gerante|responsable|coordinateur|coordinatrice|chef|pharmacien|pharmacienne"
+    r"|kine|kinesitherapeute|biologiste|generaliste|cadre|referent|referente|president"
+    r"|presidente|secretaire|comptable|prestataire|integrateur)s?)\b"
+    r"(?:(?! (?:qui|que|qu|dont|et|mais|donc|car|pour|avec|sans|si|quand|comment|ou|on|nous"
+    r"|je|il|elle|ils|elles|est|sont|ont|veut|veulent|voudrait|voudrions|aimerait)\b)"
+    r" [a-z0-9]+)*"
+)
+
+
+def _without_identity(text: str) -> str:
+    """`text` (folded words) without the clauses saying who the user is (punctuation ends a
+    clause): what the message asks or adds besides."""
+    return " ".join(_IDENTITY.sub(" ", " ".join(words(c))) for c in _CLAUSE_END.split(text)).strip()
+
+
+def _says_who(text: str) -> bool:
+    """Whether `text` says who the user is (« je suis DSI dans un centre hospitalier »)."""
+    return any(_IDENTITY.search(" ".join(words(c))) for c in _CLAUSE_END.split(text))
+
+
 def _elliptic(text: str) -> bool:
     """A follow-up that leans on the previous question: "et pour le solde ?", "le délai ?"."""
     toks = words(text)
@@ -1080,12 +1110,19 @@ class Dialogue:
         """The words of `text` besides the couloir or dispositif it names (stems)."""
         return lexical_tokens(self.detector.residue(text, self.context))
 
+    def _besides_who(self, text: str) -> list[str]:
+        """The content words of `text` besides who the user is, the couloir or dispositif
+        it names and greetings."""
+        rest = self.detector.residue(_without_identity(text), self.context)
+        return [w for w in words(rest) if content_word(w) and w not in _GREETINGS]
+
     def _context_only(self, text: str) -> bool:
         """A message that only says where the user stands ("précision : c'est un foyer, en
         DUI PDE"): it qualifies the previous question rather than asking a new one."""
         if not self.detector.detect(text, self.context):
             return False
-        return not self._known_topic(text)
+        # (Who the user is, « je suis DSI dans un centre hospitalier », is no topic either.)
+        return not self._known_topic(text) or not self._known_topic(_without_identity(text))
 
     def _known_topic(self, text: str) -> set[str]:
         """The topic words of `text` (besides filler) that some entry uses: a word no entry
@@ -1141,7 +1178,15 @@ class Dialogue:
         within = {scope: named[scope]} if scope and named.get(scope) else {}
         # The question as now asked is the one a later follow-up leans on.
         state = replace(state, facets=tuple(remembered.items()), last_query=previous)
-        query = f"{previous} {text}"
+        said = text
+        if _says_who(text):
+            # « je suis DSI dans un centre hospitalier »: its couloir's or dispositif's words
+            # and anything said besides who the user is; the role's words (« DSI »,
+            # « médecins + infirmières ») would pull up the entries that name them.
+            norm = " ".join(words(text))
+            terms = " ".join(norm[a:b] for _, _, a, b in self.detector.spans(text, self.context))
+            said = f"{_without_identity(text)} {terms}"
+        query = " ".join(f"{previous} {said}".split())
         return self._decide(query, state, filters={}, asked=0, detected=named, within=within)
 
     def _new_question(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState]:
@@ -1191,7 +1236,8 @@ class Dialogue:
         narrowing = reply.type == "clarify" and reply.facet in self.context
         # (Not a question naming only its couloir, « combien pour le SAS ? »; « SAS ? »,
         # « hôpital, vague 2 ? » ask nothing yet.)
-        asking = bool(_ASKING & set(words(text)))
+        # (« on est un EHPAD » asks nothing: its « est » says who, not « est-ce que ».)
+        asking = bool(_ASKING & set(words(_without_identity(text))))
         if not previous and not asking and self._context_only(text) and not narrowing:
             # « SAS », « on est un EHPAD » to open a conversation: where the user stands, no
             # question yet: offered the closest questions there (not answered with whichever
@@ -1317,7 +1363,12 @@ class Dialogue:
         # Two words are too few for the scope model (« question interop » reads as
         # foreign): a topic whose every word the FAQs use may still be theirs, but only
         # the one entry holding them is offered then (below).
-        foreign = hits[0].in_scope < p.off_topic_below
+        # (A message saying only who the user is names a couloir or a dispositif: the
+        # domain's, whatever the scope model makes of « je suis directrice d'EHPAD »; not
+        # « AIPD RGPD DUI EHPAD », whose other words are a topic the FAQs do not know.)
+        foreign = hits[0].in_scope < p.off_topic_below and not (
+            questions and _says_who(text) and not self._besides_who(text)
+        )
         if foreign and not self._faq_words(topic):
             return decided
         if within:

@@ -820,6 +820,45 @@ def test_a_couloir_alone_to_open_a_conversation_is_asked_which_question():
     assert reply.type == "clarify"
 
 
+def test_saying_who_one_is_to_open_a_conversation_is_asked_which_question():
+    # « on est un EHPAD », « je suis directrice d'EHPAD »: who the user is, no question
+    # yet (« est » is no « est-ce que »; a role is no topic), however foreign the scope
+    # model finds the words: offered the closest questions there.
+    rows = [
+        (replace(DUI, id=f"ans-dui-{i}", question=q), 0.9 - i / 100, 0.5, 0.05)
+        for i, q in enumerate(["Pièces pour le solde DUI ?", "Pièces pour l'avance DUI ?"])
+    ]
+    d, _ = make(lambda q, f, b: rows)
+    for opening in ("on est un EHPAD", "je suis directrice d'EHPAD", "Bonjour, on est une MECS"):
+        reply, state = d.step(opening, DialogueState())
+        assert reply.type == "clarify", opening
+        assert reply.options[:-1] == tuple(r[0].question for r in rows), opening
+        assert state.pending is not None
+    # Words besides who the user is are a topic: here one the scope model finds foreign.
+    reply, _ = d.step("RGPD EHPAD", DialogueState())
+    assert reply.type == "fallback"
+    # Nor is « on est obligés de… » who the user is.
+    reply, _ = d.step("on est obligés de prendre un DUI en EHPAD ?", DialogueState())
+    assert reply.type != "clarify" or reply.facet is not None
+
+
+def test_saying_who_one_is_after_an_answer_asks_the_question_again_there():
+    # « combien on peut toucher au max ? » answered, then « je suis DSI dans un centre
+    # hospitalier »: the same question, within the hospitals, searched with the couloir's
+    # words and without the role's (« DSI » would pull up the entries naming it).
+    d, search = make(
+        lambda q, f, b: [(HOP, 0.9, 0.9)] if f.get("couloir", "Hôpital") == "Hôpital" else []
+    )
+    reply, state = d.step("combien on peut toucher au max ?", DialogueState())
+    assert reply.type == "answer"
+    reply, after = d.step("je suis DSI dans un centre hospitalier", state)
+    call = search.calls[-1]
+    assert call["query"].startswith("combien on peut toucher au max ?")
+    assert "centre hospitalier" in call["query"] and "dsi" not in call["query"].lower()
+    assert {**call["within"], **call["facets"]}.get("couloir") == "Hôpital"
+    assert reply.type == "answer" and dict(after.facets).get("couloir") == "Hôpital"
+
+
 def test_options_leave_out_the_dispositifs_of_another_couloir_than_the_one_named():
     # An entry filed under the hospitals' dispositif but no couloir is no reading for a
     # GP: its dispositif is not offered.
