@@ -25,6 +25,7 @@ TIME = "délai ou date"
 DURATION = "durée"
 MOMENT = "moment"
 AMOUNT = "montant"
+FREQUENCY = "fréquence"
 
 # Matched on folded words joined by spaces (chatbot.text.words: no accents, no elisions).
 _ASKS = {
@@ -46,6 +47,11 @@ _ASKS = {
         r"|^(et |and )?(quand|when)\b(?! (meme|on|nous|vous|je|tu|i|we|you|they)\b)"
         r"|\bquand (est|sont|sort|sortira|ouvre|ouvrira|ferme|commence|faut|doit|peut|va"
         r"|vont|aura|seront|sera|arrive|arrivera|intervient|tombe)\b"
+    ),
+    # How often: only a rhythm answers it (« chaque année », « à chaque mise à jour »).
+    FREQUENCY: re.compile(
+        r"\b(frequence|frequences|periodicite|tous les combien|combien de fois par|a quel rythme"
+        r"|how often|how frequently)\b"
     ),
     AMOUNT: re.compile(
         # (Not « payant »: « un module payant », « c'est payant ? » ask whether, not how
@@ -87,6 +93,15 @@ _GIVES = {
     MOMENT: re.compile(
         _DURATION_OR_DATE + r"|\b(a issue|apres|des (la|le|les|que|reception|signature"
         r"|validation|obtention)|une fois|avant|lors|a compter|a partir|au moment|quand|lorsque)\b"
+    ),
+    FREQUENCY: re.compile(
+        r"\b(frequence|frequences|periodicite|periodiquement|regulierement|en continu"
+        r"|au fil de l eau|a chaque|une fois par|(\d+|deux|trois|quatre) fois par"
+        r"|chaque (jour|semaine|mois|trimestre|semestre|an|annee)"
+        r"|tous les (jours|mois|ans|trimestres|semestres|\d+ (jours|mois|ans))"
+        r"|par (jour|semaine|mois|trimestre|semestre|an)"
+        r"|quotidien|quotidienne|quotidiennement|hebdomadaire|mensuel|mensuelle|mensuellement"
+        r"|trimestriel|trimestrielle|semestriel|semestrielle|annuel|annuelle|annuellement)\b"
     ),
     AMOUNT: re.compile(
         r"\b(euro|euros|eur|montant|montants|forfait|forfaitaire|plafond|plafonds|gratuit"
@@ -144,7 +159,7 @@ def _conditions(text: str) -> str:
 
 
 def asked(text: str) -> frozenset[str]:
-    """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, AMOUNT), if any."""
+    """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT), if any."""
     text = _conditions(text)
     clauses = [_folded(c) for c in _CLAUSES.split(text)] + [_folded(text)]
     kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}

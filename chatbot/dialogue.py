@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import DURATION, TIME
+from chatbot.answer_type import DURATION, FREQUENCY, TIME
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -603,8 +603,8 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
 
 
 def _lacks_time(hits: list[Hit]) -> bool:
-    """The question asks a delay, a date (answer_type.TIME) or a duration (DURATION) and
-    none of `hits` gives one.
+    """The question asks a delay, a date (answer_type.TIME), a duration (DURATION) or how
+    often (FREQUENCY: « à quelle fréquence… ? ») and none of `hits` gives one.
 
     The kind is precise where an amount is not: on the evaluation sets, no answerable
     question asking a delay or a date had a best entry without one (6 asked, 6 given),
@@ -613,7 +613,9 @@ def _lacks_time(hits: list[Hit]) -> bool:
     share. An amount is often asked in a yes/no question (« c'est payant ? ») that an entry
     answers without a figure, so it only weighs in the scope model.
     """
-    return bool(hits) and any(all(k in h.missing_kinds for h in hits) for k in (TIME, DURATION))
+    return bool(hits) and any(
+        all(k in h.missing_kinds for h in hits) for k in (TIME, DURATION, FREQUENCY)
+    )
 
 
 def _quoted(values: AbstractSet[str]) -> str:
@@ -1538,7 +1540,8 @@ class Dialogue:
         missing = not force_answer and _lacks_time(hits[: p.candidates])
         if missing:
             out_of_scope = True
-            whys.append(msg.WHY_NO_TIME)
+            often = all(FREQUENCY in h.missing_kinds for h in hits[: p.candidates])
+            whys.append(msg.WHY_NO_FREQUENCY if often else msg.WHY_NO_TIME)
         # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA.
         action = None
         if alone and not force_answer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatbot.answer_type import AMOUNT, DURATION, MOMENT, TIME
+from chatbot.answer_type import AMOUNT, DURATION, FREQUENCY, MOMENT, TIME
 
 OTHER_OPTION = "Autre / je ne sais pas"
 # A message announcing a question on a topic whose entries share every facet.
@@ -67,6 +67,7 @@ ANSWER_KINDS = {
     TIME: "de délai ni de date",
     DURATION: "de durée",
     MOMENT: "de date ni d'étape",
+    FREQUENCY: "de fréquence",
     AMOUNT: "de montant",
 }
 
@@ -81,6 +82,7 @@ WHY_NO_HIT = "aucune fiche trouvée"
 WHY_OTHER_REGION = "demande pour {asked} ce que la fiche ne donne que pour {given}"
 WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"
 WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"
+WHY_NO_FREQUENCY = "aucune des fiches proches ne donne de fréquence"
 WHY_NO_ACTION = "demande comment « {action} », dont la fiche la plus proche ne parle pas"
 WHY_NOT_OFFERED = (
     "répond « {value} » à une question qui ne le proposait pas ; aucune de ses fiches n'est sûre"
@@ -90,6 +92,7 @@ ASKED_KINDS = {
     TIME: "un délai ou une date",
     DURATION: "une durée",
     MOMENT: "un moment",
+    FREQUENCY: "une fréquence",
     AMOUNT: "un montant",
 }
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.answer_type import AMOUNT, DURATION, MOMENT, TIME, asked, offered
+from chatbot.answer_type import AMOUNT, DURATION, FREQUENCY, MOMENT, TIME, asked, offered
 from chatbot.retrieval import SCOPE_FEATURES
 from tests.factories import make_entry
 from tests.test_lexical import retriever
@@ -56,6 +56,12 @@ from tests.test_lexical import retriever
         ("la réforme touche combien d'établissements ?", set()),  # a count, not an amount
         ("le SAS touche combien de médecins ?", set()),
         ("l'avance est versée combien de fois ?", set()),
+        # how often: a rhythm asked (not « en combien de fois », a number of instalments)
+        ("Qui met à jour la fiche ROR, et à quelle fréquence ?", {FREQUENCY}),
+        ("tous les combien faut-il renouveler le certificat ?", {FREQUENCY}),
+        ("combien de fois par an faut-il le faire ?", {FREQUENCY}),
+        ("How often must the ROR be updated?", {FREQUENCY}),
+        ("ça se paye en combien de fois ?", set()),
     ],
 )
 def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kinds):
@@ -95,6 +101,10 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Calcul ?", "Selon leur activité de l'année 2022.", set()),
         # "when" is also answered by the event waited for; a delay is not
         ("Versement ?", "L'avance est versée à l'issue de la mise en service.", {MOMENT}),
+        # how often: a rhythm, or each time something happens
+        ("Mise à jour ?", "La fiche est mise à jour chaque année.", {FREQUENCY}),
+        ("Mise à jour ?", "À chaque modification de l'offre.", {FREQUENCY}),
+        ("Mise à jour ?", "Une extraction mensuelle est publiée.", {FREQUENCY}),
     ],
 )
 def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):

@@ -692,6 +692,23 @@ def test_a_delay_the_conversations_couloir_lacks_is_not_sought_in_another():
     assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
 
 
+def test_how_often_asked_of_entries_giving_no_rhythm_falls_back_saying_so():
+    # « à quelle fréquence… ? »: whatever the words shared, no close entry says how often.
+    often = frozenset({"fréquence"})
+    rows = [
+        Hit(SAS, 0.9, 0.9, 0.0, 0.0, 0.9, missing_kinds=often),
+        Hit(DUI, 0.8, 0.5, 0.0, 0.0, 0.9, missing_kinds=often),
+    ]
+    d, _ = make(lambda q, f, b: rows)
+    reply, _ = d.step("la fiche, on la met à jour à quelle fréquence ?", DialogueState())
+    assert reply.type == "fallback" and msg.WHY_NO_FREQUENCY in reply.why
+    assert "fréquence" in reply.text  # the user is told which kind of answer is missing
+    # One close entry giving a rhythm: no reason to decline for it.
+    rows[1] = Hit(DUI, 0.8, 0.5, 0.0, 0.0, 0.9)
+    reply, _ = d.step("la fiche, on la met à jour à quelle fréquence ?", DialogueState())
+    assert msg.WHY_NO_FREQUENCY not in (reply.why or "")
+
+
 def test_answer_shows_source_and_related_questions():
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95), (DUI, 0.5, 0.4), (HOP, 0.4, 0.3)])
     reply, _ = d.step("montant SAS", DialogueState())
