@@ -695,33 +695,49 @@ def _besides_unsure(text: str) -> str:
 
 
 # Who the user is (« je suis DSI dans un centre hospitalier », « on est un centre de santé
-# polyvalent (médecins + infirmières) »): an identity verb, then an article or a person's
-# role, up to a punctuation mark or a word that opens a clause of its own (« on est un EHPAD
-# qui veut changer de logiciel » keeps « qui veut changer de logiciel »). Not « on est
-# obligés de… », « on est déjà référencés » (no article, no role: what follows is the topic).
+# polyvalent (médecins + infirmières) », « je travaille pour un EHPAD »): an identity verb,
+# then words up to a punctuation mark or a word opening a clause or a question of its own
+# (« on est un EHPAD qui veut changer de logiciel » keeps « qui veut changer de logiciel »),
+# every one of them a couloir's or dispositif's name, a role, a qualifier or a small word
+# (Dialogue._split_who). Not « on est obligés de… », « je suis un peu perdu sur le solde »,
+# « je suis à la recherche d'un emploi en EHPAD », « on est le 15 mars »: a topic.
 _CLAUSE_END = re.compile(r"[,.;:!?]")
-_IDENTITY = re.compile(
-    r"\b(?:je suis|nous sommes|on est|je travaille|je bosse|j exerce|exerce)"
-    r" (?:(?:un|une|le|la|les|l|des|du|en|dans|chez|au|aux|a|comme)"
-    r"|(?:dsi|rssi|directeur|directrice|medecin|infirmier|infirmiere|editeur|editrice"
-    r"|gerant|gerante|responsable|coordinateur|coordinatrice|chef|pharmacien|pharmacienne"
-    r"|kine|kinesitherapeute|biologiste|generaliste|cadre|referent|referente|president"
-    r"|presidente|secretaire|comptable|prestataire|integrateur)s?)\b"
-    r"(?:(?! (?:qui|que|qu|dont|et|mais|donc|car|pour|avec|sans|si|quand|comment|ou|on|nous"
-    r"|je|il|elle|ils|elles|est|sont|ont|veut|veulent|voudrait|voudrions|aimerait)\b)"
-    r" [a-z0-9]+)*"
+_WHO_VERB = re.compile(r"\b(?:je suis|nous sommes|on est|je travaille|je bosse|exerce)\b")
+_WHO_ENDS = frozenset(
+    "qui que qu dont et mais donc car si quand comment ou on nous je il elle ils elles est"
+    " sont ont a veut veulent voudrait voudrions aimerait quel quelle quels quelles combien"
+    " pourquoi peut peuvent faut doit doivent dois".split()
+)
+_ROLES = frozenset(
+    w + end
+    for w in (
+        "dsi rssi directeur directrice medecin infirmier infirmiere editeur editrice gerant"
+        " gerante responsable coordinateur coordinatrice chef pharmacien pharmacienne kine"
+        " kinesitherapeute biologiste generaliste cadre referent referente president"
+        " presidente secretaire comptable prestataire integrateur projet service"
+    ).split()
+    for end in ("", "s")
+)
+_QUALIFIERS = frozenset(
+    "public publique publics publiques prive privee prives privees polyvalent polyvalente"
+    " polyvalents liberal liberale liberaux seul seule installe installee independant"
+    " independante associatif associative lucratif petit petite grand grande gros grosse"
+    " ville".split()
 )
 
 
-def _without_identity(text: str) -> str:
-    """`text` (folded words) without the clauses saying who the user is (punctuation ends a
-    clause): what the message asks or adds besides."""
-    return " ".join(_IDENTITY.sub(" ", " ".join(words(c))) for c in _CLAUSE_END.split(text)).strip()
-
-
-def _says_who(text: str) -> bool:
-    """Whether `text` says who the user is (« je suis DSI dans un centre hospitalier »)."""
-    return any(_IDENTITY.search(" ".join(words(c))) for c in _CLAUSE_END.split(text))
+def _only_who(words_: list[str], named: set[int]) -> bool:
+    """Whether every word of a clause (folded words; `named`: the indices of those inside a
+    couloir's or dispositif's name) says who the user is, and one at least names it."""
+    if not words_:
+        return False
+    said = False
+    for i, w in enumerate(words_):
+        if i in named or w in _ROLES:
+            said = True
+        elif content_word(w) and w not in _QUALIFIERS and not w.isdigit():
+            return False
+    return said
 
 
 def _elliptic(text: str) -> bool:
@@ -1112,10 +1128,38 @@ class Dialogue:
         """The words of `text` besides the couloir or dispositif it names (stems)."""
         return lexical_tokens(self.detector.residue(text, self.context))
 
+    def _split_who(self, text: str) -> tuple[str, list[str]]:
+        """`text` (folded words) without the clauses saying who the user is, and those
+        clauses (without their verb): see _WHO_VERB."""
+        kept: list[str] = []
+        who: list[str] = []
+        for clause in _CLAUSE_END.split(text):
+            toks = words(clause)
+            m = _WHO_VERB.search(" ".join(toks))
+            if m is not None:
+                start = m.string[: m.start()].count(" ")
+                first = start + m.group().count(" ") + 1
+                end = next((j for j in range(first, len(toks)) if toks[j] in _WHO_ENDS), len(toks))
+                part = " ".join(toks[first:end])
+                named = self._named_words(part)
+                if _only_who(toks[first:end], named):
+                    who.append(part)
+                    toks = toks[:start] + toks[end:]
+            kept.append(" ".join(toks))
+        return " ".join(" ".join(kept).split()), who
+
+    def _named_words(self, norm: str) -> set[int]:
+        """The indices of `norm`'s words (folded, space-separated) inside a couloir's or
+        dispositif's name."""
+        inside: set[int] = set()
+        for _, _, a, b in self.detector.spans(norm, self.context):
+            inside.update(range(norm[:a].count(" "), norm[:b].count(" ") + 1))
+        return inside
+
     def _besides_who(self, text: str) -> list[str]:
         """The content words of `text` besides who the user is, the couloir or dispositif
         it names and greetings."""
-        rest = self.detector.residue(_without_identity(text), self.context)
+        rest = self.detector.residue(self._split_who(text)[0], self.context)
         return [w for w in words(rest) if content_word(w) and w not in _GREETINGS]
 
     def _context_only(self, text: str) -> bool:
@@ -1124,7 +1168,7 @@ class Dialogue:
         if not self.detector.detect(text, self.context):
             return False
         # (Who the user is, « je suis DSI dans un centre hospitalier », is no topic either.)
-        return not self._known_topic(text) or not self._known_topic(_without_identity(text))
+        return not self._known_topic(text) or not self._known_topic(self._split_who(text)[0])
 
     def _known_topic(self, text: str) -> set[str]:
         """The topic words of `text` (besides filler) that some entry uses: a word no entry
@@ -1181,13 +1225,17 @@ class Dialogue:
         # The question as now asked is the one a later follow-up leans on.
         state = replace(state, facets=tuple(remembered.items()), last_query=previous)
         said = text
-        if _says_who(text):
-            # « je suis DSI dans un centre hospitalier »: its couloir's or dispositif's words
-            # and anything said besides who the user is; the role's words (« DSI »,
-            # « médecins + infirmières ») would pull up the entries that name them.
-            norm = " ".join(words(text))
-            terms = " ".join(norm[a:b] for _, _, a, b in self.detector.spans(text, self.context))
-            said = f"{_without_identity(text)} {terms}"
+        rest, who = self._split_who(text)
+        if who:
+            # « je suis DSI dans un centre hospitalier »: the couloir's or dispositif's words
+            # it says (once each) and anything said besides who the user is; the role's
+            # words (« DSI », « médecins + infirmières ») would pull up the entries naming them.
+            terms = {
+                part[a:b]: None
+                for part in who
+                for _, _, a, b in self.detector.spans(part, self.context)
+            }
+            said = " ".join((rest, *terms))
         query = " ".join(f"{previous} {said}".split())
         return self._decide(query, state, filters={}, asked=0, detected=named, within=within)
 
@@ -1239,7 +1287,7 @@ class Dialogue:
         # (Not a question naming only its couloir, « combien pour le SAS ? »; « SAS ? »,
         # « hôpital, vague 2 ? » ask nothing yet.)
         # (« on est un EHPAD » asks nothing: its « est » says who, not « est-ce que ».)
-        asking = bool(_ASKING & set(words(_without_identity(text))))
+        asking = bool(_ASKING & set(self._split_who(text)[0].split()))
         if not previous and not asking and self._context_only(text) and not narrowing:
             # « SAS », « on est un EHPAD » to open a conversation: where the user stands, no
             # question yet: offered the closest questions there (not answered with whichever
@@ -1369,7 +1417,7 @@ class Dialogue:
         # domain's, whatever the scope model makes of « je suis directrice d'EHPAD »; not
         # « AIPD RGPD DUI EHPAD », whose other words are a topic the FAQs do not know.)
         foreign = hits[0].in_scope < p.off_topic_below and not (
-            questions and _says_who(text) and not self._besides_who(text)
+            questions and self._split_who(text)[1] and not self._besides_who(text)
         )
         if foreign and not self._faq_words(topic):
             return decided

@@ -854,9 +854,15 @@ def test_saying_who_one_is_to_open_a_conversation_is_asked_which_question():
     # Words besides who the user is are a topic: here one the scope model finds foreign.
     reply, _ = d.step("RGPD EHPAD", DialogueState())
     assert reply.type == "fallback"
-    # Nor is « on est obligés de… » who the user is.
-    reply, _ = d.step("on est obligés de prendre un DUI en EHPAD ?", DialogueState())
-    assert reply.type != "clarify" or reply.facet is not None
+    # Nor is « on est obligés de… », « je suis un peu perdu sur… », « je suis à la recherche
+    # d'un emploi en EHPAD » who the user is: a topic, searched as a question.
+    for question in (
+        "on est obligés de prendre un DUI en EHPAD ?",
+        "je suis un peu perdu sur les pièces du solde DUI",
+        "je suis à la recherche d'un emploi en EHPAD",
+    ):
+        reply, _ = d.step(question, DialogueState())
+        assert not (reply.type == "clarify" and reply.facet is None), question
 
 
 def test_saying_who_one_is_after_an_answer_asks_the_question_again_there():
@@ -874,6 +880,13 @@ def test_saying_who_one_is_after_an_answer_asks_the_question_again_there():
     assert "centre hospitalier" in call["query"] and "dsi" not in call["query"].lower()
     assert {**call["within"], **call["facets"]}.get("couloir") == "Hôpital"
     assert reply.type == "answer" and dict(after.facets).get("couloir") == "Hôpital"
+    # The couloir's words once, however many facets they name (« EHPAD »: couloir and
+    # dispositif); « pour un… » says who too.
+    d.step("je travaille pour un EHPAD", state)
+    assert search.calls[-1]["query"].split().count("ehpad") == 1
+    # A question of its own after who the user is keeps its words.
+    d.step("nous sommes en vague 2, quel financement pour un centre hospitalier ?", state)
+    assert "financement" in search.calls[-1]["query"]
 
 
 def test_options_leave_out_the_dispositifs_of_another_couloir_than_the_one_named():
