@@ -1599,18 +1599,7 @@ class Dialogue:
         # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA.
         action = None
         if alone and not force_answer:
-            # (Its rivals count when the model finds them likely too: « comment obtenir le
-            # NIL ? » may be the second's title; not an entry on another portal's accounts
-            # for « comment obtenir des identifiants ViaTrajectoire ? ».)
-            read = [
-                hits[0],
-                *(
-                    h
-                    for h in hits[1:_HOW_CANDIDATES]
-                    if not _unlikely(h, hits[0], p.generic_rival_share)
-                ),
-            ]
-            action = self._action_missing(query, read)
+            action = self._action_missing(query, hits[:_HOW_CANDIDATES])
         if action:
             missing = out_of_scope = True
             whys.append(msg.WHY_NO_ACTION.format(action=action))

@@ -1972,11 +1972,6 @@ def test_the_action_of_a_how_to_question_may_be_named_by_a_close_rival():
     d, _ = make(lambda q, f, b: [(nil, 0.9, 0.95, 0.9), (how, 0.8, 0.3, 0.9)])
     reply, _ = d.step("comment obtenir un numéro NIL pour notre logiciel ?", DialogueState())
     assert reply.type != "fallback"
-    # Not a rival the model finds unlikely (under a quarter of the best's confidence): an
-    # entry on another portal's accounts does not say how to get ViaTrajectoire's.
-    d, _ = make(lambda q, f, b: [(nil, 0.9, 0.95, 0.9), (how, 0.8, 0.1, 0.9)])
-    reply, _ = d.step("comment obtenir un numéro NIL pour notre logiciel ?", DialogueState())
-    assert reply.type == "fallback" and "obtenir" in reply.why
 
 
 def test_how_long_is_a_duration_no_close_entry_gives():
