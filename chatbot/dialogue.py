@@ -12,9 +12,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
-from chatbot import answer_type
 from chatbot import messages as msg
-from chatbot.answer_type import AMOUNT, DEADLINE, DURATION, FREQUENCY, TIME
+from chatbot.answer_type import DEADLINE, DURATION, FREQUENCY, TIME
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -1876,18 +1875,6 @@ class Dialogue:
         if scope is None:
             return False
         said = self.detector.detect(query, (scope,)).get(scope)
-        if said is None and AMOUNT in answer_type.asked(query):
-            # An amount is a dispositif's own: one named alone says its couloir (« combien
-            # pour la prestation Ségur d'un DUI protection de l'enfance ? » is not answered
-            # by the SAS amount), when they all agree. (Not for any question: « vague 2 »
-            # names the hospitals' dispositif, yet the DUI has a wave 2 too.)
-            implied = {
-                self.vocabulary.parent_value(f, v)
-                for f, v in self.detector.detect(query, self.context).items()
-                if f != scope
-            } - {None}
-            if len(implied) == 1 and next(iter(implied))[0] == scope:
-                said = next(iter(implied))[1]
         theirs = top.entry.facets.get(scope)
         if not (said and theirs and said != theirs):
             return False

@@ -710,18 +710,6 @@ def test_how_often_asked_of_entries_giving_no_rhythm_falls_back_saying_so():
     assert msg.WHY_NO_FREQUENCY not in (reply.why or "")
 
 
-def test_an_amount_asked_for_a_dispositif_is_not_another_couloirs_amount():
-    # « combien touche l'éditeur pour la presta SGL ? »: the SGL is the biology couloir's;
-    # the SAS amount, however close in words, is no answer.
-    d, _ = make(lambda q, f, b: [(SAS, 0.95, 0.9)])
-    reply, _ = d.step("combien touche l'éditeur pour la presta SGL ?", DialogueState())
-    assert reply.type == "fallback" and reply.why == msg.WHY_OTHER_COULOIR
-    # Only an amount: « vague 2 » names the hospitals' dispositif, yet the DUI has one too.
-    d, _ = make(lambda q, f, b: [(DUI, 0.95, 0.9)])
-    reply, _ = d.step("quelles preuves déposer pour la vague 2 ?", DialogueState())
-    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
-
-
 def test_a_product_named_is_not_answered_by_another_products_entry():
     # « numéro du support Convergence ? » before the e-CPS support's entry: filed under
     # another product, without a word of Convergence.
