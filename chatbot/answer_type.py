@@ -22,7 +22,6 @@ from chatbot.corpus import FaqEntry
 from chatbot.text import fold, words
 
 TIME = "délai ou date"
-DEADLINE = "date"
 DURATION = "durée"
 MOMENT = "moment"
 AMOUNT = "montant"
@@ -35,9 +34,6 @@ _ASKS = {
         r"\b(delai|delais|date limite|dates limites|quelle date|quelles dates"
         r"|a quelle echeance|deadline|deadlines)\b"
     ),
-    # A deadline or a date as such: only a date answers it (« sous 30 jours » or « quelques
-    # semaines » say how long, not until when).
-    DEADLINE: re.compile(r"\b(date limite|dates limites|quelle date|quelles dates|deadlines?)\b"),
     # How long: only a duration answers it (« depuis 2012 » does not say how long).
     DURATION: re.compile(
         r"\b(duree|combien de temps|sous combien|au bout de combien|how long|how soon"
@@ -81,18 +77,16 @@ _A_DURATION = (
     r" (jour|jours|mois|semaine|semaines|an|ans|annee|annees|heure|heures)\b"
     r"|\b\d+ ?h\b"  # « sous 48h », « sous 48 h »
 )
-_A_DATE = (
+_DURATION_OR_DATE = (
     # A year dates something after a day, a month or a preposition of time (« en 2025 »,
     # « depuis 2012 », « 26/07/2024 »), not as the name of a reference period (« leur
     # activité de l'année 2022 » gives no deadline).
-    r"\b(\d\d?|en|fin|debut|mi|avant|apres|depuis|des|ici|au|jusqu) 20\d\d\b"
+    _A_DURATION + r"|\b(\d\d?|en|fin|debut|mi|avant|apres|depuis|des|ici|au|jusqu) 20\d\d\b"
     r"|\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre"
     r"|decembre|trimestre|semestre|calendrier|echeance|echeances)\b"
 )
-_DURATION_OR_DATE = _A_DURATION + "|" + _A_DATE
 _GIVES = {
     TIME: re.compile(_DURATION_OR_DATE),
-    DEADLINE: re.compile(_A_DATE),
     DURATION: re.compile(_A_DURATION),
     # "When…?" is also answered by the event it waits for: "à l'issue de la mise en
     # service", "après la VSR", "dès la signature" (elisions are gone: "a issue").
@@ -165,8 +159,7 @@ def _conditions(text: str) -> str:
 
 
 def asked(text: str) -> frozenset[str]:
-    """The kinds of answer `text` asks for (TIME, DEADLINE, DURATION, MOMENT, FREQUENCY,
-    AMOUNT), if any."""
+    """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT), if any."""
     text = _conditions(text)
     clauses = [_folded(c) for c in _CLAUSES.split(text)] + [_folded(text)]
     kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}

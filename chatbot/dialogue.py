@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import DEADLINE, DURATION, FREQUENCY, TIME
+from chatbot.answer_type import DURATION, FREQUENCY, TIME
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -614,7 +614,7 @@ def _lacks_time(hits: list[Hit]) -> bool:
     answers without a figure, so it only weighs in the scope model.
     """
     return bool(hits) and any(
-        all(k in h.missing_kinds for h in hits) for k in (TIME, DEADLINE, DURATION, FREQUENCY)
+        all(k in h.missing_kinds for h in hits) for k in (TIME, DURATION, FREQUENCY)
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatbot.answer_type import AMOUNT, DEADLINE, DURATION, FREQUENCY, MOMENT, TIME
+from chatbot.answer_type import AMOUNT, DURATION, FREQUENCY, MOMENT, TIME
 
 OTHER_OPTION = "Autre / je ne sais pas"
 # A message announcing a question on a topic whose entries share every facet.
@@ -65,7 +65,6 @@ NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FA
 KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
 ANSWER_KINDS = {
     TIME: "de délai ni de date",
-    DEADLINE: "de date",
     DURATION: "de durée",
     MOMENT: "de date ni d'étape",
     FREQUENCY: "de fréquence",
@@ -94,7 +93,6 @@ WHY_NOT_OFFERED = (
 WHY_AMBIGUOUS = "hésite entre couloirs, sans question qui départage"
 ASKED_KINDS = {
     TIME: "un délai ou une date",
-    DEADLINE: "une date",
     DURATION: "une durée",
     MOMENT: "un moment",
     FREQUENCY: "une fréquence",

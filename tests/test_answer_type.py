@@ -6,16 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.answer_type import (
-    AMOUNT,
-    DEADLINE,
-    DURATION,
-    FREQUENCY,
-    MOMENT,
-    TIME,
-    asked,
-    offered,
-)
+from chatbot.answer_type import AMOUNT, DURATION, FREQUENCY, MOMENT, TIME, asked, offered
 from chatbot.retrieval import SCOPE_FEATURES
 from tests.factories import make_entry
 from tests.test_lexical import retriever
@@ -34,7 +25,7 @@ from tests.test_lexical import retriever
         ("ça prend combien de semaines ?", {DURATION}),
         ("Combien d'années dure un référencement ?", {DURATION}),  # the elision is gone
         ("Is there a wave 2 for LGO, and when does it open?", {MOMENT}),
-        ("What is the deadline to apply?", {TIME, DEADLINE}),
+        ("What is the deadline to apply?", {TIME}),
         ("combien coute la labellisation", {AMOUNT}),
         # « payant » asks whether it costs, not how much (« l'éditeur ne peut pas
         # facturer » answers it); « combien » or « frais » still ask an amount.
@@ -45,10 +36,7 @@ from tests.test_lexical import retriever
         ("How much does the label cost?", {AMOUNT}),
         ("et le labo, il touche combien pour son SGL ?", {AMOUNT}),  # the colloquial order
         ("on est payé combien pour la presta ?", {AMOUNT}),
-        ("montant et date limite de l'avance SAS", {TIME, DEADLINE, AMOUNT}),
-        # a deadline as such asks a date; a delay, a duration or a date
-        ("À quelle date ouvre le guichet ?", {TIME, DEADLINE}),
-        ("Dans quel délai l'avance est-elle versée ?", {TIME}),
+        ("montant et date limite de l'avance SAS", {TIME, AMOUNT}),
         ("pièces pour le solde DUI", set()),
         # "quand" that does not ask when
         ("Quand on signe le BDC, faut-il un cachet ?", set()),
@@ -88,7 +76,7 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Quel taux ?", "Financé à 100 % par l'État.", {AMOUNT}),
         ("Quel délai ?", "Le versement intervient sous 30 jours.", {TIME, DURATION, MOMENT}),
         # A date answers a delay or a deadline, not « how long » (DURATION).
-        ("Calendrier ?", "Ouverture prévue en mars 2025.", {TIME, DEADLINE, MOMENT}),
+        ("Calendrier ?", "Ouverture prévue en mars 2025.", {TIME, MOMENT}),
         # a title asking "quand" announces a moment, not a delay or a date
         ("Que comprend le solde et quand le demander ?", "Sur le PV.", {MOMENT}),
         # a delay or a date named without its value gives none
@@ -108,8 +96,8 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Durée ?", "Valable moins d'un an.", {TIME, DURATION, MOMENT}),
         # a year dates something after a day, a month or a preposition of time, not as
         # the name of a reference period
-        ("Échéance ?", "Fin du dispositif en 2026.", {TIME, DEADLINE, MOMENT}),
-        ("Mise à jour ?", "Version du 26/07/2024.", {TIME, DEADLINE, MOMENT}),
+        ("Échéance ?", "Fin du dispositif en 2026.", {TIME, MOMENT}),
+        ("Mise à jour ?", "Version du 26/07/2024.", {TIME, MOMENT}),
         ("Calcul ?", "Selon leur activité de l'année 2022.", set()),
         # "when" is also answered by the event waited for; a delay is not
         ("Versement ?", "L'avance est versée à l'issue de la mise en service.", {MOMENT}),
@@ -135,12 +123,3 @@ def test_a_question_asking_a_delay_the_best_entry_lacks_is_flagged_for_the_scope
     r = retriever("L'avance SAS est versée à l'issue de la mise en service.")
     assert r.scope_features(r.score("quand est versée l'avance SAS ?"), "bm25")[feature] == 0
     assert r.scope_features(r.score("délai de versement de l'avance SAS ?"), "bm25")[feature] == 1
-
-
-def test_every_kind_of_answer_has_its_words_for_the_user_and_the_curator():
-    # A kind asked that the fallback could not name would fail the reply (KeyError).
-    from chatbot import answer_type
-    from chatbot import messages as msg
-
-    kinds = set(answer_type._ASKS) | set(answer_type._GIVES)
-    assert kinds == set(msg.ANSWER_KINDS) == set(msg.ASKED_KINDS)
