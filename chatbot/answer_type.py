@@ -38,7 +38,9 @@ _ASKS = {
     DURATION: re.compile(
         r"\b(duree|combien de temps|sous combien|au bout de combien|how long|how soon"
         # (« combien d'années »: the elision is gone, « combien annees »)
-        r"|combien (de )?(jour|jours|semaine|semaines|mois|heure|heures|an|ans|annee|annees))\b"
+        # (« tous les combien de mois » asks a rhythm: FREQUENCY.)
+        r"|(?<!tous les )combien (de )?(jour|jours|semaine|semaines|mois|heure|heures|an|ans"
+        r"|annee|annees))\b"
     ),
     MOMENT: re.compile(
         r"\b(a quel moment|a partir de quand|depuis quand|a quand)\b"
@@ -96,7 +98,11 @@ _GIVES = {
     ),
     FREQUENCY: re.compile(
         r"\b(frequence|frequences|periodicite|periodiquement|regulierement|en continu"
-        r"|au fil de l eau|a chaque|une fois par|(\d+|deux|trois|quatre) fois par"
+        # (« à chaque » only before what recurs: « attribués à chaque professionnel » is
+        # no rhythm.)
+        r"|au fil de l eau|une fois par|(\d+|deux|trois|quatre) fois par"
+        r"|a chaque (fois|modification|modifications|mise a jour|changement|evolution"
+        r"|nouvelle version|version|demande|renouvellement)"
         r"|chaque (jour|semaine|mois|trimestre|semestre|an|annee)"
         r"|tous les (jours|mois|ans|trimestres|semestres|\d+ (jours|mois|ans))"
         r"|par (jour|semaine|mois|trimestre|semestre|an)"

@@ -60,6 +60,7 @@ from tests.test_lexical import retriever
         ("Qui met à jour la fiche ROR, et à quelle fréquence ?", {FREQUENCY}),
         ("tous les combien faut-il renouveler le certificat ?", {FREQUENCY}),
         ("combien de fois par an faut-il le faire ?", {FREQUENCY}),
+        ("tous les combien de mois faut-il le refaire ?", {FREQUENCY}),  # not a duration
         ("How often must the ROR be updated?", {FREQUENCY}),
         ("ça se paye en combien de fois ?", set()),
     ],
@@ -105,6 +106,7 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Mise à jour ?", "La fiche est mise à jour chaque année.", {FREQUENCY}),
         ("Mise à jour ?", "À chaque modification de l'offre.", {FREQUENCY}),
         ("Mise à jour ?", "Une extraction mensuelle est publiée.", {FREQUENCY}),
+        ("Matrice ?", "Des droits attribués à chaque professionnel.", set()),  # « to each »
     ],
 )
 def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):
@@ -123,3 +125,12 @@ def test_a_question_asking_a_delay_the_best_entry_lacks_is_flagged_for_the_scope
     r = retriever("L'avance SAS est versée à l'issue de la mise en service.")
     assert r.scope_features(r.score("quand est versée l'avance SAS ?"), "bm25")[feature] == 0
     assert r.scope_features(r.score("délai de versement de l'avance SAS ?"), "bm25")[feature] == 1
+
+
+def test_every_kind_of_answer_has_its_words_for_the_user_and_the_curator():
+    # A kind asked that the fallback could not name would fail the reply (KeyError).
+    from chatbot import answer_type
+    from chatbot import messages as msg
+
+    kinds = set(answer_type._ASKS) | set(answer_type._GIVES)
+    assert kinds == set(msg.ANSWER_KINDS) == set(msg.ASKED_KINDS)

@@ -71,7 +71,9 @@ SCOPE_FEATURES = (
     "unexplained_idf",  # IDF mass of the query terms the best entry lacks
     "dense_lead",  # best dense score minus the second best
     "best_lift",  # word alignment lift (QueryScores.lift) of the best entry
-    "type_unanswered",  # 1 when the query asks a delay/date or amount the best entry lacks
+    # 1 when the query asks a kind of answer (answer_type: a delay or a date, a duration, a
+    # moment, a frequency, an amount) the best entry lacks
+    "type_unanswered",
 )
 DEFAULT_SCOPE_MODEL: Coefficients = ((4.0, 8.0, 3.0, -3.0, 1.0, -0.3, 8.0, 10.0, -2.0), -6.0)
 
