@@ -789,8 +789,6 @@ class Dialogue:
         # the facets remembered across turns, those whose values span every scope value.
         self.scope = vocabulary.scope
         self.context = vocabulary.with_role("context")
-        # Per entry id: the products its whole text names (_other_product).
-        self._mentions: dict[str, frozenset[tuple[str, str]]] = {}
         self.spans_scope = vocabulary.with_role("spans_scope")
         self.not_asked = frozenset(vocabulary.with_role("not_asked"))
         self.detector = detector or FacetDetector(vocabulary)
@@ -1543,9 +1541,6 @@ class Dialogue:
             # "…pour un cabinet ?" answered by an entry about the SAS: the FAQs hold nothing
             # for the couloir the user named, only near words about another one.
             return _not_found(hits, msg.WHY_OTHER_COULOIR), state
-        if not (filters or within or force_answer) and self._other_product(query, hits[0]):
-            # « numéro du support Convergence » answered by the e-CPS support's entry.
-            return _not_found(hits, msg.WHY_OTHER_PRODUCT), state
         top = hits[0]
         remembered = dict(state.facets)
         # A short follow-up ("et pour le solde ?") says little by itself: when its best
@@ -1979,22 +1974,6 @@ class Dialogue:
         terms = _content_terms(self._last_clause(query))
         weight = self.term_weight
         return len(terms) if weight is None else sum(weight(t) > 0 for t in terms)
-
-    def _other_product(self, query: str, top: Hit) -> bool:
-        """Whether the message names a product (Convergence, Gazelle, the INSi…) and the best
-        entry is about another one, which it files under its own product without a word of
-        the one named (« numéro du support Convergence » → the e-CPS support's entry). An
-        entry under no product is not another product's: it may hold for all."""
-        named = self.detector.named(query, self.spans_scope)
-        theirs = {(f, top.entry.facets[f]) for f in self.spans_scope if top.entry.facets.get(f)}
-        if not named or not theirs or theirs & named:
-            return False
-        mentioned = self._mentions.get(top.entry.id)
-        if mentioned is None:
-            e = top.entry
-            text = " ".join([e.question, *e.alternates, e.answer])
-            mentioned = self._mentions[e.id] = self.detector.named(text, self.spans_scope)
-        return not (named & mentioned)
 
     def _named_by(self, entry: FaqEntry) -> frozenset[tuple[str, str]]:
         """The facet values an entry's title and alternates name."""

@@ -74,9 +74,6 @@ ANSWER_KINDS = {
 # Why the bot declined, for the curator's review queue (never shown to the user).
 WHY_UNCOVERED = "nomme ce dont les FAQ ne parlent nulle part : {values}"
 WHY_OTHER_COULOIR = "nomme un couloir dont ne relève aucune fiche proche"
-WHY_OTHER_PRODUCT = (
-    "nomme un produit dont ne parle pas la fiche la plus proche, classée sous un autre"
-)
 WHY_OFF_TOPIC = "hors sujet : probabilité d'être couverte par les FAQ {p} (< {below})"
 WHY_OUT_OF_SCOPE = "hors du périmètre : probabilité d'être couverte par les FAQ {p} (< {below})"
 WHY_UNSURE = "aucune fiche sûre : confiance de la plus proche {c} (< {below})"

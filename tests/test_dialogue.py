@@ -710,23 +710,6 @@ def test_how_often_asked_of_entries_giving_no_rhythm_falls_back_saying_so():
     assert msg.WHY_NO_FREQUENCY not in (reply.why or "")
 
 
-def test_a_product_named_is_not_answered_by_another_products_entry():
-    # « numéro du support Convergence ? » before the e-CPS support's entry: filed under
-    # another product, without a word of Convergence.
-    psc = {**SAS.facets, "produit": "Pro Santé Connect / e-CPS"}
-    support = replace(SAS, question="Qui contacter en cas de problème de e-CPS ?", facets=psc)
-    d, _ = make(lambda q, f, b: [(support, 0.95, 0.9)])
-    reply, _ = d.step("numéro du support Convergence ?", DialogueState())
-    assert reply.type == "fallback" and reply.why == msg.WHY_OTHER_PRODUCT
-    # An entry that speaks of it, or files under no product, may answer.
-    speaks = replace(support, answer="Pour Convergence comme pour la e-CPS : le support ANS.")
-    nowhere = replace(support, facets={**SAS.facets, "produit": None})
-    for entry in (speaks, nowhere):
-        d, _ = make(lambda q, f, b, entry=entry: [(entry, 0.95, 0.9)])
-        reply, _ = d.step("numéro du support Convergence ?", DialogueState())
-        assert reply.type == "answer", entry.answer
-
-
 def test_answer_shows_source_and_related_questions():
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95), (DUI, 0.5, 0.4), (HOP, 0.4, 0.3)])
     reply, _ = d.step("montant SAS", DialogueState())
