@@ -1879,13 +1879,8 @@ class Dialogue:
             implied = self.vocabulary.parent_value(facet, value)
             if implied == (scope, theirs):
                 return False
-        # A product both name (« le DMP ») makes it the same question, for an entry about
-        # the product itself; not for one about a dispositif of its own couloir (« le DPI
-        # vague 2 doit-il intégrer les comptes rendus de biologie du DMP ? » answers no
-        # radiologist).
         shared = {(f, top.entry.facets[f]) for f in self.spans_scope if top.entry.facets.get(f)}
-        own = any(top.entry.facets.get(f) for f in self.context if f != scope)
-        if shared & self.detector.named(query, self.spans_scope) and not own:
+        if shared & self.detector.named(query, self.spans_scope):
             return False
         # Nor when the entry's own phrasings name the couloir said (« ce qu'un kiné peut
         # voir dans le DMP »): it is about that couloir too, whatever it is filed under.

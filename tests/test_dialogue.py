@@ -30,13 +30,12 @@ HOP = entry("ans-hop", "Hôpital", "SONS vague 2 DPI / PFI")
 
 
 def dmp_entry(**changes) -> FaqEntry:
-    """An entry about the DMP, a product serving every couloir (filed under the SAS, no
-    dispositif: it is about the product, as the corpus's own DMP entries)."""
+    """An entry about the DMP, a product serving every couloir (filed under the SAS)."""
     fields = {
         "id": "ans-dmp",
         "question": "Qu'est-ce que la matrice d'habilitation du DMP ?",
         "answer": "La matrice d'accès au DMP dit qui consulte quoi.",
-        "facets": {**SAS.facets, "dispositif": None, "produit": "DMP / Mon espace santé"},
+        "facets": {**SAS.facets, "produit": "DMP / Mon espace santé"},
         **changes,
     }
     return replace(SAS, **fields)
@@ -1002,12 +1001,6 @@ def test_a_covered_product_asked_about_from_an_unmentioned_couloir_is_searched()
     assert reply.type == "answer" and search.calls
     reply, _ = d.step("le logiciel d'une pharmacie est-il financé ?", DialogueState())
     assert reply.type == "fallback" and "« Officine »" in reply.text
-    # An entry on the product for a dispositif of its own couloir (« le DPI vague 2 doit-il
-    # intégrer les comptes rendus de biologie du DMP ? ») answers no pharmacist.
-    own = replace(dmp, facets={**HOP.facets, "produit": "DMP / Mon espace santé"})
-    d = Dialogue(FakeSearch(lambda q, f, b: [(own, 0.9, 0.9)]), VOCAB, Policy(), unmentioned)
-    reply, _ = d.step("que peut consulter un pharmacien dans le DMP ?", DialogueState())
-    assert reply.type == "fallback"
 
 
 def test_a_couloir_only_a_product_entry_names_is_unmentioned_and_that_entry_answers_it():
