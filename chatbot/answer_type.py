@@ -52,7 +52,9 @@ _ASKS = {
     ),
     # How often: only a rhythm answers it (« chaque année », « à chaque mise à jour »).
     FREQUENCY: re.compile(
-        r"\b(frequence|frequences|periodicite|tous les combien|combien de fois par|a quel rythme"
+        r"\b(frequence|frequences|periodicite|tous les combien|a quel rythme"
+        # (« combien de fois par an », not « par dispositif »: a count)
+        r"|combien de fois par (jour|semaine|mois|trimestre|semestre|an|annee)"
         r"|how often|how frequently)\b"
     ),
     AMOUNT: re.compile(

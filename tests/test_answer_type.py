@@ -61,6 +61,7 @@ from tests.test_lexical import retriever
         ("tous les combien faut-il renouveler le certificat ?", {FREQUENCY}),
         ("combien de fois par an faut-il le faire ?", {FREQUENCY}),
         ("tous les combien de mois faut-il le refaire ?", {FREQUENCY}),  # not a duration
+        ("combien de fois par dispositif peut-on en bénéficier ?", set()),  # a count
         ("How often must the ROR be updated?", {FREQUENCY}),
         ("ça se paye en combien de fois ?", set()),
     ],
