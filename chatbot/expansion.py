@@ -17,6 +17,8 @@ from chatbot import yaml_text
 from chatbot.errors import CorpusError
 from chatbot.text import words
 
+_RUN = re.compile(r"[a-z0-9]+")
+
 
 @dataclass(frozen=True)
 class Expansion:
@@ -47,6 +49,13 @@ class QueryExpander:
             (norm, re.compile(r"(?<![a-z0-9])" + re.escape(norm) + r"(?![a-z0-9])"), added)
             for _, norm, added in patterns
         ]
+        # A match starts on a whole run of letters and digits (the term's first), so only
+        # the terms whose first run the query holds are tried, in the same order (a
+        # substitution below only removes runs: it cannot make another term match).
+        self._by_first: dict[str, list[int]] = {}
+        for i, (norm, _, _) in enumerate(self._patterns):
+            first = _RUN.match(norm)
+            self._by_first.setdefault(first.group() if first else "", []).append(i)
 
     @classmethod
     def load(cls, path: Path) -> QueryExpander:
@@ -64,7 +73,8 @@ class QueryExpander:
     def expand(self, query: str) -> Expansion:
         text = " ".join(words(query))
         added: list[str] = []
-        for norm, rx, corpus_terms in self._patterns:
+        tried = sorted(i for run in {"", *_RUN.findall(text)} for i in self._by_first.get(run, ()))
+        for norm, rx, corpus_terms in (self._patterns[i] for i in tried):
             if norm in text and rx.search(text):
                 if corpus_terms not in added:
                     added.append(corpus_terms)

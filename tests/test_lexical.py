@@ -106,3 +106,14 @@ def test_a_thesaurus_user_term_belongs_to_one_group_only():
         for term in group.get("users", ()):
             norm = " ".join(words(term))
             assert seen.setdefault(norm, n) == n, f"« {term} » in groups {seen[norm]} and {n}"
+
+
+def test_the_thesaurus_finds_a_term_inside_a_token_joined_by_a_plus_and_longest_first():
+    # Only the terms whose first run of letters the query holds are tried: a term after a
+    # « + » (« rpps+finess ») or several words long is still found, longest first.
+    thesaurus = QueryExpander(
+        [(("référentiel",), ("finess",)), (("concurrence",), ("appel d'offres", "appel"))]
+    )
+    got = thesaurus.expand("RPPS+FINESS et appel d'offres")
+    assert got.groups == ("concurrence", "référentiel")  # « appel offres » is the longest
+    assert "appel" not in got.residual.split() and "finess" not in got.residual
