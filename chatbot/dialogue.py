@@ -1749,6 +1749,7 @@ class Dialogue:
                 and self._alone_without_preamble(query, top, filters)
             ):
                 facet = None
+            options: tuple[str, ...] = ()
             if facet:
                 # Rivals decide the facet; every candidate may offer a value for it, but
                 # none the message rules out (« médecin généraliste » is not offered the
@@ -1757,6 +1758,9 @@ class Dialogue:
                 if stated:
                     offer = [h for h in offer if self._fits(h.entry, stated)] or offer
                 options = self._options(offer, facet)
+            # One value besides « Autre / je ne sais pas » chooses nothing: not asked (3 of
+            # 136 first-turn clarifications on the evaluation questions were so).
+            if facet and len(options) >= 3:
                 pending = Pending(query, facet, options, tuple(filters.items()), asked + 1)
                 reply = Reply(
                     "clarify",

@@ -709,6 +709,28 @@ def test_how_often_asked_of_entries_giving_no_rhythm_falls_back_saying_so():
     assert msg.WHY_NO_FREQUENCY not in (reply.why or "")
 
 
+def test_a_clarification_offering_one_value_besides_autre_is_not_asked(monkeypatch):
+    # « Votre question concerne quelle thématique ? » with one value and « Autre » chooses
+    # nothing: the question is decided as if no clarification were due.
+    a = replace(HOP, id="ans-a", question="Quelles pièces ?")
+    c = replace(
+        HOP, id="ans-c", facets={**HOP.facets, "thematique": "Exigences Ségur et référencement"}
+    )
+    s = replace(SAS, id="ans-s", facets={**SAS.facets, "thematique": "Accompagnement et support"})
+    rows = [(a, 0.9, 0.3), (s, 0.89, 0.3), (c, 0.88, 0.3)]
+    d, _ = make(
+        lambda q, f, b: [r for r in rows if all(r[0].facets.get(k) == v for k, v in f.items())]
+    )
+    reply, _ = d.step("à l'hôpital, et pour la procédure ?", DialogueState())
+    assert reply.type == "clarify" and len(reply.options) == 3  # two values: asked
+    monkeypatch.setattr(
+        Dialogue, "_options", lambda self, hits, facet: ("Financements", msg.OTHER_OPTION)
+    )
+    reply, state = d.step("à l'hôpital, et pour la procédure ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-a"
+    assert state.pending is None
+
+
 def test_answer_shows_source_and_related_questions():
     d, _ = make(lambda q, f, b: [(SAS, 0.9, 0.95), (DUI, 0.5, 0.4), (HOP, 0.4, 0.3)])
     reply, _ = d.step("montant SAS", DialogueState())
