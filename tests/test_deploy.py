@@ -85,9 +85,18 @@ def test_200_conversations_each_turn_on_another_process(cluster, web_bot):
             assert answered["session_id"] == d["session_id"]
     assert wrong == []
     # Round robin, no stickiness: the answer to each clarification came from another process.
-    chats = [
-        (status, upstream) for line, status, upstream in cluster.access_log() if "/api/chat" in line
-    ]
+    # (nginx writes a request's log line once its response is sent: the last one may come a
+    # moment after the client has read it, so the log is read until it holds them all.)
+    deadline = time.monotonic() + 5
+    while True:
+        chats = [
+            (status, upstream)
+            for line, status, upstream in cluster.access_log()
+            if "/api/chat" in line
+        ]
+        if len(chats) >= 400 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(chats) == 400 and {s for s, _ in chats} == {"200"}
     assert all(chats[i][1] != chats[i + 1][1] for i in range(0, 400, 2))
     assert len({u for _, u in chats}) == 3
