@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
@@ -604,7 +605,7 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
 
 def _lacks_time(hits: list[Hit]) -> bool:
     """The question asks a delay, a date (answer_type.TIME), a duration (DURATION) or how
-    often (FREQUENCY: « à quelle fréquence… ? ») and none of `hits` gives one.
+    often (FREQUENCY: « à quelle fréquence… ? ») and none of `hits` gives one: _lacking.
 
     The kind is precise where an amount is not: on the evaluation sets, no answerable
     question asking a delay or a date had a best entry without one (6 asked, 6 given),
@@ -613,9 +614,15 @@ def _lacks_time(hits: list[Hit]) -> bool:
     share. An amount is often asked in a yes/no question (« c'est payant ? ») that an entry
     answers without a figure, so it only weighs in the scope model.
     """
-    return bool(hits) and any(
-        all(k in h.missing_kinds for h in hits) for k in (TIME, DURATION, FREQUENCY)
-    )
+    return _lacking(hits) is not None
+
+
+def _lacking(hits: list[Hit]) -> str | None:
+    """The first of FREQUENCY, TIME, DURATION the question asks and none of `hits` gives."""
+    if not hits:
+        return None
+    kinds = (FREQUENCY, TIME, DURATION)
+    return next((k for k in kinds if all(k in h.missing_kinds for h in hits)), None)
 
 
 def _quoted(values: AbstractSet[str]) -> str:
@@ -790,6 +797,9 @@ class Dialogue:
         self.scope = vocabulary.scope
         self.context = vocabulary.with_role("context")
         self.spans_scope = vocabulary.with_role("spans_scope")
+        # A message is read for who the user is by several steps of one turn (context only,
+        # asking, foreign, precision): once.
+        self._split_who = lru_cache(maxsize=256)(self._who_and_rest)
         self.not_asked = frozenset(vocabulary.with_role("not_asked"))
         self.detector = detector or FacetDetector(vocabulary)
         self.policy = policy or Policy()
@@ -1128,9 +1138,9 @@ class Dialogue:
         """The words of `text` besides the couloir or dispositif it names (stems)."""
         return lexical_tokens(self.detector.residue(text, self.context))
 
-    def _split_who(self, text: str) -> tuple[str, list[str]]:
+    def _who_and_rest(self, text: str) -> tuple[str, tuple[str, ...]]:
         """`text` (folded words) without the clauses saying who the user is, and those
-        clauses (without their verb): see _WHO_VERB."""
+        clauses (without their verb): see _WHO_VERB. (Called as `_split_who`, cached.)"""
         kept: list[str] = []
         who: list[str] = []
         for clause in _CLAUSE_END.split(text):
@@ -1146,7 +1156,7 @@ class Dialogue:
                     who.append(part)
                     toks = toks[:start] + toks[end:]
             kept.append(" ".join(toks))
-        return " ".join(" ".join(kept).split()), who
+        return " ".join(" ".join(kept).split()), tuple(who)
 
     def _named_words(self, norm: str) -> set[int]:
         """The indices of `norm`'s words (folded, space-separated) inside a couloir's or
@@ -1585,11 +1595,11 @@ class Dialogue:
         # What the question asks is missing from every close entry (a delay or a date:
         # _lacks_time; an action: _action_missing): whatever the words shared, the FAQs
         # do not answer it, nor would a clarification between those entries.
-        missing = not force_answer and _lacks_time(hits[: p.candidates])
+        lacking = None if force_answer else _lacking(hits[: p.candidates])
+        missing = lacking is not None
         if missing:
             out_of_scope = True
-            often = all(FREQUENCY in h.missing_kinds for h in hits[: p.candidates])
-            whys.append(msg.WHY_NO_FREQUENCY if often else msg.WHY_NO_TIME)
+            whys.append(msg.WHY_NO_FREQUENCY if lacking == FREQUENCY else msg.WHY_NO_TIME)
         # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA.
         action = None
         if alone and not force_answer:
