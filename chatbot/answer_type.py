@@ -166,10 +166,15 @@ def _conditions(text: str) -> str:
     return "".join(kept)
 
 
+# « à nos frais ? », « aux frais de l'ARS » ask who pays, not how much.
+_WHO_PAYS = re.compile(r"\b(a (nos|mes|ses|tes|vos|leurs|notre|votre|leur|ma|ta|sa)|aux) frais\b")
+
+
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT), if any."""
     text = _conditions(text)
-    clauses = [_folded(c) for c in _CLAUSES.split(text)] + [_folded(text)]
+    clauses = [_WHO_PAYS.sub("", _folded(c)) for c in _CLAUSES.split(text)]
+    clauses.append(_WHO_PAYS.sub("", _folded(text)))
     kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}
     if _UNTIL.search(fold(text)):
         kinds.add(TIME)

@@ -102,6 +102,11 @@ class DenseIndex:
         self._vec_entry = np.array([entry_pos[it.entry_id] for it in items], dtype=np.int64)
         self._vec_field = np.array([field_pos[it.field] for it in items], dtype=np.int64)
         self._vectors: np.ndarray | None = None
+        # The vectors grouped by (entry, field) cell, for a flat index's best per cell in
+        # one `maximum.reduceat` (`maximum.at` cost ≈ 1 µs a vector: 1.3 ms for 1 204).
+        cells = self._vec_entry * max(len(self.fields), 1) + self._vec_field
+        self._cell_order = np.argsort(cells, kind="stable")
+        self._cells, self._cell_starts = np.unique(cells[self._cell_order], return_index=True)
         # Contextual word vectors of the question-like texts, when the encoder gives them:
         # the item (row of `items`) each word comes from, the word, its vector.
         self.word_items = np.zeros(0, dtype=np.int64)
@@ -254,14 +259,17 @@ class DenseIndex:
             if self._vectors is None:
                 self._vectors = self._index.reconstruct_n(0, self._index.ntotal)
             sims = self._vectors @ q
-            rows = np.arange(len(sims))
-        else:
-            n = min(self._index.ntotal, 256)
-            scores, idx = self._index.search(q.reshape(1, -1), n)
-            keep = idx[0] >= 0
-            rows, sims = idx[0][keep], scores[0][keep]
-            if sims.size:
-                out.fill(float(sims.min()))
+            if len(sims):
+                out.flat[self._cells] = np.maximum.reduceat(
+                    sims[self._cell_order], self._cell_starts
+                )
+            return out
+        n = min(self._index.ntotal, 256)
+        scores, idx = self._index.search(q.reshape(1, -1), n)
+        keep = idx[0] >= 0
+        rows, sims = idx[0][keep], scores[0][keep]
+        if sims.size:
+            out.fill(float(sims.min()))
         np.maximum.at(out, (self._vec_entry[rows], self._vec_field[rows]), sims)
         return out
 

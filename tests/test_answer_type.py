@@ -56,6 +56,10 @@ from tests.test_lexical import retriever
         ("la réforme touche combien d'établissements ?", set()),  # a count, not an amount
         ("le SAS touche combien de médecins ?", set()),
         ("l'avance est versée combien de fois ?", set()),
+        # who pays, not how much
+        ("La mise à jour Ségur, c'est à nos frais ?", set()),
+        ("c'est aux frais de l'établissement ?", set()),
+        ("à combien s'élèvent les frais ?", {AMOUNT}),
         # how often: a rhythm asked (not « en combien de fois », a number of instalments)
         ("Qui met à jour la fiche ROR, et à quelle fréquence ?", {FREQUENCY}),
         ("tous les combien faut-il renouveler le certificat ?", {FREQUENCY}),
