@@ -169,7 +169,7 @@ class EntryModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     id: str = Field(pattern=ID_PATTERN, description="identifiant stable ans-<seed>-<rang>")
     question: str = Field(min_length=8, description="titre de question en français")
-    # Up to 20: a curator attaches real users' wordings to the 7 written ones (docs/curation.md).
+    # Up to 20: a curator attaches real users' wordings to the 12 written ones (docs/curation.md).
     alternates: list[str] = Field(
         min_length=2, max_length=MAX_ALTERNATES, description="2 à 20 reformulations"
     )
