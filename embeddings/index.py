@@ -111,12 +111,15 @@ class DenseIndex:
         # the item (row of `items`) each word comes from, the word, its vector.
         self.word_items = np.zeros(0, dtype=np.int64)
         self.words: list[str] = []
-        self.word_vectors = np.zeros((0, faiss_index.d), dtype=np.float32)
+        self.word_vectors = np.zeros((0, faiss_index.d), dtype=np.float16)
 
     def _set_words(self, items: np.ndarray, words: list[str], vectors: np.ndarray) -> None:
         self.word_items = np.asarray(items, dtype=np.int64)
         self.words = list(words)
-        self.word_vectors = np.asarray(vectors, dtype=np.float32)
+        # In float16, as words.npy stores them (half the memory: 15 MB for the 19 298 words
+        # of 12 reformulations per entry); the alignment takes float32 copies of the rows it
+        # uses. A fresh build thus aligns with the very values a reload reads.
+        self.word_vectors = np.asarray(vectors, dtype=np.float16)
 
     @property
     def dim(self) -> int:
@@ -388,7 +391,7 @@ class DenseIndex:
             ]
             word_rows = json.loads((folder / "words.json").read_text("utf-8"))
             with (folder / "words.npy").open("rb") as f:
-                word_vectors = np.load(f, allow_pickle=False).astype(np.float32)
+                word_vectors = np.load(f, allow_pickle=False)
             word_items = np.array([int(i) for i, _ in word_rows], dtype=np.int64)
             words = [str(w) for _, w in word_rows]
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
