@@ -10,7 +10,7 @@ import pytest
 from chatbot.config import REPO_ROOT
 from chatbot.corpus import load_corpus
 from chatbot.retrieval import _logistic
-from evaluation.calibrate import _fit_logistic
+from evaluation.calibrate import _fit_logistic, _out_of_fold_quantile
 from evaluation.datasets import load_eval
 
 
@@ -154,3 +154,19 @@ def test_every_jsonl_reader_names_the_file_and_line_in_french(tmp_path):
     windows = tmp_path / "windows.jsonl"
     windows.write_bytes('\ufeff{"query": "solde\u2028SAS"}\r\n{"query": "avance"}\r\n'.encode())
     assert read_jsonl(windows) == [(1, {"query": "solde\u2028SAS"}), (2, {"query": "avance"})]
+
+
+def test_scope_threshold_out_of_fold_is_below_the_optimistic_in_sample_one():
+    # Few rows, many noisy features: the model is surer of the rows it was fitted on, so
+    # the in-sample quantile of the answerable rows' probability overstates what an unseen
+    # answerable question gets; the out-of-fold one does not, and is reproducible.
+    rng = np.random.default_rng(0)
+    n = 160
+    y = (rng.random(n) < 0.6).astype(int)
+    X = rng.standard_normal((n, 9))
+    X[:, 0] += 1.2 * y
+    coef, intercept = _fit_logistic(X, y, class_weight="balanced")
+    in_sample = np.quantile(1 / (1 + np.exp(-(X @ np.array(coef) + intercept)))[y == 1], 0.05)
+    oof = _out_of_fold_quantile(X, y, 0.05)
+    assert 0.0 < oof < in_sample
+    assert _out_of_fold_quantile(X, y, 0.05) == oof
