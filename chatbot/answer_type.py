@@ -166,15 +166,26 @@ def _conditions(text: str) -> str:
     return "".join(kept)
 
 
-# « à nos frais ? », « aux frais de l'ARS » ask who pays, not how much.
-_WHO_PAYS = re.compile(r"\b(a (nos|mes|ses|tes|vos|leurs|notre|votre|leur|ma|ta|sa)|aux) frais\b")
+# « à nos frais ? », « aux frais de l'ARS » ask who pays, not how much; but not where the
+# clause asks a share all the same (« combien reste à nos frais ? », « l'ARS participe-t-elle
+# aux frais de déploiement ? », « remboursé aux frais réels »).
+_WHO_PAYS = re.compile(
+    r"\b(a (nos|mes|ses|tes|vos|leurs|notre|votre|leur|ma|ta|sa)( propres?)?|aux) frais\b"
+)
+_SHARE = re.compile(
+    r"\b(combien|quelle part|hauteur|montant|particip\w*|contribu\w*|aide|aides|rembours\w*)\b"
+)
+
+
+def _who_pays_dropped(clause: str) -> str:
+    return clause if _SHARE.search(clause) else _WHO_PAYS.sub("", clause)
 
 
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT), if any."""
     text = _conditions(text)
-    clauses = [_WHO_PAYS.sub("", _folded(c)) for c in _CLAUSES.split(text)]
-    clauses.append(_WHO_PAYS.sub("", _folded(text)))
+    clauses = [_who_pays_dropped(_folded(c)) for c in _CLAUSES.split(text)]
+    clauses.append(_who_pays_dropped(_folded(text)))
     kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}
     if _UNTIL.search(fold(text)):
         kinds.add(TIME)

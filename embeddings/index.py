@@ -306,7 +306,7 @@ class DenseIndex:
                 "utf-8",
             )
             with (tmp / "words.npy").open("wb") as f:
-                np.save(f, self.word_vectors.astype(np.float16), allow_pickle=False)
+                np.save(f, self.word_vectors.astype(np.float16, copy=False), allow_pickle=False)
             manifest = dict(self.manifest)
             manifest["files"] = {
                 name: sha256_file(tmp / name)

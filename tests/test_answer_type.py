@@ -60,6 +60,12 @@ from tests.test_lexical import retriever
         ("La mise à jour Ségur, c'est à nos frais ?", set()),
         ("c'est aux frais de l'établissement ?", set()),
         ("à combien s'élèvent les frais ?", {AMOUNT}),
+        ("c'est à nos propres frais ?", set()),
+        # …unless the clause asks a share all the same
+        ("À combien l'ARS participe-t-elle aux frais de déploiement ?", {AMOUNT}),
+        ("L'État contribue-t-il aux frais de raccordement, et combien ?", {AMOUNT}),
+        ("Combien est remboursé aux frais réels ?", {AMOUNT}),
+        ("Combien reste à nos frais ?", {AMOUNT}),
         # how often: a rhythm asked (not « en combien de fois », a number of instalments)
         ("Qui met à jour la fiche ROR, et à quelle fréquence ?", {FREQUENCY}),
         ("tous les combien faut-il renouveler le certificat ?", {FREQUENCY}),
