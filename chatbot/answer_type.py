@@ -9,7 +9,7 @@ most likely does not answer it: the in-scope model takes this as a feature
 (SCOPE_FEATURES). Measured on the dev split (5-fold CV, same share of answerable
 questions refused): out-of-scope questions caught 54 % -> 62 %. A delay or a date asked
 that no close candidate gives is, moreover, a fallback whatever the scope model says,
-unless the user picked a clarification's option (dialogue._lacks_time): that kind is
+unless the user picked a clarification's option (dialogue._lacking): that kind is
 given only as a value (« sous 30 jours », « mars 2025 »), not by a word naming it
 (« ces délais », « la date de fin de dépôt »).
 """

@@ -603,9 +603,9 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
     return rival.confidence < share * best.confidence
 
 
-def _lacks_time(hits: list[Hit]) -> bool:
-    """The question asks a delay, a date (answer_type.TIME), a duration (DURATION) or how
-    often (FREQUENCY: « à quelle fréquence… ? ») and none of `hits` gives one: _lacking.
+def _lacking(hits: list[Hit]) -> str | None:
+    """The first of how often (FREQUENCY: « à quelle fréquence… ? »), a delay or a date
+    (answer_type.TIME) and a duration (DURATION) the question asks that none of `hits` gives.
 
     The kind is precise where an amount is not: on the evaluation sets, no answerable
     question asking a delay or a date had a best entry without one (6 asked, 6 given),
@@ -614,11 +614,6 @@ def _lacks_time(hits: list[Hit]) -> bool:
     share. An amount is often asked in a yes/no question (« c'est payant ? ») that an entry
     answers without a figure, so it only weighs in the scope model.
     """
-    return _lacking(hits) is not None
-
-
-def _lacking(hits: list[Hit]) -> str | None:
-    """The first of FREQUENCY, TIME, DURATION the question asks and none of `hits` gives."""
     if not hits:
         return None
     kinds = (FREQUENCY, TIME, DURATION)
@@ -1365,7 +1360,7 @@ class Dialogue:
         read = self.search(" ".join([*topic, text]), k=k + 1, **kw)
         # A delay or an action asked that these readings lack (« et le délai ? » after the
         # pieces of the SAS advance) is not theirs to answer, the last answer included.
-        if _lacks_time(read[:1]) or self._action_missing(text, read[:_HOW_CANDIDATES]):
+        if _lacking(read[:1]) is not None or self._action_missing(text, read[:_HOW_CANDIDATES]):
             return None
         # A follow-up asks what the last answer did not say: the topic words alone pull
         # that answer back up, so it is set aside.
@@ -1593,7 +1588,7 @@ class Dialogue:
                 msg.WHY_OUT_OF_SCOPE.format(p=_figure(top.in_scope), below=_figure(p.scope_below))
             )
         # What the question asks is missing from every close entry (a delay or a date:
-        # _lacks_time; an action: _action_missing): whatever the words shared, the FAQs
+        # _lacking; an action: _action_missing): whatever the words shared, the FAQs
         # do not answer it, nor would a clarification between those entries.
         lacking = None if force_answer else _lacking(hits[: p.candidates])
         missing = lacking is not None

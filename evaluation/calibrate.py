@@ -13,6 +13,7 @@ import numpy as np
 
 from chatbot.retrieval import MODES as _MODES
 from chatbot.retrieval import Calibration, Hit, Retriever
+from chatbot.retrieval.confidence import logistic
 from evaluation.datasets import EvalSet, load_eval
 from evaluation.metrics import ScoredQuery, rank, retrieval_metrics, score_queries
 
@@ -71,7 +72,7 @@ def _out_of_fold_quantile(
         oof = np.zeros(len(y))
         for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
             coef, intercept = _fit_logistic(X[train], y[train], class_weight="balanced")
-            oof[test] = 1 / (1 + np.exp(-(X[test] @ np.array(coef) + intercept)))
+            oof[test] = [logistic(x, coef, intercept) for x in X[test]]  # as the Retriever
         quantiles.append(float(np.quantile(oof[y == 1], q)))
     return float(np.mean(quantiles))
 
@@ -124,7 +125,6 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
     best_mrr = grid[(best_w, best_lw)]
     retriever.calibration = replace(base, dense_weight=best_w, lift_weight=best_lw)
     models, scope = {}, {}
-    scope_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for mode in _MODES:
         X, y = _label_rows(retriever, scored, mode)
         models[mode] = _fit_logistic(X, y)
@@ -132,7 +132,8 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
         Xs = np.array([retriever.scope_features(s.scores, mode) for s in scored])
         ys = np.array([int(s.query.answerable) for s in scored])
         scope[mode] = _fit_logistic(Xs, ys, class_weight="balanced")
-        scope_rows[mode] = (Xs, ys)
+        if mode == "hybrid":  # the dialogue's mode: its rows set the threshold below
+            scope_rows = (Xs, ys)
     n_oos = len(scored) - len(answerable)
     cal = replace(
         retriever.calibration,
@@ -149,7 +150,7 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
     # The scope threshold is taken on out-of-fold probabilities: the model is surest of the
     # very questions it was fitted on, and the in-sample 2 % quantile (0.20 on 07/12) sent
     # 3.8 % of the test questions to the fallback; out of fold, 0.16.
-    scope_below = _out_of_fold_quantile(*scope_rows["hybrid"], SCOPE_REFUSED)
+    scope_below = _out_of_fold_quantile(*scope_rows, SCOPE_REFUSED)
     fallback_below = float(np.quantile([h.confidence for h in top_ans], 0.01))
     extra = {
         "scope_below": round(scope_below, 4),
