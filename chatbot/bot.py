@@ -228,7 +228,7 @@ class Bot:
         version = curator.corpus_version()  # before the edits: a later change reloads again
         from chatbot.curation.overlay import apply_edits
 
-        corpus = apply_edits(base, curator.edits())
+        corpus = apply_edits(base, curator.edits(), curator.unanswered())
         curator.purge_if_due()
         if settings.retrieval != "bm25" or encoder is not None:
             from embeddings.backends import resolve_encoder
@@ -242,7 +242,13 @@ class Bot:
             index, report = ensure_index(settings, base, encoder, build=build, progress=progress)
             if corpus is not base:
                 # Curated edits: only their texts are encoded, the rest comes from the saved index.
-                index = DenseIndex.build(corpus.entries, encoder, corpus.sha256, reuse=index)
+                index = DenseIndex.build(
+                    corpus.entries,
+                    encoder,
+                    corpus.sha256,
+                    reuse=index,
+                    unanswered=[u.question for u in corpus.unanswered],
+                )
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
         # The shipped calibration, for this encoder (another encoder's falls back, with a warning).
         calibration = Calibration.load(
@@ -514,7 +520,13 @@ def ensure_index(
             reason = exc.reason
             # What happens now, not the hint to rebuild by hand that the error carries.
             log.warning("%s Construction de l'index…", exc.detail)
-    index = DenseIndex.build(corpus.entries, encoder, corpus.sha256, progress=progress)
+    index = DenseIndex.build(
+        corpus.entries,
+        encoder,
+        corpus.sha256,
+        progress=progress,
+        unanswered=[u.question for u in corpus.unanswered],
+    )
     index.save(settings.index_dir, [e.to_dict() for e in corpus.entries])
     m = index.manifest
     return index, IndexReport(

@@ -250,7 +250,14 @@ def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"Groupe {args.ids[0]} rattaché à {args.ids[1]}.\n")
         return 0
     if len(args.ids) != 1:
-        raise InputError("review ignore attend ID (ex. review ignore g12).")
+        raise InputError(f"review {args.action} attend ID (ex. review {args.action} g12).")
+    if args.action == "unanswered":
+        curator.unanswered(args.ids[0], _who())
+        out.write(
+            f"Groupe {args.ids[0]} marqué sans réponse dans les FAQ : le bot décline ces "
+            "questions et celles qui leur ressemblent plus qu'à une fiche.\n"
+        )
+        return 0
     curator.ignore(args.ids[0], _who())
     out.write(f"Groupe {args.ids[0]} ignoré.\n")
     return 0
@@ -425,9 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--csv", action="store_true", help="format CSV (défaut de export)")
 
-    r = sub.add_parser("review", help="file de revue du curateur : list, attach, ignore")
-    r.add_argument("action", choices=["list", "attach", "ignore"])
-    r.add_argument("ids", nargs="*", metavar="ID", help="attach ID ENTRY_ID | ignore ID")
+    r = sub.add_parser(
+        "review", help="file de revue du curateur : list, attach, ignore, unanswered"
+    )
+    r.add_argument("action", choices=["list", "attach", "ignore", "unanswered"])
+    r.add_argument(
+        "ids", nargs="*", metavar="ID", help="attach ID ENTRY_ID | ignore ID | unanswered ID"
+    )
     r.add_argument("--json", action="store_true", help="list : sortie JSON {groups: [...]}")
 
     o = sub.add_parser(

@@ -8,6 +8,7 @@ and `splits`; the facet vocabulary in faq_data/facets.yaml.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,13 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from chatbot import yaml_text
 from chatbot.errors import CorpusError
-from chatbot.text import echo, fold
+from chatbot.text import echo, fold, words
 
 # What faq_data/facets.yaml may declare.
 ROLES = ("scope", "context", "concrete", "spans_scope", "not_asked", "common_words")
 ID_PATTERN = r"^ans-\d{3}-\d{2}[a-z]?$"
 SOURCE_PATTERN = r"^\d{3}_[0-9a-f]{16}\.txt$"
 MAX_ALTERNATES = 20
+# Questions the FAQs are known not to answer, beside corpus/ (optional).
+UNANSWERED_FILE = "unanswered.yaml"
 
 
 # ---------------------------------------------------------------- records
@@ -72,6 +75,16 @@ class Split:
     source: str
     text: str
     into: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A question the FAQs are known not to answer, though it reads like one of them
+    (faq_data/unanswered.yaml): the bot declines questions closer to it than to any entry."""
+
+    question: str
+    near: str | None = None  # the entry it reads like, when there is one
+    why: str = ""  # what that entry (and every other) leaves unsaid
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,8 @@ class Corpus:
     vocabulary: FacetVocabulary
     sha256: str
     files: tuple[Path, ...] = field(default=())
+    # Questions known to be unanswered (faq_data/unanswered.yaml), possibly none.
+    unanswered: tuple[Unanswered, ...] = ()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -202,6 +217,20 @@ class _SplitModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1)
     into: list[str] = Field(min_length=2)
+
+
+class _UnansweredModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    question: str = Field(min_length=3, max_length=1000)
+    near: str | None = Field(default=None, pattern=ID_PATTERN)
+    why: str = ""
+
+
+class UnansweredFileModel(BaseModel):
+    """Schema of faq_data/unanswered.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+    questions: list[_UnansweredModel] = Field(default_factory=list)
 
 
 class SeedFileModel(BaseModel):
@@ -458,6 +487,11 @@ def load_corpus(corpus_dir: Path | None = None) -> Corpus:
         missing = [i for i in s.into if i not in seen]
         if missing:
             raise CorpusError(f"splits de {s.source} : ids inconnus {missing}.")
+    unanswered_path = corpus_dir / UNANSWERED_FILE
+    unanswered: tuple[Unanswered, ...] = ()
+    if unanswered_path.is_file():
+        digest.update(UNANSWERED_FILE.encode() + b"\0" + unanswered_path.read_bytes())
+        unanswered = load_unanswered(unanswered_path, entries)
     return Corpus(
         entries=tuple(entries),
         exclusions=tuple(exclusions),
@@ -465,7 +499,48 @@ def load_corpus(corpus_dir: Path | None = None) -> Corpus:
         vocabulary=vocab,
         sha256=digest.hexdigest(),
         files=tuple(files),
+        unanswered=unanswered,
     )
+
+
+def load_unanswered(path: Path, entries: Sequence[FaqEntry]) -> tuple[Unanswered, ...]:
+    """Read faq_data/unanswered.yaml; refuse an unknown `near` id, a question twice, or
+    one an entry lists as its own phrasing (it cannot be answered and unanswered)."""
+    try:
+        raw = yaml_text.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path} : le fichier n'est pas en UTF-8 ({exc}).") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", ligne {mark.line + 1}" if mark else ""
+        raise CorpusError(
+            f"{path}{where} : YAML invalide ({getattr(exc, 'problem', exc)})."
+        ) from None
+    if not isinstance(raw, dict):
+        raise CorpusError(f"{path} : le fichier doit être un objet avec une liste questions.")
+    try:
+        model = UnansweredFileModel.model_validate(raw)
+    except ValidationError as exc:
+        raise CorpusError(f"{path} : {_format_validation(exc)}") from None
+    ids = {e.id for e in entries}
+    phrasings = {" ".join(words(t)): e.id for e in entries for t in (e.question, *e.alternates)}
+    seen: dict[str, int] = {}
+    out = []
+    for n, q in enumerate(model.questions, 1):
+        where = f"{path}, question {n} (« {echo(q.question)} »)"
+        if q.near is not None and q.near not in ids:
+            raise CorpusError(f"{where} : near « {q.near} » n'est l'id d'aucune entrée.")
+        key = " ".join(words(q.question))
+        if key in seen:
+            raise CorpusError(f"{where} : déjà écrite (question {seen[key]}).")
+        if key in phrasings:
+            raise CorpusError(
+                f"{where} : c'est une formulation de l'entrée {phrasings[key]} ; une question "
+                f"ne peut pas être à la fois répondue et sans réponse. Retirez-la de l'un des deux."
+            )
+        seen[key] = n
+        out.append(Unanswered(q.question, q.near, q.why))
+    return tuple(out)
 
 
 if __name__ == "__main__":  # python -m chatbot.corpus > faq_data/schema.json

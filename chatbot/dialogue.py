@@ -21,7 +21,7 @@ from chatbot.facets import FacetDetector, option_rank
 from chatbot.regions import named_regions, regional_answer
 from chatbot.retrieval import Calibration, Hit
 from chatbot.retrieval.lexical import entry_stems
-from chatbot.text import content_word, fold, lexical_tokens, words
+from chatbot.text import content_word, echo, fold, lexical_tokens, words
 
 _T = TypeVar("_T")
 
@@ -317,6 +317,10 @@ class Policy:
     # about (« Quel FINESS indiquer ? », « sur la facture, quel montant ? »).
     short_question_terms: int = 3
     short_question_depth: int = 10
+    # A question closer, by at least this cosine, to a question known to be unanswered
+    # (faq_data/unanswered.yaml) than to any entry's question or alternate is declined:
+    # it reads like what the FAQs are known not to say, not like what they say.
+    unanswered_margin: float = 0.02
     # A question naming a couloir no entry is about is still answered by an entry for every
     # couloir it finds at this confidence (dev: 0.3 / 0.5 / 0.7 tried; 0.5 answered one more
     # question rightly, no unanswerable one).
@@ -1542,6 +1546,17 @@ class Dialogue:
         for h in hits[: p.candidates]:
             if typed in self._phrasings(h.entry):
                 return self._answer([h, *(x for x in hits if x is not h)], state)
+        memory = hits[0].unanswered
+        if (
+            alone
+            and not (filters or force_answer)
+            and memory is not None
+            and memory.margin > p.unanswered_margin
+        ):
+            why = msg.WHY_KNOWN_UNANSWERED.format(
+                question=echo(memory.question), margin=_figure(memory.margin)
+            )
+            return _not_found(hits, why, say_kinds=True), state
         if not (filters or within or force_answer) and self._other_couloir(query, hits[0]):
             # "…pour un cabinet ?" answered by an entry about the SAS: the FAQs hold nothing
             # for the couloir the user named, only near words about another one.

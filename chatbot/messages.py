@@ -79,6 +79,10 @@ WHY_OUT_OF_SCOPE = "hors du périmètre : probabilité d'être couverte par les 
 WHY_UNSURE = "aucune fiche sûre : confiance de la plus proche {c} (< {below})"
 WHY_KINDS = "demande {kinds}, que la fiche la plus proche ne donne pas"
 WHY_NO_HIT = "aucune fiche trouvée"
+WHY_KNOWN_UNANSWERED = (
+    "ressemble à une question connue sans réponse dans les FAQ (faq_data/unanswered.yaml) : "
+    "« {question} » (cosinus +{margin} devant la plus proche formulation d'une fiche)"
+)
 WHY_OTHER_REGION = "demande pour {asked} ce que la fiche ne donne que pour {given}"
 WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"
 WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"

@@ -26,7 +26,9 @@ from embeddings.encoder import Encoder, word_vector_encoder
 from embeddings.errors import IndexStateError
 from embeddings.hashing import sha256_file
 
-FORMAT_VERSION = 2  # 2: word vectors of the question-like fields (words.npy)
+# 2: word vectors of the question-like fields (words.npy); 3: the vectors of the questions
+# known to be unanswered (unanswered.npy, faq_data/unanswered.yaml).
+FORMAT_VERSION = 3
 # Which texts of an entry get a vector, and with which prompt. Titles and
 # alternates are phrased like user questions, so they are encoded as queries
 # (symmetric matching); answers as passages. Measured in notebooks/.
@@ -112,6 +114,9 @@ class DenseIndex:
         self.word_items = np.zeros(0, dtype=np.int64)
         self.words: list[str] = []
         self.word_vectors = np.zeros((0, faiss_index.d), dtype=np.float16)
+        # The questions known to be unanswered, encoded as queries (one row each).
+        self.unanswered: list[str] = []
+        self.unanswered_vectors = np.zeros((0, faiss_index.d), dtype=np.float32)
 
     def _set_words(self, items: np.ndarray, words: list[str], vectors: np.ndarray) -> None:
         self.word_items = np.asarray(items, dtype=np.int64)
@@ -120,6 +125,10 @@ class DenseIndex:
         # of 12 reformulations per entry); the alignment takes float32 copies of the rows it
         # uses. A fresh build thus aligns with the very values a reload reads.
         self.word_vectors = np.asarray(vectors, dtype=np.float16)
+
+    def _set_unanswered(self, texts: list[str], vectors: np.ndarray) -> None:
+        self.unanswered = list(texts)
+        self.unanswered_vectors = np.ascontiguousarray(vectors, dtype=np.float32)
 
     @property
     def dim(self) -> int:
@@ -141,9 +150,11 @@ class DenseIndex:
         index_type: str = "flat",
         progress: bool = False,
         reuse: DenseIndex | None = None,
+        unanswered: Sequence[str] = (),
     ) -> DenseIndex:
         """Embed every field of every entry and build the FAISS index; the texts `reuse`
-        already holds (same text, same prompt) keep their vectors instead of being encoded."""
+        already holds (same text, same prompt) keep their vectors instead of being encoded.
+        `unanswered`: questions the FAQs are known not to answer, encoded as queries too."""
 
         if index_type not in INDEX_TYPES:
             raise IndexStateError(
@@ -159,6 +170,11 @@ class DenseIndex:
         word_vectors: list[np.ndarray] = []
         with_words = word_vector_encoder(encoder)
         reused = _reusable(reuse, pairs, encoder, with_words is not None)
+        unanswered = list(dict.fromkeys(unanswered))
+        known_unanswered: dict[str, np.ndarray] = {}
+        if reuse is not None and reuse.manifest.get("model_fingerprint") == encoder.fingerprint:
+            known_unanswered = dict(zip(reuse.unanswered, reuse.unanswered_vectors, strict=True))
+        to_encode = [t for t in unanswered if t not in known_unanswered]
         for row, (old_row, old_words) in reused.items():
             vectors[row] = reuse._index.reconstruct(old_row)  # type: ignore[union-attr]
             if len(old_words):
@@ -170,7 +186,7 @@ class DenseIndex:
         # One bar for the whole corpus (questions with their word vectors, then answers),
         # advanced chunk by chunk, rather than one bar per kind of text.
         with tqdm(
-            total=len(pairs) - len(reused),
+            total=len(pairs) - len(reused) + len(to_encode),
             desc="Encodage du corpus",
             unit="texte",
             disable=not progress,
@@ -192,6 +208,12 @@ class DenseIndex:
                         vecs = encoder.encode_passages(texts)
                     vectors[chunk] = vecs
                     bar.update(len(chunk))
+            for start in range(0, len(to_encode), _CHUNK):
+                chunk_texts = to_encode[start : start + _CHUNK]
+                known_unanswered.update(
+                    zip(chunk_texts, encoder.encode_queries(chunk_texts), strict=True)
+                )
+                bar.update(len(chunk_texts))
         faiss_index = _new_faiss_index(index_type, encoder.dim)
         faiss_index.add(vectors)
         manifest = {
@@ -206,12 +228,15 @@ class DenseIndex:
             "entries": len({p[0].entry_id for p in pairs}),
             "vectors": len(pairs),
             "words": len(words),
+            "unanswered": len(unanswered),
             "versions": _versions(),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3),
-            "encoded": len(pairs) - len(reused),
+            "encoded": len(pairs) - len(reused) + len(to_encode),
         }
         index = cls(faiss_index, [p[0] for p in pairs], manifest)
+        if unanswered:
+            index._set_unanswered(unanswered, np.stack([known_unanswered[t] for t in unanswered]))
         if words:
             # In item order, as a build from scratch lays them out.
             order = np.argsort(np.array(word_items, dtype=np.int64), kind="stable")
@@ -307,6 +332,11 @@ class DenseIndex:
             )
             with (tmp / "words.npy").open("wb") as f:
                 np.save(f, self.word_vectors.astype(np.float16, copy=False), allow_pickle=False)
+            (tmp / "unanswered.json").write_text(
+                json.dumps(self.unanswered, ensure_ascii=False), "utf-8"
+            )
+            with (tmp / "unanswered.npy").open("wb") as f:
+                np.save(f, self.unanswered_vectors, allow_pickle=False)
             manifest = dict(self.manifest)
             manifest["files"] = {
                 name: sha256_file(tmp / name)
@@ -316,6 +346,8 @@ class DenseIndex:
                     "corpus.json",
                     "words.json",
                     "words.npy",
+                    "unanswered.json",
+                    "unanswered.npy",
                 )
             }
             (tmp / "manifest.json").write_text(
@@ -394,6 +426,11 @@ class DenseIndex:
                 word_vectors = np.load(f, allow_pickle=False)
             word_items = np.array([int(i) for i, _ in word_rows], dtype=np.int64)
             words = [str(w) for _, w in word_rows]
+            unanswered = [
+                str(t) for t in json.loads((folder / "unanswered.json").read_text("utf-8"))
+            ]
+            with (folder / "unanswered.npy").open("rb") as f:
+                unanswered_vectors = np.load(f, allow_pickle=False)
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
             raise unusable(f"Index illisible dans {folder} ({exc}).", reason="corrupt") from None
         if faiss_index.ntotal != len(items) or faiss_index.d != manifest.get("dimension"):
@@ -408,9 +445,17 @@ class DenseIndex:
             )
         if len(words) and (word_items.min() < 0 or word_items.max() >= len(items)):
             raise unusable(f"Index incohérent dans {folder} (words.json).", reason="corrupt")
+        if unanswered and unanswered_vectors.shape != (len(unanswered), faiss_index.d):
+            raise unusable(
+                f"Index incohérent dans {folder} ({len(unanswered_vectors)} vecteurs pour "
+                f"{len(unanswered)} questions sans réponse).",
+                reason="corrupt",
+            )
         index = cls(faiss_index, items, manifest)
         if len(words):
             index._set_words(word_items, words, word_vectors)
+        if unanswered:
+            index._set_unanswered(unanswered, unanswered_vectors)
         return index
 
 

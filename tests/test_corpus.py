@@ -278,3 +278,47 @@ def test_a_bad_role_or_parent_in_the_vocabulary_is_refused(tmp_path, change, mes
     )
     with pytest.raises(CorpusError, match=message):
         load_corpus(root)
+
+
+# ------------------------------------------------------------ questions known to be unanswered
+
+
+def test_unanswered_questions_load_and_change_the_corpus_fingerprint(broken):
+    target, path, data = broken
+    before = load_corpus(target)
+    assert before.unanswered == ()  # the shipped file lists none (docs/how-it-answers.md)
+    _write(
+        target / "unanswered.yaml",
+        {"questions": [{"question": "Quel délai pour l'avance SAS ?", "near": "ans-000-02"}]},
+    )
+    after = load_corpus(target)
+    assert [(u.question, u.near) for u in after.unanswered] == [
+        ("Quel délai pour l'avance SAS ?", "ans-000-02")
+    ]
+    assert after.sha256 != before.sha256  # the index is rebuilt with it
+
+
+@pytest.mark.parametrize(
+    ("questions", "message"),
+    [
+        ([{"question": "Quel délai ?", "near": "ans-999-01"}], "ans-999-01"),
+        ([{"question": "Quel délai ?"}, {"question": "quel DÉLAI"}], "déjà écrite"),
+        ([{"question": "Quel délai ?", "when": "hier"}], "when"),
+        ("pas une liste", "questions"),
+    ],
+)
+def test_a_bad_unanswered_file_is_refused_with_its_reason(broken, questions, message):
+    target, _, _ = broken
+    _write(target / "unanswered.yaml", {"questions": questions})
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    assert "unanswered.yaml" in str(err.value) and message in str(err.value)
+
+
+def test_an_entry_phrasing_cannot_also_be_unanswered(broken):
+    target, _, data = broken
+    entry = data["entries"][0]
+    _write(target / "unanswered.yaml", {"questions": [{"question": entry["alternates"][0]}]})
+    with pytest.raises(CorpusError) as err:
+        load_corpus(target)
+    assert entry["id"] in str(err.value) and "à la fois" in str(err.value)

@@ -348,6 +348,53 @@ def test_live_update_reencodes_only_what_changed(tmp_path):
     assert reply.results[0].entry.id == "ans-000-02"
 
 
+NEIGHBOURED = (
+    "Peut-on obtenir une deuxième prestation Ségur SAS pour une nouvelle version de notre agenda ?"
+)
+
+
+def test_a_question_marked_unanswered_is_declined_live_until_an_entry_takes_it(tmp_path):
+    """« Hors FAQ »: a downvoted neighbouring answer is declined from then on, in every
+    process; the neighbour still answers its own question; attaching the question to an
+    entry later answers it again (the curator's latest decision wins)."""
+    from embeddings.encoder import FakeEncoder
+
+    settings = Settings(data_dir=tmp_path, retrieval="hybrid")
+    bot = Bot.from_settings(settings, progress=False, encoder=FakeEncoder())
+    other = Bot.from_settings(settings, progress=False, encoder=FakeEncoder())
+    reply, sid = bot.chat(NEIGHBOURED)
+    assert reply.type == "answer"  # a neighbour's answer: the FAQs say nothing of a second one
+    neighbour = reply.results[0].entry
+    bot.feedback(sid, neighbour.id, False)
+    curator = Curator(bot)
+    group = curator.groups()[0]
+    assert group.reason == "downvote" and NEIGHBOURED in group.examples
+    curator.unanswered(group.id, "alice")
+    declined, _ = bot.chat(NEIGHBOURED)
+    assert declined.type == "fallback" and "question connue sans réponse" in declined.why
+    assert declined.results  # still the closest questions and the contacts
+    assert bot.chat(neighbour.question)[0].results[0].entry.id == neighbour.id
+    assert curator.groups() == []
+    assert ("alice", "unanswered") in [(a.who, a.action) for a in bot.curator.audit()]
+    other._checked_at = 0.0  # as if a second had passed: the shared version moved
+    assert other.chat(NEIGHBOURED)[0].type == "fallback"
+    entry, version = curator.entry(neighbour.id)
+    curator.edit({**entry, "alternates": [*entry["alternates"], NEIGHBOURED]}, version, "bob")
+    reply, _ = bot.chat(NEIGHBOURED)
+    assert reply.type == "answer" and reply.results[0].entry.id == neighbour.id
+    assert bot.corpus.unanswered == ()
+
+
+def test_bm25_only_declines_a_question_marked_unanswered_asked_again(tmp_path):
+    bot = a_bot(tmp_path)
+    reply, sid = bot.chat(NEIGHBOURED)
+    assert reply.type == "answer"
+    bot.feedback(sid, reply.results[0].entry.id, False)
+    curator = Curator(bot)
+    curator.unanswered(curator.groups()[0].id, "alice")
+    assert bot.chat(NEIGHBOURED.upper())[0].type == "fallback"  # the same words, as typed
+
+
 def test_another_process_switches_to_the_new_version(tmp_path):
     a, b = a_bot(tmp_path), a_bot(tmp_path)  # one SQLite file: two processes' shared storage
     assert b.chat(UNKNOWN)[0].type == "fallback"
@@ -376,6 +423,7 @@ ADMIN_ROUTES = [
     ("get", "/api/admin/review"),
     ("post", "/api/admin/review/g1/attach"),
     ("post", "/api/admin/review/g1/ignore"),
+    ("post", "/api/admin/review/g1/unanswered"),
     ("get", "/api/admin/corpus?format=csv"),
     ("post", "/api/admin/corpus"),
 ]
@@ -441,6 +489,7 @@ def test_admin_api_loop(bot):
     reply = c.post("/api/chat", json={"message": UNKNOWN}).json()
     assert reply["type"] == "answer" and reply["results"][0]["id"] == "ans-000-01"
     assert c.post("/api/admin/review/g999/ignore", headers=auth()).status_code == 400
+    assert c.post("/api/admin/review/g999/unanswered", headers=auth()).status_code == 400
     page = c.get("/admin", headers=auth())
     assert page.status_code == 200 and "espace curateur" in page.text
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
@@ -484,6 +533,8 @@ def test_cli_review_and_corpus(tmp_path, monkeypatch, capsys):
     assert main(["corpus", "import", str(sheet)]) == 0
     assert "0 modifiée(s)" in capsys.readouterr().out
     assert main(["review", "ignore", "g999"]) == 1
+    assert main(["review", "unanswered", "g999"]) == 1
+    assert main(["review", "unanswered"]) == 1  # no ID
     audit = Curator(a_bot(tmp_path)).store.audit()
     assert audit[0].who.startswith("cli") and audit[0].action == "attach"
 
@@ -520,6 +571,11 @@ def test_postgres_store_shares_edits_versions_and_the_log(postgres_db):
         a.log_turn("session-pg-0001", "écrire à a.b@exemple.fr", "fallback", None, None, why="x")
         assert [(q.question, q.why) for q in b.questions()] == [("écrire à [e-mail]", "x")]
         assert a.session_hash("session-pg-0001") == b.session_hash("session-pg-0001")
+        # Questions marked unanswered: shared, kept once, their turns handled, version bumped.
+        ids = [q.id for q in b.questions()]
+        assert a.add_unanswered(["écrire à [e-mail]"], ids, "alice", {}) == 2
+        a.add_unanswered(["écrire à [e-mail]"], [], "bob", {})  # twice: kept once
+        assert b.unanswered() == ["écrire à [e-mail]"] and b.questions(unhandled=True) == []
     finally:
         a.close()
         b.close()

@@ -47,6 +47,8 @@ def test_saved_folder_has_manifest_snapshot_and_loads(built, corpus):
         "manifest.json",
         "words.json",
         "words.npy",
+        "unanswered.json",
+        "unanswered.npy",
     }
     assert folder.is_symlink()  # swapped atomically
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -308,3 +310,20 @@ def test_approximate_index_scores_unseen_vectors_at_its_farthest_candidate(corpu
     seen = ~np.isclose(approx, floor)
     assert seen.any() and np.allclose(approx[seen], exact[seen], atol=1e-4)
     assert (exact[~seen] <= floor + 1e-4).mean() > 0.95  # HNSW may miss a few true neighbours
+
+
+def test_unanswered_questions_are_saved_loaded_and_reused(tmp_path: Path, corpus):
+    enc = FakeEncoder()
+    questions = ["Quel délai pour l'avance SAS ?", "Combien coûte le DMP ?"]
+    index = DenseIndex.build(corpus.entries, enc, corpus.sha256, unanswered=questions)
+    assert index.unanswered == questions and index.manifest["unanswered"] == 2
+    assert np.allclose(index.unanswered_vectors, enc.encode_queries(questions))
+    index.save(tmp_path / "index", [])
+    loaded = DenseIndex.load(tmp_path / "index", corpus.sha256, enc.fingerprint)
+    assert loaded.unanswered == questions
+    assert np.array_equal(loaded.unanswered_vectors, index.unanswered_vectors)
+    # A rebuild reusing it encodes only the new question (a curator's, live).
+    again = DenseIndex.build(
+        corpus.entries, enc, corpus.sha256, reuse=loaded, unanswered=[*questions, "Et le RIS ?"]
+    )
+    assert again.manifest["encoded"] == 1 and len(again.unanswered_vectors) == 3

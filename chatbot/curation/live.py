@@ -22,13 +22,19 @@ def rebuild(bot: Bot, version: int) -> Engine:
     assert bot.curator is not None
     started = time.perf_counter()
     current = bot.engine
-    corpus = apply_edits(bot.base_corpus, bot.curator.edits())
+    corpus = apply_edits(bot.base_corpus, bot.curator.edits(), bot.curator.unanswered())
     old = current.retriever
     index = None
     encoded = 0
     if old.dense_index is not None and bot.encoder is not None:
         # The current index holds every unchanged text's vectors, word vectors included.
-        index = DenseIndex.build(corpus.entries, bot.encoder, corpus.sha256, reuse=old.dense_index)
+        index = DenseIndex.build(
+            corpus.entries,
+            bot.encoder,
+            corpus.sha256,
+            reuse=old.dense_index,
+            unanswered=[u.question for u in corpus.unanswered],
+        )
         encoded = int(index.manifest.get("encoded", 0))
     retriever = Retriever(
         corpus,

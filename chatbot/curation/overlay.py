@@ -20,12 +20,14 @@ from chatbot.corpus import (
     Corpus,
     FacetVocabulary,
     FaqEntry,
+    Unanswered,
     entry_model,
     validate_entry,
     validation_messages,
 )
 from chatbot.errors import CorpusError
 from chatbot.stores.curator import EntryEdit
+from chatbot.text import words
 
 log = logging.getLogger("faqbot")
 # The fields of a corpus file's entry (what EntryModel accepts), then where it comes from.
@@ -83,9 +85,12 @@ def check_entry(data: dict[str, Any], vocab: FacetVocabulary, where: str = "") -
     )
 
 
-def apply_edits(base: Corpus, edits: Sequence[EntryEdit]) -> Corpus:
+def apply_edits(base: Corpus, edits: Sequence[EntryEdit], unanswered: Sequence[str] = ()) -> Corpus:
     """`base` with each curated entry replacing its id or added; an edit the rules now refuse
-    (the vocabulary changed since) is left out with a warning rather than stopping the server."""
+    (the vocabulary changed since) is left out with a warning rather than stopping the server.
+    `unanswered`: questions curators marked as not answered, added to the file's."""
+    if unanswered:
+        base = _with_unanswered(base, unanswered)
     if not edits:
         return base
     entries = {e.id: e for e in base.entries}
@@ -99,7 +104,36 @@ def apply_edits(base: Corpus, edits: Sequence[EntryEdit]) -> Corpus:
             continue
         entries[entry.id] = entry
         digest.update(json.dumps(edit.data, ensure_ascii=False, sort_keys=True).encode())
-    return replace(base, entries=tuple(entries.values()), sha256=digest.hexdigest())
+    corpus = replace(base, entries=tuple(entries.values()), sha256=digest.hexdigest())
+    return _answered_left_out(corpus)
+
+
+def _with_unanswered(base: Corpus, texts: Sequence[str]) -> Corpus:
+    """`base` with the curators' unanswered questions after the file's (each once)."""
+    known = {" ".join(words(u.question)) for u in base.unanswered}
+    added = []
+    for text in texts:
+        key = " ".join(words(text))
+        if key and key not in known:
+            known.add(key)
+            added.append(Unanswered(text, None, "marquée sans réponse par un curateur"))
+    if not added:
+        return base
+    digest = hashlib.sha256(base.sha256.encode())
+    for u in added:
+        digest.update(b"\0unanswered\0" + u.question.encode())
+    corpus = replace(base, unanswered=(*base.unanswered, *added), sha256=digest.hexdigest())
+    return _answered_left_out(corpus)
+
+
+def _answered_left_out(corpus: Corpus) -> Corpus:
+    """Without the unanswered questions an entry now lists as its own phrasing: a curator
+    who attached one to an entry answered it since."""
+    phrasings = {" ".join(words(t)) for e in corpus.entries for t in (e.question, *e.alternates)}
+    kept = tuple(u for u in corpus.unanswered if " ".join(words(u.question)) not in phrasings)
+    if len(kept) == len(corpus.unanswered):
+        return corpus
+    return replace(corpus, unanswered=kept)
 
 
 def write_yaml(corpus: Corpus, corpus_dir: Path) -> list[Path]:

@@ -14,6 +14,7 @@ from chatbot.curation.review import ReviewGroup, build_groups
 from chatbot.errors import CorpusError, FaqBotError, InputError
 from chatbot.records import hit_to_result
 from chatbot.stores.curator import CuratorStore
+from chatbot.text import words
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot
@@ -65,8 +66,15 @@ class Curator:
             except InputError:
                 return []
 
+        # A question a curator already marked unanswered, asked again word for word, is
+        # declined as decided: not queued again (a new wording the bot declines for it is).
+        decided = {" ".join(words(u.question)) for u in bot.corpus.unanswered}
         return build_groups(
-            self.store.questions(unhandled=True),
+            [
+                q
+                for q in self.store.questions(unhandled=True)
+                if " ".join(words(q.question)) not in decided
+            ],
             embed,
             suggest,
             bot.settings.session_ttl_seconds,
@@ -112,6 +120,16 @@ class Curator:
             who,
             {"group": group_id, "examples": list(group.examples)},
         )
+
+    def unanswered(self, group_id: str, who: str) -> None:
+        """The group's questions are not answered by the FAQs: the bot declines them, and
+        what reads more like them than like any entry (Policy.unanswered_margin), live."""
+        group = self.group(group_id)
+        texts = list(group.texts or group.examples)
+        self.store.add_unanswered(
+            texts, group.question_ids, who, {"group": group_id, "questions": texts}
+        )
+        self.bot.reload()
 
     def create(self, group_id: str, data: dict[str, Any], who: str) -> str:
         """A new entry (question, answer, facets, source) whose alternates start with the group's."""

@@ -12,10 +12,15 @@ from cachetools import LRUCache
 from chatbot.corpus import FaqEntry
 from chatbot.metrics import ENCODER_SECONDS, timed
 from chatbot.retrieval.alignment import WordAligner
+from chatbot.retrieval.results import KnownUnanswered
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder
     from embeddings.index import DenseIndex
+
+
+# Per entry: dense score, word alignment lift; for the query: the closest known unanswered.
+DenseEvidence = tuple[np.ndarray, np.ndarray, KnownUnanswered | None]
 
 
 class DenseScorer:
@@ -35,8 +40,8 @@ class DenseScorer:
         self.aligner = aligner
         # Encoding the query is nearly all the latency; the same questions come back
         # (examples, a clarification re-searching its question), so keep recent ones.
-        self._cache: LRUCache[tuple[str, float, bytes | None], tuple[np.ndarray, np.ndarray]] = (
-            LRUCache(maxsize=2048)
+        self._cache: LRUCache[tuple[str, float, bytes | None], DenseEvidence] = LRUCache(
+            maxsize=2048
         )
         self._lock = threading.Lock()
         # Each entry's row in the index's per-entry scores (-1: not indexed, scores 0).
@@ -53,8 +58,9 @@ class DenseScorer:
         answer_weight: float,
         lexical: np.ndarray | None = None,
         allowed: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(dense score, lift) per entry, read-only arrays shared through the cache.
+    ) -> DenseEvidence:
+        """(dense score, lift) per entry, read-only arrays shared through the cache, and the
+        known unanswered question closest to the query.
 
         `lexical`: the query's BM25 score per entry, which with the dense score chooses the
         entries that get a lift on a large corpus (WordAligner.candidates), among the
@@ -81,7 +87,7 @@ class DenseScorer:
         answer_weight: float,
         lexical: np.ndarray | None,
         allowed: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> DenseEvidence:
         lift = np.zeros(len(self.entries), dtype=np.float32)
         words = None
         if self.aligner:
@@ -97,6 +103,7 @@ class DenseScorer:
         # An entry's dense score: its best title/alternate cosine plus a share of its
         # answer's cosine (the answer confirms a title match; the share is calibrated).
         score = np.max(per_field[:, [i for i, f in enumerate(fields) if f != "answer"]], axis=1)
+        unanswered = self._closest_unanswered(qv, float(score.max(initial=-1.0)))
         if "answer" in fields:
             score = score + answer_weight * per_field[:, fields.index("answer")]
         out = np.where(self._row >= 0, score[self._row], 0.0).astype(np.float32)
@@ -105,4 +112,14 @@ class DenseScorer:
             lift = self.aligner.lift(words.words, words.vectors, evidence, allowed)
         out.setflags(write=False)  # shared through the cache
         lift.setflags(write=False)
-        return out, lift
+        return out, lift, unanswered
+
+    def _closest_unanswered(self, qv: np.ndarray, phrasing: float) -> KnownUnanswered | None:
+        """The known unanswered question closest to the query vector `qv`, and how much
+        closer it is than `phrasing`, the best cosine of an entry's question or alternate."""
+        vectors = self.dense_index.unanswered_vectors
+        if not len(vectors):
+            return None
+        sims = vectors @ np.asarray(qv, dtype=np.float32)
+        j = int(np.argmax(sims))
+        return KnownUnanswered(self.dense_index.unanswered[j], float(sims[j]) - phrasing)

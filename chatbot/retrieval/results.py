@@ -10,6 +10,16 @@ from chatbot.corpus import FaqEntry
 
 
 @dataclass(frozen=True)
+class KnownUnanswered:
+    """The question known to be unanswered (faq_data/unanswered.yaml) closest to a query,
+    and by how much it is closer than any phrasing of an entry (cosines of the query's
+    vector with theirs: positive, the query reads more like it than like any entry)."""
+
+    question: str
+    margin: float
+
+
+@dataclass(frozen=True)
 class Hit:
     """One retrieved entry with its scores; `confidence` is comparable across queries."""
 
@@ -22,6 +32,8 @@ class Hit:
     coverage: float = 0.0  # share of the query's concepts (IDF-weighted) the entry contains
     # Kinds of answer the query asks for (chatbot.answer_type) that the entry does not give.
     missing_kinds: frozenset[str] = frozenset()
+    # The closest question known to be unanswered, for the query (None: none known).
+    unanswered: KnownUnanswered | None = None
 
 
 @dataclass
@@ -40,3 +52,5 @@ class QueryScores:
     concepts: tuple[frozenset[str], ...] = ()
     # The kinds of answer the query asks for (chatbot.answer_type): a delay or date, an amount.
     asks: frozenset[str] = frozenset()
+    # The closest question known to be unanswered (None: none known, or no dense scores).
+    unanswered: KnownUnanswered | None = None

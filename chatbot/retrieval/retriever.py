@@ -18,9 +18,9 @@ from chatbot.retrieval.calibration import REFIT, Calibration
 from chatbot.retrieval.dense import DenseScorer
 from chatbot.retrieval.lexical import LexicalIndex
 from chatbot.retrieval.modes import MODES, Mode
-from chatbot.retrieval.results import Hit, QueryScores
+from chatbot.retrieval.results import Hit, KnownUnanswered, QueryScores
 from chatbot.spelling import Lexicon, Speller
-from chatbot.text import lexical_tokens
+from chatbot.text import lexical_tokens, words
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder
@@ -62,6 +62,9 @@ class Retriever:
         self.calibration = calibration if calibration is not None else Calibration()
         self.lexical = LexicalIndex(self.entries)
         self.offers = [offered(e) for e in self.entries]  # kinds of answer each entry gives
+        # The questions known to be unanswered, as typed (words() joined): without dense
+        # vectors (bm25 mode), one asked again word for word is still recognised.
+        self._unanswered = {" ".join(words(u.question)): u.question for u in corpus.unanswered}
         self.expander = expander or QueryExpander([])
         # Typing slips mended before anything reads the query (none without a lexicon).
         self.lexicon = lexicon
@@ -141,12 +144,16 @@ class Retriever:
             frozenset(lexical_tokens(g)) for g in expansion.groups
         )
         lexical = self.lexical.scores(lexical_tokens(query) + added)
+        unanswered = None
         if want_dense and self.dense is not None:
-            dense_scores, lift = self.dense.scores(
+            dense_scores, lift, unanswered = self.dense.scores(
                 query, self.calibration.answer_weight, lexical, mask
             )
         else:
             dense_scores, lift = np.zeros(n, np.float32), np.zeros(n, np.float32)
+            known = self._unanswered.get(" ".join(words(query)))
+            if known is not None:
+                unanswered = KnownUnanswered(known, 1.0)
         return QueryScores(
             query=query,
             dense=dense_scores,
@@ -156,6 +163,7 @@ class Retriever:
             oov=self.lexical.oov(concepts),
             concepts=concepts,
             asks=asked(query),
+            unanswered=unanswered,
         )
 
     def search(
@@ -215,6 +223,7 @@ class Retriever:
                     in_scope=in_scope,
                     coverage=float(s.coverage[i]),
                     missing_kinds=self.missing_kinds(s, int(i)),
+                    unanswered=s.unanswered,
                 )
             )
         return hits

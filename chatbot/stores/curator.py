@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS corpus_version (
     id      INTEGER PRIMARY KEY,
     version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS unanswered_question (
+    question TEXT PRIMARY KEY,
+    added_at TEXT NOT NULL,
+    added_by TEXT NOT NULL
+);
 """
 SQLITE_SCHEMA = SCHEMA.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT")
 # Columns added to a table after its first release: (table, column, type). A SQLite file
@@ -111,7 +116,7 @@ class LoggedQuestion:
     clarify_facet: str | None
     clarify_outcome: str | None
     vote: int | None  # 1 helpful, 0 not, None no vote
-    handled: str | None  # "attached:<id>", "ignored", "created:<id>" once a curator acted
+    handled: str | None  # "attached:<id>", "ignored", "created:<id>", "unanswered" once acted on
     why: str | None = None  # why the bot declined (Reply.why), for a fallback
 
 
@@ -457,6 +462,35 @@ class CuratorStore:
                     (handled, self._now(), int(i)),
                 )
             self._audit(tx, who, handled.split(":")[0], ",".join(map(str, ids)), detail)
+
+    def add_unanswered(
+        self, texts: Sequence[str], ids: Sequence[int], who: str, detail: dict[str, Any]
+    ) -> int:
+        """Questions the FAQs do not answer, kept beyond the log's retention (the bot
+        declines what reads like them), and their logged turns handled: one transaction,
+        audited, the corpus version bumped so that every process reloads."""
+        with self.backend.transaction() as tx:
+            for text in texts:
+                tx.run(
+                    "INSERT INTO unanswered_question (question, added_at, added_by)"
+                    " VALUES (?, ?, ?) ON CONFLICT (question) DO NOTHING",
+                    (text, self._now(), who),
+                )
+            for i in ids:
+                tx.run(
+                    "UPDATE question_log SET handled = ?, handled_at = ? WHERE id = ?",
+                    ("unanswered", self._now(), int(i)),
+                )
+            self._audit(tx, who, "unanswered", ",".join(map(str, ids)), detail)
+            return self._bump(tx)
+
+    def unanswered(self) -> list[str]:
+        """The questions curators marked as not answered by the FAQs, oldest first."""
+        if not self.backend.readable():
+            return []
+        with self.backend.transaction() as tx:
+            rows = tx.run("SELECT question FROM unanswered_question ORDER BY added_at, question")
+        return [str(r[0]) for r in rows]
 
     # ------------------------------------------------------------ curated corpus
 

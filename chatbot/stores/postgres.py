@@ -81,6 +81,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         "question log: why the bot declined",
         "ALTER TABLE question_log ADD COLUMN IF NOT EXISTS why TEXT;",
     ),
+    Migration(
+        5,
+        "curator: questions known to be unanswered",
+        """
+        CREATE TABLE IF NOT EXISTS unanswered_question (
+            question TEXT PRIMARY KEY,
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 

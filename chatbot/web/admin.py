@@ -133,6 +133,14 @@ def admin_router(bot: Bot) -> APIRouter:
         curator.ignore(group_id, curator_name(request))
         return JSONResponse({"ok": True})
 
+    @router.post(
+        "/api/admin/review/{group_id}/unanswered",
+        summary="Marquer un groupe comme sans réponse dans les FAQ",
+    )
+    def unanswered(group_id: str, request: Request) -> JSONResponse:
+        curator.unanswered(group_id, curator_name(request))
+        return JSONResponse({"ok": True})
+
     @router.post("/api/admin/review/{group_id}/create", summary="Créer une fiche pour un groupe")
     def create(group_id: str, body: CreateRequest, request: Request) -> JSONResponse:
         entry_id = curator.create(group_id, body.entry, curator_name(request))
