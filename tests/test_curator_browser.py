@@ -80,3 +80,45 @@ def test_unanswered_question_attached_in_admin_is_answered_live(chromium_path, a
         admin_watch.check()
         assert [a.who for a in admin_live.bot.curator.audit()][:1] == ["Camille"]
         browser.close()
+
+
+NEIGHBOURED = (
+    "Peut-on obtenir une deuxième prestation Ségur SAS pour une nouvelle version de notre agenda ?"
+)
+
+
+def test_a_downvoted_neighbouring_answer_marked_hors_faq_is_declined_live(
+    chromium_path,  # noqa: F811
+    admin_live,
+):
+    """👎 in the widget, « Hors FAQ » in /admin: asked again, no restart, the bot declines."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        watch = Watch(page)
+        assert ask(page, admin_live.url, NEIGHBOURED) == "answer"  # a neighbour's answer
+        answer = page.locator(".fb-row[data-type=answer]").last
+        answer.locator(".fb-vote-no").click()
+        answer.locator(".fb-feedback-done").wait_for(timeout=TIMEOUT_MS)
+
+        admin = browser.new_page(viewport={"width": 1280, "height": 860})
+        admin_watch = Watch(admin)
+        admin.goto(admin_live.url + "/admin")
+        admin.get_by_label("Jeton d'administration").fill(TOKEN)
+        admin.get_by_label("Votre nom").fill("Dominique")
+        admin.get_by_label("Votre nom").press("Enter")
+        row = admin.locator("tr[data-group]", has_text=NEIGHBOURED)
+        row.wait_for(timeout=TIMEOUT_MS)
+        row.get_by_role("button", name="Hors FAQ").click()
+        admin.locator("#status.ok").wait_for(timeout=TIMEOUT_MS)
+        assert "hors FAQ" in admin.locator("#status").inner_text()
+
+        page2 = browser.new_page()
+        assert ask(page2, admin_live.url, NEIGHBOURED) == "fallback"
+        watch.check()
+        admin_watch.check()
+        audit = [(a.who, a.action) for a in admin_live.bot.curator.audit()]
+        assert ("Dominique", "unanswered") in audit
+        browser.close()
