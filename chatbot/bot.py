@@ -242,13 +242,7 @@ class Bot:
             index, report = ensure_index(settings, base, encoder, build=build, progress=progress)
             if corpus is not base:
                 # Curated edits: only their texts are encoded, the rest comes from the saved index.
-                index = DenseIndex.build(
-                    corpus.entries,
-                    encoder,
-                    corpus.sha256,
-                    reuse=index,
-                    unanswered=[u.question for u in corpus.unanswered],
-                )
+                index = build_index(corpus, encoder, reuse=index)
         expander = QueryExpander.load(settings.corpus_dir / "synonyms.yaml")
         # The shipped calibration, for this encoder (another encoder's falls back, with a warning).
         calibration = Calibration.load(
@@ -499,6 +493,18 @@ class Bot:
         }
 
 
+def build_index(corpus: Corpus, encoder: Encoder, **options: Any) -> DenseIndex:
+    """The dense index of `corpus`: its entries' texts and its known unanswered questions
+    (`options`: DenseIndex.build's, e.g. `reuse`, `progress`)."""
+    return DenseIndex.build(
+        corpus.entries,
+        encoder,
+        corpus.sha256,
+        unanswered=[u.question for u in corpus.unanswered],
+        **options,
+    )
+
+
 def ensure_index(
     settings: Settings,
     corpus: Corpus,
@@ -520,13 +526,7 @@ def ensure_index(
             reason = exc.reason
             # What happens now, not the hint to rebuild by hand that the error carries.
             log.warning("%s Construction de l'index…", exc.detail)
-    index = DenseIndex.build(
-        corpus.entries,
-        encoder,
-        corpus.sha256,
-        progress=progress,
-        unanswered=[u.question for u in corpus.unanswered],
-    )
+    index = build_index(corpus, encoder, progress=progress)
     index.save(settings.index_dir, [e.to_dict() for e in corpus.entries])
     m = index.manifest
     return index, IndexReport(

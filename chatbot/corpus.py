@@ -374,20 +374,25 @@ def _format_validation(exc: ValidationError) -> str:
     return " ; ".join(f"champ `{loc}` : {text}" for loc, text in validation_messages(exc))
 
 
-def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry], SeedFileModel]:
-    """Parse and validate one corpus file; errors name the file, the line and the entry."""
+def _read_yaml(path: Path) -> tuple[str, Any]:
+    """A corpus-side YAML file's text and data; CorpusError naming the file (and the line)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path} : le fichier n'est pas en UTF-8 ({exc}).") from None
     try:
-        raw = yaml_text.safe_load(text)
+        return text, yaml_text.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", ligne {mark.line + 1}" if mark else ""
         raise CorpusError(
             f"{path}{where} : YAML invalide ({getattr(exc, 'problem', exc)})."
         ) from None
+
+
+def load_corpus_file(path: Path, vocab: FacetVocabulary) -> tuple[list[FaqEntry], SeedFileModel]:
+    """Parse and validate one corpus file; errors name the file, the line and the entry."""
+    text, raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise CorpusError(
             f"{path} : le fichier doit être un objet avec source, source_url, entries "
@@ -506,16 +511,7 @@ def load_corpus(corpus_dir: Path | None = None) -> Corpus:
 def load_unanswered(path: Path, entries: Sequence[FaqEntry]) -> tuple[Unanswered, ...]:
     """Read faq_data/unanswered.yaml; refuse an unknown `near` id, a question twice, or
     one an entry lists as its own phrasing (it cannot be answered and unanswered)."""
-    try:
-        raw = yaml_text.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path} : le fichier n'est pas en UTF-8 ({exc}).") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", ligne {mark.line + 1}" if mark else ""
-        raise CorpusError(
-            f"{path}{where} : YAML invalide ({getattr(exc, 'problem', exc)})."
-        ) from None
+    _, raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise CorpusError(f"{path} : le fichier doit être un objet avec une liste questions.")
     try:

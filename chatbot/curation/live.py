@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from chatbot.curation.overlay import apply_edits
 from chatbot.retrieval import Retriever
-from embeddings.index import DenseIndex
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot, Engine
@@ -19,6 +18,8 @@ log = logging.getLogger("faqbot")
 def rebuild(bot: Bot, version: int) -> Engine:
     """The engine of `bot` for the curated corpus at `version`, built beside the current one
     (which keeps answering meanwhile); the caller swaps it in."""
+    from chatbot.bot import build_index  # (chatbot.bot imports this module when it reloads)
+
     assert bot.curator is not None
     started = time.perf_counter()
     current = bot.engine
@@ -28,13 +29,7 @@ def rebuild(bot: Bot, version: int) -> Engine:
     encoded = 0
     if old.dense_index is not None and bot.encoder is not None:
         # The current index holds every unchanged text's vectors, word vectors included.
-        index = DenseIndex.build(
-            corpus.entries,
-            bot.encoder,
-            corpus.sha256,
-            reuse=old.dense_index,
-            unanswered=[u.question for u in corpus.unanswered],
-        )
+        index = build_index(corpus, bot.encoder, reuse=old.dense_index)
         encoded = int(index.manifest.get("encoded", 0))
     retriever = Retriever(
         corpus,
