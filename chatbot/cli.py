@@ -249,6 +249,25 @@ def cmd_review(args: argparse.Namespace, out: TextIO) -> int:
         curator.attach(args.ids[0], args.ids[1], _who())
         out.write(f"Groupe {args.ids[0]} rattaché à {args.ids[1]}.\n")
         return 0
+    if args.action == "unanswered" and not args.ids:
+        rows = curator.unanswered_questions()
+        if args.json:
+            out.write(json.dumps({"questions": rows}, ensure_ascii=False, indent=2) + "\n")
+            return 0
+        if not rows:
+            out.write("Aucune question marquée hors FAQ.\n")
+        for r in rows:
+            question = _one_line(r["question"], _LISTED_CHARS)
+            out.write(f"{r['added_at'][:10]}\t{r['added_by']}\t{question}\n")
+        return 0
+    if args.action == "forget":
+        if len(args.ids) != 1:
+            raise InputError(
+                'review forget attend la question entre guillemets (ex. review forget "…").'
+            )
+        curator.forget_unanswered(args.ids[0], _who())
+        out.write("Question retirée des questions hors FAQ : le bot y répond de nouveau.\n")
+        return 0
     if len(args.ids) != 1:
         raise InputError(f"review {args.action} attend ID (ex. review {args.action} g12).")
     if args.action == "unanswered":
@@ -433,13 +452,21 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--csv", action="store_true", help="format CSV (défaut de export)")
 
     r = sub.add_parser(
-        "review", help="file de revue du curateur : list, attach, ignore, unanswered"
+        "review", help="file de revue du curateur : list, attach, ignore, unanswered, forget"
     )
-    r.add_argument("action", choices=["list", "attach", "ignore", "unanswered"])
+    r.add_argument("action", choices=["list", "attach", "ignore", "unanswered", "forget"])
     r.add_argument(
-        "ids", nargs="*", metavar="ID", help="attach ID ENTRY_ID | ignore ID | unanswered ID"
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="attach ID ENTRY_ID | ignore ID | unanswered ID (sans ID : la liste) | "
+        'forget "QUESTION"',
     )
-    r.add_argument("--json", action="store_true", help="list : sortie JSON {groups: [...]}")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="sortie JSON : list {groups: [...]}, unanswered sans ID {questions: [...]}",
+    )
 
     o = sub.add_parser(
         "corpus",

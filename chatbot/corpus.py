@@ -8,6 +8,7 @@ and `splits`; the facet vocabulary in faq_data/facets.yaml.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from chatbot import yaml_text
 from chatbot.errors import CorpusError
 from chatbot.text import echo, fold, words
+
+log = logging.getLogger("faqbot")
 
 # What faq_data/facets.yaml may declare.
 ROLES = ("scope", "context", "concrete", "spans_scope", "not_asked", "common_words")
@@ -509,9 +512,12 @@ def load_corpus(corpus_dir: Path | None = None) -> Corpus:
 
 
 def load_unanswered(path: Path, entries: Sequence[FaqEntry]) -> tuple[Unanswered, ...]:
-    """Read faq_data/unanswered.yaml; refuse an unknown `near` id, a question twice, or
-    one an entry lists as its own phrasing (it cannot be answered and unanswered)."""
+    """Read faq_data/unanswered.yaml; refuse an unknown `near` id or a question twice.
+    One an entry lists as its own phrasing is left out with a warning: answered since
+    (`faqbot corpus yaml` writes a curator's attach into the entry, not here)."""
     _, raw = _read_yaml(path)
+    if raw is None:  # an empty file lists nothing
+        return ()
     if not isinstance(raw, dict):
         raise CorpusError(f"{path} : le fichier doit être un objet avec une liste questions.")
     try:
@@ -529,12 +535,15 @@ def load_unanswered(path: Path, entries: Sequence[FaqEntry]) -> tuple[Unanswered
         key = " ".join(words(q.question))
         if key in seen:
             raise CorpusError(f"{where} : déjà écrite (question {seen[key]}).")
-        if key in phrasings:
-            raise CorpusError(
-                f"{where} : c'est une formulation de l'entrée {phrasings[key]} ; une question "
-                f"ne peut pas être à la fois répondue et sans réponse. Retirez-la de l'un des deux."
-            )
         seen[key] = n
+        if key in phrasings:
+            log.warning(
+                "%s : c'est une formulation de l'entrée %s, qui y répond donc ; ignorée ici "
+                "(retirez-la du fichier).",
+                where,
+                phrasings[key],
+            )
+            continue
         out.append(Unanswered(q.question, q.near, q.why))
     return tuple(out)
 

@@ -80,8 +80,8 @@ WHY_UNSURE = "aucune fiche sûre : confiance de la plus proche {c} (< {below})"
 WHY_KINDS = "demande {kinds}, que la fiche la plus proche ne donne pas"
 WHY_NO_HIT = "aucune fiche trouvée"
 WHY_KNOWN_UNANSWERED = (
-    "ressemble à une question connue sans réponse dans les FAQ (faq_data/unanswered.yaml) : "
-    "« {question} » (cosinus +{margin} devant la plus proche formulation d'une fiche)"
+    "ressemble à une question connue sans réponse dans les FAQ, « {question} » "
+    "(cosinus +{margin} devant la plus proche formulation d'une fiche)"
 )
 WHY_OTHER_REGION = "demande pour {asked} ce que la fiche ne donne que pour {given}"
 WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"

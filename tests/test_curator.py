@@ -17,7 +17,7 @@ from chatbot.config import Settings
 from chatbot.curation import spreadsheet
 from chatbot.curation.redact import redact
 from chatbot.curation.service import Curator, ImportRefused
-from chatbot.errors import FaqBotError
+from chatbot.errors import FaqBotError, InputError
 from chatbot.stores.curator import ConflictError, CuratorStore
 from chatbot.web.app import create_app
 
@@ -378,11 +378,47 @@ def test_a_question_marked_unanswered_is_declined_live_until_an_entry_takes_it(t
     assert ("alice", "unanswered") in [(a.who, a.action) for a in bot.curator.audit()]
     other._checked_at = 0.0  # as if a second had passed: the shared version moved
     assert other.chat(NEIGHBOURED)[0].type == "fallback"
+    # Declined again and downvoted nowhere: not queued again; a 👎 elsewhere still is.
+    _, sid = bot.chat("Quelles pièces pour l'avance SAS ?")
+    bot.feedback(sid, "ans-000-02", False)
+    assert [g.reason for g in curator.groups()] == ["downvote"]
+    assert [q["question"] for q in curator.unanswered_questions()] == [NEIGHBOURED]
     entry, version = curator.entry(neighbour.id)
     curator.edit({**entry, "alternates": [*entry["alternates"], NEIGHBOURED]}, version, "bob")
     reply, _ = bot.chat(NEIGHBOURED)
     assert reply.type == "answer" and reply.results[0].entry.id == neighbour.id
     assert bot.corpus.unanswered == ()
+
+
+def test_hors_faq_is_refused_for_an_entry_phrasing_and_can_be_undone(bot):
+    reply, sid = bot.chat(NEIGHBOURED)
+    bot.feedback(sid, reply.results[0].entry.id, False)
+    curator = Curator(bot)
+    group = curator.groups()[0]
+    entry, version = curator.entry("ans-000-01")
+    curator.edit({**entry, "alternates": [*entry["alternates"], NEIGHBOURED]}, version, "bob")
+    with pytest.raises(InputError, match="ans-000-01"):  # attached since: no silent no-op
+        curator.unanswered(group.id, "alice")
+    assert bot.curator.unanswered() == []
+    curator.edit(entry, version + 1, "bob")  # the attach undone
+    curator.unanswered(group.id, "alice")
+    assert bot.chat(NEIGHBOURED)[0].type == "fallback"
+    curator.forget_unanswered(NEIGHBOURED.lower(), "alice")  # the same words
+    assert bot.chat(NEIGHBOURED)[0].type == "answer"
+    with pytest.raises(InputError, match="pas une question marquée"):
+        curator.forget_unanswered(NEIGHBOURED, "alice")
+
+
+def test_a_question_marked_unanswered_is_recognised_with_its_typing_slips(bot):
+    """Kept as the search reads it (slips mended): typed again the same way, declined."""
+    slipped = NEIGHBOURED.replace("pour", "pr").replace("nouvelle", "nouvlle")
+    reply, sid = bot.chat(slipped)
+    assert reply.type == "answer"
+    bot.feedback(sid, reply.results[0].entry.id, False)
+    curator = Curator(bot)
+    curator.unanswered(curator.groups()[0].id, "alice")
+    assert bot.chat(slipped)[0].type == "fallback"
+    assert bot.chat(NEIGHBOURED)[0].type == "fallback"  # and without the slips
 
 
 def test_bm25_only_declines_a_question_marked_unanswered_asked_again(tmp_path):
@@ -424,6 +460,8 @@ ADMIN_ROUTES = [
     ("post", "/api/admin/review/g1/attach"),
     ("post", "/api/admin/review/g1/ignore"),
     ("post", "/api/admin/review/g1/unanswered"),
+    ("get", "/api/admin/unanswered"),
+    ("post", "/api/admin/unanswered/forget"),
     ("get", "/api/admin/corpus?format=csv"),
     ("post", "/api/admin/corpus"),
 ]
@@ -490,6 +528,10 @@ def test_admin_api_loop(bot):
     assert reply["type"] == "answer" and reply["results"][0]["id"] == "ans-000-01"
     assert c.post("/api/admin/review/g999/ignore", headers=auth()).status_code == 400
     assert c.post("/api/admin/review/g999/unanswered", headers=auth()).status_code == 400
+    assert c.get("/api/admin/unanswered", headers=auth()).json() == {"questions": []}
+    gone = c.post("/api/admin/unanswered/forget", json={"question": "x"}, headers=auth())
+    assert gone.status_code == 400 and "pas une question marquée" in gone.json()["error"]
+    assert c.post("/api/admin/unanswered/forget", json={}, headers=auth()).status_code in (400, 422)
     page = c.get("/admin", headers=auth())
     assert page.status_code == 200 and "espace curateur" in page.text
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
@@ -534,7 +576,12 @@ def test_cli_review_and_corpus(tmp_path, monkeypatch, capsys):
     assert "0 modifiée(s)" in capsys.readouterr().out
     assert main(["review", "ignore", "g999"]) == 1
     assert main(["review", "unanswered", "g999"]) == 1
-    assert main(["review", "unanswered"]) == 1  # no ID
+    capsys.readouterr()
+    assert main(["review", "unanswered"]) == 0  # no ID: the list
+    assert "Aucune question marquée hors FAQ" in capsys.readouterr().out
+    assert main(["review", "unanswered", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"questions": []}
+    assert main(["review", "forget", "une question jamais marquée"]) == 1
     audit = Curator(a_bot(tmp_path)).store.audit()
     assert audit[0].who.startswith("cli") and audit[0].action == "attach"
 

@@ -117,8 +117,15 @@ def test_a_downvoted_neighbouring_answer_marked_hors_faq_is_declined_live(
 
         page2 = browser.new_page()
         assert ask(page2, admin_live.url, NEIGHBOURED) == "fallback"
+        # Undone from the list under the queue: answered again, still without a restart.
+        marked = admin.locator("#unanswered-list li", has_text=NEIGHBOURED)
+        marked.get_by_role("button", name="Retirer").click()
+        admin.locator("#status.ok").wait_for(timeout=TIMEOUT_MS)
+        page3 = browser.new_page()
+        assert ask(page3, admin_live.url, NEIGHBOURED) == "answer"
         watch.check()
         admin_watch.check()
         audit = [(a.who, a.action) for a in admin_live.bot.curator.audit()]
         assert ("Dominique", "unanswered") in audit
+        assert ("Dominique", "unanswered_forgotten") in audit
         browser.close()

@@ -14,7 +14,7 @@ from chatbot.curation.review import ReviewGroup, build_groups
 from chatbot.errors import CorpusError, FaqBotError, InputError
 from chatbot.records import hit_to_result
 from chatbot.stores.curator import CuratorStore
-from chatbot.text import words
+from chatbot.text import echo, words
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot
@@ -66,14 +66,18 @@ class Curator:
             except InputError:
                 return []
 
-        # A question a curator already marked unanswered, asked again word for word, is
-        # declined as decided: not queued again (a new wording the bot declines for it is).
-        decided = {" ".join(words(u.question)) for u in bot.corpus.unanswered}
+        # A question a curator already marked unanswered, asked again and declined, is not
+        # queued again (a new wording declined for it is; so is any downvoted answer).
+        decided = {self._key(u.question) for u in bot.corpus.unanswered}
         return build_groups(
             [
                 q
                 for q in self.store.questions(unhandled=True)
-                if " ".join(words(q.question)) not in decided
+                if not (
+                    q.reply_type == "fallback"
+                    and q.vote != 0
+                    and self._key(self._as_searched(q.question)) in decided
+                )
             ],
             embed,
             suggest,
@@ -125,11 +129,48 @@ class Curator:
         """The group's questions are not answered by the FAQs: the bot declines them, and
         what reads more like them than like any entry (Policy.unanswered_margin), live."""
         group = self.group(group_id)
-        texts = list(group.texts or group.examples)
+        # Kept as the search reads them (typing slips mended): asked again as typed, a
+        # question then meets its own words and vector.
+        texts = list(dict.fromkeys(self._as_searched(t) for t in group.texts or group.examples))
+        owners = {
+            self._key(t): e.id for e in self.bot.corpus.entries for t in (e.question, *e.alternates)
+        }
+        taken = [(t, owners[self._key(t)]) for t in texts if self._key(t) in owners]
+        if taken:
+            text, entry_id = taken[0]
+            raise InputError(
+                f"« {echo(text)} » est une reformulation de la fiche {entry_id} : une question "
+                "ne peut pas être à la fois répondue et sans réponse. Retirez-la d'abord des "
+                "reformulations de la fiche (Éditer une fiche), puis recommencez."
+            )
         self.store.add_unanswered(
             texts, group.question_ids, who, {"group": group_id, "questions": texts}
         )
         self.bot.reload()
+
+    def unanswered_questions(self) -> list[dict[str, str]]:
+        """The questions curators marked unanswered: question, when, by whom (oldest first)."""
+        return [
+            {"question": q, "added_at": at, "added_by": by}
+            for q, at, by in self.store.unanswered_rows()
+        ]
+
+    def forget_unanswered(self, question: str, who: str) -> None:
+        """The question is answered again (as before « Hors FAQ »), live."""
+        if not self.store.forget_unanswered(question, who):
+            raise InputError(
+                f"« {echo(question)} » n'est pas une question marquée sans réponse "
+                "(voir la liste : faqbot review unanswered --list, GET /api/admin/unanswered)."
+            )
+        self.bot.reload()
+
+    def _as_searched(self, text: str) -> str:
+        speller = self.bot.retriever.speller
+        return speller.mend(text) if speller is not None else text
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return " ".join(words(text))
 
     def create(self, group_id: str, data: dict[str, Any], who: str) -> str:
         """A new entry (question, answer, facets, source) whose alternates start with the group's."""

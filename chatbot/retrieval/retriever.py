@@ -62,9 +62,6 @@ class Retriever:
         self.calibration = calibration if calibration is not None else Calibration()
         self.lexical = LexicalIndex(self.entries)
         self.offers = [offered(e) for e in self.entries]  # kinds of answer each entry gives
-        # The questions known to be unanswered, as typed (words() joined): without dense
-        # vectors (bm25 mode), one asked again word for word is still recognised.
-        self._unanswered = {" ".join(words(u.question)): u.question for u in corpus.unanswered}
         self.expander = expander or QueryExpander([])
         # Typing slips mended before anything reads the query (none without a lexicon).
         self.lexicon = lexicon
@@ -79,6 +76,13 @@ class Retriever:
                 for t in (v.value, *v.synonyms)
             )
             self.speller = Speller(texts, lexicon, known=(*self.expander.terms, *facet_words))
+        # The questions known to be unanswered, as the search reads a query (typing slips
+        # mended, words() joined): without dense vectors (bm25 mode), one asked again in the
+        # same words is still recognised.
+        mend = self.speller.mend if self.speller is not None else (lambda text: text)
+        self._unanswered = {
+            " ".join(words(mend(u.question))): u.question for u in corpus.unanswered
+        }
         self.dense: DenseScorer | None = None
         if dense_index is not None and encoder is not None:
             aligner = self._word_aligner(dense_index, encoder)

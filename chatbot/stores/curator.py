@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatbot.errors import FaqBotError, InputError
+from chatbot.text import words
 
 if TYPE_CHECKING:
     from chatbot.stores.postgres import PostgresDatabase
@@ -70,7 +71,8 @@ CREATE TABLE IF NOT EXISTS corpus_version (
     version INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS unanswered_question (
-    question TEXT PRIMARY KEY,
+    key      TEXT PRIMARY KEY,
+    question TEXT NOT NULL,
     added_at TEXT NOT NULL,
     added_by TEXT NOT NULL
 );
@@ -87,6 +89,11 @@ OUTCOMES = ("pending", "answered", "abandoned")
 CONNECTION_WAIT_SECONDS = 1.0
 # The purge runs at most this often on write (and once when the store opens).
 PURGE_EVERY_SECONDS = 3600.0
+
+
+def unanswered_key(text: str) -> str:
+    """The key of a question marked unanswered: its words (case, accents, punctuation aside)."""
+    return hashlib.sha256(" ".join(words(text)).encode("utf-8")).hexdigest()
 
 
 def _iso(moment: datetime) -> str:
@@ -471,10 +478,12 @@ class CuratorStore:
         audited, the corpus version bumped so that every process reloads."""
         with self.backend.transaction() as tx:
             for text in texts:
+                # Keyed by a digest: a question may be 2 000 characters, too long for an
+                # index entry in PostgreSQL; the same words are the same question.
                 tx.run(
-                    "INSERT INTO unanswered_question (question, added_at, added_by)"
-                    " VALUES (?, ?, ?) ON CONFLICT (question) DO NOTHING",
-                    (text, self._now(), who),
+                    "INSERT INTO unanswered_question (key, question, added_at, added_by)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                    (unanswered_key(text), text, self._now(), who),
                 )
             for i in ids:
                 tx.run(
@@ -486,11 +495,29 @@ class CuratorStore:
 
     def unanswered(self) -> list[str]:
         """The questions curators marked as not answered by the FAQs, oldest first."""
+        return [q for q, _, _ in self.unanswered_rows()]
+
+    def unanswered_rows(self) -> list[tuple[str, str, str]]:
+        """(question, added at, added by) of each question marked unanswered, oldest first."""
         if not self.backend.readable():
             return []
         with self.backend.transaction() as tx:
-            rows = tx.run("SELECT question FROM unanswered_question ORDER BY added_at, question")
-        return [str(r[0]) for r in rows]
+            rows = tx.run(
+                "SELECT question, added_at, added_by FROM unanswered_question"
+                " ORDER BY added_at, key"
+            )
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def forget_unanswered(self, text: str, who: str) -> bool:
+        """The question is no longer known as unanswered (the FAQs answer it now, or it was
+        marked by mistake); False when it was not. Audited; every process reloads."""
+        with self.backend.transaction() as tx:
+            tx.run("DELETE FROM unanswered_question WHERE key = ?", (unanswered_key(text),))
+            if tx.rowcount != 1:
+                return False
+            self._audit(tx, who, "unanswered_forgotten", text[:200], {"question": text})
+            self._bump(tx)
+        return True
 
     # ------------------------------------------------------------ curated corpus
 

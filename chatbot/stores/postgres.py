@@ -86,7 +86,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "curator: questions known to be unanswered",
         """
         CREATE TABLE IF NOT EXISTS unanswered_question (
-            question TEXT PRIMARY KEY,
+            key      TEXT PRIMARY KEY,
+            question TEXT NOT NULL,
             added_at TEXT NOT NULL,
             added_by TEXT NOT NULL
         );

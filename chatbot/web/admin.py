@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatbot.config import Settings
@@ -97,6 +97,11 @@ class AttachRequest(BaseModel):
     entry_id: str
 
 
+class ForgetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    question: str = Field(min_length=1, max_length=10_000)
+
+
 class EntryEditRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     entry: dict[str, Any]
@@ -139,6 +144,15 @@ def admin_router(bot: Bot) -> APIRouter:
     )
     def unanswered(group_id: str, request: Request) -> JSONResponse:
         curator.unanswered(group_id, curator_name(request))
+        return JSONResponse({"ok": True})
+
+    @router.get("/api/admin/unanswered", summary="Questions marquées « Hors FAQ »")
+    def unanswered_list() -> JSONResponse:
+        return JSONResponse({"questions": curator.unanswered_questions()})
+
+    @router.post("/api/admin/unanswered/forget", summary="Retirer une question « Hors FAQ »")
+    def unanswered_forget(body: ForgetRequest, request: Request) -> JSONResponse:
+        curator.forget_unanswered(body.question, curator_name(request))
         return JSONResponse({"ok": True})
 
     @router.post("/api/admin/review/{group_id}/create", summary="Créer une fiche pour un groupe")
