@@ -45,7 +45,7 @@ def test_logistic_weights_on_raw_features_match_the_standardised_fit():
 
 
 @pytest.mark.parametrize(
-    "where", ["issue19", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "unanswered"]
+    "where", ["issue19", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "unanswered"]
 )
 def test_the_issue19_items_and_dialogues_are_well_formed_and_name_real_entries(where):
     from evaluation.datasets import _read_jsonl
