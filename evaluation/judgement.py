@@ -38,7 +38,11 @@ HELD_OUT = {
 }
 # Single questions only, all dev: answerable ones written to break the rules of the fallback
 # (faq_data/eval/probes/README.md).
-DEV_ONLY = {"probes": ("eval", "probes")}
+DEV_ONLY = {
+    "probes": ("eval", "probes"),
+    # (07/12, tenth session: the dev counterpart of the held-out `unanswered`)
+    "unanswered_dev": ("eval", "unanswered_dev"),
+}
 # The goals of the issue, for the report (None: "keep what it is").
 GOALS: dict[str, str] = {
     "answerable_r1": "≥ 0.95",

@@ -45,15 +45,20 @@ def test_logistic_weights_on_raw_features_match_the_standardised_fit():
 
 
 @pytest.mark.parametrize(
-    "where", ["issue19", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "unanswered"]
+    "where",
+    [
+        "issue19",
+        *("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"),
+        *("unanswered", "unanswered_dev"),
+    ],
 )
 def test_the_issue19_items_and_dialogues_are_well_formed_and_name_real_entries(where):
     from evaluation.datasets import _read_jsonl
-    from evaluation.judgement import HELD_OUT, ISSUE19_DIR, issue19_items
+    from evaluation.judgement import DEV_ONLY, HELD_OUT, ISSUE19_DIR, issue19_items
 
     data = REPO_ROOT / "faq_data"
     known = set(load_corpus().by_id())
-    folder = {"issue19": ISSUE19_DIR, **HELD_OUT}[where]
+    folder = {"issue19": ISSUE19_DIR, **HELD_OUT, **DEV_ONLY}[where]
     items = issue19_items(data, folder)
     assert len({i.id for i in items}) == len(items) >= 50
     for it in items:
@@ -61,6 +66,8 @@ def test_the_issue19_items_and_dialogues_are_well_formed_and_name_real_entries(w
         assert set(it.gold) <= known and (it.expect == "fallback") == (not it.gold)
     if where in HELD_OUT:  # held out whole: nothing of it is tuned on
         assert {it.split for it in items} == {"test"}
+    if where in DEV_ONLY:  # for tuning only
+        assert {it.split for it in items} == {"dev"}
     dialogues = _read_jsonl(data.joinpath(*folder, "dialogues.jsonl"))
     assert len({d["id"] for d in dialogues}) == len(dialogues)
     for d in dialogues:
