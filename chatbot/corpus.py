@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from chatbot import yaml_text
 from chatbot.errors import CorpusError
-from chatbot.text import echo, fold, words
+from chatbot.text import echo, fold, typed
 
 log = logging.getLogger("faqbot")
 
@@ -511,6 +511,11 @@ def load_corpus(corpus_dir: Path | None = None) -> Corpus:
     )
 
 
+def entry_phrasings(entries: Sequence[FaqEntry]) -> dict[str, str]:
+    """Each entry's question and alternates as typed (text.typed) -> the entry's id."""
+    return {typed(t): e.id for e in entries for t in (e.question, *e.alternates)}
+
+
 def load_unanswered(path: Path, entries: Sequence[FaqEntry]) -> tuple[Unanswered, ...]:
     """Read faq_data/unanswered.yaml; refuse an unknown `near` id or a question twice.
     One an entry lists as its own phrasing is left out with a warning: answered since
@@ -525,14 +530,14 @@ def load_unanswered(path: Path, entries: Sequence[FaqEntry]) -> tuple[Unanswered
     except ValidationError as exc:
         raise CorpusError(f"{path} : {_format_validation(exc)}") from None
     ids = {e.id for e in entries}
-    phrasings = {" ".join(words(t)): e.id for e in entries for t in (e.question, *e.alternates)}
+    phrasings = entry_phrasings(entries)
     seen: dict[str, int] = {}
     out = []
     for n, q in enumerate(model.questions, 1):
         where = f"{path}, question {n} (« {echo(q.question)} »)"
         if q.near is not None and q.near not in ids:
             raise CorpusError(f"{where} : near « {q.near} » n'est l'id d'aucune entrée.")
-        key = " ".join(words(q.question))
+        key = typed(q.question)
         if key in seen:
             raise CorpusError(f"{where} : déjà écrite (question {seen[key]}).")
         seen[key] = n

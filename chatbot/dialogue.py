@@ -317,7 +317,7 @@ class Policy:
     # about (« Quel FINESS indiquer ? », « sur la facture, quel montant ? »).
     short_question_terms: int = 3
     short_question_depth: int = 10
-    # A question closer, by at least this cosine, to a question known to be unanswered
+    # A question closer, by more than this cosine, to a question known to be unanswered
     # (faq_data/unanswered.yaml) than to any entry's question or alternate is declined:
     # it reads like what the FAQs are known not to say, not like what they say.
     unanswered_margin: float = 0.02

@@ -102,6 +102,12 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(_ELISION.sub(" ", text)))
 
 
+def typed(text: str) -> str:
+    """A text as typed, case, accents and punctuation aside (words() joined): what makes
+    a question the same as a stored phrasing."""
+    return " ".join(words(text))
+
+
 def _meaningful(folded: str) -> bool:
     return folded not in stopwords() and (len(folded) > 1 or folded.isdigit())
 

@@ -22,12 +22,13 @@ from chatbot.corpus import (
     FaqEntry,
     Unanswered,
     entry_model,
+    entry_phrasings,
     validate_entry,
     validation_messages,
 )
 from chatbot.errors import CorpusError
 from chatbot.stores.curator import EntryEdit
-from chatbot.text import words
+from chatbot.text import typed
 
 log = logging.getLogger("faqbot")
 # The fields of a corpus file's entry (what EntryModel accepts), then where it comes from.
@@ -89,31 +90,32 @@ def apply_edits(base: Corpus, edits: Sequence[EntryEdit], unanswered: Sequence[s
     """`base` with each curated entry replacing its id or added; an edit the rules now refuse
     (the vocabulary changed since) is left out with a warning rather than stopping the server.
     `unanswered`: questions curators marked as not answered, added to the file's."""
-    if unanswered:
-        base = _with_unanswered(base, unanswered)
+    corpus = _with_unanswered(base, unanswered)
     if not edits:
-        return base
-    entries = {e.id: e for e in base.entries}
-    digest = hashlib.sha256(base.sha256.encode())
+        return _answered_left_out(corpus)
+    entries = {e.id: e for e in corpus.entries}
+    digest = hashlib.sha256(corpus.sha256.encode())
     for edit in edits:
         where = f"fiche {edit.entry_id} (modifiée par {edit.updated_by} le {edit.updated_at})"
         try:
-            entry = check_entry(edit.data, base.vocabulary, where)
+            entry = check_entry(edit.data, corpus.vocabulary, where)
         except CorpusError as exc:
             log.warning("modification ignorée : %s", exc)
             continue
         entries[entry.id] = entry
         digest.update(json.dumps(edit.data, ensure_ascii=False, sort_keys=True).encode())
-    corpus = replace(base, entries=tuple(entries.values()), sha256=digest.hexdigest())
+    corpus = replace(corpus, entries=tuple(entries.values()), sha256=digest.hexdigest())
     return _answered_left_out(corpus)
 
 
 def _with_unanswered(base: Corpus, texts: Sequence[str]) -> Corpus:
     """`base` with the curators' unanswered questions after the file's (each once)."""
-    known = {" ".join(words(u.question)) for u in base.unanswered}
+    if not texts:
+        return base
+    known = {typed(u.question) for u in base.unanswered}
     added = []
     for text in texts:
-        key = " ".join(words(text))
+        key = typed(text)
         if key and key not in known:
             known.add(key)
             added.append(Unanswered(text, None, "marquée sans réponse par un curateur"))
@@ -122,15 +124,16 @@ def _with_unanswered(base: Corpus, texts: Sequence[str]) -> Corpus:
     digest = hashlib.sha256(base.sha256.encode())
     for u in added:
         digest.update(b"\0unanswered\0" + u.question.encode())
-    corpus = replace(base, unanswered=(*base.unanswered, *added), sha256=digest.hexdigest())
-    return _answered_left_out(corpus)
+    return replace(base, unanswered=(*base.unanswered, *added), sha256=digest.hexdigest())
 
 
 def _answered_left_out(corpus: Corpus) -> Corpus:
     """Without the unanswered questions an entry now lists as its own phrasing: a curator
-    who attached one to an entry answered it since."""
-    phrasings = {" ".join(words(t)) for e in corpus.entries for t in (e.question, *e.alternates)}
-    kept = tuple(u for u in corpus.unanswered if " ".join(words(u.question)) not in phrasings)
+    who attached one to an entry answered it since. (None known: nothing to compute.)"""
+    if not corpus.unanswered:
+        return corpus
+    phrasings = entry_phrasings(corpus.entries)
+    kept = tuple(u for u in corpus.unanswered if typed(u.question) not in phrasings)
     if len(kept) == len(corpus.unanswered):
         return corpus
     return replace(corpus, unanswered=kept)

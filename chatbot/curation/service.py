@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chatbot.corpus import MAX_ALTERNATES
+from chatbot.corpus import MAX_ALTERNATES, entry_phrasings
 from chatbot.curation import spreadsheet
 from chatbot.curation.overlay import check_entry, entry_record, problems
 from chatbot.curation.review import ReviewGroup, build_groups
 from chatbot.errors import CorpusError, FaqBotError, InputError
 from chatbot.records import hit_to_result
 from chatbot.stores.curator import CuratorStore
-from chatbot.text import echo, words
+from chatbot.text import echo, typed
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot
@@ -68,15 +68,16 @@ class Curator:
 
         # A question a curator already marked unanswered, asked again and declined, is not
         # queued again (a new wording declined for it is; so is any downvoted answer).
-        decided = {self._key(u.question) for u in bot.corpus.unanswered}
+        decided = {typed(u.question) for u in bot.corpus.unanswered}
         return build_groups(
             [
                 q
                 for q in self.store.questions(unhandled=True)
                 if not (
-                    q.reply_type == "fallback"
+                    decided
+                    and q.reply_type == "fallback"
                     and q.vote != 0
-                    and self._key(self._as_searched(q.question)) in decided
+                    and typed(self._as_searched(q.question)) in decided
                 )
             ],
             embed,
@@ -132,10 +133,8 @@ class Curator:
         # Kept as the search reads them (typing slips mended): asked again as typed, a
         # question then meets its own words and vector.
         texts = list(dict.fromkeys(self._as_searched(t) for t in group.texts or group.examples))
-        owners = {
-            self._key(t): e.id for e in self.bot.corpus.entries for t in (e.question, *e.alternates)
-        }
-        taken = [(t, owners[self._key(t)]) for t in texts if self._key(t) in owners]
+        owners = entry_phrasings(self.bot.corpus.entries)
+        taken = [(t, owners[typed(t)]) for t in texts if typed(t) in owners]
         if taken:
             text, entry_id = taken[0]
             raise InputError(
@@ -167,10 +166,6 @@ class Curator:
     def _as_searched(self, text: str) -> str:
         speller = self.bot.retriever.speller
         return speller.mend(text) if speller is not None else text
-
-    @staticmethod
-    def _key(text: str) -> str:
-        return " ".join(words(text))
 
     def create(self, group_id: str, data: dict[str, Any], who: str) -> str:
         """A new entry (question, answer, facets, source) whose alternates start with the group's."""

@@ -20,7 +20,7 @@ from chatbot.retrieval.lexical import LexicalIndex
 from chatbot.retrieval.modes import MODES, Mode
 from chatbot.retrieval.results import Hit, KnownUnanswered, QueryScores
 from chatbot.spelling import Lexicon, Speller
-from chatbot.text import lexical_tokens, words
+from chatbot.text import lexical_tokens, typed
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder
@@ -80,9 +80,7 @@ class Retriever:
         # mended, words() joined): without dense vectors (bm25 mode), one asked again in the
         # same words is still recognised.
         mend = self.speller.mend if self.speller is not None else (lambda text: text)
-        self._unanswered = {
-            " ".join(words(mend(u.question))): u.question for u in corpus.unanswered
-        }
+        self._unanswered = {typed(mend(u.question)): u.question for u in corpus.unanswered}
         self.dense: DenseScorer | None = None
         if dense_index is not None and encoder is not None:
             aligner = self._word_aligner(dense_index, encoder)
@@ -155,7 +153,7 @@ class Retriever:
             )
         else:
             dense_scores, lift = np.zeros(n, np.float32), np.zeros(n, np.float32)
-            known = self._unanswered.get(" ".join(words(query)))
+            known = self._unanswered.get(typed(query))
             if known is not None:
                 unanswered = KnownUnanswered(known, 1.0)
         return QueryScores(

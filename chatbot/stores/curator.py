@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatbot.errors import FaqBotError, InputError
-from chatbot.text import words
+from chatbot.text import typed
 
 if TYPE_CHECKING:
     from chatbot.stores.postgres import PostgresDatabase
@@ -93,7 +93,7 @@ PURGE_EVERY_SECONDS = 3600.0
 
 def unanswered_key(text: str) -> str:
     """The key of a question marked unanswered: its words (case, accents, punctuation aside)."""
-    return hashlib.sha256(" ".join(words(text)).encode("utf-8")).hexdigest()
+    return hashlib.sha256(typed(text).encode("utf-8")).hexdigest()
 
 
 def _iso(moment: datetime) -> str:
