@@ -355,7 +355,7 @@ _ERRORS_FR = {
     "string_type": "texte attendu",
     "list_type": "liste attendue",
     "dict_type": "dictionnaire (clé: valeur) attendu",
-    "string_too_short": "texte vide",
+    "string_too_short": "texte vide ou trop court (au moins {min_length} caractère(s))",
 }
 
 
