@@ -269,3 +269,24 @@ def test_within_narrows_like_a_filter_but_keeps_entries_about_no_couloir_in_part
     assert {h.entry.id for h in retriever.search("pièces du solde", k=3, facets=dui)} == {"ans-dui"}
     with pytest.raises(InputError):
         retriever.search("pièces du solde", within={"couloir": "Lune"})
+
+
+def test_a_filter_keeps_the_order_the_whole_corpus_gives_its_entries():
+    # Three SAS entries and one elsewhere: the question leans to ans-adv by its words (BM25)
+    # and to ans-sol by a hair of cosine. Normalised over the three SAS entries alone, that
+    # hair took the whole dense range and reversed the order; over every entry, it does not.
+    sas = "Service d'accès aux soins (SAS)"
+    entries = (
+        make_entry("ans-adv", sas, question="Pièces pour l'avance SAS ?"),
+        make_entry("ans-sol", sas, question="Pièces pour le solde SAS ?"),
+        make_entry("ans-mnt", sas, question="Montant de la prestation SAS ?"),
+        make_entry("ans-dui", "Social et Médico-social", question="Solde du DUI ?"),
+    )
+    retriever = Retriever(Corpus(entries, (), (), VOCAB, sha256="0" * 64), None, None, mode="bm25")
+    s = scores(dense=[0.880, 0.889, 0.874, 0.70], lexical=[9.4, 8.3, 3.8, 0.0])
+    only_sas = retriever.allowed_mask({"couloir": sas})
+    assert not only_sas.all()
+    whole = [h.entry.id for h in retriever.rank(s, k=4, mode="hybrid")]
+    narrowed = [h.entry.id for h in retriever.rank(s, k=3, mask=only_sas, mode="hybrid")]
+    assert whole[0] == "ans-adv"
+    assert narrowed == [i for i in whole if i != "ans-dui"]

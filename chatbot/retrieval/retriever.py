@@ -201,13 +201,17 @@ class Retriever:
     ) -> list[Hit]:
         """Order pre-computed scores under `mode` (default: the retriever's)."""
         mode = Mode(mode or self.mode)
+        every = np.ones(len(self.entries), dtype=bool)
         if mask is None:
-            mask = np.ones(len(self.entries), dtype=bool)
-        fused = self.fuse(s, mask, mode)
-        # The in-scope estimate ignores filters and boosts: reuse the fusion when it did too.
+            mask = every
+        # Normalised over every entry, then filtered: a filter keeps the entries' order and
+        # their spread. Min-max over the allowed entries alone stretched the gaps: among the
+        # three SAS entries, a 0.009 cosine lead took the whole dense range and outweighed
+        # BM25's clear preference (« le PV de mise en service » answered with the solde's).
+        fused = self.fuse(s, every, mode)
+        # The in-scope estimate ignores filters and boosts: it reads the same fusion.
         in_scope = confidence.probability(
-            self.scope_features(s, mode, fused if mask.all() else None),
-            self.calibration.scope[mode],
+            self.scope_features(s, mode, fused), self.calibration.scope[mode]
         )
         if boost:
             fused = fused + ranking.facet_boost(self.entries, boost, boost_weight)
