@@ -170,6 +170,20 @@ _LEAD_IN = re.compile(
     r"[\s,.;:!…]*)+",
     re.IGNORECASE,
 )
+# Sign-offs after the question (« … ? Merci d'avance », « … svp », « … Cordialement. »): like
+# the lead-ins, they say nothing of its topic but weigh on its scores (dev: one question in
+# sixteen got another reply with « Merci » after it). Only at the very end, as whole words.
+_SIGN_OFF_WORDS = (
+    r"merci(?: (?:beaucoup|bien|d['’]avance|par avance|pour (?:votre|ta|vos) (?:aide|réponse|reponse|retour)s?))?"
+    r"|d['’]avance merci|par avance merci|svp|stp|s['’]il (?:vous|te) pla[iî]t|(?:bien )?cordialement"
+    r"|cdlt|bonne (?:journée|journee|soirée|soiree)|thanks?(?: you)?(?: in advance)?|thx|please|pls"
+    r"|(?:best |kind )?regards"
+)
+# A sign-off that only asks (« svp » alone): the user is invited to ask, not thanked.
+_PLEASE = re.compile(r"svp|stp|s'il (?:vous|te) plait|please|pls")
+_SIGN_OFF = re.compile(
+    rf"(?:[\s,.;:!…]*(?<![\w'’-])(?:{_SIGN_OFF_WORDS})(?![\w'’-])[\s,.;:!…]*)+$", re.IGNORECASE
+)
 # A patient's own steps (or a relative's, about their records): « comment un patient
 # active son profil Mon espace santé ? », « un patient peut-il masquer un document ? »,
 # « can a patient delete… », « ma mère… son dossier dans Mon espace santé ». The FAQs
@@ -870,6 +884,16 @@ class Dialogue:
         text = " ".join(_URL.sub(" ", text).split())
         if not text:
             return Reply("fallback", msg.LINK_ONLY), idle
+        rest = _SIGN_OFF.sub("", text, count=1)
+        if rest != text:
+            if any(len(t) > 1 for t in words(_LEAD_IN.sub("", rest, count=1))):
+                text = rest  # « pièces pour le solde SAS ? Merci d'avance »
+            elif state.pending:
+                return self._ask_again(state, msg.NOT_A_CHOICE)
+            elif _PLEASE.fullmatch(fold(text).strip(" .!…")):
+                return Reply("fallback", msg.ASK_AWAY), idle  # « svp » alone
+            else:
+                return Reply("fallback", msg.THANKS), idle  # « merci d'avance », « cordialement »
         rest = _LEAD_IN.sub("", text, count=1)
         if rest != text:
             if any(len(t) > 1 for t in words(rest)):

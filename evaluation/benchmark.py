@@ -169,17 +169,18 @@ class QueryPool:
     questions it has not seen (the cache's effect is measured on its own).
     """
 
-    # None opens with a greeting or an « ok » the dialogue drops before searching (its
-    # _LEAD_IN): « Bonjour, {q} » would be {q} again, a cache hit (tests/test_report.py).
+    # None opens with a greeting or an « ok », nor ends with a « merci », that the dialogue
+    # drops before searching (its _LEAD_IN, _SIGN_OFF): « Bonjour, {q} » or « {q} Merci. »
+    # would be {q} again, a cache hit (tests/test_report.py).
     TEMPLATES = (
         "{q}",
-        "{q} Merci.",
         "Question : {q}",
-        "{q} Merci d'avance.",
         "Petite question : {q}",
-        "{q} Cordialement.",
         "J'ai une question : {q}",
-        "{q} Bonne journée.",
+        "Ma question : {q}",
+        "Une question : {q}",
+        "Question rapide : {q}",
+        "Je me demande : {q}",
     )
 
     def __init__(self, base: Sequence[str], exclude: Sequence[str] = ()):
@@ -1437,7 +1438,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"{_ms(li['search_seen_question']['p99_ms'])} |",
         "",
         "Chaque mesure (ici comme en HTTP) pose une question que le bot n'a pas encore vue : "
-        "questions d'évaluation, puis les mêmes précédées de « Bonjour, », suivies de « Merci. », etc. "
+        "questions d'évaluation, puis les mêmes précédées d'une formule (« Question : », « Petite question : »…), puis numérotées. "
         "Le Retriever garde en cache les questions récentes ; la dernière ligne en montre l'effet.",
         "",
     ]

@@ -192,6 +192,51 @@ def test_a_reply_choosing_nothing_gets_the_question_again(typed):
 @pytest.mark.parametrize(
     "typed, searched",
     [
+        ("pièces pour le solde SAS ? Merci d'avance", "pièces pour le solde SAS ?"),
+        ("pièces pour le solde SAS ? merci beaucoup !", "pièces pour le solde SAS ?"),
+        ("Bonjour, pièces pour le solde SAS ? Cordialement.", "pièces pour le solde SAS ?"),
+        ("pieces solde SAS svp", "pieces solde SAS"),
+        ("pièces pour le solde SAS, merci pour votre aide", "pièces pour le solde SAS"),
+        ("solde SAS : pièces ? Thanks in advance!", "solde SAS : pièces ?"),
+        # Only whole words at the very end: « remerciements », « please » inside stay.
+        ("pièces du solde SAS, remerciements", "pièces du solde SAS, remerciements"),
+        (
+            "Can you please list the SAS balance documents?",
+            "Can you please list the SAS balance documents?",
+        ),
+    ],
+)
+def test_sign_offs_after_the_question_are_not_searched(typed, searched):
+    d, search = make(ambiguous)
+    d.step(typed, DialogueState())
+    assert search.calls[0]["query"] == searched
+
+
+@pytest.mark.parametrize(
+    "typed, said",
+    [
+        ("merci", msg.THANKS),
+        ("Merci d'avance", msg.THANKS),
+        ("cordialement", msg.THANKS),
+        ("merci, bonne journée", msg.THANKS),
+        ("svp", msg.ASK_AWAY),
+        ("S'il vous plaît !", msg.ASK_AWAY),
+    ],
+)
+def test_a_sign_off_alone_thanks_or_invites_a_question_without_searching(typed, said):
+    d, search = make(ambiguous)
+    reply, _ = d.step(typed, DialogueState())
+    assert (reply.type, reply.text) == ("fallback", said) and not search.calls
+    # Said to a clarification: the question again, nothing chosen.
+    asked, state = d.step("pièces ?", DialogueState())
+    assert asked.type == "clarify"
+    again, kept = d.step(typed, state)
+    assert again.type == "clarify" and kept.pending == state.pending
+
+
+@pytest.mark.parametrize(
+    "typed, searched",
+    [
         ("ok tant pis. Sinon, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
         ("Merci ! Autre question : pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),
         ("Re-bonjour, pièces pour le solde SAS ?", "pièces pour le solde SAS ?"),

@@ -202,19 +202,22 @@ def test_query_pool_never_hands_out_a_question_twice():
 
     pool = QueryPool(["a ?", "b ?", "a ?"], exclude=["b ?"])
     first = pool.take(3)
-    assert first == ["a ?", "a ? Merci.", "b ? Merci."]
+    assert first == ["a ?", "Question : a ?", "Question : b ?"]
     many = first + pool.take(40)
     assert len(set(many)) == len(many) == 43
 
 
 def test_query_pool_questions_stay_new_once_the_dialogue_drops_its_lead_ins():
-    """« Bonjour, X » is searched as X (a cache hit): no template may open with a lead-in."""
-    from chatbot.dialogue import _LEAD_IN
+    """« Bonjour, X » and « X Merci. » are searched as X (a cache hit): no template may open
+    with a lead-in nor end with a sign-off."""
+    from chatbot.dialogue import _LEAD_IN, _SIGN_OFF
     from evaluation.benchmark import QueryPool
 
+    assert _SIGN_OFF.sub("", "Quel montant ? Merci.", count=1) == "Quel montant ?"
     for template in QueryPool.TEMPLATES:
         text = template.format(q="Quel montant pour le DMP ?")
         assert _LEAD_IN.sub("", text, count=1) == text, template
+        assert _SIGN_OFF.sub("", text, count=1) == text, template
 
 
 def test_top_confidences_split_answerable_and_out_of_scope():
