@@ -286,7 +286,24 @@ def test_a_filter_keeps_the_order_the_whole_corpus_gives_its_entries():
     s = scores(dense=[0.880, 0.889, 0.874, 0.70], lexical=[9.4, 8.3, 3.8, 0.0])
     only_sas = retriever.allowed_mask({"couloir": sas})
     assert not only_sas.all()
-    whole = [h.entry.id for h in retriever.rank(s, k=4, mode="hybrid")]
-    narrowed = [h.entry.id for h in retriever.rank(s, k=3, mask=only_sas, mode="hybrid")]
-    assert whole[0] == "ans-adv"
-    assert narrowed == [i for i in whole if i != "ans-dui"]
+    whole = {h.entry.id: h.score for h in retriever.rank(s, k=4, mode="hybrid")}
+    narrowed = {h.entry.id: h.score for h in retriever.rank(s, k=3, mask=only_sas, mode="hybrid")}
+    assert max(whole, key=whole.__getitem__) == "ans-adv"
+    # The same scores, hence the same order: the filter only leaves ans-dui out.
+    assert narrowed == pytest.approx({i: v for i, v in whole.items() if i != "ans-dui"})
+
+
+def test_hits_come_in_the_order_of_their_confidence_the_fusion_breaking_ties(monkeypatch):
+    sas = "Service d'accès aux soins (SAS)"
+    entries = tuple(make_entry(f"ans-{i}", sas, question=f"Question {i} ?") for i in "abcd")
+    retriever = Retriever(Corpus(entries, (), (), VOCAB, sha256="0" * 64), None, None, mode="bm25")
+    s = scores(dense=[0.88, 0.86, 0.87, 0.70], lexical=[2.0, 9.0, 5.0, 0.0])
+    by_fusion = [h.entry.id for h in retriever.rank(s, k=4, mode="hybrid")]
+    assert by_fusion[:3] == ["ans-b", "ans-c", "ans-a"]
+    # A calibrated model that trusts ans-a most, then ans-b and ans-d alike.
+    table = {0: 0.7, 1: 0.4, 2: 0.1, 3: 0.4}
+    monkeypatch.setattr(retriever, "features", lambda s, fused, mask, i, mode: [float(i)])
+    monkeypatch.setattr(retriever, "confidence", lambda x, mode: table[int(x[0])])
+    hits = retriever.rank(s, k=4, mode="hybrid")
+    assert [h.entry.id for h in hits] == ["ans-a", "ans-b", "ans-d", "ans-c"]
+    assert [h.confidence for h in hits] == [0.7, 0.4, 0.4, 0.1]
