@@ -118,9 +118,17 @@ def content_word(word: str) -> bool:
 
 
 def lexical_tokens(text: str) -> list[str]:
-    """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed."""
+    """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed (but the
+    shortest)."""
     toks = [w for w in words(text) if _meaningful(w)]
-    return _stemmer().stemWords(toks)
+    stemmer = _stemmer()
+    # Words of three letters or fewer are kept whole: they are mostly acronyms, which the
+    # stemmer merged with other words (« INS » became « in », matched by every English
+    # reformulation; « via » and « vie »).
+    return [w if len(w) <= _UNSTEMMED else stemmer.stemWord(w) for w in toks]
+
+
+_UNSTEMMED = 3
 
 
 # An error message quotes at most this much of what the user sent (a 60 000-character facet

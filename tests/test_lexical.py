@@ -117,3 +117,27 @@ def test_the_thesaurus_finds_a_term_inside_a_token_joined_by_a_plus_and_longest_
     got = thesaurus.expand("RPPS+FINESS et appel d'offres")
     assert got.groups == ("concurrence", "référentiel")  # « appel offres » is the longest
     assert "appel" not in got.residual.split() and "finess" not in got.residual
+
+
+def test_acronyms_of_three_letters_keep_their_own_token_and_longer_words_are_stemmed():
+    from chatbot.text import lexical_tokens
+
+    # « INS » was stemmed to « in », which every English reformulation holds: its question
+    # looked covered by entries that never name it.
+    assert lexical_tokens("INS service socle, in the box") == [
+        "ins",
+        "servic",
+        "socl",
+        "in",
+        "the",
+        "box",
+    ]
+    assert lexical_tokens("via") != lexical_tokens("vie")
+    assert lexical_tokens("services") == lexical_tokens("service")
+    entries = (
+        make_entry("ans-ins", None, question="L'INS est-elle un service socle ?"),
+        make_entry("ans-en", None, question="Is it in the scope?"),
+    )
+    retriever = Retriever(Corpus(entries, (), (), VOCAB, sha256="0" * 64), None, None, mode="bm25")
+    covered = dict(zip((e.id for e in entries), retriever.score("INS ?").coverage, strict=True))
+    assert covered == {"ans-ins": 1.0, "ans-en": 0.0}
