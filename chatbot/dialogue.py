@@ -170,6 +170,16 @@ _LEAD_IN = re.compile(
     r"[\s,.;:!…]*)+",
     re.IGNORECASE,
 )
+# A message asking about the bot itself, whole (words(): folded, elisions gone).
+_ABOUT_ME = re.compile(
+    r"(?:aide|help|aidez moi|au secours|sos|menu|mode d emploi|instructions|comment ca marche"
+    r"|comment (?:tu|vous) (?:marches?|fonctionnez|fonctionnes?)|comment (?:t|vous) utiliser"
+    r"|que (?:sais|peux) tu faire|que (?:savez|pouvez) vous faire|tu sers a quoi"
+    r"|est ce que (?:tu sais|tu peux|vous savez|vous pouvez) faire"
+    r"|vous servez a quoi|a quoi (?:tu sers|sers tu|servez vous)|qui es tu|qui etes vous"
+    r"|tu es qui|vous etes qui|what can you do|who are you|what are you|how does (?:this|it) work"
+    r"|how do i use (?:this|you))"
+)
 # Sign-offs after the question (« … ? Merci d'avance », « … svp », « … Cordialement. »): like
 # the lead-ins, they say nothing of its topic but weigh on its scores (dev: one question in
 # sixteen got another reply with « Merci » after it). Only at the very end, as whole words.
@@ -903,6 +913,12 @@ class Dialogue:
         folded = fold(text).strip(" .!?")
         if folded in _RESET:
             return Reply("fallback", msg.RESET), DialogueState(turns=state.turns)
+        if _ABOUT_ME.fullmatch(" ".join(words(text))):
+            # « aide », « que sais-tu faire ? »: how to use the bot, not a FAQ topic (« aide ? »
+            # was asked which couloir, as a question about the funding aids).
+            if state.pending:
+                return self._ask_again(state, msg.NOT_A_CHOICE)
+            return Reply("fallback", msg.HELP), idle
         for phrase in _RESET:
             # "nouvelle question : quelles pièces…" resets, then asks.
             if (

@@ -32,6 +32,16 @@ LINK_ONLY = (
 
 GREETING = WELCOME
 
+HELP = (
+    "Je réponds aux questions sur le **Ségur du numérique en santé** (financements, "
+    "référencement, SAS, DUI, DPI, médecine de ville…) avec les réponses des FAQ officielles, "
+    "et leur source. Posez votre question avec vos mots, par exemple « "
+    + EXAMPLES[0]
+    + " ». Si elle peut concerner plusieurs couloirs ou dispositifs, je vous demande "
+    "lequel ; si les FAQ n'y répondent pas, je vous le dis et vous propose les questions "
+    "proches et qui contacter. Écrivez « recommencer » pour repartir de zéro."
+)
+
 THANKS = "Avec plaisir ! Si vous avez une autre question sur le Ségur du numérique, je vous écoute."
 
 JUNK = (

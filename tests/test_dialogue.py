@@ -213,6 +213,38 @@ def test_sign_offs_after_the_question_are_not_searched(typed, searched):
 
 
 @pytest.mark.parametrize(
+    "typed",
+    [
+        "aide",
+        "Aide ?",
+        "help",
+        "que sais-tu faire ?",
+        "Qu'est-ce que vous pouvez faire ?",
+        "tu sers à quoi",
+        "Comment ça marche ?",
+        "what can you do?",
+        "Bonjour, aide svp",
+    ],
+)
+def test_asking_about_the_bot_gets_how_to_use_it_not_a_search(typed):
+    d, search = make(ambiguous)
+    reply, _ = d.step(typed, DialogueState())
+    assert (reply.type, reply.text) == ("fallback", msg.HELP) and not search.calls
+    assert "recommencer" in reply.text and msg.EXAMPLES[0] in reply.text
+    # To a clarification: the question again.
+    asked, state = d.step("pièces ?", DialogueState())
+    again, kept = d.step(typed, state)
+    assert again.type == "clarify" and kept.pending == state.pending
+
+
+@pytest.mark.parametrize("typed", ["aide financière pour un EHPAD ?", "comment marche le solde ?"])
+def test_a_question_that_only_begins_like_a_request_for_help_is_searched(typed):
+    d, search = make(ambiguous)
+    d.step(typed, DialogueState())
+    assert search.calls
+
+
+@pytest.mark.parametrize(
     "typed, said",
     [
         ("merci", msg.THANKS),
