@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
@@ -172,7 +173,8 @@ _LEAD_IN = re.compile(
 )
 # A message asking about the bot itself, whole (words(): folded, elisions gone).
 _ABOUT_ME = re.compile(
-    r"(?:aide|help|aidez moi|au secours|sos|menu|mode d emploi|instructions|comment ca marche"
+    r"(?:aide|help|help me|aide moi|aidez moi|(?:ai )?besoin (?:d )?aide|au secours|sos|menu"
+    r"|mode d emploi|instructions|comment ca (?:marche|fonctionne)|tu peux faire quoi"
     r"|comment (?:tu|vous) (?:marches?|fonctionnez|fonctionnes?)|comment (?:t|vous) utiliser"
     r"|que (?:sais|peux) tu faire|que (?:savez|pouvez) vous faire|tu sers a quoi"
     r"|est ce que (?:tu sais|tu peux|vous savez|vous pouvez) faire"
@@ -184,16 +186,41 @@ _ABOUT_ME = re.compile(
 # the lead-ins, they say nothing of its topic but weigh on its scores (dev: one question in
 # sixteen got another reply with « Merci » after it). Only at the very end, as whole words.
 _SIGN_OFF_WORDS = (
-    r"merci(?: (?:beaucoup|bien|d['’]avance|par avance|pour (?:votre|ta|vos) (?:aide|réponse|reponse|retour)s?))?"
+    r"(?:(?:un )?grand |mille )?mercis?"
+    r"(?: (?:a vous|à vous|a toi|à toi|infiniment|beaucoup|bien|d['’]avance|par avance))?"
+    r"(?: (?:pour|de) (?:votre|ta|ton|vos|tes) (?:aide|réponse|reponse|retour|temps)s?)?"
     r"|d['’]avance merci|par avance merci|svp|stp|s['’]il (?:vous|te) pla[iî]t|(?:bien )?cordialement"
-    r"|cdlt|bonne (?:journée|journee|soirée|soiree)|thanks?(?: you)?(?: in advance)?|thx|please|pls"
-    r"|(?:best |kind )?regards"
+    r"|cdlt|bonne (?:journée|journee|soirée|soiree)|(?:many )?thanks?(?: you)?(?: in advance)?"
+    r"|thx|please|pls|(?:best |kind )?regards"
 )
-# A sign-off that only asks (« svp » alone): the user is invited to ask, not thanked.
-_PLEASE = re.compile(r"svp|stp|s'il (?:vous|te) plait|please|pls")
-_SIGN_OFF = re.compile(
-    rf"(?:[\s,.;:!…]*(?<![\w'’-])(?:{_SIGN_OFF_WORDS})(?![\w'’-])[\s,.;:!…]*)+$", re.IGNORECASE
-)
+# One sign-off ending a text, looked for in its last _SIGN_OFF_TAIL characters only (a
+# pattern over the whole text, repeated and anchored at its end, backtracked for seconds
+# on « merci merci … x »).
+_SIGN_OFF_END = re.compile(rf"(?<![\w'’-])(?:{_SIGN_OFF_WORDS})\Z", re.IGNORECASE)
+_SIGN_OFF_TAIL = 64
+# What may follow a sign-off: spaces, punctuation, emoji (« merci ! 🙏 », « svp ? »).
+_AFTER_SIGN_OFF = frozenset(" \t\n,.;:!?…)(-–—*~'\"’«»")
+# A sign-off alone that thanks (« merci d'avance », « cordialement »), not only asks (« svp »).
+_THANKING = frozenset("merci mercis thanks thank thx cordialement regards journee soiree".split())
+
+
+def _without_sign_off(text: str) -> str:
+    """`text` without the sign-offs that end it, the question's own punctuation kept
+    (« montant SAS ? Merci d'avance 🙏 » → « montant SAS ? »); as it is when none does."""
+    kept = len(text)  # the text kept: text[:kept]
+    while True:
+        end = kept
+        while end and (
+            text[end - 1] in _AFTER_SIGN_OFF or unicodedata.category(text[end - 1]) in ("So", "Sk")
+        ):
+            end -= 1
+        found = _SIGN_OFF_END.search(text, max(0, end - _SIGN_OFF_TAIL), end)
+        if found is None:
+            break
+        kept = found.start()
+    return text if kept == len(text) else text[:kept].rstrip(" \t\n,;:–—-")
+
+
 # A patient's own steps (or a relative's, about their records): « comment un patient
 # active son profil Mon espace santé ? », « un patient peut-il masquer un document ? »,
 # « can a patient delete… », « ma mère… son dossier dans Mon espace santé ». The FAQs
@@ -894,16 +921,17 @@ class Dialogue:
         text = " ".join(_URL.sub(" ", text).split())
         if not text:
             return Reply("fallback", msg.LINK_ONLY), idle
-        rest = _SIGN_OFF.sub("", text, count=1)
+        rest = _without_sign_off(text)
         if rest != text:
-            if any(len(t) > 1 for t in words(_LEAD_IN.sub("", rest, count=1))):
-                text = rest  # « pièces pour le solde SAS ? Merci d'avance »
+            left = words(_LEAD_IN.sub("", rest, count=1))
+            if any(len(t) > 1 or t.isdigit() for t in left):
+                text = rest  # « pièces pour le solde SAS ? Merci d'avance », « 2 merci »
             elif state.pending:
                 return self._ask_again(state, msg.NOT_A_CHOICE)
-            elif _PLEASE.fullmatch(fold(text).strip(" .!…")):
-                return Reply("fallback", msg.ASK_AWAY), idle  # « svp » alone
-            else:
+            elif _THANKING & set(words(text)):
                 return Reply("fallback", msg.THANKS), idle  # « merci d'avance », « cordialement »
+            else:
+                return Reply("fallback", msg.ASK_AWAY), idle  # « svp » alone
         rest = _LEAD_IN.sub("", text, count=1)
         if rest != text:
             if any(len(t) > 1 for t in words(rest)):

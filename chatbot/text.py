@@ -118,17 +118,18 @@ def content_word(word: str) -> bool:
 
 
 def lexical_tokens(text: str) -> list[str]:
-    """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed (but the
-    shortest)."""
+    """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed (a stem
+    under three letters left whole)."""
     toks = [w for w in words(text) if _meaningful(w)]
     stemmer = _stemmer()
-    # Words of three letters or fewer are kept whole: they are mostly acronyms, which the
-    # stemmer merged with other words (« INS » became « in », matched by every English
-    # reformulation; « via » and « vie »).
-    return [w if len(w) <= _UNSTEMMED else stemmer.stemWord(w) for w in toks]
+    # A stem under three letters is no stem: the word is kept whole. Such words are mostly
+    # acronyms the stemmer merged with other words (« INS » became « in », matched by every
+    # English reformulation; « via » and « vie » both « vi »); « docs », « runs » still meet
+    # « doc », « run ».
+    return [stem if len(stem := stemmer.stemWord(w)) >= _SHORTEST_STEM else w for w in toks]
 
 
-_UNSTEMMED = 3
+_SHORTEST_STEM = 3
 
 
 # An error message quotes at most this much of what the user sent (a 60 000-character facet

@@ -170,7 +170,7 @@ class QueryPool:
     """
 
     # None opens with a greeting or an « ok », nor ends with a « merci », that the dialogue
-    # drops before searching (its _LEAD_IN, _SIGN_OFF): « Bonjour, {q} » or « {q} Merci. »
+    # drops before searching (its _LEAD_IN, _without_sign_off): « Bonjour, {q} » or « {q} Merci. »
     # would be {q} again, a cache hit (tests/test_report.py).
     TEMPLATES = (
         "{q}",

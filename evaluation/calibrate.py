@@ -98,8 +98,11 @@ def fit_calibration(retriever: Retriever, dev: EvalSet) -> tuple[Calibration, di
     for lw in lift_weights:
         for w in dense_weights:
             retriever.calibration = replace(base, dense_weight=w, lift_weight=lw)
+            # In the fusion's order: the confidence that re-orders a search's hits is the
+            # previous calibration's, fitted for other weights (the grid would depend on it).
             mrr = retrieval_metrics(
-                {s.query.id: rank(retriever, s, "hybrid") for s in answerable}, queries
+                {s.query.id: rank(retriever, s, "hybrid", by_fusion=True) for s in answerable},
+                queries,
             )
             grid[(w, lw)] = mrr["MRR@10"]
 

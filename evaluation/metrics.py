@@ -41,9 +41,12 @@ def score_queries(retriever: Retriever, queries: Sequence[EvalQuery]) -> list[Sc
     return out
 
 
-def rank(retriever: Retriever, sq: ScoredQuery, mode: str, k: int = 10) -> list[Hit]:
-    """The top `k` hits of a pre-scored query under `mode`, with confidences."""
-    return retriever.rank(sq.scores, k=k, mode=mode)
+def rank(
+    retriever: Retriever, sq: ScoredQuery, mode: str, k: int = 10, by_fusion: bool = False
+) -> list[Hit]:
+    """The top `k` hits of a pre-scored query under `mode`, with confidences (`by_fusion`:
+    in the fusion's order, not re-ordered by the calibration's confidence)."""
+    return retriever.rank(sq.scores, k=k, mode=mode, by_fusion=by_fusion)
 
 
 def retrieval_metrics(runs: dict[str, list[Hit]], queries: Iterable[EvalQuery]) -> dict[str, float]:

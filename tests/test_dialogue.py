@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -198,6 +199,13 @@ def test_a_reply_choosing_nothing_gets_the_question_again(typed):
         ("pieces solde SAS svp", "pieces solde SAS"),
         ("pièces pour le solde SAS, merci pour votre aide", "pièces pour le solde SAS"),
         ("solde SAS : pièces ? Thanks in advance!", "solde SAS : pièces ?"),
+        ("pièces pour le solde SAS ? Merci de votre aide 🙏", "pièces pour le solde SAS ?"),
+        ("pièces pour le solde SAS ? merci ?", "pièces pour le solde SAS ?"),
+        (
+            "pièces pour le solde SAS, un grand merci à vous",
+            "pièces pour le solde SAS",
+        ),
+        ("pièces pour le solde SAS. Many thanks", "pièces pour le solde SAS."),
         # Only whole words at the very end: « remerciements », « please » inside stay.
         ("pièces du solde SAS, remerciements", "pièces du solde SAS, remerciements"),
         (
@@ -212,6 +220,31 @@ def test_sign_offs_after_the_question_are_not_searched(typed, searched):
     assert search.calls[0]["query"] == searched
 
 
+@pytest.mark.parametrize("typed", ["2 merci", "2, merci", "1 svp", "la deuxième stp"])
+def test_an_option_picked_with_a_sign_off_is_picked(typed):
+    d, _ = make(ambiguous)
+    asked, state = d.step("pièces ?", DialogueState())
+    assert asked.type == "clarify"
+    reply, after = d.step(typed, state)
+    assert after.pending is None and reply.type != "clarify"
+
+
+def test_sign_offs_are_found_in_time_however_many_and_however_long_the_message():
+    from chatbot.dialogue import _without_sign_off
+
+    # A pattern repeated and anchored at the end backtracked for seconds on these.
+    cases = [
+        "merci " * 30 + "x",
+        "merci,,,, " * 10 + "x",
+        "svp! " * 12 + "🙂",
+        "," * 100_000,
+        "merci " * 20_000,
+    ]
+    started = time.perf_counter()
+    assert [_without_sign_off(t) for t in cases] == [cases[0], cases[1], "", cases[3], ""]
+    assert time.perf_counter() - started < 5  # ≈ 0.15 s; seconds each before
+
+
 @pytest.mark.parametrize(
     "typed",
     [
@@ -221,6 +254,9 @@ def test_sign_offs_after_the_question_are_not_searched(typed, searched):
         "que sais-tu faire ?",
         "Qu'est-ce que vous pouvez faire ?",
         "tu sers à quoi",
+        "aide-moi svp",
+        "j'ai besoin d'aide",
+        "Comment ça fonctionne ?",
         "Comment ça marche ?",
         "what can you do?",
         "Bonjour, aide svp",

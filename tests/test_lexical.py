@@ -119,7 +119,7 @@ def test_the_thesaurus_finds_a_term_inside_a_token_joined_by_a_plus_and_longest_
     assert "appel" not in got.residual.split() and "finess" not in got.residual
 
 
-def test_acronyms_of_three_letters_keep_their_own_token_and_longer_words_are_stemmed():
+def test_a_word_whose_stem_would_be_under_three_letters_keeps_its_own_token():
     from chatbot.text import lexical_tokens
 
     # « INS » was stemmed to « in », which every English reformulation holds: its question
@@ -134,6 +134,7 @@ def test_acronyms_of_three_letters_keep_their_own_token_and_longer_words_are_ste
     ]
     assert lexical_tokens("via") != lexical_tokens("vie")
     assert lexical_tokens("services") == lexical_tokens("service")
+    assert lexical_tokens("docs runs") == lexical_tokens("doc run")
     entries = (
         make_entry("ans-ins", None, question="L'INS est-elle un service socle ?"),
         make_entry("ans-en", None, question="Is it in the scope?"),

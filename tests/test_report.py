@@ -210,14 +210,15 @@ def test_query_pool_never_hands_out_a_question_twice():
 def test_query_pool_questions_stay_new_once_the_dialogue_drops_its_lead_ins():
     """« Bonjour, X » and « X Merci. » are searched as X (a cache hit): no template may open
     with a lead-in nor end with a sign-off."""
-    from chatbot.dialogue import _LEAD_IN, _SIGN_OFF
+    from chatbot.dialogue import _LEAD_IN, _without_sign_off
     from evaluation.benchmark import QueryPool
 
-    assert _SIGN_OFF.sub("", "Quel montant ? Merci.", count=1) == "Quel montant ?"
+    assert _without_sign_off("Quel montant ? Merci.") == "Quel montant ?"
+    assert _without_sign_off("Quel montant ? Cordialement, bonne journée") == "Quel montant ?"
     for template in QueryPool.TEMPLATES:
         text = template.format(q="Quel montant pour le DMP ?")
         assert _LEAD_IN.sub("", text, count=1) == text, template
-        assert _SIGN_OFF.sub("", text, count=1) == text, template
+        assert _without_sign_off(text) == text, template
 
 
 def test_top_confidences_split_answerable_and_out_of_scope():

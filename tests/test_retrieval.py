@@ -307,3 +307,10 @@ def test_hits_come_in_the_order_of_their_confidence_the_fusion_breaking_ties(mon
     hits = retriever.rank(s, k=4, mode="hybrid")
     assert [h.entry.id for h in hits] == ["ans-a", "ans-b", "ans-d", "ans-c"]
     assert [h.confidence for h in hits] == [0.7, 0.4, 0.4, 0.1]
+    # Ordered before the cut: the first hit does not depend on how many are asked.
+    assert [h.entry.id for h in retriever.rank(s, k=1, mode="hybrid")] == ["ans-a"]
+    assert [h.entry.id for h in retriever.rank(s, k=2, mode="hybrid")] == ["ans-a", "ans-b"]
+    # The calibration's search of fusion weights reads the fusion's own order.
+    assert [h.entry.id for h in retriever.rank(s, k=4, mode="hybrid", by_fusion=True)] == [
+        *by_fusion
+    ]

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("faqbot")
 
 
+# How many of the fusion's best are ordered by their confidence before a search's `k`
+# are taken (the evaluation's depth: what a search of 10 shows, a search of 1 starts with).
+RERANKED = 10
+
+
 class Retriever:
     """Ranks corpus entries for a query; `mode` selects hybrid, dense-only or BM25-only.
 
@@ -198,8 +203,11 @@ class Retriever:
         boost: Mapping[str, str] | None = None,
         boost_weight: float = 0.05,
         mode: str | None = None,
+        by_fusion: bool = False,
     ) -> list[Hit]:
-        """Order pre-computed scores under `mode` (default: the retriever's)."""
+        """Order pre-computed scores under `mode` (default: the retriever's): the fusion's
+        best, in the order of their confidence (`by_fusion`: in the fusion's order, as the
+        calibration's search of fusion weights reads them)."""
         mode = Mode(mode or self.mode)
         every = np.ones(len(self.entries), dtype=bool)
         if mask is None:
@@ -217,7 +225,8 @@ class Retriever:
             fused = fused + ranking.facet_boost(self.entries, boost, boost_weight)
         fused = ranking.masked(fused, mask)
         hits = []
-        for i in ranking.top(fused, mask, k):
+        pool = k if by_fusion else max(k, RERANKED)
+        for i in ranking.top(fused, mask, pool):
             x = self.features(s, fused, mask, int(i), mode)
             hits.append(
                 Hit(
@@ -232,15 +241,16 @@ class Retriever:
                     unanswered=s.unanswered,
                 )
             )
-        # The `k` best by the fusion, in the order of their confidence: the calibrated
-        # estimate that each is the answer also weighs their agreement, coverage, alignment
-        # and the kind of answer asked, which the fusion alone does not (a facet named in the
-        # message put « ESMS numérique : consulter plusieurs éditeurs ? » under the entry on
-        # the same thematique, at confidence 0.26, above the right one at 0.73). Dev: right
-        # entry first 375 -> 378 of 389; test, looked at after: 558 -> 559 of 575, dialogues
-        # ending on the right entry 298 -> 303 of 355. Ties keep the fusion's order.
+        if by_fusion:
+            return hits
+        # The RERANKED best by the fusion, in the order of their confidence, cut to `k` (the
+        # same first hit whatever `k`): the calibrated estimate that each is the answer also
+        # weighs their agreement, coverage, alignment and the kind of answer asked, which the
+        # fusion alone does not (a facet named in the message put « ESMS numérique :
+        # consulter plusieurs éditeurs ? » under the entry on the same thematique, at
+        # confidence 0.26, above the right one at 0.73). Ties keep the fusion's order.
         hits.sort(key=lambda h: -h.confidence)
-        return hits
+        return hits[:k]
 
     # ------------------------------------------------------------ fusion and models, calibrated
 
