@@ -206,8 +206,8 @@ class Retriever:
         by_fusion: bool = False,
     ) -> list[Hit]:
         """Order pre-computed scores under `mode` (default: the retriever's): the fusion's
-        best, in the order of their confidence (`by_fusion`: in the fusion's order, as the
-        calibration's search of fusion weights reads them)."""
+        best, in hybrid mode in the order of their confidence (`by_fusion`: in the fusion's
+        order, as the calibration's search of fusion weights reads them)."""
         mode = Mode(mode or self.mode)
         every = np.ones(len(self.entries), dtype=bool)
         if mask is None:
@@ -225,7 +225,10 @@ class Retriever:
             fused = fused + ranking.facet_boost(self.entries, boost, boost_weight)
         fused = ranking.masked(fused, mask)
         hits = []
-        pool = k if by_fusion else max(k, RERANKED)
+        # Hybrid only: the dense and BM25 modes stay what they say (their confidence models
+        # read the other evidence too: « dense seul » would no longer be dense alone).
+        reorder = mode is Mode.HYBRID and not by_fusion
+        pool = max(k, RERANKED) if reorder else k
         for i in ranking.top(fused, mask, pool):
             x = self.features(s, fused, mask, int(i), mode)
             hits.append(
@@ -241,7 +244,7 @@ class Retriever:
                     unanswered=s.unanswered,
                 )
             )
-        if by_fusion:
+        if not reorder:
             return hits
         # The RERANKED best by the fusion, in the order of their confidence, cut to `k` (the
         # same first hit whatever `k`): the calibrated estimate that each is the answer also
