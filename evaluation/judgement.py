@@ -32,6 +32,8 @@ HELD_OUT = {
     "fresh5": ("eval", "fresh5"),
     # (07/12, tenth session: written at its start, measured at its start and end)
     "fresh6": ("eval", "fresh6"),
+    # (07/12, eleventh session: written at its start, measured at its start and end)
+    "fresh7": ("eval", "fresh7"),
     # (07/12, tenth session: 241 near misses, 3 per entry, written from the corpus alone and
     # reviewed against every answer; no answerable question, no dialogue)
     "unanswered": ("eval", "unanswered"),
