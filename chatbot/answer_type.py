@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 from chatbot.corpus import FaqEntry
-from chatbot.text import fold, words
+from chatbot.text import fold, typed
 
 TIME = "délai ou date"
 DURATION = "durée"
@@ -124,10 +124,6 @@ _CLAUSES = re.compile(r"[?.!;:,\n]+")
 _UNTIL = re.compile(r"\bjusqu ?'? ?a quand\b")
 
 
-def _folded(text: str) -> str:
-    return " ".join(words(text))
-
-
 # « Quand le laboratoire produit un compte rendu, qui le diffuse ? »: « quand » opening a
 # clause on its subject (an article or a possessive, no inversion: not « quand le solde
 # est-il versé ? ») and followed by a comma then a question of its own (a question word or
@@ -158,8 +154,8 @@ def _conditions(text: str) -> str:
         m = _CONDITION.match(part)
         if (
             m
-            and not _INVERSION.search(_folded(m["clause"]))
-            and _ASKS_ITSELF.search(_folded(m["rest"]))
+            and not _INVERSION.search(typed(m["clause"]))
+            and _ASKS_ITSELF.search(typed(m["rest"]))
         ):
             part = part[m.start("rest") :]
         kept.append(part)
@@ -184,8 +180,8 @@ def _who_pays_dropped(clause: str) -> str:
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT), if any."""
     text = _conditions(text)
-    clauses = [_who_pays_dropped(_folded(c)) for c in _CLAUSES.split(text)]
-    clauses.append(_who_pays_dropped(_folded(text)))
+    clauses = [_who_pays_dropped(typed(c)) for c in _CLAUSES.split(text)]
+    clauses.append(_who_pays_dropped(typed(text)))
     kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}
     if _UNTIL.search(fold(text)):
         kinds.add(TIME)
@@ -194,10 +190,10 @@ def asked(text: str) -> frozenset[str]:
 
 def offered(entry: FaqEntry) -> frozenset[str]:
     """The kinds of answer an entry gives, from its title and answer."""
-    body = _folded(f"{entry.question}\n{entry.answer}")
+    body = typed(f"{entry.question}\n{entry.answer}")
     kinds = {kind for kind, rx in _GIVES.items() if rx.search(body)}
     if "€" in entry.answer or "%" in entry.answer:  # symbols the folded words drop
         kinds.add(AMOUNT)
-    if _TITLE_TIME.search(_folded(entry.question)):
+    if _TITLE_TIME.search(typed(entry.question)):
         kinds.add(MOMENT)
     return frozenset(kinds)

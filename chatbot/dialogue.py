@@ -22,7 +22,7 @@ from chatbot.facets import FacetDetector, option_rank
 from chatbot.regions import named_regions, regional_answer
 from chatbot.retrieval import Calibration, Hit
 from chatbot.retrieval.lexical import entry_stems
-from chatbot.text import content_word, echo, fold, lexical_tokens, words
+from chatbot.text import content_word, echo, fold, lexical_tokens, typed, words
 
 _T = TypeVar("_T")
 
@@ -747,7 +747,7 @@ def _unsure(text: str) -> bool:
 
 def _besides_unsure(text: str) -> str:
     """What a reply says besides not knowing (« …sais pas où envoyer les pièces »)."""
-    rest = _UNSURE.sub(" ", " ".join(words(text)))
+    rest = _UNSURE.sub(" ", typed(text))
     return " ".join(t for t in rest.split() if t not in _NO_CHOICE | _HEDGES)
 
 
@@ -882,11 +882,11 @@ class Dialogue:
         return self.read_mended(lambda t: offered_question(t, pending), text)
 
     def _phrasings(self, entry: FaqEntry) -> frozenset[str]:
-        """The entry's stored phrasings as words() joins them (folded, punctuation gone)."""
+        """The entry's stored phrasings as typed (text.typed: folded, punctuation gone)."""
         key = (entry.question, entry.alternates)
         known = self._phrased.get(key)
         if known is None:
-            known = frozenset(" ".join(words(t)) for t in (entry.question, *entry.alternates))
+            known = frozenset(typed(t) for t in (entry.question, *entry.alternates))
             self._phrased[key] = known
         return known
 
@@ -941,7 +941,7 @@ class Dialogue:
         folded = fold(text).strip(" .!?")
         if folded in _RESET:
             return Reply("fallback", msg.RESET), DialogueState(turns=state.turns)
-        if _ABOUT_ME.fullmatch(" ".join(words(text))):
+        if _ABOUT_ME.fullmatch(typed(text)):
             # « aide », « que sais-tu faire ? »: how to use the bot, not a FAQ topic (« aide ? »
             # was asked which couloir, as a question about the funding aids).
             if state.pending:
@@ -1253,7 +1253,7 @@ class Dialogue:
         nothing the FAQs could answer about."""
         weight = self.term_weight
         rest = self.detector.residue(text, self.context)  # what _topic reads, once
-        rest = _SAME_QUESTION.sub(" ", " ".join(words(rest)))
+        rest = _SAME_QUESTION.sub(" ", typed(rest))
         topic = set(lexical_tokens(rest)) - _CONTEXT_FILLER
         if weight is None or (self.thesaurus and self.thesaurus(rest)):
             return topic  # a thesaurus word (« reliquat ») is a topic the FAQs use otherwise
@@ -1295,7 +1295,7 @@ class Dialogue:
             # couloir's and dispositif's names are replaced, not searched for (the words
             # left are folded: the question is kept as typed when it names none).
             rest = self.detector.residue(previous, self.context)
-            if rest != " ".join(words(previous)):
+            if rest != typed(previous):
                 previous = rest
         remembered.update(named)
         within = {scope: named[scope]} if scope and named.get(scope) else {}
@@ -1333,7 +1333,7 @@ class Dialogue:
             reason = msg.UNCOVERED.format(values=values)
             why = msg.WHY_UNCOVERED.format(values=values)
             return _not_found(self.search(text, k=_CLOSEST), why, reason=reason), state
-        if _patient_side(" ".join(words(text))):
+        if _patient_side(typed(text)):
             # A patient's own steps, unless an entry near it is phrased so (a curator may
             # add one): the closest questions and the contacts, as every fallback.
             hits = self.search(text, k=self.policy.candidates)
@@ -1610,9 +1610,9 @@ class Dialogue:
         # A stored phrasing of an entry, typed as it is (case, accents and punctuation
         # aside), is answered by it: a curator who adds a user's words to an entry's
         # alternates fixes that question, whatever its rivals.
-        typed = " ".join(words(query))
+        as_typed = typed(query)
         for h in hits[: p.candidates]:
-            if typed in self._phrasings(h.entry):
+            if as_typed in self._phrasings(h.entry):
                 return self._answer([h, *(x for x in hits if x is not h)], state)
         memory = hits[0].unanswered
         if (

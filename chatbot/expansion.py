@@ -15,7 +15,7 @@ import yaml
 
 from chatbot import yaml_text
 from chatbot.errors import CorpusError
-from chatbot.text import words
+from chatbot.text import typed
 
 _RUN = re.compile(r"[a-z0-9]+")
 
@@ -37,7 +37,7 @@ class QueryExpander:
         patterns = []
         for corpus_terms, user_terms in groups:
             for term in {*user_terms, *corpus_terms}:
-                norm = " ".join(words(term))
+                norm = typed(term)
                 if norm:
                     patterns.append((len(norm), norm, " ".join(corpus_terms)))
         patterns.sort(key=lambda p: -p[0])
@@ -71,7 +71,7 @@ class QueryExpander:
         return cls(groups)
 
     def expand(self, query: str) -> Expansion:
-        text = " ".join(words(query))
+        text = typed(query)
         added: list[str] = []
         tried = sorted(i for run in {"", *_RUN.findall(text)} for i in self._by_first.get(run, ()))
         for norm, rx, corpus_terms in (self._patterns[i] for i in tried):

@@ -117,19 +117,20 @@ def content_word(word: str) -> bool:
     return _meaningful(fold(word))
 
 
+# The shortest stem lexical_tokens keeps (a shorter one leaves its word whole).
+_SHORTEST_STEM = 3
+
+
 def lexical_tokens(text: str) -> list[str]:
     """Tokens for BM25: folded words, French stop words removed, Snowball-stemmed (a stem
     under three letters left whole)."""
     toks = [w for w in words(text) if _meaningful(w)]
-    stemmer = _stemmer()
     # A stem under three letters is no stem: the word is kept whole. Such words are mostly
     # acronyms the stemmer merged with other words (« INS » became « in », matched by every
     # English reformulation; « via » and « vie » both « vi »); « docs », « runs » still meet
     # « doc », « run ».
-    return [stem if len(stem := stemmer.stemWord(w)) >= _SHORTEST_STEM else w for w in toks]
-
-
-_SHORTEST_STEM = 3
+    stems = _stemmer().stemWords(toks)
+    return [s if len(s) >= _SHORTEST_STEM else w for w, s in zip(toks, stems, strict=True)]
 
 
 # An error message quotes at most this much of what the user sent (a 60 000-character facet
