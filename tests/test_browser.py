@@ -166,10 +166,19 @@ def _gradio_send(page, text: str) -> None:
 
 
 def _votes(settings) -> list[tuple]:
+    """The votes recorded so far (none before the first: the store creates its table then)."""
     with sqlite3.connect(settings.feedback_path) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'feedback'").fetchone():
+            return []
         return db.execute(
             "SELECT session_id, entry_id, helpful, question FROM feedback ORDER BY id"
         ).fetchall()
+
+
+def widget_ready(frame) -> None:
+    """Wait for the widget's script to have run (its welcome is its last step): typed before,
+    « Enter » only adds a line (its listener is not there yet) and nothing is asked."""
+    frame.locator(".fb-welcome").first.wait_for(timeout=TIMEOUT_MS)
 
 
 # ------------------------------------------------------------ the widget on an intranet page (another origin)
@@ -187,6 +196,7 @@ def test_widget_clarify_answer_feedback(
     iframe.wait_for()
     assert iframe.get_attribute("src").startswith(live.url + "/widget")
     frame = page.frame_locator("#faqbot-widget iframe")
+    widget_ready(frame)
 
     # a question that needs a clarification
     frame.locator("#fb-input").fill(web_clarify_question)
@@ -359,6 +369,7 @@ def test_html_and_markdown_typed_by_users_stay_text(browser, live, intranet):
     page.goto(intranet)
     page.locator("#faqbot-widget .fab").click()
     frame = page.frame_locator("#faqbot-widget iframe")
+    widget_ready(frame)
     for i, payload in enumerate(PAYLOADS):
         frame.locator("#fb-input").fill(payload)
         frame.locator("#fb-input").press("Enter")
@@ -399,6 +410,7 @@ def test_phone_width(browser, live, intranet, web_clarify_question):
     box = page.locator("#faqbot-widget .panel").bounding_box()
     assert box and box["width"] >= 389 and box["height"] >= 840  # full screen on a phone
     frame = page.frame_locator("#faqbot-widget iframe")
+    widget_ready(frame)
     frame.locator("#fb-input").fill(web_clarify_question)
     frame.locator("#fb-input").press("Enter")
     frame.locator(".fb-options .fb-chip").first.wait_for(timeout=TIMEOUT_MS)

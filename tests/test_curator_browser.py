@@ -34,6 +34,7 @@ def admin_live(tmp_path_factory):
 def ask(page, url: str, question: str) -> str:
     """Ask in the widget page; the type of the bot's reply."""
     page.goto(url + "/widget")
+    page.locator(".fb-welcome").first.wait_for()  # the widget's script has run (see test_browser)
     page.locator("#fb-input").fill(question)
     page.locator("#fb-input").press("Enter")
     row = page.locator(".fb-row[data-type]").last
