@@ -302,7 +302,9 @@ def test_hits_come_in_the_order_of_their_confidence_the_fusion_breaking_ties(mon
     assert by_fusion[:3] == ["ans-b", "ans-c", "ans-a"]
     # A calibrated model that trusts ans-a most, then ans-b and ans-d alike.
     table = {0: 0.7, 1: 0.4, 2: 0.1, 3: 0.4}
-    monkeypatch.setattr(retriever, "features", lambda s, fused, mask, i, mode: [float(i)])
+    monkeypatch.setattr(
+        retriever, "hits_features", lambda s, fused, mask, hits, mode: [[float(i)] for i in hits]
+    )
     monkeypatch.setattr(retriever, "confidence", lambda x, mode: table[int(x[0])])
     hits = retriever.rank(s, k=4, mode="hybrid")
     assert [h.entry.id for h in hits] == ["ans-a", "ans-b", "ans-d", "ans-c"]
@@ -314,3 +316,33 @@ def test_hits_come_in_the_order_of_their_confidence_the_fusion_breaking_ties(mon
     assert [h.entry.id for h in retriever.rank(s, k=4, mode="hybrid", by_fusion=True)] == [
         *by_fusion
     ]
+
+
+def test_each_hit_s_margin_is_over_its_best_allowed_rival_ties_and_filters_included():
+    sas = "Service d'accès aux soins (SAS)"
+    entries = tuple(make_entry(f"ans-{i}", sas, question=f"Question {i} ?") for i in "abcd")
+    retriever = Retriever(Corpus(entries, (), (), VOCAB, sha256="0" * 64), None, None, mode="bm25")
+    # ans-a and ans-b tie on every score.
+    s = scores(dense=[0.9, 0.9, 0.5, 0.7], lexical=[3.0, 3.0, 0.0, 1.0])
+    margin, agree = FEATURES.index("margin"), FEATURES.index("agree")
+    masks = (
+        [True] * 4,
+        [True, False, True, True],
+        [False, True, True, False],
+        [False, False, True, False],
+    )
+    for mode in MODES:
+        fused = retriever.fuse(s, ALL, mode)
+        for allowed in masks:
+            mask = np.array(allowed)
+            hits = [int(i) for i in np.flatnonzero(mask)]
+            rows = retriever.hits_features(s, fused, mask, hits, mode)
+            for i, row in zip(hits, rows, strict=True):
+                rivals = [fused[j] for j in hits if j != i]
+                # Alone in its filter, a hit has no rival: its margin is its own score.
+                assert row[margin] == pytest.approx(fused[i] - max(rivals, default=0.0))
+                assert row == retriever.features(s, fused, mask, i, mode)
+            if mode == "hybrid" and mask.all():
+                assert rows[0][margin] == rows[1][margin] == 0.0
+                # The tied pair is in both rankings' top 3; ans-c is last in both.
+                assert [r[agree] for r in rows] == [1.0, 1.0, 0.0, 1.0]

@@ -40,23 +40,41 @@ def hit_features(
     s: QueryScores, fused: np.ndarray, mask: np.ndarray, i: int, mode: Mode
 ) -> list[float]:
     """What the confidence of hit `i` is computed from (names in FEATURES)."""
+    return hits_features(s, fused, mask, [i], mode)[0]
+
+
+def hits_features(
+    s: QueryScores, fused: np.ndarray, mask: np.ndarray, hits: Sequence[int], mode: Mode
+) -> list[list[float]]:
+    """hit_features for each of `hits`, the query's own parts (the best fused scores, the
+    sorted dense and BM25 scores) computed once."""
     valid = np.where(mask, fused, -np.inf)
-    others = np.delete(valid, i)
-    best_other = float(others.max()) if others.size and np.isfinite(others.max()) else 0.0
-    margin = float(fused[i] - best_other)
+    # The two best allowed scores: a hit's best rival is the first, or the second when the
+    # hit holds the first (ties included: an equal rival is then the second).
+    top2 = np.sort(valid)[-2:] if valid.size > 1 else np.array([-np.inf, *valid])
     use_dense = mode.uses_dense
-    d = s.dense[mask]
-    top10 = np.sort(d)[-10:] if d.size else np.zeros(1)
-    dense = float(s.dense[i]) if use_dense else 0.0
-    dense_gap = float(s.dense[i] - top10.mean()) if use_dense else 0.0
-    lex = s.lexical[mask]
-    dense_rank = int((d > s.dense[i]).sum())
-    lex_rank = int((lex > s.lexical[i]).sum()) if lex.max() > 0 else 99
+    d = np.sort(s.dense[mask])
+    top10_mean = float(d[-10:].mean()) if d.size else 0.0
+    lex = np.sort(s.lexical[mask])
+    ranks_lex = lex.size and lex[-1] > 0
     # Both rankings put the hit in their top 3: only a mode that ranks by both can say so.
     both = mode.uses_dense and mode.uses_bm25
-    agree = 1.0 if (both and dense_rank < 3 and lex_rank < 3) else 0.0
-    lift = float(s.lift[i]) if use_dense else 0.0
-    return [float(fused[i]), margin, dense, dense_gap, float(s.coverage[i]), s.oov, agree, lift]
+    rows = []
+    for i in hits:
+        rival = float(top2[0] if valid[i] >= top2[1] else top2[1])
+        margin = float(fused[i] - (rival if np.isfinite(rival) else 0.0))
+        dense = float(s.dense[i]) if use_dense else 0.0
+        dense_gap = float(s.dense[i] - top10_mean) if use_dense else 0.0
+        dense_rank = d.size - int(np.searchsorted(d, s.dense[i], side="right"))
+        lex_rank = (
+            lex.size - int(np.searchsorted(lex, s.lexical[i], side="right")) if ranks_lex else 99
+        )
+        agree = 1.0 if (both and dense_rank < 3 and lex_rank < 3) else 0.0
+        lift = float(s.lift[i]) if use_dense else 0.0
+        rows.append(
+            [float(fused[i]), margin, dense, dense_gap, float(s.coverage[i]), s.oov, agree, lift]
+        )
+    return rows
 
 
 # ------------------------------------------------------------ does the FAQ cover the query at all?

@@ -229,8 +229,8 @@ class Retriever:
         # read the other evidence too: « dense seul » would no longer be dense alone).
         reorder = mode is Mode.HYBRID and not by_fusion
         pool = max(k, RERANKED) if reorder else k
-        for i in ranking.top(fused, mask, pool):
-            x = self.features(s, fused, mask, int(i), mode)
+        top = [int(i) for i in ranking.top(fused, mask, pool)]
+        for i, x in zip(top, self.hits_features(s, fused, mask, top, mode), strict=True):
             hits.append(
                 Hit(
                     entry=self.entries[i],
@@ -240,7 +240,7 @@ class Retriever:
                     lexical=float(s.lexical[i]),
                     in_scope=in_scope,
                     coverage=float(s.coverage[i]),
-                    missing_kinds=self.missing_kinds(s, int(i)),
+                    missing_kinds=self.missing_kinds(s, i),
                     unanswered=s.unanswered,
                 )
             )
@@ -266,6 +266,12 @@ class Retriever:
     ) -> list[float]:
         """What the confidence of hit `i` is computed from (names in FEATURES)."""
         return confidence.hit_features(s, fused, mask, i, Mode(mode))
+
+    def hits_features(
+        self, s: QueryScores, fused: np.ndarray, mask: np.ndarray, hits: list[int], mode: str
+    ) -> list[list[float]]:
+        """`features` of each of `hits`, the query's own parts computed once."""
+        return confidence.hits_features(s, fused, mask, hits, Mode(mode))
 
     def scope_features(
         self, s: QueryScores, mode: str, fused: np.ndarray | None = None
