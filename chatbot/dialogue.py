@@ -1000,18 +1000,18 @@ class Dialogue:
                 chosen = offered_question(text, pending)
                 if chosen is not None:
                     return self._chosen(chosen, state)
+                if self._only_unsure(text):  # « jsp », « aucune idée »
+                    return self._none_of_these(state)
                 return self._new_question(text, replace(state, pending=None))
             if picked is not None:
+                if extra and self._asks_its_own(text, pending, picked):
+                    return self._new_question(text, replace(state, pending=None))
                 also = self._besides(text, pending, picked)
                 return self._after_option(picked, state, extra, also)
             named = self._refinement(text, pending)
             if named and not self.unmentioned_in(text):
                 return self._after_refinement(named, state, text, extra)
-            # « je sais pas trop », « aucune idée », « les deux » (not « je ne sais pas, on
-            # est une pharmacie »: what it names is read as a question of its own).
-            if _unsure(text) and not (
-                self.detector.named(text) or self._known_topic(_besides_unsure(text))
-            ):
+            if self._only_unsure(text):
                 return self._after_option(msg.OTHER_OPTION, state)
             said = self._said_instead(text, pending, state)
             if said is not None:
@@ -1020,6 +1020,28 @@ class Dialogue:
             # (« et pour un kiné ? »: a couloir no entry is about is said so, not searched in.)
             return self._precision(text, state)
         return self._new_question(text, replace(state, pending=None))
+
+    def _only_unsure(self, text: str) -> bool:
+        """« je sais pas trop », « aucune idée », « les deux », and nothing else (not « je ne
+        sais pas, on est une pharmacie »: what it names is read as a question of its own)."""
+        return _unsure(text) and not (
+            self.detector.named(text) or self._known_topic(_besides_unsure(text))
+        )
+
+    def _asks_its_own(self, text: str, pending: Pending, picked: str) -> bool:
+        """Whether a reply naming an option is a question of its own (« combien touche
+        l'éditeur pour le SAS ? » to « pièces pour le solde ? »): it ends with « ? », its
+        own reading within the option is sure, and reading it with the pending question
+        gives another entry."""
+        if not text.rstrip().endswith("?"):
+            return False
+        p = self.policy
+        filters = {**dict(pending.filters), pending.facet: picked}
+        own = self.search(text, k=1, facets=filters)
+        if not own or own[0].confidence < p.follow_up_sure or own[0].in_scope < p.scope_below:
+            return False
+        both = self.search(f"{pending.query} {text}", k=1, facets=filters)
+        return not both or both[0].entry.id != own[0].entry.id
 
     def _said_instead(
         self, text: str, pending: Pending, state: DialogueState
@@ -1156,6 +1178,8 @@ class Dialogue:
         pending = state.pending
         assert pending is not None
         if picked == msg.OTHER_OPTION:
+            if pending.facet == CLOSEST_QUESTIONS:
+                return self._none_of_these(state)
             return self._resume(state, narrow={}, remember={}, force_answer=True)
         remember = {pending.facet: picked} if pending.facet in self.context else {}
         implied = self.vocabulary.parent_value(pending.facet, picked)
@@ -1175,6 +1199,20 @@ class Dialogue:
             besides = {f: v for f, v in besides.items() if (f, v) in carried}
         remember.update(besides or {})
         return self._resume(state, narrow=narrow, remember=remember, extra=extra, within=besides)
+
+    def _none_of_these(self, state: DialogueState) -> tuple[Reply, DialogueState]:
+        """« Autre / je ne sais pas » to the closest questions: none of them is the user's,
+        so none is answered (the first was a guess already turned down). The user is asked
+        for their own question, shown the next closest ones and the contacts."""
+        pending = state.pending
+        assert pending is not None
+        filters = dict(pending.filters) or None
+        hits = self.search(pending.query, k=len(pending.options) + _CLOSEST, facets=filters)
+        others = [h for h in hits if h.entry.question not in pending.options] or hits
+        reply = _not_found(
+            others, msg.WHY_NONE_OFFERED, reason=msg.NONE_OF_THESE, header=msg.OTHER_CLOSEST
+        )
+        return reply, replace(state, pending=None)
 
     def _resume(
         self,

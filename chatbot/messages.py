@@ -89,6 +89,7 @@ WHY_OUT_OF_SCOPE = "hors du périmètre : probabilité d'être couverte par les 
 WHY_UNSURE = "aucune fiche sûre : confiance de la plus proche {c} (< {below})"
 WHY_KINDS = "demande {kinds}, que la fiche la plus proche ne donne pas"
 WHY_NO_HIT = "aucune fiche trouvée"
+WHY_NONE_OFFERED = "aucune des questions proposées n'était la sienne"
 WHY_KNOWN_UNANSWERED = (
     "ressemble à une question connue sans réponse dans les FAQ, « {question} » "
     "(cosinus +{margin} devant la plus proche formulation d'une fiche)"
@@ -111,6 +112,12 @@ ASKED_KINDS = {
 }
 
 CLOSEST_HEADER = "Les questions les plus proches :"
+# « Autre / je ne sais pas » when the closest questions were offered.
+NONE_OF_THESE = (
+    "Aucune de ces questions n'est la vôtre : posez-la avec vos mots (ce que vous cherchez"
+    " à faire, et pour quel couloir ou dispositif), je la chercherai dans les FAQ."
+)
+OTHER_CLOSEST = "D'autres questions proches :"
 # Before the closest questions when the message seems foreign to the FAQs: examples of
 # what they answer rather than near matches.
 EXAMPLES_HEADER = "Les FAQ répondent par exemple à ces questions :"

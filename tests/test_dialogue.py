@@ -1677,13 +1677,15 @@ def test_an_announced_question_is_asked_which_among_the_closest_questions():
         "ans-product"
     )
     assert d.step("2", state)[0].results[0].entry.id == "ans-product"
-    assert d.step("3", state)[0].results[0].entry.id == "ans-accounts"
     # Typing one's own question asks it.
     own, _ = d.step("quels comptes pour mes collègues ? le mandataire c'est moi", state)
     assert own.type == "answer" and own.results[0].entry.id == "ans-accounts"
-    # « Autre / je ne sais pas »: the best answer.
-    other, _ = d.step(msg.OTHER_OPTION, state)
-    assert other.type == "answer" and other.results[0].entry.id == "ans-accounts"
+    # « Autre / je ne sais pas » (clicked, « le dernier », « jsp »): none of these is the
+    # user's question, so none is answered; they are asked for theirs, shown the contacts.
+    for typed_ in (msg.OTHER_OPTION, "le dernier", "3", "jsp"):
+        other, after = d.step(typed_, state)
+        assert other.type == "fallback" and other.text.startswith(msg.NONE_OF_THESE)
+        assert msg.CONTACTS in other.text and after.pending is None
     # Asked outright, the same topic is answered.
     direct, _ = d.step("Convergence : quels comptes un mandataire crée-t-il ?", DialogueState())
     assert direct.type == "answer"
@@ -2174,3 +2176,30 @@ def test_a_long_question_the_model_reads_one_way_is_not_asked_about_unlikely_riv
     rows[1] = (HOP, 0.8, 0.3)
     reply, _ = d.step(long_question, DialogueState())
     assert reply.type == "clarify"
+
+
+def test_a_question_of_its_own_naming_an_option_is_asked_not_read_as_that_pick():
+    amount = entry(
+        "ans-sas-amount",
+        "Service d'accès aux soins (SAS)",
+        "Prestation Ségur SAS",
+        question="Quel est le montant de la Prestation Ségur SAS ?",
+    )
+
+    def table(query, facets, boost):
+        rows = ambiguous(query, {}, boost)
+        if "combien" in query:
+            # Its own reading finds the amount; read with the pending question, the pieces.
+            own = "pièces" not in query
+            rows = [(amount, 0.95, 0.9), *rows] if own else [*rows, (amount, 0.5, 0.1)]
+        return [r for r in rows if all(r[0].facets.get(f) == v for f, v in facets.items())]
+
+    d, _ = make(table)
+    reply, state = d.step("pièces pour le solde ?", DialogueState())
+    assert reply.type == "clarify" and reply.facet == "couloir"
+    reply, after = d.step("combien touche l'éditeur pour le SAS ?", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas-amount"
+    assert after.pending is None
+    # Without « ? », the same words pick the SAS and say more about the pending question.
+    reply, _ = d.step("SAS, combien touche l'éditeur", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
