@@ -93,7 +93,9 @@ _THANKS = {
 }
 # Words that announce context rather than a topic ("précision : on est un EHPAD",
 # "dans notre cas, c'est un hôpital"), as stems (text.lexical_tokens).
-_CONTEXT_FILLER = frozenset(lexical_tokens("précision préciser concerne cas situation contexte"))
+_CONTEXT_FILLER = frozenset(
+    lexical_tokens("précision préciser concerne cas situation contexte côté")
+)
 # The same question asked for another couloir (« et c'est pareil pour un ESMS ? », « et à
 # l'hôpital c'est la même règle ? », « idem pour un EHPAD ? », « et si on est un EHPAD, ça
 # marche aussi ? »): phrases, matched on words() (folded, elided letters gone), not stems —
@@ -1469,9 +1471,17 @@ class Dialogue:
         kw = dict(within=dict(within) or None, boost=boost, boost_weight=p.session_boost)
         read = self.search(" ".join([*topic, text]), k=k + 1, **kw)
         # A delay or an action asked that these readings lack (« et le délai ? » after the
-        # pieces of the SAS advance) is not theirs to answer, the last answer included.
-        if _lacking(read[:1]) is not None or self._action_missing(text, read[:_HOW_CANDIDATES]):
-            return None
+        # pieces of the SAS advance) is not theirs to answer, the last answer included; nor
+        # is it the unsure reading of the message alone, which drifts to whatever entry
+        # gives a delay (the Gazelle account's): the FAQs do not say it, and that is said.
+        lacking = _lacking(read[:1])
+        action = None if lacking else self._action_missing(text, read[:_HOW_CANDIDATES])
+        if lacking or action:
+            if lacking:
+                why = msg.WHY_NO_FREQUENCY if lacking == FREQUENCY else msg.WHY_NO_TIME
+            else:
+                why = msg.WHY_NO_ACTION.format(action=action)
+            return _not_found(read, why, say_kinds=True), state
         # A follow-up asks what the last answer did not say: the topic words alone pull
         # that answer back up, so it is set aside.
         hits = [h for h in read if h.entry.id != state.history[-1]]

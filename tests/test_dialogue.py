@@ -1264,6 +1264,10 @@ def test_a_message_only_adding_context_asks_the_previous_question_again_within_i
     d.step("et pour un hôpital ?", state)
     assert search.calls[-1]["within"] == {"couloir": "Hôpital"}
     assert search.calls[-1]["query"].startswith("quelles démarches avant de signer la VA ?")
+    # « côté » says where, like « pour »: no topic of its own.
+    d.step("et côté hôpital ?", state)
+    assert search.calls[-1]["within"] == {"couloir": "Hôpital"}
+    assert search.calls[-1]["query"].startswith("quelles démarches avant de signer la VA ?")
 
 
 def test_a_message_with_a_topic_of_its_own_is_a_new_question():
@@ -2203,3 +2207,36 @@ def test_a_question_of_its_own_naming_an_option_is_asked_not_read_as_that_pick()
     # Without « ? », the same words pick the SAS and say more about the pending question.
     reply, _ = d.step("SAS, combien touche l'éditeur", state)
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+
+
+def test_a_follow_up_asking_a_delay_its_topic_lacks_does_not_drift_to_another_entry():
+    # « pièces avance SAS » then « et le délai de versement ? »: in the SAS, no entry gives a
+    # delay; beyond it, an unrelated entry gives one (a Gazelle account's) at a confidence
+    # that is no doubt but no certainty either. Read with its topic, the message is the
+    # advance's, which gives no delay: the FAQs do not say it, and that is what is said.
+    time = frozenset({"délai ou date"})
+    pieces = entry("ans-pieces", SAS.facets["couloir"], question="pièces pour l'avance ?")
+    gazelle = entry("ans-gazelle", DUI.facets["couloir"], question="compte Gazelle créé quand ?")
+    dated = entry("ans-dated", SAS.facets["couloir"], question="montant SAS en 2025 ?")
+
+    def table(query, facets, boost):
+        if "delai" not in fold(query):
+            return [(pieces, 1.0, 0.95)]
+        # (Another SAS entry gives a date: the couloir as a whole is not said to lack one.)
+        rows = [
+            Hit(pieces, 0.9, 0.05, 0.0, 0.0, 0.9, missing_kinds=time),
+            Hit(dated, 0.8, 0.02, 0.0, 0.0, 0.9),
+        ]
+        if "avance" in fold(query):  # read with the topic words
+            rows = [Hit(pieces, 1.0, 0.67, 0.0, 0.0, 0.9, missing_kinds=time)]
+        elif not facets:
+            rows.insert(0, Hit(gazelle, 0.95, 0.25, 0.0, 0.0, 0.9))
+        return [h for h in rows if all(h.entry.facets.get(n) == v for n, v in facets.items())]
+
+    policy = Policy(fallback_below=0.1)  # the calibrated threshold: 0.06 on 07/12
+    d = Dialogue(FakeSearch(table), VOCAB, policy, term_weight=lambda stem: len(stem))
+    _, state = d.step("pièces avance SAS", DialogueState())
+    reply, _ = d.step("et le délai de versement ?", state)
+    assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
+    assert reply.results[0].entry.id == "ans-pieces"
+    assert msg.KIND_MISSING.format(kinds=msg.ANSWER_KINDS["délai ou date"]) in reply.text
