@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 import time
+import unicodedata
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,16 @@ log = logging.getLogger("faqbot")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def _visible(text: str) -> str:
+    """`text` without invisible format characters (Unicode category Cf: zero-width spaces
+    and joiners, soft hyphens, byte-order and direction marks), which copy-paste leaves
+    inside words: « pi(U+200B)èces » read as two unknown words and went to the off-topic
+    fallback. They say nothing."""
+    if text.isascii():
+        return text
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
 def clean_message(text: Any, limit: int) -> str:
     """Validate a user message at the boundary; InputError says what is wrong and what is allowed."""
     if not isinstance(text, str):
@@ -56,6 +67,7 @@ def clean_message(text: Any, limit: int) -> str:
         raise InputError("Le message contient des caractères invalides (UTF-8 attendu).") from None
     if len(text) > limit:
         raise InputError(msg.TOO_LONG.format(length=len(text), limit=limit))
+    text = _visible(text)
     if not text.strip():
         raise InputError(msg.EMPTY_MESSAGE)
     return text.strip()

@@ -381,6 +381,19 @@ def test_bot_still_answers_after_bad_input(web_bot):
     assert web_bot.feedback(sid, reply.results[0].entry.id, True) > 0
 
 
+def test_invisible_characters_pasted_inside_words_change_nothing(web_bot):
+    """Zero-width spaces and joiners, soft hyphens, byte-order and direction marks."""
+    plain = "pièces pour le solde ?"
+    pasted = "\ufeffpi\u200bèces pour le so\u00adlde\u200d ?\u200e"
+    a, _ = web_bot.chat(plain)
+    b, _ = web_bot.chat(pasted)
+    assert (b.type, b.text, b.options) == (a.type, a.text, a.options)
+    assert web_bot.search(pasted)[0].entry.id == web_bot.search(plain)[0].entry.id
+    with pytest.raises(InputError) as err:
+        web_bot.chat("\u200b \ufeff")
+    assert str(err.value) == msg.EMPTY_MESSAGE
+
+
 # ------------------------------------------------------------ user text never comes back as HTML or markdown
 
 
