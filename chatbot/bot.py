@@ -451,6 +451,8 @@ class Bot:
                 comment = None  # optional: a blank comment is no comment, not an empty question
             elif len(comment) > limit:
                 raise InputError(msg.COMMENT_TOO_LONG.format(length=len(comment), limit=limit))
+            elif _CONTROL.search(comment):
+                raise InputError(msg.COMMENT_BAD_CHARACTERS)
             else:
                 comment = clean_message(comment, limit)
         try:

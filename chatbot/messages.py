@@ -153,6 +153,7 @@ TOO_LONG = (
     "Votre message est trop long ({length} caractères) : la limite est de {limit} caractères."
 )
 BAD_CHARACTERS = "Votre message contient des caractères de contrôle non autorisés."
+COMMENT_BAD_CHARACTERS = "Votre commentaire contient des caractères de contrôle non autorisés."
 COMMENT_TOO_LONG = (
     "Votre commentaire est trop long ({length} caractères) : la limite est de {limit} caractères."
 )

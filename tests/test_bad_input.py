@@ -347,7 +347,13 @@ BOT_CASES = [
     ("vote helpful str", "feedback", ("abcdefgh", "ans-000-01", "oui"), {}, "helpful"),
     ("vote comment int", "feedback", ("abcdefgh", "ans-000-01", True, 5), {}, "comment"),
     ("vote comment surrogate", "feedback", ("abcdefgh", "ans-000-01", True, "\ud800"), {}, "UTF-8"),
-    ("vote comment NUL", "feedback", ("abcdefgh", "ans-000-01", True, "a\x00"), {}, "contrôle"),
+    (
+        "vote comment NUL",
+        "feedback",
+        ("abcdefgh", "ans-000-01", True, "a\x00"),
+        {},
+        msg.COMMENT_BAD_CHARACTERS,
+    ),
     (
         "vote comment too long",
         "feedback",
