@@ -146,6 +146,7 @@ class Bot:
             entry_terms=retriever.lexical.entry_terms,
             thesaurus=lambda text: bool(retriever.expander.expand(text).groups),
             mend=retriever.speller.mend if retriever.speller is not None else None,
+            carried=frozenset((f, v) for e in corpus.entries for f, v in e.facets.items() if v),
         )
         return Engine(corpus, retriever, dialogue, frozenset(e.id for e in corpus.entries), version)
 

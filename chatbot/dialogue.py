@@ -841,6 +841,7 @@ class Dialogue:
         entry_terms: Callable[[FaqEntry], frozenset[str]] = entry_stems,
         thesaurus: Callable[[str], bool] | None = None,
         mend: Callable[[str], str] | None = None,
+        carried: frozenset[tuple[str, str]] | None = None,
     ):
         self.search = search
         self.vocabulary = vocabulary
@@ -868,6 +869,8 @@ class Dialogue:
         # read it so too. The conversation keeps the message as typed: the question log and
         # the curators see what users write.
         self.mend = mend
+        # The (facet, value) pairs some entry is filed under (None: unknown, all count).
+        self.carried = carried
         # An entry's title and alternates as words(), read once per version of them.
         self._phrased: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
 
@@ -1529,7 +1532,14 @@ class Dialogue:
         boost = {**dict(state.facets), **detected}
         # Within the couloir or dispositif the message names (« médecin généraliste » is
         # not offered the hospitals' dispositif), entries for every couloir included.
-        within = {f: v for f, v in detected.items() if f in self.context} or None
+        # (A value no entry is filed under narrows nothing: « DPI » names the wave-1
+        # dispositif, whose entries are all the hospital's without one; the entries that
+        # speak of the DPI are wave 2's.)
+        within = {
+            f: v
+            for f, v in detected.items()
+            if f in self.context and (self.carried is None or (f, v) in self.carried)
+        } or None
         hits = self.search(
             text, k=p.candidates, boost=boost, boost_weight=p.session_boost, within=within
         )

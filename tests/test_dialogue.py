@@ -2240,3 +2240,31 @@ def test_a_follow_up_asking_a_delay_its_topic_lacks_does_not_drift_to_another_en
     assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
     assert reply.results[0].entry.id == "ans-pieces"
     assert msg.KIND_MISSING.format(kinds=msg.ANSWER_KINDS["délai ou date"]) in reply.text
+
+
+def test_an_opening_naming_a_value_no_entry_is_filed_under_is_offered_its_couloir():
+    # « DPI » names the wave-1 dispositif, under which no entry is filed: the closest
+    # questions are sought in the hospital couloir, the wave-2 DPI entries included.
+    wave1 = "DPI vague 1 (HOP-DPI-VA1)"
+    assert FacetDetector(VOCAB).detect("DPI")["dispositif"] == wave1
+    other = entry("ans-hop-2", "Hôpital", question="Le DPI vague 2 doit-il intégrer le DMP ?")
+    third = entry("ans-hop-3", "Hôpital", question="Un seul DPI par établissement ?")
+    rows = [(HOP, 1.0, 0.3), (other, 0.9, 0.2), (third, 0.8, 0.1)]
+
+    def table(query, facets, boost):
+        return [r for r in rows if all(r[0].facets.get(f) == v for f, v in facets.items())]
+
+    carried = frozenset((f, v) for e in (HOP, other, third) for f, v in e.facets.items() if v)
+    search = FakeSearch(table)
+    d = Dialogue(search, VOCAB, Policy(), detector=FacetDetector(VOCAB), carried=carried)
+    reply, _ = d.step("DPI", DialogueState())
+    assert search.calls[-1]["within"] == {"couloir": "Hôpital"}
+    assert reply.type == "clarify" and reply.options[:-1] == (
+        HOP.question,
+        other.question,
+        third.question,
+    )
+    # Not knowing what the entries are filed under, every named value narrows, as before.
+    search = FakeSearch(table)
+    Dialogue(search, VOCAB, Policy(), detector=FacetDetector(VOCAB)).step("DPI", DialogueState())
+    assert search.calls[-1]["within"] == {"couloir": "Hôpital", "dispositif": wave1}
