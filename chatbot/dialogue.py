@@ -554,6 +554,11 @@ def _facet_pairs(value: object, name: str) -> tuple[tuple[str, str], ...]:
 _CLOSEST = 3
 
 
+def _kinds(kinds: list[str]) -> str:
+    """« de délai ni de date ni de montant »: what an entry does not give, in words."""
+    return " ni ".join(msg.ANSWER_KINDS[k] for k in kinds)
+
+
 def _not_found(
     hits: list[Hit],
     why: str,
@@ -570,9 +575,7 @@ def _not_found(
     closest = hits[:_CLOSEST]
     missing = sorted(hits[0].missing_kinds) if say_kinds and hits else []
     if missing:
-        reason += " " + msg.KIND_MISSING.format(
-            kinds=" ni ".join(msg.ANSWER_KINDS[k] for k in missing)
-        )
+        reason += " " + msg.KIND_MISSING.format(kinds=_kinds(missing))
         kinds = msg.WHY_KINDS.format(kinds=" et ".join(msg.ASKED_KINDS[k] for k in missing))
         why = f"{why} ; {kinds}"
     return Reply(
@@ -1937,11 +1940,17 @@ class Dialogue:
         related = [h for h in hits[1:] if h.confidence >= self.policy.fallback_below][
             : self.policy.related
         ]
+        # A kind of answer the question asks that this entry does not give is said, not
+        # left for the user to look for (the part of the question it does answer is why
+        # it was chosen).
+        lacks = sorted(top.missing_kinds)
+        note = msg.ANSWER_LACKS.format(kinds=_kinds(lacks)) if lacks else ""
         text = msg.answer_text(
             top.entry.question,
             top.entry.answer,
             top.entry.source_url or top.entry.source,
             [h.entry.question for h in related],
+            note,
         )
         remembered = dict(state.facets)
         for f in self.context:

@@ -73,6 +73,9 @@ OTHER_REGION = (
 NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FAQ."
 # Added to NOT_FOUND when the question asks a kind of answer the closest entry lacks.
 KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
+# An answer to a question that also asks a kind of answer its entry does not give
+# (« le solde DUI, il faut quoi et c'est payé en combien de temps ? »).
+ANSWER_LACKS = "À noter : cette fiche ne donne pas {kinds}."
 ANSWER_KINDS = {
     TIME: "de délai ni de date",
     DURATION: "de durée",
@@ -159,9 +162,13 @@ COMMENT_TOO_LONG = (
 )
 
 
-def answer_text(question: str, answer: str, source: str, related: list[str]) -> str:
-    """Markdown of a confident answer: the official text, its source, related questions."""
-    parts = [f"**{question}**", "", answer, "", f"_{ANSWER_SOURCE.format(source=source)}_"]
+def answer_text(question: str, answer: str, source: str, related: list[str], note: str = "") -> str:
+    """Markdown of a confident answer: the official text, a note on what it does not say
+    (if any), its source, related questions."""
+    parts = [f"**{question}**", "", answer, ""]
+    if note:
+        parts += [f"_{note}_", ""]
+    parts.append(f"_{ANSWER_SOURCE.format(source=source)}_")
     if related:
         parts += ["", RELATED_HEADER, *[f"- {q}" for q in related]]
     return "\n".join(parts)

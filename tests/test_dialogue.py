@@ -2268,3 +2268,27 @@ def test_an_opening_naming_a_value_no_entry_is_filed_under_is_offered_its_couloi
     search = FakeSearch(table)
     Dialogue(search, VOCAB, Policy(), detector=FacetDetector(VOCAB)).step("DPI", DialogueState())
     assert search.calls[-1]["within"] == {"couloir": "Hôpital", "dispositif": wave1}
+
+
+def test_an_answer_lacking_a_kind_the_question_asks_says_so():
+    # « le solde DUI, il faut quoi et c'est payé en combien de temps ? »: the pieces are
+    # answered, the duration is not given, and the answer says it.
+    # (A close candidate gives a duration: the FAQs are not said to lack one altogether.)
+    duration = frozenset({"durée"})
+    d, _ = make(
+        lambda q, f, b: [
+            Hit(DUI, 1.0, 0.9, 0.0, 0.0, 0.9, missing_kinds=duration),
+            Hit(SAS, 0.5, 0.01, 0.0, 0.0, 0.9),
+        ]
+    )
+    reply, _ = d.step(
+        "le solde DUI, il faut quoi et c'est payé en combien de temps ?", DialogueState()
+    )
+    assert reply.type == "answer"
+    note = msg.ANSWER_LACKS.format(kinds=msg.ANSWER_KINDS["durée"])
+    assert f"_{note}_" in reply.text
+    assert reply.text.index(DUI.answer) < reply.text.index(note) < reply.text.index("_Source")
+    # Nothing lacking, no note.
+    d, _ = make(lambda q, f, b: [Hit(DUI, 1.0, 0.9, 0.0, 0.0, 0.9)])
+    reply, _ = d.step("le solde DUI, il faut quoi ?", DialogueState())
+    assert reply.type == "answer" and "À noter" not in reply.text
