@@ -1,4 +1,5 @@
-"""What a question asks for (a delay or a date, a moment, an amount) and what an entry gives.
+"""What a question asks for (a delay or a date, a moment, an amount, a phone number or an
+e-mail address) and what an entry gives.
 
 An entry close in words to a question may still not answer it: « dans quel délai l'ASP
 verse-t-elle l'avance SAS ? » shares every topic word with the entry listing the
@@ -26,6 +27,11 @@ DURATION = "durée"
 MOMENT = "moment"
 AMOUNT = "montant"
 FREQUENCY = "fréquence"
+# A way to reach someone: only a number or an address answers it (« contactez le support »
+# does not). Two entries give one (the e-CPS support, the ESMS numérique programme).
+PHONE = "téléphone"
+EMAIL = "adresse électronique"
+CONTACTS = frozenset({PHONE, EMAIL})
 
 # Matched on folded words joined by spaces (chatbot.text.words: no accents, no elisions).
 _ASKS = {
@@ -56,6 +62,22 @@ _ASKS = {
         # (« combien de fois par an », not « par dispositif »: a count)
         r"|combien de fois par (jour|semaine|mois|trimestre|semestre|an|annee)"
         r"|how often|how frequently)\b"
+    ),
+    # (Not « sur mon téléphone », the device the e-CPS application runs on.)
+    PHONE: re.compile(
+        r"\b((numero|num|n|no|contact|ligne|assistance|support|service|hotline|helpline)"
+        r" (de |du |d )?(tel|telephone|telephonique)"
+        r"|(tel|telephone) (du|de la|de l|des|pour) (support|assistance|service|hotline)"
+        r"|(tel|telephone|numero) (support|assistance|hotline)"
+        r"|par telephone|numero a appeler|qui appeler|phone number|helpline|hotline"
+        r"|support phone|phone support)\b"
+    ),
+    # (Not « par mail », a channel, nor « un mail de l'ASP », one received.)
+    EMAIL: re.compile(
+        r"\b(adresse (e )?mail|adresse email|adresse electronique|adresse courriel"
+        r"|e ?mail address|email adress|quel (e )?mail|quelle adresse"
+        r"|(e )?mail (du|de la|de l|des|pour) (support|assistance|service|contact)"
+        r"|mail de contact)\b"
     ),
     AMOUNT: re.compile(
         # (Not « payant »: « un module payant », « c'est payant ? » ask whether, not how
@@ -90,6 +112,9 @@ _DURATION_OR_DATE = (
     r"|decembre|trimestre|semestre|calendrier|echeance|echeances)\b"
 )
 _GIVES = {
+    # A French number in digits (« 0 806 80 02 13 »), or a short one (« au 3608 »); an
+    # address is read on the raw text.
+    PHONE: re.compile(r"\b0 ?[1-9]( ?\d\d){4}\b|\b(au|le) 3\d{3}\b"),
     TIME: re.compile(_DURATION_OR_DATE),
     DURATION: re.compile(_A_DURATION),
     # "When…?" is also answered by the event it waits for: "à l'issue de la mise en
@@ -178,7 +203,8 @@ def _who_pays_dropped(clause: str) -> str:
 
 
 def asked(text: str) -> frozenset[str]:
-    """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT), if any."""
+    """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT, PHONE,
+    EMAIL), if any."""
     text = _conditions(text)
     clauses = [_who_pays_dropped(typed(c)) for c in _CLAUSES.split(text)]
     clauses.append(_who_pays_dropped(typed(text)))
@@ -194,6 +220,8 @@ def offered(entry: FaqEntry) -> frozenset[str]:
     kinds = {kind for kind, rx in _GIVES.items() if rx.search(body)}
     if "€" in entry.answer or "%" in entry.answer:  # symbols the folded words drop
         kinds.add(AMOUNT)
+    if re.search(r"\S@\S+\.\w", entry.answer):
+        kinds.add(EMAIL)
     if _TITLE_TIME.search(typed(entry.question)):
         kinds.add(MOMENT)
     return frozenset(kinds)

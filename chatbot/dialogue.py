@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import DURATION, FREQUENCY, TIME
+from chatbot.answer_type import CONTACTS, DURATION, FREQUENCY, TIME, asked
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -1746,6 +1746,10 @@ class Dialogue:
         if action:
             missing = out_of_scope = True
             whys.append(msg.WHY_NO_ACTION.format(action=action))
+        # « numéro de tel du support Convergence » answered with the e-CPS support's line.
+        if not (force_answer or missing) and self._contact_lacking(query, hits):
+            missing = out_of_scope = True
+            whys.append(msg.WHY_NO_CONTACT)
         if unsure:
             whys.append(
                 msg.WHY_UNSURE.format(c=_figure(top.confidence), below=_figure(p.fallback_below))
@@ -2099,6 +2103,25 @@ class Dialogue:
         if not stem or any(_same_word(stem[0], t) for h in hits for t in self.entry_terms(h.entry)):
             return None
         return verb
+
+    def _contact_lacking(self, query: str, hits: list[Hit]) -> bool:
+        """A phone number or an e-mail address asked that the best entry does not give, or
+        gives for something else: the question names a couloir, dispositif, product or
+        heading the entry is neither filed under nor speaks of (« le téléphone de l'ASP »,
+        a financing matter, is not the e-CPS support's line). The fallback's contacts then
+        say whom to reach."""
+        kinds = asked(query) & CONTACTS
+        if not kinds or not hits:
+            return False
+        top = hits[0]
+        if kinds <= top.missing_kinds:
+            return True
+        e = top.entry
+        about = {
+            *e.facets.items(),
+            *self.detector.named(" ".join([e.question, *e.alternates, e.answer])),
+        }
+        return bool(self.detector.named(query) - about)
 
     @staticmethod
     def _last_clause(query: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatbot.answer_type import AMOUNT, DURATION, FREQUENCY, MOMENT, TIME
+from chatbot.answer_type import AMOUNT, DURATION, EMAIL, FREQUENCY, MOMENT, PHONE, TIME
 
 OTHER_OPTION = "Autre / je ne sais pas"
 # A message announcing a question on a topic whose entries share every facet.
@@ -82,6 +82,8 @@ ANSWER_KINDS = {
     MOMENT: "de date ni d'étape",
     FREQUENCY: "de fréquence",
     AMOUNT: "de montant",
+    PHONE: "de numéro de téléphone",
+    EMAIL: "d'adresse électronique",
 }
 
 # Why the bot declined, for the curator's review queue (never shown to the user).
@@ -101,6 +103,10 @@ WHY_OTHER_REGION = "demande pour {asked} ce que la fiche ne donne que pour {give
 WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"
 WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"
 WHY_NO_FREQUENCY = "aucune des fiches proches ne donne de fréquence"
+WHY_NO_CONTACT = (
+    "demande un numéro de téléphone ou une adresse électronique que la meilleure fiche ne"
+    " donne pas pour ce que la question nomme"
+)
 WHY_NO_ACTION = "demande comment « {action} », dont la fiche la plus proche ne parle pas"
 WHY_NOT_OFFERED = (
     "répond « {value} » à une question qui ne le proposait pas ; aucune de ses fiches n'est sûre"
@@ -112,6 +118,8 @@ ASKED_KINDS = {
     MOMENT: "un moment",
     FREQUENCY: "une fréquence",
     AMOUNT: "un montant",
+    PHONE: "un numéro de téléphone",
+    EMAIL: "une adresse électronique",
 }
 
 CLOSEST_HEADER = "Les questions les plus proches :"

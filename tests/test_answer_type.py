@@ -6,7 +6,17 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.answer_type import AMOUNT, DURATION, FREQUENCY, MOMENT, TIME, asked, offered
+from chatbot.answer_type import (
+    AMOUNT,
+    DURATION,
+    EMAIL,
+    FREQUENCY,
+    MOMENT,
+    PHONE,
+    TIME,
+    asked,
+    offered,
+)
 from chatbot.retrieval import SCOPE_FEATURES
 from tests.factories import make_entry
 from tests.test_lexical import retriever
@@ -74,6 +84,17 @@ from tests.test_lexical import retriever
         ("combien de fois par dispositif peut-on en bénéficier ?", set()),  # a count
         ("How often must the ROR be updated?", {FREQUENCY}),
         ("ça se paye en combien de fois ?", set()),
+        # a way to reach someone: a number or an address
+        ("quel est le numero de telephone de l'ASP ?", {PHONE}),
+        ("c quoi le num de tel de l'assistance ASP ?", {PHONE}),
+        ("plus moyen de me connecter, y a un numero a appeler ?", {PHONE}),
+        ("is there a helpline number or an email address?", {PHONE, EMAIL}),
+        ("quelle est l'adresse mail du support ?", {EMAIL}),
+        ("ya une adresse mail pr poser ma question ?", {EMAIL}),
+        # …not the phone the e-CPS application runs on, nor mail as a channel or received
+        ("l'application e-CPS ne marche plus sur mon téléphone", set()),
+        ("la lettre, on l'envoie par mail ou sur la plateforme ?", set()),
+        ("j'ai reçu un mail de l'ASP, ma demande est incomplète", set()),
     ],
 )
 def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kinds):
@@ -118,6 +139,11 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Mise à jour ?", "À chaque modification de l'offre.", {FREQUENCY}),
         ("Mise à jour ?", "Une extraction mensuelle est publiée.", {FREQUENCY}),
         ("Matrice ?", "Des droits attribués à chaque professionnel.", set()),  # « to each »
+        # a number to call, an address to write to; not « contactez le support »
+        ("Support ?", "Service client : 0 806 80 02 13.", {PHONE}),
+        ("Label ?", "Contactez votre CIS au 3608.", {PHONE}),
+        ("Question ?", "Écrivez à esms.numerique@cnsa.fr.", {EMAIL}),
+        ("Annuler ?", "Contactez le support utilisateur de l'ASP.", set()),
     ],
 )
 def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):

@@ -2292,3 +2292,33 @@ def test_an_answer_lacking_a_kind_the_question_asks_says_so():
     d, _ = make(lambda q, f, b: [Hit(DUI, 1.0, 0.9, 0.0, 0.0, 0.9)])
     reply, _ = d.step("le solde DUI, il faut quoi ?", DialogueState())
     assert reply.type == "answer" and "À noter" not in reply.text
+
+
+def test_a_phone_or_address_asked_is_given_only_by_an_entry_giving_one_for_what_is_named():
+    phone = frozenset({"téléphone"})
+    ecps = replace(
+        make_entry("ans-ecps", None, question="Qui contacter en cas de difficulté avec la e-CPS ?"),
+        answer="Le service client e-CPS : 0 806 80 02 13.",
+    )
+    ecps = replace(ecps, facets={**ecps.facets, "produit": "Pro Santé Connect / e-CPS"})
+    cnsa = replace(
+        make_entry("ans-cnsa", "Social et Médico-social", question="Une question sur ESMS ?"),
+        answer="Écrivez à esms.numerique@cnsa.fr.",
+    )
+    cnsa = replace(cnsa, facets={**cnsa.facets, "offre": "Programme ESMS numérique"})
+
+    def table(query, facets, boost):
+        if "cnsa" in query.lower():
+            return [Hit(cnsa, 1.0, 0.9, 0.0, 0.0, 0.9, missing_kinds=phone)]
+        return [Hit(ecps, 1.0, 0.9, 0.0, 0.0, 0.9)]
+
+    d = Dialogue(FakeSearch(table), VOCAB, Policy(), detector=FacetDetector(VOCAB))
+    reply, _ = d.step("y a un numéro de téléphone pour la e-CPS ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-ecps"
+    # The e-CPS line is no number for Convergence's support: the contacts say whom to reach.
+    reply, _ = d.step("numero de tel du support convergence svp", DialogueState())
+    assert reply.type == "fallback" and msg.WHY_NO_CONTACT in reply.why
+    assert msg.CONTACTS in reply.text
+    # An address is no phone number.
+    reply, _ = d.step("numéro de téléphone CNSA programme ESMS numérique", DialogueState())
+    assert reply.type == "fallback" and msg.ANSWER_KINDS["téléphone"] in reply.text
