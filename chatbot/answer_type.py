@@ -1,5 +1,5 @@
-"""What a question asks for (a delay or a date, a moment, an amount, a phone number or an
-e-mail address) and what an entry gives.
+"""What a question asks for (a delay or a date, a moment, an amount, a phone number, an
+e-mail address, opening hours) and what an entry gives.
 
 An entry close in words to a question may still not answer it: « dans quel délai l'ASP
 verse-t-elle l'avance SAS ? » shares every topic word with the entry listing the
@@ -32,6 +32,8 @@ FREQUENCY = "fréquence"
 PHONE = "téléphone"
 EMAIL = "adresse électronique"
 CONTACTS = frozenset({PHONE, EMAIL})
+# When someone can be reached: no entry gives opening hours.
+HOURS = "horaires"
 
 # Matched on folded words joined by spaces (chatbot.text.words: no accents, no elisions).
 _ASKS = {
@@ -69,8 +71,8 @@ _ASKS = {
         r" (de |du |d )?(tel|telephone|telephonique)"
         r"|(tel|telephone) (du|de la|de l|des|pour) (support|assistance|service|hotline)"
         r"|(tel|telephone|numero) (support|assistance|hotline)"
-        r"|par telephone|numero a appeler|qui appeler|phone number|helpline|hotline"
-        r"|support phone|phone support)\b"
+        r"|par telephone|numero a appeler|qui appeler|phone number|(helpline|hotline)"
+        r"( phone)? number|support phone|phone support)\b"
     ),
     # (Not « par mail », a channel, nor « un mail de l'ASP », one received.)
     EMAIL: re.compile(
@@ -78,6 +80,11 @@ _ASKS = {
         r"|e ?mail address|email adress|quel (e )?mail|quelle adresse"
         r"|(e )?mail (du|de la|de l|des|pour) (support|assistance|service|contact)"
         r"|mail de contact)\b"
+    ),
+    HOURS: re.compile(
+        r"\b(horaire|horaires|heures d ouverture|opening hours|office hours"
+        r"|(ouvert|ouverte|joignable|joignables|open|available) (le |on )?(samedi|dimanche"
+        r"|week end|weekend|saturday|saturdays|sunday|sundays|weekends))\b"
     ),
     AMOUNT: re.compile(
         # (Not « payant »: « un module payant », « c'est payant ? » ask whether, not how
@@ -116,6 +123,11 @@ _GIVES = {
     # address is read on the raw text.
     PHONE: re.compile(r"\b0 ?[1-9]( ?\d\d){4}\b|\b(au|le) 3\d{3}\b"),
     TIME: re.compile(_DURATION_OR_DATE),
+    # « de 9h à 18h », « du lundi au vendredi », « 24h/24 ».
+    HOURS: re.compile(
+        r"\b(\d{1,2} ?h( ?\d\d)? ?(a|et) ?\d{1,2} ?h|24 ?h ?24|lundi|mardi|mercredi|jeudi"
+        r"|vendredi|samedi|dimanche|monday|friday|saturday|sunday)\b"
+    ),
     DURATION: re.compile(_A_DURATION),
     # "When…?" is also answered by the event it waits for: "à l'issue de la mise en
     # service", "après la VSR", "dès la signature" (elisions are gone: "a issue").
@@ -204,7 +216,7 @@ def _who_pays_dropped(clause: str) -> str:
 
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT, PHONE,
-    EMAIL), if any."""
+    EMAIL, HOURS), if any."""
     text = _conditions(text)
     clauses = [_who_pays_dropped(typed(c)) for c in _CLAUSES.split(text)]
     clauses.append(_who_pays_dropped(typed(text)))

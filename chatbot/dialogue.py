@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import CONTACTS, DURATION, FREQUENCY, TIME, asked
+from chatbot.answer_type import CONTACTS, DURATION, FREQUENCY, HOURS, TIME, asked
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -665,7 +665,8 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
 
 def _lacking(hits: list[Hit]) -> str | None:
     """The first of how often (FREQUENCY: « à quelle fréquence… ? »), a delay or a date
-    (answer_type.TIME) and a duration (DURATION) the question asks that none of `hits` gives.
+    (answer_type.TIME), a duration (DURATION) and opening hours (HOURS: no entry gives
+    any) the question asks that none of `hits` gives.
 
     The kind is precise where an amount is not: on the evaluation sets, no answerable
     question asking a delay or a date had a best entry without one (6 asked, 6 given),
@@ -676,8 +677,12 @@ def _lacking(hits: list[Hit]) -> str | None:
     """
     if not hits:
         return None
-    kinds = (FREQUENCY, TIME, DURATION)
+    kinds = (FREQUENCY, TIME, DURATION, HOURS)
     return next((k for k in kinds if all(k in h.missing_kinds for h in hits)), None)
+
+
+# Why no close entry answers, by the kind _lacking found missing.
+_WHY_LACKING = {FREQUENCY: msg.WHY_NO_FREQUENCY, HOURS: msg.WHY_NO_HOURS}
 
 
 def _quoted(values: AbstractSet[str]) -> str:
@@ -1484,7 +1489,7 @@ class Dialogue:
         action = None if lacking else self._action_missing(text, read[:_HOW_CANDIDATES])
         if lacking or action:
             if lacking:
-                why = msg.WHY_NO_FREQUENCY if lacking == FREQUENCY else msg.WHY_NO_TIME
+                why = _WHY_LACKING.get(lacking, msg.WHY_NO_TIME)
             else:
                 why = msg.WHY_NO_ACTION.format(action=action)
             return _not_found(read, why, say_kinds=True), state
@@ -1714,7 +1719,8 @@ class Dialogue:
             why = msg.WHY_OFF_TOPIC.format(
                 p=_figure(top.in_scope), below=_figure(p.off_topic_below)
             )
-            if top.missing_kinds or self._names_the_domain(query):
+            # (Not opening hours, which no entry gives: « horaires de la piscine » is foreign.)
+            if top.missing_kinds - {HOURS} or self._names_the_domain(query):
                 # Asking a delay or an amount the closest entry lacks, or naming what the
                 # FAQs are about (« mon LGC doit passer Ségur, ça va me coûter qqch ? »), is
                 # no foreign question: say why, and offer the closest questions.
@@ -1736,9 +1742,9 @@ class Dialogue:
         # do not answer it, nor would a clarification between those entries.
         lacking = None if force_answer else _lacking(hits[: p.candidates])
         missing = lacking is not None
-        if missing:
+        if lacking is not None:
             out_of_scope = True
-            whys.append(msg.WHY_NO_FREQUENCY if lacking == FREQUENCY else msg.WHY_NO_TIME)
+            whys.append(_WHY_LACKING.get(lacking, msg.WHY_NO_TIME))
         # « Comment obtenir un numéro NIL ? » answered by the entry that only names the CNDA.
         action = None
         if alone and not force_answer:

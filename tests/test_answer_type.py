@@ -11,6 +11,7 @@ from chatbot.answer_type import (
     DURATION,
     EMAIL,
     FREQUENCY,
+    HOURS,
     MOMENT,
     PHONE,
     TIME,
@@ -95,6 +96,10 @@ from tests.test_lexical import retriever
         ("l'application e-CPS ne marche plus sur mon téléphone", set()),
         ("la lettre, on l'envoie par mail ou sur la plateforme ?", set()),
         ("j'ai reçu un mail de l'ASP, ma demande est incomplète", set()),
+        # when someone can be reached
+        ("Horaires du service client e-CPS ? ouvert le samedi ?", {HOURS}),
+        ("What are the opening hours of the support hotline?", {HOURS}),
+        ("le 3608 est-il joignable le samedi ?", {HOURS}),
     ],
 )
 def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kinds):
@@ -144,6 +149,7 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Label ?", "Contactez votre CIS au 3608.", {PHONE}),
         ("Question ?", "Écrivez à esms.numerique@cnsa.fr.", {EMAIL}),
         ("Annuler ?", "Contactez le support utilisateur de l'ASP.", set()),
+        ("Support ?", "Ouvert du lundi au vendredi.", {HOURS}),
     ],
 )
 def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):

@@ -2322,3 +2322,16 @@ def test_a_phone_or_address_asked_is_given_only_by_an_entry_giving_one_for_what_
     # An address is no phone number.
     reply, _ = d.step("numéro de téléphone CNSA programme ESMS numérique", DialogueState())
     assert reply.type == "fallback" and msg.ANSWER_KINDS["téléphone"] in reply.text
+
+
+def test_opening_hours_no_close_entry_gives_are_a_fallback_a_foreign_one_said_so():
+    hours = frozenset({"horaires"})
+    support = entry("ans-support", SAS.facets["couloir"], question="Qui contacter ?")
+    d, _ = make(lambda q, f, b: [Hit(support, 1.0, 0.95, 0.0, 0.0, 0.9, missing_kinds=hours)])
+    reply, _ = d.step("horaires du service client ? ouvert le samedi ?", DialogueState())
+    assert reply.type == "fallback" and msg.WHY_NO_HOURS in reply.why
+    assert msg.KIND_MISSING.format(kinds=msg.ANSWER_KINDS["horaires"]) in reply.text
+    # The pool's: foreign to the FAQs, whose entries give no hours for anything.
+    d, _ = make(lambda q, f, b: [Hit(support, 1.0, 0.01, 0.0, 0.0, 0.01, missing_kinds=hours)])
+    reply, _ = d.step("horaires de la piscine municipale", DialogueState())
+    assert reply.type == "fallback" and reply.text.startswith(msg.OFF_TOPIC)
