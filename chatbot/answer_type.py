@@ -1,5 +1,5 @@
 """What a question asks for (a delay or a date, a moment, an amount, a phone number, an
-e-mail address, opening hours) and what an entry gives.
+e-mail address, opening hours, a file format) and what an entry gives.
 
 An entry close in words to a question may still not answer it: « dans quel délai l'ASP
 verse-t-elle l'avance SAS ? » shares every topic word with the entry listing the
@@ -34,6 +34,8 @@ EMAIL = "adresse électronique"
 CONTACTS = frozenset({PHONE, EMAIL})
 # When someone can be reached: no entry gives opening hours.
 HOURS = "horaires"
+# The form of a file or a document: a format named answers it (« PDF », « vidéo », « CDA »).
+FORMAT = "format"
 
 # Matched on folded words joined by spaces (chatbot.text.words: no accents, no elisions).
 _ASKS = {
@@ -81,6 +83,11 @@ _ASKS = {
         r"|(e )?mail (du|de la|de l|des|pour) (support|assistance|service|contact)"
         r"|mail de contact)\b"
     ),
+    FORMAT: re.compile(
+        r"\b(quel format|quels formats|sous quel format|sous quels formats|en quel format"
+        r"|dans quel format|which format|what format|file format|format de fichier"
+        r"|formats? acceptes?)\b"
+    ),
     HOURS: re.compile(
         r"\b(horaire|horaires|heures d ouverture|opening hours|office hours"
         r"|(ouvert|ouverte|joignable|joignables|open|available) (le |on )?(samedi|dimanche"
@@ -123,6 +130,10 @@ _GIVES = {
     # address is read on the raw text.
     PHONE: re.compile(r"\b0 ?[1-9]( ?\d\d){4}\b|\b(au|le) 3\d{3}\b"),
     TIME: re.compile(_DURATION_OR_DATE),
+    FORMAT: re.compile(
+        r"\b(format|formats|pdf|csv|json|xml|cda|fhir|hl7|dicom|word|excel|xlsx|zip|png|jpg"
+        r"|jpeg|mp4|video|videos|capture|captures)\b"
+    ),
     # « de 9h à 18h », « du lundi au vendredi », « 24h/24 ».
     HOURS: re.compile(
         r"\b(\d{1,2} ?h( ?\d\d)? ?(a|et) ?\d{1,2} ?h|24 ?h ?24|lundi|mardi|mercredi|jeudi"
@@ -216,7 +227,7 @@ def _who_pays_dropped(clause: str) -> str:
 
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT, PHONE,
-    EMAIL, HOURS), if any."""
+    EMAIL, HOURS, FORMAT), if any."""
     text = _conditions(text)
     clauses = [_who_pays_dropped(typed(c)) for c in _CLAUSES.split(text)]
     clauses.append(_who_pays_dropped(typed(text)))

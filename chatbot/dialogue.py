@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import CONTACTS, DURATION, FREQUENCY, HOURS, TIME, asked
+from chatbot.answer_type import CONTACTS, DURATION, FORMAT, FREQUENCY, HOURS, TIME, asked
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -665,8 +665,8 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
 
 def _lacking(hits: list[Hit]) -> str | None:
     """The first of how often (FREQUENCY: « à quelle fréquence… ? »), a delay or a date
-    (answer_type.TIME), a duration (DURATION) and opening hours (HOURS: no entry gives
-    any) the question asks that none of `hits` gives.
+    (answer_type.TIME), a duration (DURATION), opening hours (HOURS: no entry gives any)
+    and a file format (FORMAT) the question asks that none of `hits` gives.
 
     The kind is precise where an amount is not: on the evaluation sets, no answerable
     question asking a delay or a date had a best entry without one (6 asked, 6 given),
@@ -677,12 +677,16 @@ def _lacking(hits: list[Hit]) -> str | None:
     """
     if not hits:
         return None
-    kinds = (FREQUENCY, TIME, DURATION, HOURS)
+    kinds = (FREQUENCY, TIME, DURATION, HOURS, FORMAT)
     return next((k for k in kinds if all(k in h.missing_kinds for h in hits)), None)
 
 
 # Why no close entry answers, by the kind _lacking found missing.
-_WHY_LACKING = {FREQUENCY: msg.WHY_NO_FREQUENCY, HOURS: msg.WHY_NO_HOURS}
+_WHY_LACKING = {
+    FREQUENCY: msg.WHY_NO_FREQUENCY,
+    HOURS: msg.WHY_NO_HOURS,
+    FORMAT: msg.WHY_NO_FORMAT,
+}
 
 
 def _quoted(values: AbstractSet[str]) -> str:

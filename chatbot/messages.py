@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from chatbot.answer_type import AMOUNT, DURATION, EMAIL, FREQUENCY, HOURS, MOMENT, PHONE, TIME
+from chatbot.answer_type import (
+    AMOUNT,
+    DURATION,
+    EMAIL,
+    FORMAT,
+    FREQUENCY,
+    HOURS,
+    MOMENT,
+    PHONE,
+    TIME,
+)
 
 OTHER_OPTION = "Autre / je ne sais pas"
 # A message announcing a question on a topic whose entries share every facet.
@@ -85,6 +95,7 @@ ANSWER_KINDS = {
     PHONE: "de numéro de téléphone",
     EMAIL: "d'adresse électronique",
     HOURS: "d'horaires",
+    FORMAT: "de format",
 }
 
 # Why the bot declined, for the curator's review queue (never shown to the user).
@@ -105,6 +116,7 @@ WHY_PATIENT_SIDE = "demande une démarche d'un patient ou de ses proches"
 WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"
 WHY_NO_FREQUENCY = "aucune des fiches proches ne donne de fréquence"
 WHY_NO_HOURS = "aucune des fiches proches ne donne d'horaires"
+WHY_NO_FORMAT = "aucune des fiches proches ne donne de format"
 WHY_NO_CONTACT = (
     "demande un numéro de téléphone ou une adresse électronique que la meilleure fiche ne"
     " donne pas pour ce que la question nomme"
@@ -123,6 +135,7 @@ ASKED_KINDS = {
     PHONE: "un numéro de téléphone",
     EMAIL: "une adresse électronique",
     HOURS: "des horaires",
+    FORMAT: "un format",
 }
 
 CLOSEST_HEADER = "Les questions les plus proches :"

@@ -10,6 +10,7 @@ from chatbot.answer_type import (
     AMOUNT,
     DURATION,
     EMAIL,
+    FORMAT,
     FREQUENCY,
     HOURS,
     MOMENT,
@@ -100,6 +101,10 @@ from tests.test_lexical import retriever
         ("Horaires du service client e-CPS ? ouvert le samedi ?", {HOURS}),
         ("What are the opening hours of the support hotline?", {HOURS}),
         ("le 3608 est-il joignable le samedi ?", {HOURS}),
+        # the form of a file
+        ("les preuves on les donne sous quel format, video ou captures ?", {FORMAT}),
+        ("Dans quel format l'éditeur doit-il restituer mes données ?", {FORMAT}),
+        ("le format de la facture Ségur est-il imposé ?", set()),  # whether, not which
     ],
 )
 def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kinds):
@@ -150,6 +155,8 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Question ?", "Écrivez à esms.numerique@cnsa.fr.", {EMAIL}),
         ("Annuler ?", "Contactez le support utilisateur de l'ASP.", set()),
         ("Support ?", "Ouvert du lundi au vendredi.", {HOURS}),
+        ("Preuves ?", "Des captures d'écran ou une vidéo.", {FORMAT}),
+        ("Données ?", "Demandez l'export à votre éditeur.", set()),
     ],
 )
 def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):
