@@ -552,6 +552,13 @@ def test_admin_corpus_export_import_and_conflict(bot):
     assert c.put("/api/admin/entries/ans-000-01", json=edit, headers=auth()).status_code == 200
     late = c.put("/api/admin/entries/ans-000-01", json=edit, headers=auth())
     assert late.status_code == 409 and late.json()["current"]["answer"] == "Nouvelle réponse."
+    # An entry never edited is at version 0: another version sent is a conflict, said so
+    # (it was a 500).
+    for version in (1, 99, -5):
+        odd = {"entry": {"answer": "Autre."}, "version": version}
+        r = c.put("/api/admin/entries/ans-000-05", json=odd, headers=auth())
+        assert r.status_code == 409 and "jamais été modifiée" in r.json()["error"], r.text
+    assert c.get("/api/admin/entries/ans-000-05", headers=auth()).json()["version"] == 0
 
 
 # ------------------------------------------------------------ CLI

@@ -548,11 +548,18 @@ class CuratorStore:
                 )
                 current = int(rows[0][0]) if rows else 0
                 if expected is not None and expected != current:
+                    # (Never edited, the entry is at version 0: a client sending another
+                    # has not read it from here.)
+                    since = (
+                        f"elle a été modifiée par {rows[0][2]} le {rows[0][3]} (version "
+                        f"{current}) depuis que vous l'avez ouverte (version {expected})"
+                        if rows
+                        else f"elle n'a jamais été modifiée (version 0), et vous envoyez la "
+                        f"version {expected}"
+                    )
                     raise ConflictError(
-                        f"Conflit sur la fiche {entry_id} : elle a été modifiée par "
-                        f"{rows[0][2]} le {rows[0][3]} (version {current}) depuis que vous "
-                        f"l'avez ouverte (version {expected}). Vos changements ne sont pas "
-                        "enregistrés : rechargez la fiche et refaites-les.",
+                        f"Conflit sur la fiche {entry_id} : {since}. Vos changements ne sont "
+                        "pas enregistrés : rechargez la fiche et refaites-les.",
                         json.loads(rows[0][1]) if rows else None,
                         current,
                     )
