@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -440,6 +441,31 @@ def test_another_process_switches_to_the_new_version(tmp_path):
     b._checked_at = 0.0  # as if a second had passed
     reply, _ = b.chat(UNKNOWN)
     assert reply.results[0].entry.id == "ans-000-03" and b.engine.version == a.engine.version
+
+
+def test_a_curator_on_a_process_not_yet_reloaded_edits_the_stored_entry_not_a_stale_one(tmp_path):
+    # Alice saves on one process; within the second before the other reloads, Bob opens
+    # the entry there: he gets her answer and her version, and his save keeps her change
+    # (an operator's trial lost it: the record came from the stale corpus, the version
+    # from the store). An attach there keeps it too.
+    a, b = a_bot(tmp_path), a_bot(tmp_path)
+    b._checked_at = time.monotonic() + 3600  # b does not reload during this test
+    alice, bob = Curator(a), Curator(b)
+    entry, version = alice.entry("ans-000-03")
+    alice.edit({**entry, "answer": "Réponse d'Alice."}, version, "alice")
+    assert b.corpus.by_id()["ans-000-03"].answer != "Réponse d'Alice."  # stale corpus
+    seen, seen_version = bob.entry("ans-000-03")
+    assert seen["answer"] == "Réponse d'Alice." and seen_version == version + 1
+    bob.edit(
+        {**seen, "alternates": [*seen["alternates"], "pièces du solde SAS ?"]}, seen_version, "bob"
+    )
+    stored, _ = alice.entry("ans-000-03")
+    assert (
+        stored["answer"] == "Réponse d'Alice." and "pièces du solde SAS ?" in stored["alternates"]
+    )
+    # Sent with the version of the stale record, the same save is a conflict.
+    with pytest.raises(ConflictError):
+        bob.edit({**seen, "answer": "Réponse de Bob."}, version, "bob")
 
 
 # ------------------------------------------------------------ admin routes

@@ -97,21 +97,21 @@ class Curator:
     def attach(self, group_id: str, entry_id: str, who: str) -> None:
         """The group's questions become alternates of `entry_id`, live."""
         group = self.group(group_id)
-        entry = self._entry(entry_id)
-        known = {a.casefold() for a in (entry.question, *entry.alternates)}
+        record, version = self._record(entry_id)
+        alternates = list(record.get("alternates") or [])
+        known = {str(a).casefold() for a in (record.get("question", ""), *alternates)}
         added: list[str] = []
         for text in group.texts or group.examples:  # every wording, most frequent first
             if text.casefold() not in known:
                 known.add(text.casefold())
                 added.append(text)
-        record = entry_record(entry)
-        record["alternates"] = [*entry.alternates, *added]
+        record["alternates"] = [*alternates, *added]
         if len(record["alternates"]) > MAX_ALTERNATES:
             raise InputError(
                 f"La fiche {entry_id} aurait {len(record['alternates'])} reformulations ; "
                 f"{MAX_ALTERNATES} au plus : retirez-en d'abord dans l'éditeur de fiche."
             )
-        self._save([(record, self.store.entry_version(entry_id))], who, "attach")
+        self._save([(record, version)], who, "attach")
         self.store.mark_handled(
             group.question_ids, f"attached:{entry_id}", who, {"group": group_id, "added": added}
         )
@@ -183,15 +183,25 @@ class Curator:
 
     def entry(self, entry_id: str) -> tuple[dict[str, Any], int]:
         """An entry's record and its version (what an edit sends back)."""
-        return entry_record(self._entry(entry_id)), self.store.entry_version(entry_id)
+        return self._record(entry_id)
 
     def edit(self, data: dict[str, Any], version: int, who: str) -> int:
         """Save an edited entry made from `version`; ConflictError if someone saved since."""
         entry_id = str(data.get("id", ""))
-        current = entry_record(self._entry(entry_id))
+        current, _ = self._record(entry_id)
         self._save([({**current, **data}, version)], who, "edit")
         self.bot.reload()
         return self.store.entry_version(entry_id)
+
+    def _record(self, entry_id: str) -> tuple[dict[str, Any], int]:
+        """An entry's record and its version, as stored: this process's corpus may not have
+        reloaded yet another one's edit (up to a second behind), and a record read there
+        with the store's newer version let a second curator overwrite the first's change
+        without a conflict. Never edited: the corpus's record, version 0."""
+        edit = self.store.entry_edit(str(entry_id))
+        if edit is not None:
+            return dict(edit.data), edit.version
+        return entry_record(self._entry(entry_id)), 0
 
     def _entry(self, entry_id: str) -> Any:
         entry = self.bot.corpus.by_id().get(entry_id)

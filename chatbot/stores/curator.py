@@ -588,6 +588,20 @@ class CuratorStore:
             version = self._bump(tx)
         return version
 
+    def entry_edit(self, entry_id: str) -> EntryEdit | None:
+        """The curated record of one entry and its version, read together (None: never
+        edited)."""
+        with self.backend.transaction() as tx:
+            rows = tx.run(
+                "SELECT entry_id, version, data, updated_at, updated_by FROM corpus_edit"
+                " WHERE entry_id = ?",
+                (entry_id,),
+            )
+        if not rows:
+            return None
+        r = rows[0]
+        return EntryEdit(r[0], int(r[1]), json.loads(r[2]), r[3], r[4])
+
     def entry_version(self, entry_id: str) -> int:
         """The curated version of an entry: 0 when it was never edited."""
         with self.backend.transaction() as tx:
