@@ -30,7 +30,8 @@ from chatbot.facets import FacetDetector
 from chatbot.records import hit_to_result as hit_to_result  # re-export: built in records
 from chatbot.records import reply_to_dict as reply_to_dict  # re-export: built in records
 from chatbot.retrieval import Calibration, Hit, Retriever
-from chatbot.session_ids import SessionIds, load_secret
+from chatbot.session_ids import SessionIds
+from chatbot.session_ids import session_ids as deployment_session_ids
 from chatbot.spelling import Lexicon
 from chatbot.stores import SessionStore, VoteStore, default_sessions, default_votes
 from chatbot.stores.curator import CuratorStore, default_curator
@@ -125,7 +126,7 @@ class Bot:
         # Passed in, never built here: several server processes can then share them.
         self.sessions = sessions
         self.votes = votes
-        self.session_ids = session_ids or SessionIds(load_secret(settings))
+        self.session_ids = session_ids or deployment_session_ids(settings)
         # Question log, curated edits and the shared corpus version (None: none of them).
         self.curator = curator
         self.base_corpus = base_corpus or corpus  # faq_data/ as loaded, before curated edits

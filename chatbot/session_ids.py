@@ -14,6 +14,8 @@ import logging
 import os
 import re
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +29,21 @@ KEY_FILE = "secret.key"
 log = logging.getLogger("faqbot")
 
 
+def _mac(key: bytes, nonce: bytes) -> bytes:
+    return hmac.new(key, b"faqbot-session:" + nonce, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
 class SessionIds:
     """Issues session ids and tells whether an id was issued with the same key."""
 
     def __init__(self, key: bytes) -> None:
         self._key = key
-
-    def _mac(self, nonce: bytes) -> bytes:
-        return hmac.new(self._key, b"faqbot-session:" + nonce, hashlib.sha256).digest()[:_MAC_BYTES]
+        # Keys whose ids are recognised besides the signing key's (SharedSessionIds).
+        self._also: tuple[bytes, ...] = ()
 
     def new(self) -> str:
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        return base64.urlsafe_b64encode(nonce + self._mac(nonce)).decode().rstrip("=")
+        return base64.urlsafe_b64encode(nonce + _mac(self._key, nonce)).decode().rstrip("=")
 
     def issued(self, session_id: object) -> bool:
         """True only for an id `new` returned (with this key); never raises."""
@@ -53,7 +58,88 @@ class SessionIds:
         if base64.urlsafe_b64encode(raw).decode().rstrip("=") != session_id:
             return False
         nonce, mac = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
-        return hmac.compare_digest(mac, self._mac(nonce))
+        return any(hmac.compare_digest(mac, _mac(k, nonce)) for k in (self._key, *self._also))
+
+
+# How often a process sharing Redis reads the keys again (and at most how often an id it
+# does not recognise makes it read them at once).
+_REFRESH_SECONDS = 5.0
+_RETRY_SECONDS = 1.0
+
+
+class SharedSessionIds(SessionIds):
+    """Ids signed with the key kept in Redis, and recognised by every key a process sharing
+    that Redis has signed with. A process started while Redis was down signs with its local
+    key; one started after Redis came back empty made a new shared key. Each publishes the
+    key it signs with and reads the others' every few seconds, and at once (at most once a
+    second) when an id is not recognised: ids cross between processes again, no restart."""
+
+    def __init__(self, url: str, key: bytes) -> None:
+        super().__init__(key)
+        self._url = url
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._read_at = -1e9
+        self._warned = False
+        self._refresh(0.0)
+
+    def new(self) -> str:
+        self._refresh(_REFRESH_SECONDS)
+        return super().new()
+
+    def issued(self, session_id: object) -> bool:
+        if super().issued(session_id):
+            return True
+        # Another process's key not read yet (it started meanwhile, or Redis came back).
+        return self._refresh(_RETRY_SECONDS) and super().issued(session_id)
+
+    def _refresh(self, after: float) -> bool:
+        """Publish this process's key and read the shared ones, unless done in the last
+        `after` seconds; whether they were read. Redis down: the keys known stay."""
+        import redis
+
+        from chatbot.stores.redis_store import DEFAULT_PREFIX, redis_client
+
+        now = time.monotonic()
+        with self._lock:
+            if now - self._read_at < after:
+                return False
+            self._read_at = now
+            mine = self._key
+        try:
+            if self._client is None:
+                self._client = redis_client(self._url)
+            pipe = self._client.pipeline(transaction=False)
+            # The key Redis lost (restarted empty) is this process's again, unless another
+            # process set its own first; every key ever signed with is recognised by all.
+            pipe.set(f"{DEFAULT_PREFIX}secret", mine, nx=True)
+            pipe.get(f"{DEFAULT_PREFIX}secret")
+            pipe.sadd(f"{DEFAULT_PREFIX}secrets", mine)
+            pipe.smembers(f"{DEFAULT_PREFIX}secrets")
+            _, shared, _, known = pipe.execute()
+        except redis.RedisError as exc:
+            if not self._warned:
+                log.warning(
+                    "clés des sessions non lues dans Redis (%s) : clés connues gardées.", exc
+                )
+                self._warned = True
+            return False
+        self._warned = False
+        with self._lock:
+            key = bytes(shared).strip() if shared else self._key
+            others = {bytes(k).strip() for k in known} | {self._key, *self._also}
+            self._key, self._also = key, tuple(sorted(others - {key}))
+        return True
+
+
+def session_ids(settings: Settings) -> SessionIds:
+    """The ids of this deployment: signed with FAQBOT_SECRET_KEY; else, with
+    FAQBOT_REDIS_URL, with the key every process sharing that Redis uses; else with the key
+    in <data_dir>/secret.key."""
+    key = load_secret(settings)
+    if settings.redis_url and not settings.secret_key:
+        return SharedSessionIds(settings.redis_url, key)
+    return SessionIds(key)
 
 
 def load_secret(settings: Settings) -> bytes:
@@ -112,4 +198,4 @@ def _read_or_create(path: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-__all__ = ["KEY_FILE", "SessionIds", "load_secret"]
+__all__ = ["KEY_FILE", "SessionIds", "SharedSessionIds", "load_secret", "session_ids"]

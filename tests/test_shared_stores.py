@@ -221,6 +221,44 @@ def test_redis_killed_answers_statelessly_with_a_notice_then_recovers(
 # ------------------------------------------------------------ PostgreSQL
 
 
+def test_session_ids_cross_processes_again_after_redis_was_down_or_came_back_empty(
+    own_redis, tmp_path
+):
+    # An operator's trial: a server restarted while Redis was down signed with its local
+    # key, one restarted after Redis came back empty made a new shared key, and every
+    # conversation crossing servers was refused until all were restarted.
+    from dataclasses import replace
+
+    from chatbot.session_ids import SessionIds, SharedSessionIds, session_ids
+
+    settings = Settings(data_dir=tmp_path / "a", redis_url=own_redis.url)
+    a = session_ids(settings)
+    assert isinstance(a, SharedSessionIds)
+    before = a.new()
+
+    def later(*ids: SharedSessionIds) -> None:  # the seconds between refreshes, passed
+        for x in ids:
+            x._read_at = -1e9
+
+    own_redis.kill()
+    b = session_ids(replace(settings, data_dir=tmp_path / "b"))  # Redis down: its local key
+    from_b = b.new()
+    assert not a.issued(from_b)
+    own_redis.start()  # back, empty
+    c = session_ids(replace(settings, data_dir=tmp_path / "c"))  # a new shared key
+    later(a, b)
+    a.new(), b.new()  # their next ids: each publishes its key and reads the others'
+    later(c)
+    assert c.issued(before) and c.issued(from_b)
+    later(a)
+    assert a.issued(from_b)
+    for x in (a, b, c):
+        for y in (a, b, c):
+            assert y.issued(x.new())
+    # A key no process published is still no key of theirs.
+    assert not a.issued(SessionIds(b"made-up-key").new())
+
+
 def test_postgres_votes_behave_as_sqlite_votes(postgres_db):
     store = PostgresVoteStore.from_url(postgres_db)
     try:
