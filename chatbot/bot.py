@@ -177,9 +177,9 @@ class Bot:
                 return False
             from chatbot.curation.live import rebuild
 
+            before = self.index_labels()
             self.engine = rebuild(self, version)
-            metrics.INDEX_INFO.clear()  # the gauge names the corpus now served, not the first
-            metrics.INDEX_INFO.labels(**self.index_labels()).set(1)
+            metrics.index_served(self.index_labels(), before)
             return True
 
     def check_version(self) -> None:

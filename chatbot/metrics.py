@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from prometheus_client import (
@@ -62,6 +62,15 @@ INDEX_INFO = Gauge(
 )
 
 
+def index_served(labels: Mapping[str, str], before: Mapping[str, str] | None = None) -> None:
+    """faqbot_index_info names the corpus now served: 1 for it, 0 for the one `before`.
+    (Not clear(): under `--workers` each process's values live in files clear() leaves,
+    and a reloaded server went on reporting its old corpus at 1 beside the new one.)"""
+    if before is not None and dict(before) != dict(labels):
+        INDEX_INFO.labels(**before).set(0)
+    INDEX_INFO.labels(**labels).set(1)
+
+
 @contextmanager
 def timed(histogram: Histogram) -> Iterator[None]:
     """Observe the block's duration in `histogram`."""
@@ -89,6 +98,7 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_SECONDS",
     "INDEX_INFO",
+    "index_served",
     "MULTIPROC_ENV",
     "REPLIES",
     "SESSIONS_LIVE",

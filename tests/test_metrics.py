@@ -138,6 +138,34 @@ if sys.argv[1] == "0":
 """
 
 
+_RELOADING_CHILD = """
+from chatbot import metrics
+old = {"corpus_sha256": "aaaa", "model": "m", "retrieval": "hybrid", "entries": "86"}
+new = {**old, "corpus_sha256": "bbbb", "entries": "87"}
+metrics.index_served(old)
+metrics.index_served(new, old)  # a curated edit reloaded
+print(metrics.exposition()[0].decode())
+"""
+
+
+def test_a_reloaded_corpus_replaces_the_old_one_in_the_index_metric_under_workers(tmp_path):
+    # An operator's trial: under --workers, the old corpus stayed at 1 beside the new one.
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": REPO}
+    out = subprocess.run(
+        [sys.executable, "-c", _RELOADING_CHILD],
+        env=env,
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = samples(out)
+    index = {
+        dict(k[1])["corpus_sha256"]: v for k, v in found.items() if k[0] == "faqbot_index_info"
+    }
+    assert index.get("bbbb") == 1 and index.get("aaaa", 0) == 0, index
+
+
 def test_several_processes_are_summed_in_multiprocess_mode(tmp_path):
     """What `serve --workers N` sets up: every worker's counts, whichever worker is scraped."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": REPO}

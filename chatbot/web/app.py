@@ -40,7 +40,7 @@ def create_app(bot: Bot, settings: Settings, ui: bool = True, defer_ui: bool = F
     add_exception_handlers(app)
     # Before the API router, whose catch-all answers every other /api/ path.
     add_admin(app, bot, settings)
-    metrics.INDEX_INFO.labels(**bot.index_labels()).set(1)
+    metrics.index_served(bot.index_labels())
     app.include_router(api_router(bot))
     app.include_router(widget_router(settings))
     if ui and defer_ui:
