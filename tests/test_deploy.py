@@ -100,6 +100,15 @@ def test_200_conversations_each_turn_on_another_process(cluster, web_bot):
     assert len(chats) == 400 and {s for s, _ in chats} == {"200"}
     assert all(chats[i][1] != chats[i + 1][1] for i in range(0, 400, 2))
     assert len({u for _, u in chats}) == 3
+    # Over 1 MiB, nginx refuses a chat body; the curators' spreadsheet import (10 MiB at most
+    # on the server) reaches a server, which answers in JSON (an operator's trial got nginx's
+    # HTML 413 there).
+    big = b"x" * (2 * 1024 * 1024)
+    with httpx.Client(base_url=cluster.url, timeout=30) as client:
+        json_type = {"content-type": "application/json"}
+        assert client.post("/api/chat", content=big, headers=json_type).status_code == 413
+        upload = client.post("/api/admin/corpus", content=big, headers={"content-type": "text/csv"})
+        assert upload.headers["content-type"].startswith("application/json"), upload.text[:200]
 
 
 def test_sigkill_one_of_three_processes_under_load(cluster, web_bot):
