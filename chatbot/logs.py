@@ -66,6 +66,8 @@ def configure_logging(settings: Settings) -> None:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())
         handler.setFormatter(formatter)
+    # Each corpus reload (a curator's change, in every process): the line deploy.md promises.
+    logging.getLogger("faqbot.corpus").setLevel(logging.INFO)
     if settings.log_format == "json":
         # Structured logs are asked for to be read by a machine: one access line per request.
         logging.getLogger("faqbot.access").setLevel(logging.INFO)

@@ -443,6 +443,17 @@ def test_another_process_switches_to_the_new_version(tmp_path):
     assert reply.results[0].entry.id == "ans-000-03" and b.engine.version == a.engine.version
 
 
+def test_a_reload_is_logged_at_the_default_level():
+    # deploy.md promises a « corpus version N : … ms » line from each process; it was at
+    # INFO under a WARNING default, so no operator saw it.
+    import logging
+
+    from chatbot.logs import configure_logging
+
+    configure_logging(Settings())
+    assert logging.getLogger("faqbot.corpus").isEnabledFor(logging.INFO)
+
+
 def test_a_curator_on_a_process_not_yet_reloaded_edits_the_stored_entry_not_a_stale_one(tmp_path):
     # Alice saves on one process; within the second before the other reloads, Bob opens
     # the entry there: he gets her answer and her version, and his save keeps her change

@@ -12,7 +12,8 @@ from chatbot.retrieval import Retriever
 if TYPE_CHECKING:
     from chatbot.bot import Bot, Engine
 
-log = logging.getLogger("faqbot")
+# Its own logger, at INFO whatever the level (chatbot.logs): a reload is rare and worth a line.
+log = logging.getLogger("faqbot.corpus")
 
 
 def rebuild(bot: Bot, version: int) -> Engine:

@@ -159,7 +159,7 @@ class Curator:
         if not self.store.forget_unanswered(question, who):
             raise InputError(
                 f"« {echo(question)} » n'est pas une question marquée sans réponse "
-                "(voir la liste : faqbot review unanswered --list, GET /api/admin/unanswered)."
+                "(voir la liste : faqbot review unanswered, GET /api/admin/unanswered)."
             )
         self.bot.reload()
 
