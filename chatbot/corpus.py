@@ -355,6 +355,13 @@ _ERRORS_FR = {
     "string_type": "texte attendu",
     "list_type": "liste attendue",
     "dict_type": "dictionnaire (clé: valeur) attendu",
+    "model_type": "dictionnaire (clé: valeur) attendu",
+    "model_attributes_type": "dictionnaire (clé: valeur) attendu",
+    "int_type": "nombre entier attendu",
+    "int_parsing": "nombre entier attendu",
+    "bool_type": "true ou false attendu",
+    "string_pattern_mismatch": "forme invalide (motif attendu : {pattern})",
+    "literal_error": "valeur attendue : {expected}",
     "string_too_short": "texte vide ou trop court (au moins {min_length} caractère(s))",
 }
 

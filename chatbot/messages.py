@@ -297,4 +297,8 @@ HTTP_FIELDS = {
     "entry_id": "une chaîne : l'id d'un résultat, ex. ans-000-01",
     "helpful": "true ou false",
     "comment": "une chaîne de caractères (ou null)",
+    # The curator's routes.
+    "entry": 'un objet : les champs de la fiche à changer (ex. {"answer": "…"})',
+    "version": "un entier : la version lue avec la fiche (0 si elle n'a jamais été modifiée)",
+    "question": "une chaîne non vide : une question marquée « Hors FAQ »",
 }

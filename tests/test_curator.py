@@ -735,3 +735,22 @@ def test_an_opening_that_fails_on_a_lock_is_tried_again_not_left_half_migrated(t
     other.close()
     store.log_turn("session-new-1", "question", "fallback", None, None, why="x")
     assert [(q.question, q.why) for q in store.questions()] == [("question", "x")]
+
+
+def test_admin_routes_answer_a_wrong_method_and_a_wrong_field_as_the_public_api_does(bot):
+    # An operator's trial: 404 « Route inconnue » (listing the public routes) for a wrong
+    # method, « Le champ « ? » » for a wrong type, pydantic's English for the facets.
+    c = client(bot, admin_token=TOKEN)
+    r = c.get("/api/admin/review/g2/ignore", headers=auth())
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    r = c.delete("/api/admin/entries/ans-000-01", headers=auth())
+    assert r.status_code == 405 and r.headers["allow"] == "GET, PUT"
+    assert c.get("/api/admin/nothing", headers=auth()).status_code == 404
+    r = c.put("/api/admin/entries/ans-000-01", json={"entry": {}, "version": "0"}, headers=auth())
+    assert r.status_code == 422 and "« version »" in r.json()["error"]
+    r = c.put("/api/admin/entries/ans-000-01", json={"entry": [], "version": 0}, headers=auth())
+    assert r.status_code == 422 and "« entry »" in r.json()["error"]
+    odd = {"entry": {"facets": "x"}, "version": 0}
+    r = c.put("/api/admin/entries/ans-000-01", json=odd, headers=auth())
+    assert r.status_code == 400 and "dictionnaire" in r.json()["error"]
+    assert "Input should" not in r.json()["error"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -221,7 +222,10 @@ def admin_router(bot: Bot) -> APIRouter:
 def add_admin(app: FastAPI, bot: Bot, settings: Settings) -> None:
     """The admin routes (when a token is set) and their guard, outermost of the middlewares."""
     if settings.admin_token and bot.curator is not None:
-        app.include_router(admin_router(bot))
+        router = admin_router(bot)
+        app.include_router(router)
+        # For the /api/* catch-all: a wrong method on these paths is a 405, not a 404.
+        app.state.other_routes = [r for r in router.routes if isinstance(r, APIRoute)]
     app.add_middleware(AdminGuardMiddleware, token=settings.admin_token)
 
 

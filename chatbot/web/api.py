@@ -99,8 +99,8 @@ def api_router(bot: Bot) -> APIRouter:
     )
     def api_unknown(rest: str, request: Request) -> JSONResponse:
         path = "/api/" + rest
-        if path in API_ROUTES:
-            allowed = API_ROUTES[path]
+        allowed = API_ROUTES.get(path) or _methods_elsewhere(request, path)
+        if allowed:
             return error_response(
                 405,
                 msg.HTTP_METHOD.format(allowed=", ".join(allowed)),
@@ -109,6 +109,17 @@ def api_router(bot: Bot) -> APIRouter:
         return error_response(404, msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES)))
 
     return router
+
+
+def _methods_elsewhere(request: Request, path: str) -> tuple[str, ...]:
+    """The methods other routers' routes take at `path` (the curator's, mounted with the
+    admin token, registered in app.state.other_routes): a wrong method there is a 405 with
+    them, not an unknown route."""
+    methods: set[str] = set()
+    for route in getattr(request.app.state, "other_routes", ()):
+        if route.path_regex.match(path):
+            methods |= route.methods or set()
+    return tuple(sorted(methods))
 
 
 __all__ = ["api_router"]

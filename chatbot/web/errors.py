@@ -109,7 +109,8 @@ def describe_validation_error(errors: list[dict[str, Any]], path: str, body: Any
             )
             field_problem = True
         else:
-            field = name if name in msg.HTTP_FIELDS else ""
+            # A field of the route's model (a plain identifier: never a client's odd key).
+            field = name if name in msg.HTTP_FIELDS or _SAFE_NAME.match(name) else ""
             expected = msg.HTTP_FIELDS.get(field, "une valeur du bon type")
             wrong_type = typ.endswith("_type") or "parsing" in typ
             template = msg.HTTP_WRONG_TYPE if wrong_type else msg.HTTP_BAD_VALUE
