@@ -298,6 +298,11 @@ def test_an_unreachable_postgres_is_reported_in_french(postgres_server):
     try:
         with pytest.raises(StoreUnavailableError, match="PostgreSQL injoignable"):
             store.open()
+        # Once open, a connection that cannot be had is said in French first.
+        with pytest.raises(StoreUnavailableError) as err, store.db.connection():
+            pass
+        assert str(err.value).startswith("PostgreSQL injoignable : ")
+        assert "réessayez dans un instant" in str(err.value)
     finally:
         store.close()
 

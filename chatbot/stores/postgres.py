@@ -196,7 +196,15 @@ class PostgresDatabase:
                 self._down_until = 0.0
                 yield conn
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            # In French first; the driver's own words (English) kept in brackets for the
+            # operator.
+            waited = (
+                "aucune connexion obtenue"
+                if isinstance(exc, PoolTimeout)
+                else "connexion refusée ou rompue"
+            )
+            reason = f"{waited} ({detail}) ; réessayez dans un instant"
             with self._down_lock:
                 self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
                 self._down_reason = reason
