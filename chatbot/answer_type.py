@@ -1,5 +1,5 @@
 """What a question asks for (a delay or a date, a moment, an amount, a phone number, an
-e-mail address, opening hours, a file format) and what an entry gives.
+e-mail address, opening hours, a file format or size) and what an entry gives.
 
 An entry close in words to a question may still not answer it: « dans quel délai l'ASP
 verse-t-elle l'avance SAS ? » shares every topic word with the entry listing the
@@ -36,6 +36,8 @@ CONTACTS = frozenset({PHONE, EMAIL})
 HOURS = "horaires"
 # The form of a file or a document: a format named answers it (« PDF », « vidéo », « CDA »).
 FORMAT = "format"
+# How big a file may be: only a size in units answers it (« 10 Mo »); no entry gives one.
+SIZE = "taille"
 
 # Matched on folded words joined by spaces (chatbot.text.words: no accents, no elisions).
 _ASKS = {
@@ -88,6 +90,10 @@ _ASKS = {
         r"|dans quel format|which format|what format|file format|format de fichier"
         r"|formats? acceptes?)\b"
     ),
+    SIZE: re.compile(
+        r"\b(taille (max|maximum|maximale|maxi|limite)|poids (max|maximum|maximal|maxi)"
+        r"|size limit|file size|maximum size|max size|(combien|cb) (de |en )?(mo|go|ko))\b"
+    ),
     HOURS: re.compile(
         r"\b(horaire|horaires|heures d ouverture|opening hours|office hours"
         r"|(ouvert|ouverte|joignable|joignables|open|available) (le |on )?(samedi|dimanche"
@@ -134,6 +140,7 @@ _GIVES = {
         r"\b(format|formats|pdf|csv|json|xml|cda|fhir|hl7|dicom|word|excel|xlsx|zip|png|jpg"
         r"|jpeg|mp4|video|videos|capture|captures)\b"
     ),
+    SIZE: re.compile(r"\b\d+ ?(ko|mo|go|kb|mb|gb|octets|bytes)\b"),
     # « de 9h à 18h », « du lundi au vendredi », « 24h/24 ».
     HOURS: re.compile(
         r"\b(\d{1,2} ?h( ?\d\d)? ?(a|et) ?\d{1,2} ?h|24 ?h ?24|lundi|mardi|mercredi|jeudi"
@@ -227,7 +234,7 @@ def _who_pays_dropped(clause: str) -> str:
 
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT, PHONE,
-    EMAIL, HOURS, FORMAT), if any."""
+    EMAIL, HOURS, FORMAT, SIZE), if any."""
     text = _conditions(text)
     clauses = [_who_pays_dropped(typed(c)) for c in _CLAUSES.split(text)]
     clauses.append(_who_pays_dropped(typed(text)))

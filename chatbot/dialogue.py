@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import CONTACTS, DURATION, FORMAT, FREQUENCY, HOURS, TIME, asked
+from chatbot.answer_type import CONTACTS, DURATION, FORMAT, FREQUENCY, HOURS, SIZE, TIME, asked
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -665,8 +665,9 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
 
 def _lacking(hits: list[Hit]) -> str | None:
     """The first of how often (FREQUENCY: « à quelle fréquence… ? »), a delay or a date
-    (answer_type.TIME), a duration (DURATION), opening hours (HOURS: no entry gives any)
-    and a file format (FORMAT) the question asks that none of `hits` gives.
+    (answer_type.TIME), a duration (DURATION), opening hours (HOURS: no entry gives any),
+    a file format (FORMAT) and a file size (SIZE: none either) the question asks that none
+    of `hits` gives.
 
     The kind is precise where an amount is not: on the evaluation sets, no answerable
     question asking a delay or a date had a best entry without one (6 asked, 6 given),
@@ -677,7 +678,7 @@ def _lacking(hits: list[Hit]) -> str | None:
     """
     if not hits:
         return None
-    kinds = (FREQUENCY, TIME, DURATION, HOURS, FORMAT)
+    kinds = (FREQUENCY, TIME, DURATION, HOURS, FORMAT, SIZE)
     return next((k for k in kinds if all(k in h.missing_kinds for h in hits)), None)
 
 
@@ -686,6 +687,7 @@ _WHY_LACKING = {
     FREQUENCY: msg.WHY_NO_FREQUENCY,
     HOURS: msg.WHY_NO_HOURS,
     FORMAT: msg.WHY_NO_FORMAT,
+    SIZE: msg.WHY_NO_SIZE,
 }
 
 
@@ -1723,8 +1725,9 @@ class Dialogue:
             why = msg.WHY_OFF_TOPIC.format(
                 p=_figure(top.in_scope), below=_figure(p.off_topic_below)
             )
-            # (Not opening hours, which no entry gives: « horaires de la piscine » is foreign.)
-            if top.missing_kinds - {HOURS} or self._names_the_domain(query):
+            # (Not opening hours nor a file size, which no entry gives: « horaires de la
+            # piscine » is foreign.)
+            if top.missing_kinds - {HOURS, SIZE} or self._names_the_domain(query):
                 # Asking a delay or an amount the closest entry lacks, or naming what the
                 # FAQs are about (« mon LGC doit passer Ségur, ça va me coûter qqch ? »), is
                 # no foreign question: say why, and offer the closest questions.

@@ -11,6 +11,7 @@ from chatbot.answer_type import (
     HOURS,
     MOMENT,
     PHONE,
+    SIZE,
     TIME,
 )
 
@@ -96,6 +97,7 @@ ANSWER_KINDS = {
     EMAIL: "d'adresse électronique",
     HOURS: "d'horaires",
     FORMAT: "de format",
+    SIZE: "de taille de fichier",
 }
 
 # Why the bot declined, for the curator's review queue (never shown to the user).
@@ -117,6 +119,7 @@ WHY_NO_TIME = "aucune des fiches proches ne donne de délai ni de date"
 WHY_NO_FREQUENCY = "aucune des fiches proches ne donne de fréquence"
 WHY_NO_HOURS = "aucune des fiches proches ne donne d'horaires"
 WHY_NO_FORMAT = "aucune des fiches proches ne donne de format"
+WHY_NO_SIZE = "aucune des fiches proches ne donne de taille de fichier"
 WHY_NO_CONTACT = (
     "demande un numéro de téléphone ou une adresse électronique que la meilleure fiche ne"
     " donne pas pour ce que la question nomme"
@@ -136,6 +139,7 @@ ASKED_KINDS = {
     EMAIL: "une adresse électronique",
     HOURS: "des horaires",
     FORMAT: "un format",
+    SIZE: "une taille de fichier",
 }
 
 CLOSEST_HEADER = "Les questions les plus proches :"

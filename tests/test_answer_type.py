@@ -15,6 +15,7 @@ from chatbot.answer_type import (
     HOURS,
     MOMENT,
     PHONE,
+    SIZE,
     TIME,
     asked,
     offered,
@@ -105,6 +106,10 @@ from tests.test_lexical import retriever
         ("les preuves on les donne sous quel format, video ou captures ?", {FORMAT}),
         ("Dans quel format l'éditeur doit-il restituer mes données ?", {FORMAT}),
         ("le format de la facture Ségur est-il imposé ?", set()),  # whether, not which
+        # how big a file may be
+        ("taille maximale d'une vidéo de preuve ?", {SIZE}),
+        ("taille max dun doc quon envoie au DMP cest cb en Mo", {SIZE}),
+        ("la taille de la grappe compte-t-elle ?", set()),
     ],
 )
 def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kinds):
@@ -157,6 +162,7 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Support ?", "Ouvert du lundi au vendredi.", {HOURS}),
         ("Preuves ?", "Des captures d'écran ou une vidéo.", {FORMAT}),
         ("Données ?", "Demandez l'export à votre éditeur.", set()),
+        ("Vidéo ?", "Une vidéo de 50 Mo au plus.", {SIZE, FORMAT}),
     ],
 )
 def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):
