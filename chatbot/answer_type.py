@@ -70,18 +70,22 @@ _ASKS = {
         r"|how often|how frequently)\b"
     ),
     # (Not « sur mon téléphone », the device the e-CPS application runs on.)
+    # (Not « par téléphone », a channel.)
     PHONE: re.compile(
         r"\b((numero|num|n|no|contact|ligne|assistance|support|service|hotline|helpline)"
         r" (de |du |d )?(tel|telephone|telephonique)"
-        r"|(tel|telephone) (du|de la|de l|des|pour) (support|assistance|service|hotline)"
+        r"|(tel|telephone|numero|num) (du|de la|de l|des|pour) (support|assistance|service"
+        r"|hotline|helpline|standard)"
         r"|(tel|telephone|numero) (support|assistance|hotline)"
-        r"|par telephone|numero a appeler|qui appeler|phone number|(helpline|hotline)"
+        r"|numero (a )?appeler|qui appeler|phone number|(helpline|hotline)"
         r"( phone)? number|support phone|phone support)\b"
     ),
-    # (Not « par mail », a channel, nor « un mail de l'ASP », one received.)
+    # (Not « par mail », a channel, nor « un mail de l'ASP », one received, nor « à quelle
+    # adresse envoyer les pièces ? », a postal one.)
     EMAIL: re.compile(
         r"\b(adresse (e )?mail|adresse email|adresse electronique|adresse courriel"
-        r"|e ?mail address|email adress|quel (e )?mail|quelle adresse"
+        r"|e ?mail address|email adress|quel (e )?mail (pour (contacter|ecrire|joindre)|de contact"
+        r"|du support|de l assistance)"
         r"|(e )?mail (du|de la|de l|des|pour) (support|assistance|service|contact)"
         r"|mail de contact)\b"
     ),

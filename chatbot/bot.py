@@ -449,14 +449,16 @@ class Bot:
             if not isinstance(comment, str):
                 raise InputError("comment doit être une chaîne de caractères.")
             limit = self.settings.max_message_chars
-            if not comment.strip():
-                comment = None  # optional: a blank comment is no comment, not an empty question
-            elif len(comment) > limit:
+            try:
+                comment.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(msg.COMMENT_BAD_CHARACTERS) from None
+            if len(comment) > limit:
                 raise InputError(msg.COMMENT_TOO_LONG.format(length=len(comment), limit=limit))
-            elif _CONTROL.search(comment):
+            if _CONTROL.search(comment):
                 raise InputError(msg.COMMENT_BAD_CHARACTERS)
-            else:
-                comment = clean_message(comment, limit)
+            # Optional: a blank comment (invisible characters included) is no comment.
+            comment = _visible(comment).strip() or None
         try:
             question = self.sessions.get_question(session_id, entry_id)
         except (

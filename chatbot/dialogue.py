@@ -15,7 +15,18 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from chatbot import messages as msg
-from chatbot.answer_type import CONTACTS, DURATION, FORMAT, FREQUENCY, HOURS, SIZE, TIME, asked
+from chatbot.answer_type import (
+    AMOUNT,
+    CONTACTS,
+    DURATION,
+    FORMAT,
+    FREQUENCY,
+    HOURS,
+    MOMENT,
+    SIZE,
+    TIME,
+    asked,
+)
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
 from chatbot.facets import FacetDetector, option_rank
@@ -147,6 +158,7 @@ _UNSURE = re.compile(
     r"|peu importe|n importe|indifferent|les (?:deux|2)|tous les (?:deux|2)|toutes les (?:deux|2)"
     r"|aucune?|aucune? des (?:deux|2)|autre chose|both|either)\b"
 )
+_BOTH = re.compile(r"\b(?:(?:tous |toutes )?les (?:deux|2)|both|either)\b")
 # Words that answer a clarification with nothing: no option, no question.
 _NO_CHOICE = frozenset(
     "oui non ok okay d accord daccord merci hein euh heu bah ben bon ah oh yes no nope yep "
@@ -1019,7 +1031,11 @@ class Dialogue:
                 chosen = offered_question(text, pending)
                 if chosen is not None:
                     return self._chosen(chosen, state)
-                if self._only_unsure(text):  # « jsp », « aucune idée »
+                # « jsp », « aucune idée »: none of them; « les deux » picks two, which one
+                # answer cannot give: the question again.
+                if self._only_unsure(text):
+                    if _BOTH.search(typed(text)):
+                        return self._ask_again(state, msg.NOT_A_CHOICE)
                     return self._none_of_these(state)
                 return self._new_question(text, replace(state, pending=None))
             if picked is not None:
@@ -1225,9 +1241,24 @@ class Dialogue:
         for their own question, shown the next closest ones and the contacts."""
         pending = state.pending
         assert pending is not None
-        filters = dict(pending.filters) or None
-        hits = self.search(pending.query, k=len(pending.options) + _CLOSEST, facets=filters)
-        others = [h for h in hits if h.entry.question not in pending.options] or hits
+        # Sought where the opening said the user stands, as the questions offered were
+        # (_ask_which): « SAS » then « jsp » is shown the SAS's other questions.
+        detected = self.detector.detect(pending.query)
+        within = {
+            f: v
+            for f, v in detected.items()
+            if f in self.context and (self.carried is None or (f, v) in self.carried)
+        }
+        hits = self.search(
+            pending.query,
+            k=len(pending.options) + _CLOSEST,
+            facets=dict(pending.filters) or None,
+            boost={**dict(state.facets), **detected},
+            boost_weight=self.policy.session_boost,
+            within=within or None,
+        )
+        # None left: no list (not the same questions again), the contacts still.
+        others = [h for h in hits if h.entry.question not in pending.options]
         reply = _not_found(
             others, msg.WHY_NONE_OFFERED, reason=msg.NONE_OF_THESE, header=msg.OTHER_CLOSEST
         )
@@ -1960,7 +1991,9 @@ class Dialogue:
         # A kind of answer the question asks that this entry does not give is said, not
         # left for the user to look for (the part of the question it does answer is why
         # it was chosen).
-        lacks = sorted(top.missing_kinds)
+        # (Not an amount nor a moment: a yes/no question « le montant compte-t-il les
+        # vacataires ? » asks none, and an event answers « quand ».)
+        lacks = sorted(top.missing_kinds - {AMOUNT, MOMENT})
         note = msg.ANSWER_LACKS.format(kinds=_kinds(lacks)) if lacks else ""
         text = msg.answer_text(
             top.entry.question,
@@ -2134,7 +2167,13 @@ class Dialogue:
             *e.facets.items(),
             *self.detector.named(" ".join([e.question, *e.alternates, e.answer])),
         }
-        return bool(self.detector.named(query) - about)
+        named = self.detector.named(query) - about
+        # Where the user stands (« on est un EHPAD ») is no other subject when the entry holds
+        # there: filed under no value of that facet, or under that value's couloir.
+        context = {f: v for f, v in named if f in self.context}
+        if context and self._fits(e, context):
+            named = frozenset((f, v) for f, v in named if f not in self.context)
+        return bool(named)
 
     @staticmethod
     def _last_clause(query: str) -> str:

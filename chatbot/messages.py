@@ -184,7 +184,10 @@ TOO_LONG = (
     "Votre message est trop long ({length} caractères) : la limite est de {limit} caractères."
 )
 BAD_CHARACTERS = "Votre message contient des caractères de contrôle non autorisés."
-COMMENT_BAD_CHARACTERS = "Votre commentaire contient des caractères de contrôle non autorisés."
+COMMENT_BAD_CHARACTERS = (
+    "Votre commentaire contient des caractères non autorisés (caractères de contrôle ou"
+    " invalides en UTF-8)."
+)
 COMMENT_TOO_LONG = (
     "Votre commentaire est trop long ({length} caractères) : la limite est de {limit} caractères."
 )

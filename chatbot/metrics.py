@@ -65,9 +65,12 @@ INDEX_INFO = Gauge(
 def index_served(labels: Mapping[str, str], before: Mapping[str, str] | None = None) -> None:
     """faqbot_index_info names the corpus now served: 1 for it, 0 for the one `before`.
     (Not clear(): under `--workers` each process's values live in files clear() leaves,
-    and a reloaded server went on reporting its old corpus at 1 beside the new one.)"""
+    and a reloaded server went on reporting its old corpus at 1 beside the new one. In one
+    process, the old series is removed: one series, not one per reload.)"""
     if before is not None and dict(before) != dict(labels):
         INDEX_INFO.labels(**before).set(0)
+        if not os.environ.get(MULTIPROC_ENV):
+            INDEX_INFO.remove(*(before[name] for name in INDEX_INFO._labelnames))
     INDEX_INFO.labels(**labels).set(1)
 
 

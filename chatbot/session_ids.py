@@ -37,18 +37,19 @@ class SessionIds:
     """Issues session ids and tells whether an id was issued with the same key."""
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
-        # Keys whose ids are recognised besides the signing key's (SharedSessionIds).
-        self._also: tuple[bytes, ...] = ()
+        # The signing key first, then any other whose ids are recognised (SharedSessionIds):
+        # one tuple, replaced whole, so a reader never sees half of a change.
+        self._keys: tuple[bytes, ...] = (key,)
 
     def new(self) -> str:
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        return base64.urlsafe_b64encode(nonce + _mac(self._key, nonce)).decode().rstrip("=")
+        return base64.urlsafe_b64encode(nonce + _mac(self._keys[0], nonce)).decode().rstrip("=")
 
     def issued(self, session_id: object) -> bool:
         """True only for an id `new` returned (with this key); never raises."""
-        if not isinstance(session_id, str) or not _ID.fullmatch(session_id):
+        if not _well_formed(session_id):
             return False
+        assert isinstance(session_id, str)
         try:
             raw = base64.urlsafe_b64decode(session_id + "=" * (-len(session_id) % 4))
         except (binascii.Error, ValueError):
@@ -58,7 +59,11 @@ class SessionIds:
         if base64.urlsafe_b64encode(raw).decode().rstrip("=") != session_id:
             return False
         nonce, mac = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
-        return any(hmac.compare_digest(mac, _mac(k, nonce)) for k in (self._key, *self._also))
+        return any(hmac.compare_digest(mac, _mac(k, nonce)) for k in self._keys)
+
+
+def _well_formed(session_id: object) -> bool:
+    return isinstance(session_id, str) and bool(_ID.fullmatch(session_id))
 
 
 # How often a process sharing Redis reads the keys again (and at most how often an id it
@@ -71,8 +76,11 @@ class SharedSessionIds(SessionIds):
     """Ids signed with the key kept in Redis, and recognised by every key a process sharing
     that Redis has signed with. A process started while Redis was down signs with its local
     key; one started after Redis came back empty made a new shared key. Each publishes the
-    key it signs with and reads the others' every few seconds, and at once (at most once a
-    second) when an id is not recognised: ids cross between processes again, no restart."""
+    key it signs with and reads the others' when it issues an id (at most every 5 s) and when
+    an id is not recognised (at most once a second): ids cross between processes again, no
+    restart. Keys are never forgotten by a running process: rotating the key (after a leak)
+    means deleting faqbot:secret and faqbot:secrets, then restarting every process.
+    """
 
     def __init__(self, url: str, key: bytes) -> None:
         super().__init__(key)
@@ -90,7 +98,10 @@ class SharedSessionIds(SessionIds):
     def issued(self, session_id: object) -> bool:
         if super().issued(session_id):
             return True
-        # Another process's key not read yet (it started meanwhile, or Redis came back).
+        # Another process's key not read yet (it started meanwhile, or Redis came back); no
+        # new conversation (None) nor a malformed id costs a read.
+        if not _well_formed(session_id):
+            return False
         return self._refresh(_RETRY_SECONDS) and super().issued(session_id)
 
     def _refresh(self, after: float) -> bool:
@@ -105,7 +116,7 @@ class SharedSessionIds(SessionIds):
             if now - self._read_at < after:
                 return False
             self._read_at = now
-            mine = self._key
+            mine = self._keys[0]
         try:
             if self._client is None:
                 self._client = redis_client(self._url)
@@ -126,16 +137,17 @@ class SharedSessionIds(SessionIds):
             return False
         self._warned = False
         with self._lock:
-            key = bytes(shared).strip() if shared else self._key
-            others = {bytes(k).strip() for k in known} | {self._key, *self._also}
-            self._key, self._also = key, tuple(sorted(others - {key}))
+            key = bytes(shared).strip() if shared else self._keys[0]
+            others = {bytes(k).strip() for k in known} | set(self._keys)
+            self._keys = (key, *sorted(others - {key}))
         return True
 
 
 def session_ids(settings: Settings) -> SessionIds:
     """The ids of this deployment: signed with FAQBOT_SECRET_KEY; else, with
-    FAQBOT_REDIS_URL, with the key every process sharing that Redis uses; else with the key
-    in <data_dir>/secret.key."""
+    FAQBOT_REDIS_URL, with the key every process sharing that Redis uses (this process's
+    local key when Redis has none yet, or is down); else with the key in
+    <data_dir>/secret.key."""
     key = load_secret(settings)
     if settings.redis_url and not settings.secret_key:
         return SharedSessionIds(settings.redis_url, key)
@@ -143,14 +155,9 @@ def session_ids(settings: Settings) -> SessionIds:
 
 
 def load_secret(settings: Settings) -> bytes:
-    """FAQBOT_SECRET_KEY; else, with FAQBOT_REDIS_URL, the key kept in Redis (made once, shared
-    by every process on every machine); else the key in <data_dir>/secret.key (mode 600)."""
+    """FAQBOT_SECRET_KEY; else the key in <data_dir>/secret.key (mode 600), made once."""
     if settings.secret_key:
         return settings.secret_key.encode("utf-8")
-    if settings.redis_url:
-        shared = _redis_secret(settings.redis_url)
-        if shared is not None:
-            return shared
     path = settings.data_dir / KEY_FILE
     try:
         return _read_or_create(path)
@@ -159,25 +166,6 @@ def load_secret(settings: Settings) -> bytes:
             f"Clé des identifiants de session inutilisable ({path}) : {os_reason(exc)}. "
             "Vérifiez FAQBOT_DATA_DIR ou définissez FAQBOT_SECRET_KEY."
         ) from None
-
-
-def _redis_secret(url: str) -> bytes | None:
-    """The key every process sharing this Redis uses (SET NX: the first one made wins)."""
-    import redis
-
-    from chatbot.stores.redis_store import DEFAULT_PREFIX, redis_client
-
-    key = f"{DEFAULT_PREFIX}secret"
-    try:
-        client = redis_client(url)
-        client.set(key, secrets.token_hex(32), nx=True)
-        value: Any = client.get(key)
-    except redis.RedisError as exc:
-        # Redis down at start: this process signs with its local key; its ids are refused by
-        # the others until it restarts (said in the log, conversations still answered).
-        log.warning("clé des sessions non lue dans Redis (%s) : clé locale.", exc)
-        return None
-    return bytes(value).strip() if value else None
 
 
 def _read_or_create(path: Path) -> bytes:

@@ -98,6 +98,12 @@ from tests.test_lexical import retriever
         ("l'application e-CPS ne marche plus sur mon téléphone", set()),
         ("la lettre, on l'envoie par mail ou sur la plateforme ?", set()),
         ("j'ai reçu un mail de l'ASP, ma demande est incomplète", set()),
+        ("à quelle adresse envoyer les pièces justificatives du solde SAS ?", set()),
+        ("quelle adresse IP whitelister pour Convergence ?", set()),
+        ("quel mail envoyer à l'ASP pour annuler ?", set()),
+        ("la demande de paiement peut-elle se faire par téléphone ?", set()),
+        ("quel numéro appeler pour le support Convergence ?", {PHONE}),
+        ("quel est le numéro du support de l'ASP ?", {PHONE}),
         # when someone can be reached
         ("Horaires du service client e-CPS ? ouvert le samedi ?", {HOURS}),
         ("What are the opening hours of the support hotline?", {HOURS}),

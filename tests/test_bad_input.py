@@ -346,7 +346,13 @@ BOT_CASES = [
     ("vote helpful int", "feedback", ("abcdefgh", "ans-000-01", 1), {}, "helpful"),
     ("vote helpful str", "feedback", ("abcdefgh", "ans-000-01", "oui"), {}, "helpful"),
     ("vote comment int", "feedback", ("abcdefgh", "ans-000-01", True, 5), {}, "comment"),
-    ("vote comment surrogate", "feedback", ("abcdefgh", "ans-000-01", True, "\ud800"), {}, "UTF-8"),
+    (
+        "vote comment surrogate",
+        "feedback",
+        ("abcdefgh", "ans-000-01", True, "\ud800"),
+        {},
+        msg.COMMENT_BAD_CHARACTERS,
+    ),
     (
         "vote comment NUL",
         "feedback",
@@ -385,6 +391,14 @@ def test_bot_still_answers_after_bad_input(web_bot):
     reply, sid = web_bot.chat("montant prestation SAS")
     assert reply.type == "answer"
     assert web_bot.feedback(sid, reply.results[0].entry.id, True) > 0
+
+
+def test_a_comment_of_invisible_characters_is_no_comment(web_bot):
+    reply, sid = web_bot.chat("montant prestation SAS")
+    entry = reply.results[0].entry.id
+    vote = web_bot.feedback(sid, entry, True, "\u200b \ufeff")
+    mine = [v for v in web_bot.feedback_store.rows() if v.session_id == sid]
+    assert vote > 0 and mine and mine[-1].comment is None
 
 
 def test_invisible_characters_pasted_inside_words_change_nothing(web_bot):

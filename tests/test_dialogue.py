@@ -1690,6 +1690,11 @@ def test_an_announced_question_is_asked_which_among_the_closest_questions():
         other, after = d.step(typed_, state)
         assert other.type == "fallback" and other.text.startswith(msg.NONE_OF_THESE)
         assert msg.CONTACTS in other.text and after.pending is None
+        # Nothing besides the questions offered: no list (not the same ones again).
+        assert accounts.question not in other.text and product.question not in other.text
+    # « les deux » picks two, which one answer cannot give: the question again.
+    both, after = d.step("les deux", state)
+    assert both.type == "clarify" and both.options == reply.options and after.pending
     # Asked outright, the same topic is answered.
     direct, _ = d.step("Convergence : quels comptes un mandataire crée-t-il ?", DialogueState())
     assert direct.type == "answer"
@@ -2314,6 +2319,9 @@ def test_a_phone_or_address_asked_is_given_only_by_an_entry_giving_one_for_what_
 
     d = Dialogue(FakeSearch(table), VOCAB, Policy(), detector=FacetDetector(VOCAB))
     reply, _ = d.step("y a un numéro de téléphone pour la e-CPS ?", DialogueState())
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-ecps"
+    # Where the user stands is no other subject: the e-CPS entry holds in every couloir.
+    reply, _ = d.step("on est un EHPAD, quel numéro de téléphone pour la e-CPS ?", DialogueState())
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-ecps"
     # The e-CPS line is no number for Convergence's support: the contacts say whom to reach.
     reply, _ = d.step("numero de tel du support convergence svp", DialogueState())

@@ -166,6 +166,18 @@ def test_a_reloaded_corpus_replaces_the_old_one_in_the_index_metric_under_worker
     assert index.get("bbbb") == 1 and index.get("aaaa", 0) == 0, index
 
 
+def test_in_one_process_a_reload_leaves_one_index_series():
+    from chatbot import metrics
+
+    old = {"corpus_sha256": "cccc", "model": "m", "retrieval": "bm25", "entries": "86"}
+    new = {**old, "corpus_sha256": "dddd"}
+    metrics.index_served(old)
+    metrics.index_served(new, old)
+    found = samples(metrics.exposition()[0].decode())
+    shas = {dict(k[1])["corpus_sha256"] for k in found if k[0] == "faqbot_index_info"}
+    assert "dddd" in shas and "cccc" not in shas
+
+
 def test_several_processes_are_summed_in_multiprocess_mode(tmp_path):
     """What `serve --workers N` sets up: every worker's counts, whichever worker is scraped."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": REPO}

@@ -138,6 +138,11 @@ class EntryEdit:
     updated_by: str
 
 
+def _edit(row: Sequence[Any]) -> EntryEdit:
+    """A corpus_edit row (entry_id, version, data, updated_at, updated_by) as an EntryEdit."""
+    return EntryEdit(row[0], int(row[1]), json.loads(row[2]), row[3], row[4])
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     id: int
@@ -521,15 +526,14 @@ class CuratorStore:
 
     # ------------------------------------------------------------ curated corpus
 
+    _EDIT_COLUMNS = "SELECT entry_id, version, data, updated_at, updated_by FROM corpus_edit"
+
     def edits(self) -> list[EntryEdit]:
         if not self.backend.readable():
             return []
         with self.backend.transaction() as tx:
-            rows = tx.run(
-                "SELECT entry_id, version, data, updated_at, updated_by FROM corpus_edit"
-                " ORDER BY entry_id"
-            )
-        return [EntryEdit(r[0], int(r[1]), json.loads(r[2]), r[3], r[4]) for r in rows]
+            rows = tx.run(f"{self._EDIT_COLUMNS} ORDER BY entry_id")
+        return [_edit(r) for r in rows]
 
     def save_entries(
         self,
@@ -591,16 +595,11 @@ class CuratorStore:
     def entry_edit(self, entry_id: str) -> EntryEdit | None:
         """The curated record of one entry and its version, read together (None: never
         edited)."""
-        with self.backend.transaction() as tx:
-            rows = tx.run(
-                "SELECT entry_id, version, data, updated_at, updated_by FROM corpus_edit"
-                " WHERE entry_id = ?",
-                (entry_id,),
-            )
-        if not rows:
+        if not self.backend.readable():
             return None
-        r = rows[0]
-        return EntryEdit(r[0], int(r[1]), json.loads(r[2]), r[3], r[4])
+        with self.backend.transaction() as tx:
+            rows = tx.run(f"{self._EDIT_COLUMNS} WHERE entry_id = ?", (entry_id,))
+        return _edit(rows[0]) if rows else None
 
     def entry_version(self, entry_id: str) -> int:
         """The curated version of an entry: 0 when it was never edited."""
