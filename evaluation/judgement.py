@@ -34,6 +34,8 @@ HELD_OUT = {
     "fresh6": ("eval", "fresh6"),
     # (07/12, eleventh session: written at its start, measured at its start and end)
     "fresh7": ("eval", "fresh7"),
+    # (07/12, twelfth session: written at its start, measured at its start and end)
+    "fresh8": ("eval", "fresh8"),
     # (07/12, tenth session: 241 near misses, 3 per entry, written from the corpus alone and
     # reviewed against every answer; no answerable question, no dialogue)
     "unanswered": ("eval", "unanswered"),

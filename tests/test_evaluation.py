@@ -48,7 +48,7 @@ def test_logistic_weights_on_raw_features_match_the_standardised_fit():
     "where",
     [
         "issue19",
-        *("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7"),
+        *("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8"),
         *("unanswered", "unanswered_dev"),
     ],
 )
