@@ -148,18 +148,22 @@ print(metrics.exposition()[0].decode())
 """
 
 
-def test_a_reloaded_corpus_replaces_the_old_one_in_the_index_metric_under_workers(tmp_path):
-    # An operator's trial: under --workers, the old corpus stayed at 1 beside the new one.
+def in_worker(tmp_path, code: str, *args: str) -> str:
+    """Run `code` as a `serve --workers` process would (metrics in files under tmp_path)."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": REPO}
-    out = subprocess.run(
-        [sys.executable, "-c", _RELOADING_CHILD],
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         env=env,
         check=True,
         cwd=REPO,
         capture_output=True,
         text=True,
     ).stdout
-    found = samples(out)
+
+
+def test_a_reloaded_corpus_replaces_the_old_one_in_the_index_metric_under_workers(tmp_path):
+    # An operator's trial: under --workers, the old corpus stayed at 1 beside the new one.
+    found = samples(in_worker(tmp_path, _RELOADING_CHILD))
     index = {
         dict(k[1])["corpus_sha256"]: v for k, v in found.items() if k[0] == "faqbot_index_info"
     }
@@ -180,18 +184,9 @@ def test_in_one_process_a_reload_leaves_one_index_series():
 
 def test_several_processes_are_summed_in_multiprocess_mode(tmp_path):
     """What `serve --workers N` sets up: every worker's counts, whichever worker is scraped."""
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": REPO}
     for n in ("2", "3"):
-        subprocess.run([sys.executable, "-c", _CHILD, n], env=env, check=True, cwd=REPO)
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, "0"],
-        env=env,
-        check=True,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    ).stdout
-    found = samples(out)
+        in_worker(tmp_path, _CHILD, n)
+    found = samples(in_worker(tmp_path, _CHILD, "0"))
     assert value(found, "faqbot_replies_total", type="answer") == 3
     assert (
         value(found, "faqbot_http_requests_total", route="/api/chat", method="POST", status="200")
