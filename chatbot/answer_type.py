@@ -77,6 +77,7 @@ _ASKS = {
         r"|(tel|telephone|numero|num) (du|de la|de l|des|pour) (support|assistance|service"
         r"|hotline|helpline|standard)"
         r"|(tel|telephone|numero) (support|assistance|hotline)"
+        r"|(quel est|c est quoi|quoi) (le |son |leur )?(tel|telephone)"
         r"|numero (a )?appeler|qui appeler|phone number|(helpline|hotline)"
         r"( phone)? number|support phone|phone support)\b"
     ),
@@ -87,7 +88,7 @@ _ASKS = {
         r"|e ?mail address|email adress|quel (e )?mail (pour (contacter|ecrire|joindre)|de contact"
         r"|du support|de l assistance)"
         r"|(e )?mail (du|de la|de l|des|pour) (support|assistance|service|contact)"
-        r"|mail de contact)\b"
+        r"|mail de contact|(quel est|c est quoi|quoi) (le |l |son |leur )?(e )?mail)\b"
     ),
     FORMAT: re.compile(
         r"\b(quel format|quels formats|sous quel format|sous quels formats|en quel format"

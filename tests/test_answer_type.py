@@ -104,6 +104,9 @@ from tests.test_lexical import retriever
         ("la demande de paiement peut-elle se faire par téléphone ?", set()),
         ("quel numéro appeler pour le support Convergence ?", {PHONE}),
         ("quel est le numéro du support de l'ASP ?", {PHONE}),
+        ("quel est le mail de l'ANS pour le référencement ?", {EMAIL}),
+        ("c'est quoi le tel de la CNSA ?", {PHONE}),
+        ("quel est le numéro FINESS à indiquer ?", set()),
         # when someone can be reached
         ("Horaires du service client e-CPS ? ouvert le samedi ?", {HOURS}),
         ("What are the opening hours of the support hotline?", {HOURS}),
