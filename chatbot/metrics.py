@@ -67,9 +67,12 @@ def index_served(labels: Mapping[str, str], before: Mapping[str, str] | None = N
     (Not clear(): under `--workers` each process's values live in files clear() leaves,
     and a reloaded server went on reporting its old corpus at 1 beside the new one. In one
     process, the old series is removed: one series, not one per reload.)"""
-    if before is not None and dict(before) != dict(labels):
+    one_process = not os.environ.get(MULTIPROC_ENV)
+    if before is None and one_process:
+        INDEX_INFO.clear()  # a process serves one corpus: the one it starts serving now
+    elif before is not None and dict(before) != dict(labels):
         INDEX_INFO.labels(**before).set(0)
-        if not os.environ.get(MULTIPROC_ENV):
+        if one_process:
             INDEX_INFO.remove(*(before[name] for name in INDEX_INFO._labelnames))
     INDEX_INFO.labels(**labels).set(1)
 

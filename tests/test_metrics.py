@@ -180,6 +180,11 @@ def test_in_one_process_a_reload_leaves_one_index_series():
     found = samples(metrics.exposition()[0].decode())
     shas = {dict(k[1])["corpus_sha256"] for k in found if k[0] == "faqbot_index_info"}
     assert "dddd" in shas and "cccc" not in shas
+    # A server starting in this process (a test's app, another bot) names its corpus alone.
+    metrics.index_served({**old, "corpus_sha256": "eeee"})
+    found = samples(metrics.exposition()[0].decode())
+    shas = {dict(k[1])["corpus_sha256"] for k in found if k[0] == "faqbot_index_info"}
+    assert shas == {"eeee"}
 
 
 def test_several_processes_are_summed_in_multiprocess_mode(tmp_path):
