@@ -176,6 +176,8 @@ _GIVES = {
         r"|gratuite|gratuitement|prix|tarif|tarifs|cout|couts|bareme)\b"
     ),
 }
+# An e-mail address, read on the raw answer (the folded words drop « @ »).
+_AN_ADDRESS = re.compile(r"\S@\S+\.\w")
 # A title asking "quand…" announces a time in its answer.
 _TITLE_TIME = re.compile(r"\bquand\b")
 _CLAUSES = re.compile(r"[?.!;:,\n]+")
@@ -255,7 +257,7 @@ def offered(entry: FaqEntry) -> frozenset[str]:
     kinds = {kind for kind, rx in _GIVES.items() if rx.search(body)}
     if "€" in entry.answer or "%" in entry.answer:  # symbols the folded words drop
         kinds.add(AMOUNT)
-    if re.search(r"\S@\S+\.\w", entry.answer):
+    if _AN_ADDRESS.search(entry.answer):
         kinds.add(EMAIL)
     if _TITLE_TIME.search(typed(entry.question)):
         kinds.add(MOMENT)

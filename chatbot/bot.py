@@ -56,22 +56,35 @@ def _visible(text: str) -> str:
     return "".join(c for c in text if unicodedata.category(c) != "Cf")
 
 
+def _checked(text: str, limit: int, bad: str, not_utf8: str, too_long: str) -> str:
+    """`text` with no control character, valid UTF-8, at most `limit` characters (else
+    InputError with the message given for each), returned without invisible characters
+    nor surrounding blanks (possibly empty)."""
+    if _CONTROL.search(text):
+        raise InputError(bad)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(not_utf8) from None
+    if len(text) > limit:
+        raise InputError(too_long.format(length=len(text), limit=limit))
+    return _visible(text).strip()
+
+
 def clean_message(text: Any, limit: int) -> str:
     """Validate a user message at the boundary; InputError says what is wrong and what is allowed."""
     if not isinstance(text, str):
         raise InputError("Le message doit être une chaîne de caractères.")
-    if _CONTROL.search(text):
-        raise InputError(msg.BAD_CHARACTERS)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError("Le message contient des caractères invalides (UTF-8 attendu).") from None
-    if len(text) > limit:
-        raise InputError(msg.TOO_LONG.format(length=len(text), limit=limit))
-    text = _visible(text)
-    if not text.strip():
+    text = _checked(
+        text,
+        limit,
+        msg.BAD_CHARACTERS,
+        "Le message contient des caractères invalides (UTF-8 attendu).",
+        msg.TOO_LONG,
+    )
+    if not text:
         raise InputError(msg.EMPTY_MESSAGE)
-    return text.strip()
+    return text
 
 
 # How often a process asks the curator store whether another process changed the corpus.
@@ -448,17 +461,10 @@ class Bot:
         if comment is not None:
             if not isinstance(comment, str):
                 raise InputError("comment doit être une chaîne de caractères.")
+            bad = msg.COMMENT_BAD_CHARACTERS
             limit = self.settings.max_message_chars
-            try:
-                comment.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InputError(msg.COMMENT_BAD_CHARACTERS) from None
-            if len(comment) > limit:
-                raise InputError(msg.COMMENT_TOO_LONG.format(length=len(comment), limit=limit))
-            if _CONTROL.search(comment):
-                raise InputError(msg.COMMENT_BAD_CHARACTERS)
             # Optional: a blank comment (invisible characters included) is no comment.
-            comment = _visible(comment).strip() or None
+            comment = _checked(comment, limit, bad, bad, msg.COMMENT_TOO_LONG) or None
         try:
             question = self.sessions.get_question(session_id, entry_id)
         except (

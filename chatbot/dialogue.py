@@ -152,13 +152,15 @@ _ANNOUNCED_TOPIC_WORDS = 5
 _ANNOUNCED_TOPIC_TERMS = 2
 # A reply to a clarification saying the user does not know which, or that it is all of them
 # (matched on words(): folded, elisions gone).
+# « les deux », « both »: every option at once (an unsure reply; to a list of questions, two).
+_BOTH_WORDS = r"(?:tous |toutes )?les (?:deux|2)|both|either"
 _UNSURE = re.compile(
     r"\b(?:sais pas|sait pas|sais plus|sais rien|sait rien|jsp|chais pas|ne sais"
     r"|aucune idee|pas sure?$|pas certaine?$|no idea|don t know|dont know|not sure|dunno"
-    r"|peu importe|n importe|indifferent|les (?:deux|2)|tous les (?:deux|2)|toutes les (?:deux|2)"
-    r"|aucune?|aucune? des (?:deux|2)|autre chose|both|either)\b"
+    r"|peu importe|n importe|indifferent|" + _BOTH_WORDS + r"|aucune?|aucune? des (?:deux|2)"
+    r"|autre chose)\b"
 )
-_BOTH = re.compile(r"\b(?:(?:tous |toutes )?les (?:deux|2)|both|either)\b")
+_BOTH = re.compile(rf"\b(?:{_BOTH_WORDS})\b")
 # Words that answer a clarification with nothing: no option, no question.
 _NO_CHOICE = frozenset(
     "oui non ok okay d accord daccord merci hein euh heu bah ben bon ah oh yes no nope yep "
@@ -1235,6 +1237,17 @@ class Dialogue:
         remember.update(besides or {})
         return self._resume(state, narrow=narrow, remember=remember, extra=extra, within=besides)
 
+    def _standing(self, detected: Mapping[str, str]) -> dict[str, str]:
+        """The context values (couloir, dispositif) `detected` names that some entry is filed
+        under: where the user stands, to search within. A value no entry is filed under
+        narrows nothing (« DPI » names the wave-1 dispositif, whose entries are all the
+        hospital's without one; the entries that speak of the DPI are wave 2's)."""
+        return {
+            f: v
+            for f, v in detected.items()
+            if f in self.context and (self.carried is None or (f, v) in self.carried)
+        }
+
     def _none_of_these(self, state: DialogueState) -> tuple[Reply, DialogueState]:
         """« Autre / je ne sais pas » to the closest questions: none of them is the user's,
         so none is answered (the first was a guess already turned down). The user is asked
@@ -1244,11 +1257,7 @@ class Dialogue:
         # Sought where the opening said the user stands, as the questions offered were
         # (_ask_which): « SAS » then « jsp » is shown the SAS's other questions.
         detected = self.detector.detect(pending.query)
-        within = {
-            f: v
-            for f, v in detected.items()
-            if f in self.context and (self.carried is None or (f, v) in self.carried)
-        }
+        within = self._standing(detected)
         hits = self.search(
             pending.query,
             k=len(pending.options) + _CLOSEST,
@@ -1577,14 +1586,7 @@ class Dialogue:
         boost = {**dict(state.facets), **detected}
         # Within the couloir or dispositif the message names (« médecin généraliste » is
         # not offered the hospitals' dispositif), entries for every couloir included.
-        # (A value no entry is filed under narrows nothing: « DPI » names the wave-1
-        # dispositif, whose entries are all the hospital's without one; the entries that
-        # speak of the DPI are wave 2's.)
-        within = {
-            f: v
-            for f, v in detected.items()
-            if f in self.context and (self.carried is None or (f, v) in self.carried)
-        } or None
+        within = self._standing(detected) or None
         hits = self.search(
             text, k=p.candidates, boost=boost, boost_weight=p.session_boost, within=within
         )
