@@ -12,6 +12,7 @@ __all__ = [
     "CorpusError",
     "IndexStateError",
     "InputError",
+    "NotFoundError",
     "ConfigError",
     "InstallError",
     "SessionStateError",
@@ -26,6 +27,10 @@ class CorpusError(FaqBotError):
 
 class InputError(FaqBotError):
     """A user input (message, facet, query file, HTTP body) is not acceptable."""
+
+
+class NotFoundError(InputError):
+    """What the input names (a review group, an entry) does not exist: 404 over HTTP."""
 
 
 class ConfigError(FaqBotError):

@@ -625,6 +625,17 @@ def test_root_path(web_bot, web_settings):
         assert c.post("/faq/api/chat", json={"message": "montant SAS"}).status_code == 200
 
 
+def test_the_start_banner_names_the_process_address_and_the_proxy_path_apart(web_settings):
+    # The proxy removes /faq before passing a request on: the banner printed
+    # http://127.0.0.1:7861/faq/widget.js, a 404 on the process itself.
+    from chatbot.web.serve import behind_proxy, public_url
+
+    settings = web_settings(root_path="/faq/", host="0.0.0.0")
+    assert public_url(settings) == f"http://127.0.0.1:{settings.port}/"
+    assert "/faq/widget.js" in behind_proxy(settings)
+    assert behind_proxy(web_settings()) == ""
+
+
 # ------------------------------------------------------------ concurrency: users do not wait for each other
 
 

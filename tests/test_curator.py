@@ -563,8 +563,14 @@ def test_admin_api_loop(bot):
     assert r.json() == {"ok": True}
     reply = c.post("/api/chat", json={"message": UNKNOWN}).json()
     assert reply["type"] == "answer" and reply["results"][0]["id"] == "ans-000-01"
-    assert c.post("/api/admin/review/g999/ignore", headers=auth()).status_code == 400
-    assert c.post("/api/admin/review/g999/unanswered", headers=auth()).status_code == 400
+    # What the path (or the body) names does not exist: 404 with its French message.
+    gone = c.post("/api/admin/review/g999/ignore", headers=auth())
+    assert gone.status_code == 404 and "groupe inconnu" in gone.json()["error"]
+    assert c.post("/api/admin/review/g999/unanswered", headers=auth()).status_code == 404
+    nowhere = c.get("/api/admin/entries/ans-999-99", headers=auth())
+    assert nowhere.status_code == 404 and "entry_id inconnu" in nowhere.json()["error"]
+    edit = {"entry": {"question": "Une question ?"}, "version": 0}
+    assert c.put("/api/admin/entries/ans-999-99", json=edit, headers=auth()).status_code == 404
     assert c.get("/api/admin/unanswered", headers=auth()).json() == {"questions": []}
     gone = c.post("/api/admin/unanswered/forget", json={"question": "x"}, headers=auth())
     assert gone.status_code == 400 and "pas une question marquée" in gone.json()["error"]
@@ -754,3 +760,13 @@ def test_admin_routes_answer_a_wrong_method_and_a_wrong_field_as_the_public_api_
     r = c.put("/api/admin/entries/ans-000-01", json=odd, headers=auth())
     assert r.status_code == 400 and "dictionnaire" in r.json()["error"]
     assert "Input should" not in r.json()["error"]
+    # A form-encoded body where JSON is expected: 415 as on /api/chat (was a 422 about fields).
+    form = {"entry_id": "ans-000-01"}
+    r = c.post("/api/admin/review/g2/attach", data=form, headers=auth())
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+    r = c.put("/api/admin/entries/ans-000-01", content=b"version=0", headers=auth())
+    assert r.status_code == 415
+    # …while the routes without a body take any (a curl -X POST with -d '' or a form).
+    assert (
+        c.post("/api/admin/review/g999/ignore", data={"x": "1"}, headers=auth()).status_code == 404
+    )

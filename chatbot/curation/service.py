@@ -11,7 +11,7 @@ from chatbot.corpus import MAX_ALTERNATES, entry_phrasings
 from chatbot.curation import spreadsheet
 from chatbot.curation.overlay import check_entry, entry_record, problems
 from chatbot.curation.review import ReviewGroup, build_groups
-from chatbot.errors import CorpusError, FaqBotError, InputError
+from chatbot.errors import CorpusError, FaqBotError, InputError, NotFoundError
 from chatbot.records import hit_to_result
 from chatbot.stores.curator import CuratorStore
 from chatbot.text import echo, typed
@@ -89,7 +89,7 @@ class Curator:
         for g in self.groups():
             if g.id == group_id:
                 return g
-        raise InputError(
+        raise NotFoundError(
             f"groupe inconnu : {group_id[:40]!r} (déjà traité, ou un id de "
             "GET /api/admin/review, ex. g12)."
         )
@@ -206,7 +206,7 @@ class Curator:
     def _entry(self, entry_id: str) -> Any:
         entry = self.bot.corpus.by_id().get(entry_id)
         if entry is None:
-            raise InputError(f"entry_id inconnu : {str(entry_id)[:40]!r} (ex. ans-000-01).")
+            raise NotFoundError(f"entry_id inconnu : {str(entry_id)[:40]!r} (ex. ans-000-01).")
         return entry
 
     def _save(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field
 
 # Every route of the JSON API with its methods: the 404 and 405 answers list them.
@@ -16,6 +18,21 @@ API_ROUTES = {
 
 # Routes taking a file upload (multipart, binary): their own size limit, no UTF-8 check.
 UPLOAD_ROUTES = {"/api/admin/corpus": 10 * 1024 * 1024}
+
+# The curator's routes taking a JSON body (method, path pattern): any other body type is a
+# 415 like on the public routes, not a validation error about missing fields.
+ADMIN_JSON_ROUTES = (
+    ("POST", re.compile(r"/api/admin/review/[^/]+/(attach|create)")),
+    ("POST", re.compile(r"/api/admin/unanswered/forget")),
+    ("PUT", re.compile(r"/api/admin/entries/[^/]+")),
+)
+
+
+def takes_json(method: str, path: str) -> bool:
+    """Whether the route at `path` reads a JSON body with `method`."""
+    return path in REQUEST_MODELS or any(
+        m == method and p.fullmatch(path) for m, p in ADMIN_JSON_ROUTES
+    )
 
 
 class _Strict(BaseModel):
@@ -67,10 +84,12 @@ EXAMPLES = {
 }
 
 __all__ = [
+    "ADMIN_JSON_ROUTES",
     "API_ROUTES",
     "REQUEST_MODELS",
     "EXAMPLES",
     "SearchRequest",
     "ChatRequest",
     "FeedbackRequest",
+    "takes_json",
 ]

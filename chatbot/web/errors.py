@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from chatbot import messages as msg
-from chatbot.errors import FaqBotError, InputError, StoreUnavailableError
+from chatbot.errors import FaqBotError, InputError, NotFoundError, StoreUnavailableError
 from chatbot.records import ErrorResponse
 from chatbot.web.bodies import API_ROUTES, EXAMPLES, REQUEST_MODELS
 
@@ -142,6 +142,11 @@ def add_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def on_input_error(request: Request, exc: InputError) -> JSONResponse:
         return error_response(400, str(exc))
+
+    # What the request names does not exist (a review group, an entry): 404, its own message.
+    @app.exception_handler(NotFoundError)
+    async def on_not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return error_response(404, str(exc))
 
     # A shared store that is down (PostgreSQL for votes): its own French message says what still works.
     @app.exception_handler(StoreUnavailableError)

@@ -26,7 +26,7 @@ from chatbot import metrics
 from chatbot.config import Settings
 from chatbot.errors import ConfigError
 from chatbot.logs import REQUEST_ID
-from chatbot.web.bodies import API_ROUTES, REQUEST_MODELS, UPLOAD_ROUTES
+from chatbot.web.bodies import API_ROUTES, UPLOAD_ROUTES, takes_json
 from chatbot.web.errors import error_response, route_path
 
 log = logging.getLogger("faqbot.http")
@@ -260,7 +260,7 @@ class BodyGuardMiddleware:
                     scope, receive, send
                 )
                 return
-        if is_api and path in REQUEST_MODELS:
+        if is_api and takes_json(scope["method"], path):
             ctype = (
                 headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             )

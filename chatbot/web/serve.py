@@ -66,13 +66,25 @@ def check_port(host: str, port: int) -> None:
 
 
 def public_url(settings: Settings) -> str:
-    """The URL a user opens: a wildcard host becomes loopback, an IPv6 one gets brackets."""
+    """The URL this process answers on: a wildcard host becomes loopback, an IPv6 one gets
+    brackets. Without the root path: the proxy removes it before passing a request on."""
     host = settings.host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.port}{settings.root_path.rstrip('/')}/"
+    return f"http://{host}:{settings.port}/"
+
+
+def behind_proxy(settings: Settings) -> str:
+    """The banner's line on FAQBOT_ROOT_PATH ("" without one): where the proxy publishes us."""
+    root = settings.root_path.rstrip("/")
+    if not root:
+        return ""
+    return (
+        f"\nDerrière le mandataire (FAQBOT_ROOT_PATH={root}) : tout est publié sous {root}/, "
+        f"le widget à {root}/widget.js (voir docs/deploy.md)."
+    )
 
 
 def _limit_torch_threads(n: int) -> None:
@@ -203,7 +215,8 @@ def serve(settings: Settings, ui: bool = True, workers: int = 1, restartable: bo
     print(
         (f"Interface : {url}\n" if ui else "")
         + f"Widget : {url}widget.js (voir docs/web.md)\nAPI : {api_url(settings)}\n"
-        + f"Métriques : {url}metrics (voir docs/operations.md)",
+        + f"Métriques : {url}metrics (voir docs/operations.md)"
+        + behind_proxy(settings),
         flush=True,
     )
     print("Ctrl+C pour arrêter.", flush=True)
@@ -245,7 +258,7 @@ def serve_workers(settings: Settings, workers: int, ui: bool = False) -> None:
     url = public_url(settings)
     print(
         f"{workers} processus sur {url} : widget {url}widget.js, API {api_url(settings)}, "
-        f"métriques {url}metrics. Ctrl+C pour arrêter.",
+        f"métriques {url}metrics.{behind_proxy(settings)}\nCtrl+C pour arrêter.",
         flush=True,
     )
     uvicorn.run(
