@@ -101,6 +101,7 @@ _ASKS = {
     ),
     HOURS: re.compile(
         r"\b(horaire|horaires|heures d ouverture|opening hours|office hours"
+        r"|(a|de|jusqu a|vers) quelles? heures?|what time|what hours|which hours"
         r"|(ouvert|ouverte|joignable|joignables|open|available) (le |on )?(samedi|dimanche"
         r"|week end|weekend|saturday|saturdays|sunday|sundays|weekends))\b"
     ),
@@ -108,7 +109,7 @@ _ASKS = {
         # (Not « payant »: « un module payant », « c'est payant ? » ask whether, not how
         # much; « l'éditeur ne peut pas facturer » answers them.)
         r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification"
-        r"|frais|montant|montants|enveloppe|how much|cost|costs|price|prices|fee|fees"
+        r"|frais|montant|montants|how much|cost|costs|price|prices|fee|fees"
         r"|combien touche|combien percoit|combien recoit)\b"
         # The colloquial order: "il touche combien ?", "on est payé combien pour…", not
         # "touche combien d'établissements" (a count: elisions are gone, so what follows
@@ -116,6 +117,10 @@ _ASKS = {
         r"|\bpayante?s? (a )?combien\b"  # « c'est payant à combien ? »
         r"|\b(touche|touchent|touchera|percoit|recoit|paye|payes|payee|paie|verse|versee"
         r"|rapporte|gagne) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc)\b|$)"
+        # « c'est combien l'avance ? », « ça fait combien par site ? » (not « c'est combien
+        # de temps », « ça fait combien d'établissements »: what follows decides again).
+        r"|\b(est|fait|sera|serait) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc|avance"
+        r"|acompte|solde|prestation|forfait|financement|subvention|aide|enveloppe)\b|$)"
     ),
 }
 _A_DURATION = (

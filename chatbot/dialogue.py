@@ -680,19 +680,20 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
 def _lacking(hits: list[Hit]) -> str | None:
     """The first of how often (FREQUENCY: « à quelle fréquence… ? »), a delay or a date
     (answer_type.TIME), a duration (DURATION), opening hours (HOURS: no entry gives any),
-    a file format (FORMAT) and a file size (SIZE: none either) the question asks that none
-    of `hits` gives.
+    a file format (FORMAT), a file size (SIZE: none either) and an amount (AMOUNT) the
+    question asks that none of `hits` gives.
 
-    The kind is precise where an amount is not: on the evaluation sets, no answerable
-    question asking a delay or a date had a best entry without one (6 asked, 6 given),
-    while 9 unanswerable ones (« dans quel délai l'ASP verse-t-elle le solde ? », asked of
-    the entry listing what the solde needs) were answered or clarified for the words they
-    share. An amount is often asked in a yes/no question (« c'est payant ? ») that an entry
-    answers without a figure, so it only weighs in the scope model.
+    On the evaluation sets, no answerable question asking a delay or a date had a best
+    entry without one (6 asked, 6 given), while 9 unanswerable ones (« dans quel délai
+    l'ASP verse-t-elle le solde ? », asked of the entry listing what the solde needs) were
+    answered or clarified for the words they share. An amount counts since 07/12 (dev: one
+    unanswerable question more declined, none answerable): it is asked in words that ask
+    how much (« montant », « c'est combien »), not in a yes/no question (« c'est payant ? »,
+    « on peut avoir une enveloppe ? ») that an entry answers without a figure.
     """
     if not hits:
         return None
-    kinds = (FREQUENCY, TIME, DURATION, HOURS, FORMAT, SIZE)
+    kinds = (FREQUENCY, TIME, DURATION, HOURS, FORMAT, SIZE, AMOUNT)
     return next((k for k in kinds if all(k in h.missing_kinds for h in hits)), None)
 
 
@@ -702,6 +703,7 @@ _WHY_LACKING = {
     HOURS: msg.WHY_NO_HOURS,
     FORMAT: msg.WHY_NO_FORMAT,
     SIZE: msg.WHY_NO_SIZE,
+    AMOUNT: msg.WHY_NO_AMOUNT,
 }
 
 

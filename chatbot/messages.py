@@ -120,6 +120,7 @@ WHY_NO_FREQUENCY = "aucune des fiches proches ne donne de fréquence"
 WHY_NO_HOURS = "aucune des fiches proches ne donne d'horaires"
 WHY_NO_FORMAT = "aucune des fiches proches ne donne de format"
 WHY_NO_SIZE = "aucune des fiches proches ne donne de taille de fichier"
+WHY_NO_AMOUNT = "aucune des fiches proches ne donne de montant"
 WHY_NO_CONTACT = (
     "demande un numéro de téléphone ou une adresse électronique que la meilleure fiche ne"
     " donne pas pour ce que la question nomme"

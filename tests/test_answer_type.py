@@ -49,6 +49,12 @@ from tests.test_lexical import retriever
         ("How much does the label cost?", {AMOUNT}),
         ("et le labo, il touche combien pour son SGL ?", {AMOUNT}),  # the colloquial order
         ("on est payé combien pour la presta ?", {AMOUNT}),
+        ("C'est combien l'avance pour le DUI ?", {AMOUNT}),
+        ("et la prestation, ça fait combien par site ?", {AMOUNT}),
+        ("ça fait combien d'établissements en tout ?", set()),  # a count
+        ("c'est combien de temps ?", {DURATION}),
+        # whether, not how much: an entry answers it without a figure
+        ("on peut avoir une enveloppe pour payer un chef de projet SI ?", set()),
         ("montant et date limite de l'avance SAS", {TIME, AMOUNT}),
         ("pièces pour le solde DUI", set()),
         # "quand" that does not ask when
@@ -111,6 +117,8 @@ from tests.test_lexical import retriever
         ("Horaires du service client e-CPS ? ouvert le samedi ?", {HOURS}),
         ("What are the opening hours of the support hotline?", {HOURS}),
         ("le 3608 est-il joignable le samedi ?", {HOURS}),
+        ("et le 3608, il répond à quelles heures ?", {HOURS}),
+        ("what time does the ASP helpdesk open?", {HOURS}),
         # the form of a file
         ("les preuves on les donne sous quel format, video ou captures ?", {FORMAT}),
         ("Dans quel format l'éditeur doit-il restituer mes données ?", {FORMAT}),

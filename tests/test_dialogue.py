@@ -2343,3 +2343,15 @@ def test_opening_hours_no_close_entry_gives_are_a_fallback_a_foreign_one_said_so
     d, _ = make(lambda q, f, b: [Hit(support, 1.0, 0.01, 0.0, 0.0, 0.01, missing_kinds=hours)])
     reply, _ = d.step("horaires de la piscine municipale", DialogueState())
     assert reply.type == "fallback" and reply.text.startswith(msg.OFF_TOPIC)
+
+
+def test_an_amount_no_close_entry_gives_is_a_fallback_that_says_so():
+    amount = frozenset({"montant"})
+    advance = entry("ans-advance", SAS.facets["couloir"], question="Comment déposer l'avance ?")
+    d, _ = make(lambda q, f, b: [Hit(advance, 1.0, 0.95, 0.0, 0.0, 0.9, missing_kinds=amount)])
+    reply, _ = d.step("et l'avance, c'est combien par site ?", DialogueState())
+    assert reply.type == "fallback" and msg.WHY_NO_AMOUNT in reply.why
+    assert msg.KIND_MISSING.format(kinds=msg.ANSWER_KINDS["montant"]) in reply.text
+    # Given by the entry: answered.
+    d, _ = make(lambda q, f, b: [Hit(advance, 1.0, 0.95, 0.0, 0.0, 0.9)])
+    assert d.step("et l'avance, c'est combien par site ?", DialogueState())[0].type == "answer"
