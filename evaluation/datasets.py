@@ -13,12 +13,14 @@ from chatbot.jsonl import read_jsonl
 
 @dataclass(frozen=True)
 class EvalQuery:
+    """One labelled question: EvalQuery("q1", "pièces pour le solde SAS ?", ("ans-000-03",))."""
+
     id: str
     query: str
     gold: tuple[str, ...]  # empty: out of scope
-    style: str
-    lang: str
-    split: str
+    style: str = "—"
+    lang: str = "fr"
+    split: str = "own"
 
     @property
     def answerable(self) -> bool:

@@ -5,7 +5,8 @@ One JSON object per line, the format of faq_data/eval/ (see faq_data/eval/README
 lists the entries that answer it (any of them counts), ``[]`` for a question the FAQ does
 not answer; ``style`` (optional) groups the results. Prints, in French, R@1/R@3/R@5/MRR@10/
 nDCG@10 for each retrieval mode (BM25, dense, hybrid), by style, and what the chat does
-with the questions (fallback for those without an answer, wrongly for the others).
+with the questions (fallback for those without an answer, wrongly for the others), then
+each question handled otherwise than expected. A line without "gold" is refused.
 No question log is written; the product's index is used as it is (built first, as
 `make run` does, when there is none yet).
 """
@@ -32,7 +33,12 @@ def read_queries(path: Path, known: set[str]) -> list[EvalQuery]:
         where = f"{path}, ligne {n}"
         if not isinstance(row, dict) or not isinstance(row.get("query"), str):
             raise InputError(f'{where} : attendu un objet avec "query" (texte) et "gold" (liste).')
-        gold = row.get("gold", [])
+        if "gold" not in row:
+            raise InputError(
+                f'{where} : "gold" manque : la liste des fiches qui y répondent, ou [] pour '
+                "une question à laquelle la FAQ ne répond pas."
+            )
+        gold = row["gold"]
         if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
             raise InputError(f'{where} : "gold" doit être une liste d\'identifiants (ou []).')
         unknown = [g for g in gold if g not in known]
@@ -68,7 +74,8 @@ def report(bot: Any, queries: list[EvalQuery]) -> str:
     from evaluation.metrics import evaluate_modes
 
     evalset = EvalSet(queries)
-    out = [f"# {len(queries)} questions ({len(evalset.answerable)} avec réponse attendue)", ""]
+    n, k = len(queries), len(evalset.answerable)
+    out = [f"# {_count(n, 'question')} ({k} avec réponse attendue)", ""]
     if evalset.answerable:
         modes = evaluate_modes(bot.retriever, evalset)
         out += ["## Recherche", ""]
@@ -94,7 +101,33 @@ def report(bot: Any, queries: list[EvalQuery]) -> str:
         "- sans réponse dans la FAQ (gold []) : envoyées au repli "
         + _share(sum(o.first_type == "fallback" for o in oos), len(oos))
     )
+    missed = [o for o in outcomes if not _handled(o)]
+    out += ["", f"## À revoir ({_count(len(missed), 'question')})", ""]
+    out += [_missed_line(o) for o in missed] or [
+        "Aucune : chaque question a reçu ce qui était attendu."
+    ]
     return "\n".join(out)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n > 1 else ''}"
+
+
+def _handled(o: Any) -> bool:
+    """Answered with a gold entry first (no clarification), or, without gold, the fallback."""
+    if o.query.answerable:
+        return o.first_type == "answer" and o.final_top in o.query.gold
+    return o.first_type == "fallback"
+
+
+def _missed_line(o: Any) -> str:
+    """One question handled otherwise than expected: what was expected, what the chat did."""
+    expected = " ou ".join(o.query.gold) if o.query.answerable else "le repli"
+    did = {"answer": f"la fiche {o.final_top}", "clarify": "une clarification"}.get(
+        o.first_type, "le repli"
+    )
+    text = o.query.query if len(o.query.query) <= 120 else o.query.query[:119] + "…"
+    return f"- {o.query.id} « {text} » : attendu {expected}, obtenu {did}"
 
 
 def main(argv: list[str] | None = None) -> int:

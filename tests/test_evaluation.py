@@ -103,12 +103,26 @@ def test_own_labelled_questions_are_scored_and_bad_lines_named(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert "| bm25 | 1,000 |" in out and "| 2 |" in out  # both right first, 2 answerable
     assert "envoyées au repli 1/1" in out  # the one without an answer
+    assert out.startswith("# 3 questions (2 avec réponse attendue)")
+    # What went otherwise than expected, question by question (here: nothing).
+    assert "## À revoir (0 question)" in out and "Aucune" in out
     assert not (tmp_path / "data" / "curator.sqlite3").exists()  # no question log written
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "solde", "gold": ["ans-999"]}\n', encoding="utf-8")
     assert main([str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Erreur : ") and "ligne 1" in err and "ans-999" in err
+    # A line without "gold" is refused, not read as a question the FAQ does not answer.
+    bad.write_text('{"query": "montant SAS"}\n', encoding="utf-8")
+    assert main([str(bad)]) == 1
+    assert '"gold" manque' in capsys.readouterr().err
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"id": "x", "query": "montant de la prestation SAS", "gold": []}\n', "utf-8")
+    assert main([str(one)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# 1 question (0 avec réponse attendue)")
+    assert "## À revoir (1 question)" in out
+    assert "- x « montant de la prestation SAS » : attendu le repli, obtenu la fiche ans-" in out
 
 
 def test_a_failing_notebook_cell_is_one_french_line(tmp_path, capsys):
