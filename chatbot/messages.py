@@ -288,7 +288,8 @@ HTTP_WRONG_TYPE = "Le champ « {name} » doit être {expected}."
 HTTP_BAD_VALUE = "Valeur invalide pour « {name} » : {expected}."
 HTTP_NOT_FOUND = "Route inconnue. Routes disponibles : {routes}."
 HTTP_PAGE_NOT_FOUND = (
-    "Page inconnue. Le chat est à /, le widget à /widget ; l'API sous /api/ : {routes}."
+    "Page inconnue. Le chat est à {root}/, le widget à {root}/widget ; l'API sous {root}/api/ :"
+    " {routes}."
 )
 HTTP_METHOD = "Méthode non permise sur cette route. Méthodes permises : {allowed}."
 HTTP_CONTENT_TYPE = "Envoyez le corps en JSON (en-tête Content-Type: application/json)."

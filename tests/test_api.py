@@ -492,7 +492,7 @@ def test_unknown_routes_and_methods_outside_the_api_answer_in_french(web_bot, ap
         for path in ("/nope", "/docs", "/assets/nope.js"):
             r = c.get(path)
             assert r.status_code == 404 and r.json() == {
-                "error": msg.HTTP_PAGE_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+                "error": msg.HTTP_PAGE_NOT_FOUND.format(root="", routes=", ".join(API_ROUTES))
             }, (path, r.text)
         for method, path in (("POST", "/healthz"), ("PUT", "/widget"), ("POST", "/widget.js")):
             r = c.request(method, path)
@@ -623,6 +623,18 @@ def test_root_path(web_bot, web_settings):
         assert c.get("/faq/widget").status_code == 200
         assert c.get("/faq/config").json()["root"].endswith("/faq")
         assert c.post("/faq/api/chat", json={"message": "montant SAS"}).status_code == 200
+        # Behind nginx on another port than 80/443, the page's own URLs keep it: the proxy
+        # passes the Host as the browser sent it ($http_host; $host dropped the port, and
+        # the thumbs' icons were then refused by the page's security policy).
+        # A wrong address through the proxy is told the addresses the user can reach.
+        page = c.get("/faq/nope").json()["error"]
+        assert "Le chat est à /faq/, le widget à /faq/widget" in page and "/faq/api/chat" in page
+        api = c.get("/faq/api/nope").json()["error"]
+        assert api.startswith("Route inconnue") and "/faq/api/chat" in api
+        forwarded = {"X-Forwarded-Host": "127.0.0.1:7904", "X-Forwarded-Proto": "http"}
+        assert c.get("/faq/config", headers=forwarded).json()["root"] == (
+            "http://127.0.0.1:7904/faq"
+        )
 
 
 def test_the_start_banner_names_the_process_address_and_the_proxy_path_apart(web_settings):

@@ -18,7 +18,7 @@ from chatbot.records import (
     SearchResponse,
 )
 from chatbot.web.bodies import API_ROUTES, ChatRequest, FeedbackRequest, SearchRequest
-from chatbot.web.errors import ERROR_RESPONSES, error_response
+from chatbot.web.errors import ERROR_RESPONSES, error_response, known_routes
 
 if TYPE_CHECKING:
     from chatbot.bot import Bot
@@ -106,7 +106,7 @@ def api_router(bot: Bot) -> APIRouter:
                 msg.HTTP_METHOD.format(allowed=", ".join(allowed)),
                 headers={"Allow": ", ".join(allowed)},
             )
-        return error_response(404, msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES)))
+        return error_response(404, msg.HTTP_NOT_FOUND.format(routes=known_routes(request.scope)))
 
     return router
 

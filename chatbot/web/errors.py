@@ -70,6 +70,18 @@ def route_path(scope: Scope) -> str:
     return path
 
 
+def public_root(scope: Scope) -> str:
+    """The prefix the proxy publishes us under (FAQBOT_ROOT_PATH), "" without one."""
+    root: str = scope.get("root_path", "")
+    return root.rstrip("/")
+
+
+def known_routes(scope: Scope) -> str:
+    """The JSON API's routes as the user reaches them (behind the proxy: under its prefix)."""
+    root = public_root(scope)
+    return ", ".join(root + r for r in API_ROUTES)
+
+
 def json_error_position(err: dict[str, Any], body: Any) -> str:
     """Where a JSON syntax error is, as « ligne L, colonne C » (the parser's own English
     explanation is left out); `body` is the text that failed, the error's loc its offset."""
@@ -167,10 +179,11 @@ def add_exception_handlers(app: FastAPI) -> None:
 def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """The French `{"error": ...}` of an HTTPException: unknown route, method not allowed…"""
     headers = dict(exc.headers or {})
-    if exc.status_code == 404 and not request.url.path.startswith("/api/"):
-        text = msg.HTTP_PAGE_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+    if exc.status_code == 404 and not route_path(request.scope).startswith("/api/"):
+        root = public_root(request.scope)
+        text = msg.HTTP_PAGE_NOT_FOUND.format(root=root, routes=known_routes(request.scope))
     elif exc.status_code == 404:
-        text = msg.HTTP_NOT_FOUND.format(routes=", ".join(API_ROUTES))
+        text = msg.HTTP_NOT_FOUND.format(routes=known_routes(request.scope))
     elif exc.status_code == 405:
         # The route's own methods when the router names them (Allow), in a stable order.
         given = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
@@ -216,5 +229,7 @@ __all__ = [
     "http_error",
     "json_error_position",
     "json_for_html",
+    "known_routes",
+    "public_root",
     "route_path",
 ]
