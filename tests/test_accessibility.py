@@ -231,6 +231,8 @@ def test_axe_conversation_states(browser, live, intranet, capsys, web_clarify_qu
 
 # ------------------------------------------------------------ the whole widget flow, keyboard only
 
+INTRANET_TITLE = "Assistant Ségur numérique"  # examples/intranet.html's data-title
+
 
 def test_widget_keyboard_only(browser, live, intranet, web_clarify_question):
     page = browser.new_page(viewport={"width": 1280, "height": 860})
@@ -240,7 +242,7 @@ def test_widget_keyboard_only(browser, live, intranet, web_clarify_question):
 
     # Tab through the page to the launcher, open it with Enter: focus in the question field
     info = tab_until(page, "Tab", "el => el.classList.contains('fab')", "lanceur")
-    assert info["aria"] == msg.UI_OPEN_CHAT
+    assert info["aria"] == INTRANET_TITLE  # the page's data-title names the launcher
     page.keyboard.press("Enter")
     frame = widget_frame(page)
     wait_frame_focus(frame, "fb-input", "ouverture")
@@ -306,7 +308,7 @@ def test_widget_keyboard_only(browser, live, intranet, web_clarify_question):
         timeout=TIMEOUT_MS,
     )
     info = assert_focus_visible(page, "retour au lanceur")
-    assert info["aria"] == msg.UI_OPEN_CHAT
+    assert info["aria"] == INTRANET_TITLE  # the page's data-title names the launcher
     assert page.locator("#faqbot-widget .fab").get_attribute("aria-expanded") == "false"
     watch.check()
     page.close()
@@ -370,6 +372,16 @@ def test_launcher_and_widget_contrast_for_any_color(browser, live, web_clarify_q
 
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     failures = []
+    # The page's own title names the launcher (data-title), as it names the panel.
+    titled = browser.new_page()  # its own window: the loader runs once per window
+    titled.set_content(
+        '<!doctype html><html lang="fr"><title>t</title><body>'
+        f'<script src="{live.url}/widget.js" data-title="Assistant DSI"></script></body></html>'
+    )
+    fab = titled.locator("#faqbot-widget .fab")
+    fab.wait_for()
+    assert fab.get_attribute("aria-label") == fab.get_attribute("title") == "Assistant DSI"
+    titled.close()
     for color in COLORS:
         # the launcher, on a page whose only content is its script tag
         page.set_content(

@@ -18,6 +18,8 @@
   var base = new URL(".", script.src);
   var data = script.dataset;
   var title = (data.title || TEXTS.title || "").slice(0, 80);
+  // The launcher's name: the page's own title when it gives one (data-title), else ours.
+  var openLabel = data.title ? title : TEXTS.open || title;
   var left = data.position === "left";
   var color = (data.color || "").trim();
   if (!(/^#[0-9a-fA-F]{3,8}$/.test(color) || /^[a-zA-Z]{3,20}$/.test(color))) color = "#0a4da2";
@@ -68,8 +70,8 @@
   fab.type = "button";
   fab.setAttribute("aria-expanded", "false");
   fab.setAttribute("aria-controls", panel.id);
-  fab.setAttribute("aria-label", TEXTS.open || title);
-  fab.title = TEXTS.open || title;
+  fab.setAttribute("aria-label", openLabel);
+  fab.title = openLabel;
   var ICON_CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm3 6.5a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z";
   var ICON_CLOSE = "M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12 19 17.6 17.6 19 12 13.4 6.4 19 5 17.6 10.6 12 5 6.4z";
   var svgNS = "http://www.w3.org/2000/svg";
@@ -120,7 +122,7 @@
     panel.classList.remove("open");
     fab.classList.remove("hidden");
     fab.setAttribute("aria-expanded", "false");
-    fab.setAttribute("aria-label", TEXTS.open || title);
+    fab.setAttribute("aria-label", openLabel);
     path.setAttribute("d", ICON_CHAT);
     fab.focus();
   }
