@@ -390,8 +390,32 @@ def _usage_error(message: str) -> str:
     return message
 
 
+class _FrenchHelpFormatter(argparse.HelpFormatter):
+    """argparse's help with its one English heading in French."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "utilisation : " if prefix is None else prefix)
+
+
 class FrenchArgumentParser(argparse.ArgumentParser):
-    """argparse, its usage errors on one French line (exit code 2, as argparse)."""
+    """argparse, in French: its help (headings, -h) and its usage errors on one line (exit
+    code 2, as argparse)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _FrenchHelpFormatter)
+        add_help = kwargs.pop("add_help", True)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "arguments"
+        self._optionals.title = "options"
+        if add_help:
+            self.add_argument(
+                "-h",
+                "--help",
+                action="help",
+                default=argparse.SUPPRESS,
+                help="afficher cette aide et quitter",
+            )
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"Erreur : {_usage_error(message)}. Aide : {self.prog} --help\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +211,16 @@ def test_cli_usage_errors_exit_2_on_one_french_line(cli_env, capsys, argv, said)
     # One line, in French, saying where the help is (not argparse's English usage block).
     assert err.count("\n") == 1 and err.startswith("Erreur : ") and said in err, err
     assert "usage:" not in err and "--help" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["search", "--help"], ["review", "list", "-h"]])
+def test_cli_help_is_in_french(cli_env, capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith("utilisation : faqbot")
+    assert re.search(r"-h, --help +afficher cette aide et quitter", out)
+    assert "usage" not in out and "show this help" not in out and "positional" not in out
 
 
 @pytest.mark.parametrize(
