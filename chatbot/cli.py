@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from chatbot import messages as msg
 from chatbot.config import Settings
 from chatbot.errors import FaqBotError, InputError, InstallError, os_reason
 
@@ -160,7 +161,22 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         # instead of a UnicodeDecodeError ending the conversation (strict under most UTF-8 locales).
         stdin.reconfigure(errors="surrogateescape")
     session_id = None
-    for line in stdin:
+    # At a terminal, a welcome and a prompt (on the error output: the replies stay alone
+    # on the standard output); from a file or a pipe, nothing but the replies.
+    isatty = getattr(stdin, "isatty", None)
+    interactive = not args.json and callable(isatty) and bool(isatty())
+    if interactive:
+        sys.stderr.write(msg.CLI_CHAT_WELCOME + "\n")
+    lines = iter(stdin)
+    while True:
+        if interactive:
+            sys.stderr.write(msg.CLI_PROMPT)
+            sys.stderr.flush()
+        line = next(lines, None)
+        if line is None:
+            if interactive:
+                sys.stderr.write("\n")  # Ctrl+D: the shell's prompt on a line of its own
+            break
         line = line.rstrip("\n")
         try:
             reply, session_id = bot.chat(line, session_id)

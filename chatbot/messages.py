@@ -43,6 +43,13 @@ LINK_ONLY = (
 
 GREETING = WELCOME
 
+# `faqbot chat` at a terminal: said once on the error output, with the prompt before each line.
+CLI_CHAT_WELCOME = (
+    "Posez votre question sur le Ségur numérique, une par ligne (« aide » pour des exemples ; "
+    "Ctrl+D pour quitter)."
+)
+CLI_PROMPT = "> "
+
 HELP = (
     "Je réponds aux questions sur le **Ségur du numérique en santé** (financements, "
     "référencement, SAS, DUI, DPI, médecine de ville…) avec les réponses des FAQ officielles, "

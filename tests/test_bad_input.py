@@ -213,6 +213,24 @@ def test_cli_usage_errors_exit_2_on_one_french_line(cli_env, capsys, argv, said)
     assert "usage:" not in err and "--help" in err
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_chat_at_a_terminal_says_how_to_ask_and_quit_and_prompts(cli_env, capsys):
+    out = io.StringIO()
+    assert main(["chat"], stdin=Terminal("montant SAS\n"), stdout=out) == 0
+    err = capsys.readouterr().err
+    # Welcome and prompts on the error output, the replies alone on the standard output.
+    assert err.startswith(msg.CLI_CHAT_WELCOME) and "Ctrl+D" in err
+    assert err.count(msg.CLI_PROMPT) == 2 and msg.CLI_PROMPT not in out.getvalue()
+    assert out.getvalue().strip()
+    # From a pipe or a file: the replies only.
+    code, piped, err = run_cli(capsys, "chat", stdin="montant SAS\n")
+    assert code == 0 and err == "" and piped == out.getvalue()
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["search", "--help"], ["review", "list", "-h"]])
 def test_cli_help_is_in_french(cli_env, capsys, argv):
     with pytest.raises(SystemExit) as exit_:
