@@ -50,6 +50,14 @@ CLI_CHAT_WELCOME = (
 )
 CLI_PROMPT = "> "
 
+# The loader's panel when the widget page did not come up in its frame (the server refused to
+# be framed by this page, or did not answer): what the page's administrator should do.
+UI_WIDGET_BLOCKED = (
+    "L'assistant n'a pas pu s'afficher sur cette page. Pour l'administrateur du site : le "
+    "serveur faqbot doit autoriser cette page à l'intégrer (ajoutez {origin} à "
+    "FAQBOT_FRAME_ANCESTORS) et être joignable ; voir docs/web.md."
+)
+
 HELP = (
     "Je réponds aux questions sur le **Ségur du numérique en santé** (financements, "
     "référencement, SAS, DUI, DPI, médecine de ville…) avec les réponses des FAQ officielles, "

@@ -254,6 +254,8 @@ def test_widget_clarify_answer_feedback(
     assert frame.locator(".fb-user").count() == 0
     assert frame.locator(".fb-welcome .fb-examples .fb-chip").count() == len(msg.EXAMPLES)
 
+    # the widget came up: the launcher shows no notice over it
+    assert page.locator("#faqbot-widget .blocked").count() == 0
     # the close button inside the iframe closes the panel
     frame.locator("#fb-close").click()
     page.locator("#faqbot-widget .panel.open").wait_for(state="detached", timeout=TIMEOUT_MS)
@@ -264,6 +266,23 @@ def test_widget_clarify_answer_feedback(
         f"widget : question → clarification {to_clarify * 1000:.0f} ms, option → réponse affichée "
         f"{to_answer * 1000:.0f} ms (fetch + rendu dans la page : {last_ms} ms)",
     )
+    page.close()
+
+
+def test_a_page_not_allowed_to_frame_the_widget_is_told_what_to_do(browser, live, intranet):
+    """Served as localhost, the intranet page is an origin FAQBOT_FRAME_ANCESTORS does not
+    list: the browser refuses the frame (an integrator saw only a broken-page icon), and
+    the launcher's panel says what the site's administrator should add."""
+    page = browser.new_page()
+    elsewhere = intranet.replace("http://127.0.0.1:", "http://localhost:")
+    page.goto(elsewhere)
+    page.locator("#faqbot-widget .fab").click()
+    note = page.locator("#faqbot-widget .blocked")
+    note.wait_for(timeout=TIMEOUT_MS)
+    origin = elsewhere.rsplit("/", 1)[0]
+    assert note.inner_text() == msg.UI_WIDGET_BLOCKED.format(origin=origin)
+    assert note.get_attribute("role") == "alert"
+    assert not page.locator("#faqbot-widget iframe").is_visible()
     page.close()
 
 

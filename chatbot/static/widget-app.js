@@ -436,4 +436,6 @@
   }
   $("fb-reset").addEventListener("click", reset);
   welcome();
+  // The launcher waits for this: without it, the page was not allowed to frame the widget.
+  if (embedded) window.parent.postMessage({ type: "faqbot:ready" }, "*");
 })();

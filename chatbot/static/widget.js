@@ -42,6 +42,7 @@
     "  box-shadow: 0 12px 40px rgba(0,0,0,.28); display: none; }",
     ".panel.open { display: block; }",
     ".panel iframe { border: 0; width: 100%; height: 100%; display: block; }",
+    ".blocked { margin: 0; padding: 24px; font: 15px/1.5 system-ui, sans-serif; color: #1b1b1b; }",
     "@media (max-width: 480px) { .panel { inset: 0; width: 100%; height: 100%; border-radius: 0; }",
     "  .open ~ .fab, .fab.hidden { display: none; } }"
   ].join("\n").replace(/SIDE/g, left ? "left" : "right").replace(/ACCENT/g, colors.accent)
@@ -87,6 +88,18 @@
   root.appendChild(fab);
 
   var iframe = null;
+  var ready = false; // the widget page said it runs (faqbot:ready)
+  // The browser shows a blank or broken frame when the server refuses to be framed by this page
+  // (FAQBOT_FRAME_ANCESTORS) or does not answer: say so, and what to do, in the panel.
+  function notReady() {
+    if (ready || !iframe || panel.querySelector(".blocked")) return;
+    var note = document.createElement("p");
+    note.className = "blocked";
+    note.setAttribute("role", "alert");
+    note.textContent = (TEXTS.blocked || "").replace("{origin}", window.location.origin);
+    iframe.style.display = "none";
+    panel.appendChild(note);
+  }
   function widgetUrl() {
     var u = new URL("widget", base);
     u.searchParams.set("embedded", "1");
@@ -107,6 +120,7 @@
       iframe.setAttribute("allow", "clipboard-write");
       iframe.setAttribute("referrerpolicy", "strict-origin-when-cross-origin");
       if (moveFocus !== false) iframe.addEventListener("load", focusWidget, { once: true });
+      iframe.addEventListener("load", function () { setTimeout(notReady, 2000); }, { once: true });
       panel.appendChild(iframe);
     }
     panel.classList.add("open");
@@ -134,6 +148,7 @@
   });
   window.addEventListener("message", function (ev) {
     if (!iframe || ev.source !== iframe.contentWindow || ev.origin !== base.origin) return;
+    if (ev.data && ev.data.type === "faqbot:ready") ready = true;
     if (ev.data && ev.data.type === "faqbot:close") close();
   });
 

@@ -78,7 +78,12 @@ def widget_router(settings: Settings) -> APIRouter:
     loader = _script("widget.js").replace(
         "/*{{TEXTS}}*/{}",
         json.dumps(
-            {"title": msg.UI_SHORT_TITLE, "open": msg.UI_OPEN_CHAT, "close": msg.UI_CLOSE},
+            {
+                "title": msg.UI_SHORT_TITLE,
+                "open": msg.UI_OPEN_CHAT,
+                "close": msg.UI_CLOSE,
+                "blocked": msg.UI_WIDGET_BLOCKED,
+            },
             ensure_ascii=False,
         ),
     )
