@@ -731,6 +731,15 @@ def _announced(text: str) -> bool:
     return _announced_topic(text) is not None
 
 
+def _bare_name(text: str) -> bool:
+    """A message that is one name and nothing else (« MSSanté »): a topic, no question yet.
+    (« AMOA ? », « AMOA = ? » ask what it is: the definition's entry answers them.)"""
+    folded = words(text)
+    if len(folded) != 1 or "?" in text or "=" in text:
+        return False
+    return len(lexical_tokens(folded[0])) == 1
+
+
 def _announced_topic(text: str) -> str | None:
     """The topic a message announces a question about (« question sur le DMP svp »: « dmp »,
     folded), or None when it announces none."""
@@ -1471,6 +1480,8 @@ class Dialogue:
             # dispositif, « médecin généraliste » : MSP/CDS or LGC, still narrows it).
             return self._ask_which(text, text, state, detected, (reply, after), questions=True)
         topic = _announced_topic(text) if reply.type != "clarify" else None
+        if topic is None and reply.type == "answer" and not previous and _bare_name(text):
+            topic = " ".join(words(text))
         if topic is not None:
             return self._ask_which(text, topic, state, detected, (reply, after))
         # Only right after an answer, for a message that leans on it and that its own words

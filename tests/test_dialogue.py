@@ -2355,3 +2355,17 @@ def test_an_amount_no_close_entry_gives_is_a_fallback_that_says_so():
     # Given by the entry: answered.
     d, _ = make(lambda q, f, b: [Hit(advance, 1.0, 0.95, 0.0, 0.0, 0.9)])
     assert d.step("et l'avance, c'est combien par site ?", DialogueState())[0].type == "answer"
+
+
+def test_a_bare_name_opening_a_conversation_is_a_topic_asked_which():
+    # « MSSanté » alone: no question yet; the entry that happens to come first (the DMN
+    # calendar, which names MSSanté once) is not its answer. « AMOA ? » asks what it is.
+    accounts = _worded("ans-accounts", "Hôpital", "Quels comptes un mandataire crée-t-il ?")
+    product = _worded("ans-product", "Hôpital", "Comment créer un produit sur Convergence ?")
+    search = FakeSearch(lambda q, f, b: [(accounts, 1.0, 0.95), (product, 0.97, 0.5)])
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda t: 2.0)  # words the FAQs use
+    reply, state = d.step("Convergence", DialogueState())
+    assert reply.type == "clarify" and reply.options[-1] == msg.OTHER_OPTION
+    assert state.pending is not None
+    for asked in ("Convergence ?", "Convergence = ?", "comptes Convergence"):
+        assert d.step(asked, DialogueState())[0].type == "answer", asked
