@@ -1190,9 +1190,17 @@ class Dialogue:
         mine = [h for h in hits if self._agrees(h, named)]
         if mine and mine[0].confidence >= p.fallback_below and mine[0].in_scope >= p.scope_below:
             return self._answer(mine, state)
-        closest = self.search(query, k=p.related, facets=filters, within=dict(named))
+        # Said so, with the values that do answer it; the closest questions are the readings
+        # the clarification offered (« quels justificatifs pour le solde ? » then « hôpital »:
+        # the SAS and DUI soldes, not whatever hospital entries the words reach).
+        offered = [o for o in pending.options if o != msg.OTHER_OPTION]
+        readings = self.search(pending.query, k=2 * p.candidates, facets=filters)
+        closest = [h for h in readings if h.entry.facets.get(pending.facet) in offered]
+        if not closest:  # (the corpus changed since the question was asked)
+            closest = self.search(query, k=p.related, facets=filters, within=dict(named))
         why = msg.WHY_NOT_OFFERED.format(value=said)
-        return _not_found(closest, why), state
+        reason = msg.NOT_OFFERED.format(value=said, offered=" ; ".join(offered))
+        return _not_found(closest, why, reason=reason), state
 
     def _besides(self, text: str, pending: Pending, picked: str) -> dict[str, str]:
         """Context values a reply names besides the option it picks, within that option:

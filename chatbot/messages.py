@@ -97,6 +97,11 @@ OTHER_REGION = (
     "pas pour {asked}."
 )
 NOT_FOUND = "Je n'ai pas trouvé de réponse sûre à votre question dans les FAQ."
+# A reply naming a value the clarification did not offer, none of whose entries answers.
+NOT_OFFERED = (
+    "Je n'ai pas trouvé de réponse sûre à votre question pour « {value} » dans les FAQ. "
+    "Elles y répondent pour : {offered}."
+)
 # Added to NOT_FOUND when the question asks a kind of answer the closest entry lacks.
 KIND_MISSING = "La fiche la plus proche ne donne pas {kinds}."
 # An answer to a question that also asks a kind of answer its entry does not give
