@@ -119,7 +119,7 @@ _ASKS = {
         r"|rapporte|gagne) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc)\b|$)"
         # « c'est combien l'avance ? », « ça fait combien par site ? » (not « c'est combien
         # de temps », « ça fait combien d'établissements »: what follows decides again).
-        r"|\b(est|fait|sera|serait) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc|avance"
+        r"|\b(est|fait|sera|serait) (de )?combien( (pour|par|en|au|aux|avec|euros?|ht|ttc|avance"
         r"|acompte|solde|prestation|forfait|financement|subvention|aide|enveloppe)\b|$)"
     ),
 }
@@ -140,6 +140,9 @@ _DURATION_OR_DATE = (
     _A_DURATION + r"|\b(\d\d?|en|fin|debut|mi|avant|apres|depuis|des|ici|au|jusqu) 20\d\d\b"
     r"|\b(janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre"
     r"|decembre|trimestre|semestre|calendrier|echeance|echeances)\b"
+    # No deadline is an answer to « jusqu'à quand ? » too: « il est possible d'annuler à tout
+    # moment son BDC ».
+    r"|\b(a tout moment|n importe quand|at any time|sans limite de (date|delai|temps))\b"
 )
 _GIVES = {
     # A French number in digits (« 0 806 80 02 13 »), or a short one (« au 3608 »); an

@@ -677,7 +677,13 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
     return rival.confidence < share * best.confidence
 
 
-def _lacking(hits: list[Hit]) -> str | None:
+# The kinds a question asks precisely (_lacking), and the share of the best entry's
+# confidence below which a rival is no reading that could give them.
+_PRECISE_KINDS = (FREQUENCY, TIME, DURATION, HOURS, FORMAT, SIZE)
+_LIKELY_SHARE = 0.1
+
+
+def _lacking(hits: list[Hit], kinds: tuple[str, ...] = (*_PRECISE_KINDS, AMOUNT)) -> str | None:
     """The first of how often (FREQUENCY: « à quelle fréquence… ? »), a delay or a date
     (answer_type.TIME), a duration (DURATION), opening hours (HOURS: no entry gives any),
     a file format (FORMAT), a file size (SIZE: none either) and an amount (AMOUNT) the
@@ -693,7 +699,6 @@ def _lacking(hits: list[Hit]) -> str | None:
     """
     if not hits:
         return None
-    kinds = (FREQUENCY, TIME, DURATION, HOURS, FORMAT, SIZE, AMOUNT)
     return next((k for k in kinds if all(k in h.missing_kinds for h in hits)), None)
 
 
@@ -1801,7 +1806,16 @@ class Dialogue:
         # What the question asks is missing from every close entry (a delay or a date:
         # _lacking; an action: _action_missing): whatever the words shared, the FAQs
         # do not answer it, nor would a clarification between those entries.
-        lacking = None if force_answer else _lacking(hits[: p.candidates])
+        lacking = None
+        if not force_answer:
+            # Among the entries the model finds likely: a far candidate giving a date
+            # (« delai validation pv vsr ? » reaching an entry on another deadline) does not
+            # answer. An amount, among every candidate: « montant » also names what a yes/no
+            # question is about (« pour le calcul du montant, les vacataires comptent ? »).
+            likely = [
+                h for h in hits[: p.candidates] if h is top or not _unlikely(h, top, _LIKELY_SHARE)
+            ]
+            lacking = _lacking(likely, _PRECISE_KINDS) or _lacking(hits[: p.candidates], (AMOUNT,))
         missing = lacking is not None
         if lacking is not None:
             out_of_scope = True

@@ -53,6 +53,7 @@ from tests.test_lexical import retriever
         ("et la prestation, ça fait combien par site ?", {AMOUNT}),
         ("ça fait combien d'établissements en tout ?", set()),  # a count
         ("c'est combien de temps ?", {DURATION}),
+        ("et l'enveloppe, elle est de combien ?", {AMOUNT}),
         # whether, not how much: an entry answers it without a figure
         ("on peut avoir une enveloppe pour payer un chef de projet SI ?", set()),
         ("montant et date limite de l'avance SAS", {TIME, AMOUNT}),
@@ -166,6 +167,8 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
         ("Calcul ?", "Selon leur activité de l'année 2022.", set()),
         # "when" is also answered by the event waited for; a delay is not
         ("Versement ?", "L'avance est versée à l'issue de la mise en service.", {MOMENT}),
+        # no deadline answers « jusqu'à quand ? » too
+        ("Annuler ?", "Il est possible d'annuler à tout moment son BDC.", {TIME, MOMENT}),
         # how often: a rhythm, or each time something happens
         ("Mise à jour ?", "La fiche est mise à jour chaque année.", {FREQUENCY}),
         ("Mise à jour ?", "À chaque modification de l'offre.", {FREQUENCY}),

@@ -2284,12 +2284,12 @@ def test_an_opening_naming_a_value_no_entry_is_filed_under_is_offered_its_couloi
 def test_an_answer_lacking_a_kind_the_question_asks_says_so():
     # « le solde DUI, il faut quoi et c'est payé en combien de temps ? »: the pieces are
     # answered, the duration is not given, and the answer says it.
-    # (A close candidate gives a duration: the FAQs are not said to lack one altogether.)
+    # (A likely candidate gives a duration: the FAQs are not said to lack one altogether.)
     duration = frozenset({"durée"})
     d, _ = make(
         lambda q, f, b: [
             Hit(DUI, 1.0, 0.9, 0.0, 0.0, 0.9, missing_kinds=duration),
-            Hit(SAS, 0.5, 0.01, 0.0, 0.0, 0.9),
+            Hit(SAS, 0.5, 0.2, 0.0, 0.0, 0.9),
         ]
     )
     reply, _ = d.step(
@@ -2375,3 +2375,25 @@ def test_a_bare_name_opening_a_conversation_is_a_topic_asked_which():
     assert state.pending is not None
     for asked in ("Convergence ?", "Convergence = ?", "comptes Convergence"):
         assert d.step(asked, DialogueState())[0].type == "answer", asked
+
+
+def test_a_date_only_an_unlikely_rival_gives_does_not_answer_a_deadline_asked():
+    # « délai de validation du PV ? »: the likely entries give no delay; a far one, about
+    # another deadline, does not make the question answered.
+    time = frozenset({"délai ou date"})
+    pv = entry("ans-pv", SAS.facets["couloir"], question="Que contient le PV ?")
+    far = entry("ans-far", DUI.facets["couloir"], question="Quand déposer le solde ?")
+
+    def table(query, facets, boost):
+        return [
+            Hit(pv, 1.0, 0.6, 0.0, 0.0, 0.9, missing_kinds=time),
+            Hit(far, 0.5, 0.01, 0.0, 0.0, 0.9),
+        ]
+
+    d, _ = make(table)
+    reply, _ = d.step("délai de validation du PV ?", DialogueState())
+    assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
+    # A likely rival that gives one is a reading: no fallback for lack of a date.
+    likely = lambda q, f, b: [table(q, f, b)[0], Hit(far, 0.9, 0.5, 0.0, 0.0, 0.9)]  # noqa: E731
+    d, _ = make(likely)
+    assert msg.WHY_NO_TIME not in (d.step("délai de validation du PV ?", DialogueState())[0].why)
