@@ -44,11 +44,16 @@ _ASKS = {
     # A delay or a deadline: a duration (« sous 30 jours ») or a date answers it.
     TIME: re.compile(
         r"\b(delai|delais|date limite|dates limites|quelle date|quelles dates"
-        r"|a quelle echeance|deadline|deadlines)\b"
+        r"|a quelle echeance|deadline|deadlines"
+        # « quelle est la date d'ouverture du guichet ? », « jusqu'à quelle année ? »
+        r"|quelle (est|sera|etait) la date|en quelle annee"
+        r"|date d ouverture|dates d ouverture|date de (debut|fin|depot|cloture|publication"
+        r"|sortie)|what date|which date|by when|until when)\b"
     ),
     # How long: only a duration answers it (« depuis 2012 » does not say how long).
     DURATION: re.compile(
         r"\b(duree|combien de temps|sous combien|au bout de combien|how long|how soon"
+        r"|waiting period|how many (days|weeks|months|years)"
         # (« combien d'années »: the elision is gone, « combien annees »)
         # (« tous les combien de mois » asks a rhythm: FREQUENCY.)
         r"|(?<!tous les )combien (de )?(jour|jours|semaine|semaines|mois|heure|heures|an|ans"
@@ -191,7 +196,7 @@ _TITLE_TIME = re.compile(r"\bquand\b")
 _CLAUSES = re.compile(r"[?.!;:,\n]+")
 # « jusqu'à quand » asks a deadline; its elision is dropped with the words, so it is read
 # on the folded text (typed « jusqu'a », « jusqua », « jusqu a »).
-_UNTIL = re.compile(r"\bjusqu ?'? ?a quand\b")
+_UNTIL = re.compile(r"\bjusqu ?'? ?a (quand|quelle date|quelle annee)\b")
 
 
 # « Quand le laboratoire produit un compte rendu, qui le diffuse ? »: « quand » opening a

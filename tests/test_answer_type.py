@@ -34,6 +34,11 @@ from tests.test_lexical import retriever
         ("ok merci. Et quand pour le solde ?", {MOMENT}),
         # a deadline: a date is asked, not only a step of the procedure
         ("jusqu'à quand peut-on déposer ?", {TIME, MOMENT}),
+        ("jusqu'à quelle année le programme court-il ?", {TIME}),
+        ("Quelle est la date d'ouverture du guichet vague 2 ?", {TIME}),
+        ("date de sortie de la V2 du référentiel ?", {TIME}),
+        ("Quelle année de référence prendre pour le calcul ?", set()),  # which year, no deadline
+        ("Is there a minimum waiting period before reapplying?", {DURATION}),
         ("asp verse l'argent combien de jours apres la demande ?", {DURATION}),
         ("ça prend combien de semaines ?", {DURATION}),
         ("Combien d'années dure un référencement ?", {DURATION}),  # the elision is gone
