@@ -48,7 +48,8 @@ _ASKS = {
         # « quelle est la date d'ouverture du guichet ? », « jusqu'à quelle année ? »
         r"|quelle (est|sera|etait) la date|en quelle annee"
         r"|date d ouverture|dates d ouverture|date de (debut|fin|depot|cloture|publication"
-        r"|sortie)|what date|which date|by when|until when)\b"
+        r"|sortie)|date butoir|dates butoirs|what date|which date|by when|until when"
+        r"|cut off date|cutoff date)\b"
     ),
     # How long: only a duration answers it (« depuis 2012 » does not say how long).
     DURATION: re.compile(
@@ -115,6 +116,7 @@ _ASKS = {
         # much; « l'éditeur ne peut pas facturer » answers them.)
         r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification"
         r"|frais|montant|montants|how much|cost|costs|price|prices|fee|fees"
+        r"|combien euros|pourcentage|percentage"
         r"|combien touche|combien percoit|combien recoit)\b"
         # The colloquial order: "il touche combien ?", "on est payé combien pour…", not
         # "touche combien d'établissements" (a count: elisions are gone, so what follows

@@ -34,6 +34,8 @@ from tests.test_lexical import retriever
         ("ok merci. Et quand pour le solde ?", {MOMENT}),
         # a deadline: a date is asked, not only a step of the procedure
         ("jusqu'à quand peut-on déposer ?", {TIME, MOMENT}),
+        ("Y a-t-il une date butoir fixée par l'ARS ?", {TIME}),
+        ("Is there a cut-off date for switching?", {TIME}),
         ("jusqu'à quelle année le programme court-il ?", {TIME}),
         ("Quelle est la date d'ouverture du guichet vague 2 ?", {TIME}),
         ("date de sortie de la V2 du référentiel ?", {TIME}),
@@ -59,6 +61,8 @@ from tests.test_lexical import retriever
         ("ça fait combien d'établissements en tout ?", set()),  # a count
         ("c'est combien de temps ?", {DURATION}),
         ("et l'enveloppe, elle est de combien ?", {AMOUNT}),
+        ("Combien d'euros par professionnel ?", {AMOUNT}),
+        ("c'est quel pourcentage du forfait ?", {AMOUNT}),
         # whether, not how much: an entry answers it without a figure
         ("on peut avoir une enveloppe pour payer un chef de projet SI ?", set()),
         ("montant et date limite de l'avance SAS", {TIME, AMOUNT}),
