@@ -650,6 +650,13 @@ _GENDER = {
     **dict.fromkeys("la une seconde premiere derniere celle".split(), "f"),
 }
 _ARTICLES: dict[str, tuple[str, ...]] = {"m": ("le", "un"), "f": ("la", "une")}
+# Where the object of « comment obtenir … » ends: « un numéro NIL | auprès du CNDA ».
+_COMPLEMENT_ENDS = frozenset(
+    "pour aupres chez avec dans sur a au aux en par si quand lorsque afin sans via from for with"
+    " at in on".split()
+)
+# Where an answer's sentences end (a verb and its object are read within one).
+_SENTENCES = re.compile(r"(?<=[.!?;:])\s+|\n+")
 # How many words from the verb on a thesaurus phrase may span (« retirer un dossier de »).
 _PHRASE_WORDS = 4
 # The entries read for the action: the best and its nearest rivals (« comment choisir mon
@@ -2183,8 +2190,28 @@ class Dialogue:
             # describe, in their words (demande, versement), not the verb's.
             return None
         stem = lexical_tokens(verb)
-        if not stem or any(_same_word(stem[0], t) for h in hits for t in self.entry_terms(h.entry)):
+        if not stem:
             return None
+        # Spoken of, in one phrasing or one sentence of an answer, with what the question
+        # names: « comment obtenir un numéro NIL ? » is not answered by an entry that names
+        # the NIL in its answer and obtains access elsewhere (« on vient d'obtenir nos accès »).
+        complement = []
+        for w in text[m.end() :].split():
+            if w in _COMPLEMENT_ENDS:
+                break
+            complement.append(w)
+        objects = set(lexical_tokens(" ".join(complement)))
+        for h in hits:
+            if not any(_same_word(stem[0], t) for t in self.entry_terms(h.entry)):
+                continue
+            if not objects:
+                return None
+            for part in (*self._phrasings(h.entry), *_SENTENCES.split(h.entry.answer)):
+                terms = lexical_tokens(part)
+                if any(_same_word(stem[0], t) for t in terms) and any(
+                    _same_word(o, t) for o in objects for t in terms
+                ):
+                    return None
         return verb
 
     def _contact_lacking(self, query: str, hits: list[Hit]) -> bool:

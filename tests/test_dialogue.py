@@ -1921,6 +1921,12 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     # The action after an object pronoun (« comment le renouveler ? ») is read too.
     reply, _ = d.step("notre numéro NIL a expiré, comment le renouveler ?", DialogueState())
     assert reply.type == "fallback" and reply.why == msg.WHY_NO_ACTION.format(action="renouveler")
+    # Spoken of, but of something else (an alternate obtains access, the answer names the
+    # NIL): the question's object is not obtained there.
+    other = replace(nil, alternates=("On vient d'obtenir nos accès : que faire ?",))
+    d, _ = make(lambda q, f, b: [(other, 0.9, 0.95, 0.9)])
+    reply, _ = d.step("comment obtenir un numéro NIL auprès du CNDA ?", DialogueState())
+    assert reply.type == "fallback" and reply.why == msg.WHY_NO_ACTION.format(action="obtenir")
     # The entry speaks of the action, in any form: answered.
     got = replace(nil, answer="L'obtention du NIL se fait auprès du CNDA.")
     d, _ = make(lambda q, f, b: [(got, 0.9, 0.95, 0.9)])
