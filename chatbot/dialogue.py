@@ -601,10 +601,13 @@ def _not_found(
 
 
 # Words that name the GPs' couloir but also any profession's practice: « cabinet
-# d'orthophonistes », « kiné libéral ». Left out when asking whether a message names a
+# d'orthophonistes », « kiné libéral », « leur logiciel de cabinet » (a dentist's), not
+# « cabinet médical » nor « de médecine ». Left out when asking whether a message names a
 # couloir the FAQs cover beside one they never discuss.
 _ANY_PRACTICE = re.compile(
-    r"\bcabinets?\s+(?:de\s+|d['’]\s*)\w+|\blib[ée]ra(?:l|le|les|ux)\b", re.IGNORECASE
+    r"\bcabinets?\b(?!\s+(?:m[ée]dica(?:l|ux)|de\s+m[ée]decine))(?:\s+(?:de\s+|d['’]\s*)\w+)?"
+    r"|\blib[ée]ra(?:l|le|les|ux)\b",
+    re.IGNORECASE,
 )
 # « comment obtenir / activer / transférer … ? »: the action asked about, an infinitive.
 _HOW = re.compile(

@@ -2068,9 +2068,13 @@ def test_a_profession_named_beside_a_couloir_the_faqs_cover_is_that_couloirs_que
     for message in (
         "on est un cabinet d'orthophonistes, quels effectifs ?",
         "kiné libéral, le ségur finance mon logiciel ou pas ?",
+        "les orthophonistes ont-ils droit au Ségur pour leur logiciel de cabinet ?",
     ):
         reply, _ = d.step(message, DialogueState())
         assert reply.type == "fallback" and "« Paramédicaux" in reply.text, message
+    # A medical practice is the GPs' couloir: the kiné in it is staff.
+    reply, _ = d.step("notre cabinet médical emploie un kiné : quels effectifs ?", DialogueState())
+    assert reply.type == "answer"
 
 
 def test_a_follow_up_naming_a_couloir_no_entry_is_about_is_told_so():
