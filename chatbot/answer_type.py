@@ -116,7 +116,7 @@ _ASKS = {
         # much; « l'éditeur ne peut pas facturer » answers them.)
         r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification"
         r"|frais|montant|montants|how much|cost|costs|price|prices|fee|fees"
-        r"|combien euros|pourcentage|percentage"
+        r"|combien euros|combien argent|pourcentage|percentage"
         r"|combien touche|combien percoit|combien recoit)\b"
         # The colloquial order: "il touche combien ?", "on est payé combien pour…", not
         # "touche combien d'établissements" (a count: elisions are gone, so what follows
@@ -128,6 +128,10 @@ _ASKS = {
         # de temps », « ça fait combien d'établissements »: what follows decides again).
         r"|\b(est|fait|sera|serait) (de )?combien( (pour|par|en|au|aux|avec|euros?|ht|ttc|avance"
         r"|acompte|solde|prestation|forfait|financement|subvention|aide|enveloppe)\b|$)"
+        # « combien l'État verse-t-il à l'éditeur ? » (not « sous combien de temps l'ASP
+        # verse-t-elle… », a duration: « de » follows « combien »)
+        r"|\bcombien (?!de |d )(\w+ ){0,4}(verse|versent|finance|financent|paie|paye|payee"
+        r"|rembourse|donne|accorde|alloue|attribue)\b"
     ),
 }
 _A_DURATION = (

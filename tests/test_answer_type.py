@@ -62,6 +62,10 @@ from tests.test_lexical import retriever
         ("c'est combien de temps ?", {DURATION}),
         ("et l'enveloppe, elle est de combien ?", {AMOUNT}),
         ("Combien d'euros par professionnel ?", {AMOUNT}),
+        ("Combien l'État verse-t-il à l'éditeur ?", {AMOUNT}),
+        ("et ça représente combien d'argent par cabinet ?", {AMOUNT}),
+        ("Sous combien de temps l'ASP verse-t-elle l'avance ?", {DURATION}),
+        ("combien de dossiers l'ASP finance par an ?", set()),  # a count
         ("c'est quel pourcentage du forfait ?", {AMOUNT}),
         # whether, not how much: an entry answers it without a figure
         ("on peut avoir une enveloppe pour payer un chef de projet SI ?", set()),
