@@ -12,7 +12,8 @@ questions refused): out-of-scope questions caught 54 % -> 62 %. A delay or a dat
 that no close candidate gives is, moreover, a fallback whatever the scope model says,
 unless the user picked a clarification's option (dialogue._lacking): that kind is
 given only as a value (« sous 30 jours », « mars 2025 »), not by a word naming it
-(« ces délais », « la date de fin de dépôt »).
+(« ces délais », « la date de fin de dépôt »). So is, since 07/12, an amount asked in
+words that ask how much (« montant », « c'est combien », « combien l'État verse-t-il ? »).
 """
 
 from __future__ import annotations
@@ -45,11 +46,13 @@ _ASKS = {
     TIME: re.compile(
         r"\b(delai|delais|date limite|dates limites|quelle date|quelles dates"
         r"|a quelle echeance|deadline|deadlines"
-        # « quelle est la date d'ouverture du guichet ? », « jusqu'à quelle année ? »
-        r"|quelle (est|sera|etait) la date|en quelle annee"
-        r"|date d ouverture|dates d ouverture|date de (debut|fin|depot|cloture|publication"
-        r"|sortie)|date butoir|dates butoirs|what date|which date|by when|until when"
-        r"|cut off date|cutoff date)\b"
+        # « quelle est la date d'ouverture du guichet ? » (not « comment modifier la date de
+        # fin de dépôt ? », which names a date without asking it), « jusqu'à quelle année ? »
+        # (_UNTIL), « y a-t-il une date butoir ? »
+        r"|quelle (est|sera|etait) la date|en quelle annee|date butoir|dates butoirs"
+        r"|what date|which date|by when|until when|cut off date|cutoff date)\b"
+        # Opening a keyword question (« date de sortie v2 référentiel DMN ? »).
+        r"|^(la |les )?dates? (d ouverture|de (debut|fin|depot|cloture|publication|sortie))\b"
     ),
     # How long: only a duration answers it (« depuis 2012 » does not say how long).
     DURATION: re.compile(
@@ -107,7 +110,8 @@ _ASKS = {
     ),
     HOURS: re.compile(
         r"\b(horaire|horaires|heures d ouverture|opening hours|office hours"
-        r"|(a|de|jusqu a|vers) quelles? heures?|what time|what hours|which hours"
+        r"|(a|de|jusqu a|vers) quelles? heures?|what hours|which hours"
+        r"|what time (does|do|is|are|will|can)"
         r"|(ouvert|ouverte|joignable|joignables|open|available) (le |on )?(samedi|dimanche"
         r"|week end|weekend|saturday|saturdays|sunday|sundays|weekends))\b"
     ),
@@ -116,7 +120,7 @@ _ASKS = {
         # much; « l'éditeur ne peut pas facturer » answers them.)
         r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification"
         r"|frais|montant|montants|how much|cost|costs|price|prices|fee|fees"
-        r"|combien euros|combien argent|pourcentage|percentage"
+        r"|combien euros|combien argent|quel pourcentage|what percentage|a combien"
         r"|combien touche|combien percoit|combien recoit)\b"
         # The colloquial order: "il touche combien ?", "on est payé combien pour…", not
         # "touche combien d'établissements" (a count: elisions are gone, so what follows
@@ -124,14 +128,6 @@ _ASKS = {
         r"|\bpayante?s? (a )?combien\b"  # « c'est payant à combien ? »
         r"|\b(touche|touchent|touchera|percoit|recoit|paye|payes|payee|paie|verse|versee"
         r"|rapporte|gagne) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc)\b|$)"
-        # « c'est combien l'avance ? », « ça fait combien par site ? » (not « c'est combien
-        # de temps », « ça fait combien d'établissements »: what follows decides again).
-        r"|\b(est|fait|sera|serait) (de )?combien( (pour|par|en|au|aux|avec|euros?|ht|ttc|avance"
-        r"|acompte|solde|prestation|forfait|financement|subvention|aide|enveloppe)\b|$)"
-        # « combien l'État verse-t-il à l'éditeur ? » (not « sous combien de temps l'ASP
-        # verse-t-elle… », a duration: « de » follows « combien »)
-        r"|\bcombien (?!de |d )(\w+ ){0,4}(verse|versent|finance|financent|paie|paye|payee"
-        r"|rembourse|donne|accorde|alloue|attribue)\b"
     ),
 }
 _A_DURATION = (
@@ -203,6 +199,21 @@ _CLAUSES = re.compile(r"[?.!;:,\n]+")
 # « jusqu'à quand » asks a deadline; its elision is dropped with the words, so it is read
 # on the folded text (typed « jusqu'a », « jusqua », « jusqu a »).
 _UNTIL = re.compile(r"\bjusqu ?'? ?a (quand|quelle date|quelle annee)\b")
+# « combien l'État verse-t-il à l'éditeur ? »: read on the folded text, whose elisions stay
+# (« combien d'ESMS la CNSA finance-t-elle ? » counts; « sous combien de temps l'ASP
+# verse-t-elle… » is a duration).
+_HOW_MUCH_PAID = re.compile(
+    r"\bcombien (?!de |d'|d’)(\S+ ){0,4}(verse|versent|finance|financent|paie|paye|payee"
+    r"|rembourse|donne|accorde|alloue|attribue)\b"
+)
+# « c'est combien l'avance ? », « ça fait combien par site ? », « elle est de combien ? »
+# (not « c'est combien de temps », « ça fait combien d'établissements »: what follows decides;
+# nor « le délai est de combien ? », « la version est combien ? »: _NOT_MONEY).
+_IS_HOW_MUCH = re.compile(
+    r"\b(est|fait|sera|serait) (de )?combien( (pour|par|en|au|aux|avec|euros?|ht|ttc|avance"
+    r"|acompte|solde|prestation|forfait|financement|subvention|aide|enveloppe)\b|$)"
+)
+_NOT_MONEY = re.compile(r"\b(delai|delais|duree|durees|temps|version|versions|date|dates)\b")
 
 
 # « Quand le laboratoire produit un compte rendu, qui le diffuse ? »: « quand » opening a
@@ -265,8 +276,13 @@ def asked(text: str) -> frozenset[str]:
     clauses = [_who_pays_dropped(typed(c)) for c in _CLAUSES.split(text)]
     clauses.append(_who_pays_dropped(typed(text)))
     kinds = {kind for kind, rx in _ASKS.items() if any(rx.search(c) for c in clauses)}
-    if _UNTIL.search(fold(text)):
+    if any(_IS_HOW_MUCH.search(c) and not _NOT_MONEY.search(c) for c in clauses):
+        kinds.add(AMOUNT)
+    folded = fold(text)
+    if _UNTIL.search(folded):
         kinds.add(TIME)
+    if _HOW_MUCH_PAID.search(folded):
+        kinds.add(AMOUNT)
     return frozenset(kinds)
 
 

@@ -693,7 +693,7 @@ _PRECISE_KINDS = (FREQUENCY, TIME, DURATION, HOURS, FORMAT, SIZE)
 _LIKELY_SHARE = 0.1
 
 
-def _lacking(hits: list[Hit], kinds: tuple[str, ...] = (*_PRECISE_KINDS, AMOUNT)) -> str | None:
+def _lacking(hits: list[Hit], kinds: tuple[str, ...]) -> str | None:
     """The first of how often (FREQUENCY: « à quelle fréquence… ? »), a delay or a date
     (answer_type.TIME), a duration (DURATION), opening hours (HOURS: no entry gives any),
     a file format (FORMAT), a file size (SIZE: none either) and an amount (AMOUNT) the
@@ -1567,7 +1567,8 @@ class Dialogue:
         # pieces of the SAS advance) is not theirs to answer, the last answer included; nor
         # is it the unsure reading of the message alone, which drifts to whatever entry
         # gives a delay (the Gazelle account's): the FAQs do not say it, and that is said.
-        lacking = _lacking(read[:1])
+        # (The best reading only, for every kind, an amount too: the topic words chose it.)
+        lacking = _lacking(read[:1], (*_PRECISE_KINDS, AMOUNT))
         action = None if lacking else self._action_missing(text, read[:_HOW_CANDIDATES])
         if lacking or action:
             if lacking:
@@ -2198,9 +2199,11 @@ class Dialogue:
         # Spoken of, in one phrasing or one sentence of an answer, with what the question
         # names: « comment obtenir un numéro NIL ? » is not answered by an entry that names
         # the NIL in its answer and obtains access elsewhere (« on vient d'obtenir nos accès »).
+        # (An object only pointed at, « comment obtenir celui-ci ? », names nothing: the
+        # verb alone is looked for, as before.)
         complement = []
         for w in text[m.end() :].split():
-            if w in _COMPLEMENT_ENDS:
+            if w in _COMPLEMENT_ENDS or w in _POINTED:
                 break
             complement.append(w)
         objects = set(lexical_tokens(" ".join(complement)))

@@ -48,8 +48,7 @@ def read_queries(path: Path, known: set[str]) -> list[EvalQuery]:
         if ident in seen:
             raise InputError(f"{where} : identifiant « {ident} » déjà vu.")
         seen.add(ident)
-        style = row.get("style", "—")
-        out.append(EvalQuery(ident, row["query"], tuple(gold), str(style), "fr", "own"))
+        out.append(EvalQuery(ident, row["query"], tuple(gold), str(row.get("style", "—"))))
     if not out:
         raise InputError(f"{path} ne contient aucune question.")
     return out

@@ -40,6 +40,13 @@ from tests.test_lexical import retriever
         ("Quelle est la date d'ouverture du guichet vague 2 ?", {TIME}),
         ("date de sortie de la V2 du référentiel ?", {TIME}),
         ("Quelle année de référence prendre pour le calcul ?", set()),  # which year, no deadline
+        ("comment modifier la date de fin de dépôt de ma demande ?", set()),  # names a date
+        ("le délai est de combien ?", {TIME}),  # no amount
+        ("la version du référentiel est combien ?", set()),
+        ("combien d'ESMS la CNSA finance-t-elle ?", set()),  # a count
+        ("à combien s'élève l'enveloppe ?", {AMOUNT}),
+        ("le pourcentage est-il publié ?", set()),
+        ("what time frame applies?", set()),
         ("Is there a minimum waiting period before reapplying?", {DURATION}),
         ("asp verse l'argent combien de jours apres la demande ?", {DURATION}),
         ("ça prend combien de semaines ?", {DURATION}),

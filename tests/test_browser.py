@@ -280,9 +280,12 @@ def test_a_page_not_allowed_to_frame_the_widget_is_told_what_to_do(browser, live
     note = page.locator("#faqbot-widget .blocked")
     note.wait_for(timeout=TIMEOUT_MS)
     origin = elsewhere.rsplit("/", 1)[0]
-    assert note.inner_text() == msg.UI_WIDGET_BLOCKED.format(origin=origin)
+    assert note.locator("p").inner_text() == msg.UI_WIDGET_BLOCKED.format(origin=origin)
     assert note.get_attribute("role") == "alert"
     assert not page.locator("#faqbot-widget iframe").is_visible()
+    # The frame's close button is hidden with it: the notice has its own.
+    note.get_by_role("button", name=msg.UI_CLOSE).click()
+    page.locator("#faqbot-widget .panel.open").wait_for(state="detached", timeout=TIMEOUT_MS)
     page.close()
 
 

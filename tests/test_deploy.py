@@ -238,3 +238,14 @@ def test_several_workers_without_redis_are_refused_in_french(tmp_path):
     )
     assert result.returncode != 0
     assert "FAQBOT_REDIS_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_proxy_passes_the_host_with_its_port():
+    """nginx's $host drops a port other than 80/443: Gradio then built its URLs without it and
+    the page's policy refused the thumbs' icons (integrator trial on port 7904). The shipped
+    configuration and the one security.md shows pass the Host as sent."""
+    for path in (REPO_ROOT / "deploy" / "nginx.conf", REPO_ROOT / "docs" / "security.md"):
+        text = path.read_text("utf-8")
+        assert "proxy_set_header Host $http_host;" in text, path
+        assert "proxy_set_header X-Forwarded-Host $http_host;" in text, path
+        assert "Host $host;" not in text, path

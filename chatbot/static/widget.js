@@ -42,7 +42,10 @@
     "  box-shadow: 0 12px 40px rgba(0,0,0,.28); display: none; }",
     ".panel.open { display: block; }",
     ".panel iframe { border: 0; width: 100%; height: 100%; display: block; }",
-    ".blocked { margin: 0; padding: 24px; font: 15px/1.5 system-ui, sans-serif; color: #1b1b1b; }",
+    ".blocked { padding: 24px; font: 15px/1.5 system-ui, sans-serif; color: #1b1b1b; }",
+    ".blocked p { margin: 0 0 16px; }",
+    ".blocked-close { font: inherit; padding: 8px 16px; border-radius: 8px; border: 0; cursor: pointer;",
+    "  background: ACCENT; color: INK_ON_FILL; }",
     "@media (max-width: 480px) { .panel { inset: 0; width: 100%; height: 100%; border-radius: 0; }",
     "  .open ~ .fab, .fab.hidden { display: none; } }"
   ].join("\n").replace(/SIDE/g, left ? "left" : "right").replace(/ACCENT/g, colors.accent)
@@ -93,10 +96,19 @@
   // (FAQBOT_FRAME_ANCESTORS) or does not answer: say so, and what to do, in the panel.
   function notReady() {
     if (ready || !iframe || panel.querySelector(".blocked")) return;
-    var note = document.createElement("p");
+    var note = document.createElement("div");
     note.className = "blocked";
     note.setAttribute("role", "alert");
-    note.textContent = (TEXTS.blocked || "").replace("{origin}", window.location.origin);
+    var text = document.createElement("p");
+    text.textContent = (TEXTS.blocked || "").replace("{origin}", window.location.origin);
+    // The frame's own close button is hidden with it (and, on a phone, the launcher too).
+    var closeButton = document.createElement("button");
+    closeButton.type = "button";
+    closeButton.className = "blocked-close";
+    closeButton.textContent = TEXTS.close || "Fermer";
+    closeButton.addEventListener("click", function () { close(); });
+    note.appendChild(text);
+    note.appendChild(closeButton);
     iframe.style.display = "none";
     panel.appendChild(note);
   }
@@ -121,6 +133,7 @@
       iframe.setAttribute("referrerpolicy", "strict-origin-when-cross-origin");
       if (moveFocus !== false) iframe.addEventListener("load", focusWidget, { once: true });
       iframe.addEventListener("load", function () { setTimeout(notReady, 2000); }, { once: true });
+      setTimeout(notReady, 15000); // a server that never answers fires no load event
       panel.appendChild(iframe);
     }
     panel.classList.add("open");
@@ -147,8 +160,14 @@
     if (ev.key === "Escape" && panel.classList.contains("open")) close();
   });
   window.addEventListener("message", function (ev) {
-    if (!iframe || ev.source !== iframe.contentWindow || ev.origin !== base.origin) return;
-    if (ev.data && ev.data.type === "faqbot:ready") ready = true;
+    if (!iframe || ev.source !== iframe.contentWindow) return;
+    // (Ready carries nothing: its source is enough, whatever origin the frame ended on.)
+    if (ev.data && ev.data.type === "faqbot:ready") {
+      ready = true;
+      var late = panel.querySelector(".blocked"); // came up after all (a slow server)
+      if (late) { late.remove(); iframe.style.display = ""; }
+    }
+    if (ev.origin !== base.origin) return;
     if (ev.data && ev.data.type === "faqbot:close") close();
   });
 
