@@ -19,6 +19,7 @@ words that ask how much (« montant », « c'est combien », « combien l'État 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from chatbot.corpus import FaqEntry
 from chatbot.text import fold, typed
@@ -297,3 +298,10 @@ def offered(entry: FaqEntry) -> frozenset[str]:
     if _TITLE_TIME.search(typed(entry.question)):
         kinds.add(MOMENT)
     return frozenset(kinds)
+
+
+def never_offered(offers: Iterable[frozenset[str]]) -> frozenset[str]:
+    """The kinds a question may ask that no entry gives (each entry's: `offered`): on this
+    corpus, opening hours and file sizes. Asking only those, a question far from every entry
+    reads as foreign (« horaires de la piscine »), not as one the FAQs half answer."""
+    return frozenset(_ASKS).difference(*offers)

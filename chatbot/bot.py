@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatbot import messages as msg
 from chatbot import metrics
+from chatbot.answer_type import never_offered
 from chatbot.config import Settings
 from chatbot.corpus import Corpus, load_corpus
 from chatbot.curation.redact import redact
@@ -161,6 +162,7 @@ class Bot:
             thesaurus=lambda text: bool(retriever.expander.expand(text).groups),
             mend=retriever.speller.mend if retriever.speller is not None else None,
             carried=frozenset((f, v) for e in corpus.entries for f, v in e.facets.items() if v),
+            never_given=never_offered(retriever.offers),
         )
         return Engine(corpus, retriever, dialogue, frozenset(e.id for e in corpus.entries), version)
 

@@ -896,9 +896,13 @@ class Dialogue:
         thesaurus: Callable[[str], bool] | None = None,
         mend: Callable[[str], str] | None = None,
         carried: frozenset[tuple[str, str]] | None = None,
+        never_given: frozenset[str] = frozenset({HOURS, SIZE}),
     ):
         self.search = search
         self.vocabulary = vocabulary
+        # The kinds of answer no entry gives (answer_type.never_offered; the Bot reads them
+        # from the corpus).
+        self.never_given = never_given
         # Facet roles from faq_data/facets.yaml: the conversation's scope (the couloir),
         # the facets remembered across turns, those whose values span every scope value.
         self.scope = vocabulary.scope
@@ -1795,9 +1799,9 @@ class Dialogue:
             why = msg.WHY_OFF_TOPIC.format(
                 p=_figure(top.in_scope), below=_figure(p.off_topic_below)
             )
-            # (Not opening hours nor a file size, which no entry gives: « horaires de la
+            # (Not a kind no entry gives, opening hours or a file size: « horaires de la
             # piscine » is foreign.)
-            if top.missing_kinds - {HOURS, SIZE} or self._names_the_domain(query):
+            if top.missing_kinds - self.never_given or self._names_the_domain(query):
                 # Asking a delay or an amount the closest entry lacks, or naming what the
                 # FAQs are about (« mon LGC doit passer Ségur, ça va me coûter qqch ? »), is
                 # no foreign question: say why, and offer the closest questions.

@@ -230,3 +230,20 @@ def test_every_kind_of_answer_has_its_words_for_the_user_and_the_curator():
 
     kinds = set(answer_type._ASKS) | set(answer_type._GIVES)
     assert kinds == set(msg.ANSWER_KINDS) == set(msg.ASKED_KINDS)
+
+
+def test_the_kinds_no_entry_gives_are_read_from_the_entries():
+    from chatbot.answer_type import never_offered
+
+    dated = make_entry("ans-1", None, question="Quand ?")
+    dated = replace(dated, answer="Le solde est versé sous 30 jours, de 9h à 18h.")
+    plain = replace(make_entry("ans-2", None, question="Quoi ?"), answer="Une attestation.")
+    never = never_offered([offered(dated), offered(plain)])
+    assert HOURS not in never and TIME not in never and SIZE in never and PHONE in never
+    assert never_offered([]) >= {HOURS, SIZE, TIME, AMOUNT}
+    # On the curated corpus: no entry gives opening hours or a file size; delays, amounts,
+    # phone numbers and addresses are given by some (« horaires de la piscine » is foreign).
+    from chatbot.corpus import load_corpus
+
+    real = never_offered(offered(e) for e in load_corpus().entries)
+    assert {HOURS, SIZE} <= real and not real & {TIME, AMOUNT, PHONE, EMAIL}
