@@ -931,6 +931,8 @@ class Dialogue:
         self.carried = carried
         # An entry's title and alternates as words(), read once per version of them.
         self._phrased: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
+        # What an entry speaks of (its facets and what its text names), read once per entry text.
+        self._spoken: dict[tuple[str, tuple[str, ...], str], frozenset[tuple[str, str]]] = {}
 
     def read_mended(self, read: Callable[[str], _T | None], text: str) -> _T | None:
         """What `read` finds in `text` as typed, else in `text` mended (« la deuxiemme »)."""
@@ -2237,17 +2239,24 @@ class Dialogue:
         if kinds <= top.missing_kinds:
             return True
         e = top.entry
-        about = {
-            *e.facets.items(),
-            *self.detector.named(" ".join([e.question, *e.alternates, e.answer])),
-        }
-        named = self.detector.named(query) - about
+        named = self.detector.named(query) - self._speaks_of(e)
         # Where the user stands (« on est un EHPAD ») is no other subject when the entry holds
         # there: filed under no value of that facet, or under that value's couloir.
         context = {f: v for f, v in named if f in self.context}
         if context and self._fits(e, context):
             named = frozenset((f, v) for f, v in named if f not in self.context)
         return bool(named)
+
+    def _speaks_of(self, entry: FaqEntry) -> frozenset[tuple[str, str]]:
+        """The (facet, value) pairs `entry` is filed under or its text names."""
+        key = (entry.question, entry.alternates, entry.answer)
+        about = self._spoken.get(key)
+        if about is None:
+            text = " ".join([entry.question, *entry.alternates, entry.answer])
+            filed = {(f, v) for f, v in entry.facets.items() if v}
+            about = frozenset({*filed, *self.detector.named(text)})
+            self._spoken[key] = about
+        return about
 
     @staticmethod
     def _last_clause(query: str) -> str:
