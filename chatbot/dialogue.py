@@ -1509,7 +1509,14 @@ class Dialogue:
             # dispositif, « médecin généraliste » : MSP/CDS or LGC, still narrows it).
             return self._ask_which(text, text, state, detected, (reply, after), questions=True)
         topic = _announced_topic(text) if reply.type != "clarify" else None
-        if topic is None and reply.type == "answer" and not previous and _bare_name(text):
+        if (
+            topic is None
+            and reply.type == "answer"
+            and not previous
+            and _bare_name(text)
+            # (Unless a curator stored it as a phrasing of the entry that answers it.)
+            and typed(text) not in self._phrasings(reply.results[0].entry)
+        ):
             topic = " ".join(words(text))
         if topic is not None:
             return self._ask_which(text, topic, state, detected, (reply, after))

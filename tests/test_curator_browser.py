@@ -130,3 +130,44 @@ def test_a_downvoted_neighbouring_answer_marked_hors_faq_is_declined_live(
         assert ("Dominique", "unanswered") in audit
         assert ("Dominique", "unanswered_forgotten") in audit
         browser.close()
+
+
+def test_the_editor_saves_only_into_the_entry_it_loaded_and_any_name_can_sign(
+    chromium_path,  # noqa: F811
+    admin_live,
+):
+    """A curator's trial: with ans-002-44 loaded, another id typed in the field then
+    « Enregistrer » wrote its content into that other entry; a name outside Latin-1
+    (« Łukasz ») stopped every call (a header carries Latin-1 only)."""
+    from playwright.sync_api import sync_playwright
+
+    bot = admin_live.bot
+    before = bot.curator.entry_edit("ans-000-02")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        admin = browser.new_page(viewport={"width": 1280, "height": 860})
+        watch = Watch(admin)
+        admin.goto(admin_live.url + "/admin")
+        admin.get_by_label("Jeton d'administration").fill(TOKEN)
+        admin.get_by_label("Votre nom").fill("Łukasz N’Diaye")
+        admin.get_by_label("Votre nom").press("Enter")
+        admin.locator("tr[data-group], #groups td").first.wait_for(timeout=TIMEOUT_MS)
+        admin.get_by_role("button", name="Éditer une fiche").click()
+        admin.get_by_label("Identifiant de la fiche").fill("ans-000-01")
+        admin.get_by_role("button", name="Charger").click()
+        question = admin.locator("#f-question")
+        question.wait_for(timeout=TIMEOUT_MS)
+        question.fill(question.input_value() + " (relu)")
+        admin.get_by_label("Identifiant de la fiche").fill("ans-000-02")
+        admin.get_by_role("button", name="Enregistrer").click()
+        admin.locator("#status.error").wait_for(timeout=TIMEOUT_MS)
+        assert "cliquez « Charger »" in admin.locator("#status").inner_text()
+        assert bot.curator.entry_edit("ans-000-02") == before  # nothing written there
+        # Back to the id loaded: saved there, signed with the name as typed.
+        admin.get_by_label("Identifiant de la fiche").fill("ans-000-01")
+        admin.get_by_role("button", name="Enregistrer").click()
+        admin.locator("#status.ok").wait_for(timeout=TIMEOUT_MS)
+        assert bot.curator.entry_edit("ans-000-01").data["question"].endswith("(relu)")
+        assert bot.curator.audit()[-1].who == "Łukasz N’Diaye"  # oldest first
+        watch.check()
+        browser.close()

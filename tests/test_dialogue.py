@@ -2385,6 +2385,13 @@ def test_a_bare_name_opening_a_conversation_is_a_topic_asked_which():
     assert state.pending is not None
     for asked in ("Convergence ?", "Convergence = ?", "comptes Convergence"):
         assert d.step(asked, DialogueState())[0].type == "answer", asked
+    # A curator who stores the bare name as a phrasing of an entry has it answered.
+    stored = replace(accounts, alternates=("convergence",))
+    search = FakeSearch(lambda q, f, b: [(stored, 1.0, 0.95), (product, 0.97, 0.5)])
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda t: 2.0)
+    for typed_ in ("Convergence", "convergence", " CONVERGENCE "):
+        reply, _ = d.step(typed_, DialogueState())
+        assert reply.type == "answer" and reply.results[0].entry.id == "ans-accounts", typed_
 
 
 def test_a_date_only_an_unlikely_rival_gives_does_not_answer_a_deadline_asked():

@@ -10,6 +10,7 @@ import hmac
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, FastAPI, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from chatbot.bot import Bot
 
 ADMIN_PAGE = Path(__file__).resolve().parent.parent / "static" / "admin.html"
-_WHO = re.compile(r"[^\w .@-]")
+_WHO = re.compile(r"[^\w .@'’-]")
 NOT_FOUND = "Ressource introuvable."
 # The admin page's own scripts and styles only, its own origin, never framed (clickjacking).
 ADMIN_CSP = (
@@ -89,7 +90,8 @@ class AdminGuardMiddleware:
 
 def curator_name(request: Request) -> str:
     """Who acts, for the audit trail: the admin page's name field, else "admin"."""
-    raw = request.headers.get("x-faqbot-curator", "").strip()
+    # Percent-encoded by the admin page (a header carries Latin-1 only: « Łukasz », « N’Diaye »).
+    raw = unquote(request.headers.get("x-faqbot-curator", "")).strip()
     return _WHO.sub("", raw)[:60] or "admin"
 
 
