@@ -28,6 +28,7 @@ log = logging.getLogger("faqbot")
 ROLES = ("scope", "context", "concrete", "spans_scope", "not_asked", "common_words")
 ID_PATTERN = r"^ans-\d{3}-\d{2}[a-z]?$"
 SOURCE_PATTERN = r"^\d{3}_[0-9a-f]{16}\.txt$"
+MIN_ALTERNATES = 2
 MAX_ALTERNATES = 20
 # Questions the FAQs are known not to answer, beside corpus/ (optional).
 UNANSWERED_FILE = "unanswered.yaml"
@@ -189,7 +190,7 @@ class EntryModel(BaseModel):
     question: str = Field(min_length=8, description="titre de question en français")
     # Up to 20: a curator attaches real users' wordings to the 12 written ones (docs/curation.md).
     alternates: list[str] = Field(
-        min_length=2, max_length=MAX_ALTERNATES, description="2 à 20 reformulations"
+        min_length=MIN_ALTERNATES, max_length=MAX_ALTERNATES, description="2 à 20 reformulations"
     )
     answer: str = Field(min_length=1, description="texte officiel (markdown)")
     facets: BaseModel  # replaced by entry_model(): one required field per facet of the vocabulary

@@ -770,3 +770,31 @@ def test_admin_routes_answer_a_wrong_method_and_a_wrong_field_as_the_public_api_
     assert (
         c.post("/api/admin/review/g999/ignore", data={"x": "1"}, headers=auth()).status_code == 404
     )
+
+
+def test_an_entry_created_for_a_group_starts_with_the_groups_own_questions(bot):
+    # A curator's trial: with alternates of their own, the group's question was dropped (and
+    # still got the fallback); a one-question group alone was refused in pydantic's terms.
+    c = client(bot, admin_token=TOKEN)
+    c.post("/api/chat", json={"message": UNKNOWN})
+    group = c.get("/api/admin/review", headers=auth()).json()["groups"][0]
+    template = c.get("/api/admin/entries/ans-000-01", headers=auth()).json()["entry"]
+    entry = {**template, "id": "ans-000-90", "question": "La cantine avec le forfait ?"}
+    entry.pop("alternates")
+    alone = c.post(f"/api/admin/review/{group['id']}/create", json={"entry": entry}, headers=auth())
+    assert alone.status_code == 400
+    assert (
+        "au moins 2 reformulations" in alone.json()["error"]
+        and "alternates" in alone.json()["error"]
+    )
+    mine = ["Forfait télétravail et cantine des agents ?", UNKNOWN.upper()]  # one is the group's
+    r = c.post(
+        f"/api/admin/review/{group['id']}/create",
+        json={"entry": {**entry, "alternates": mine}},
+        headers=auth(),
+    )
+    assert r.json() == {"ok": True, "entry_id": "ans-000-90"}
+    created = c.get("/api/admin/entries/ans-000-90", headers=auth()).json()["entry"]
+    assert created["alternates"] == [UNKNOWN, mine[0]]  # the group's first, once each
+    reply = c.post("/api/chat", json={"message": UNKNOWN}).json()
+    assert reply["type"] == "answer" and reply["results"][0]["id"] == "ans-000-90"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chatbot.corpus import MAX_ALTERNATES, entry_phrasings
+from chatbot.corpus import MAX_ALTERNATES, MIN_ALTERNATES, entry_phrasings
 from chatbot.curation import spreadsheet
 from chatbot.curation.overlay import check_entry, entry_record, problems
 from chatbot.curation.review import ReviewGroup, build_groups
@@ -173,7 +173,25 @@ class Curator:
         entry_id = str(data.get("id", ""))
         if entry_id in self.bot.corpus.by_id():
             raise InputError(f"La fiche {entry_id} existe déjà : choisissez un autre id.")
-        record = {**data, "alternates": list(data.get("alternates") or group.examples)}
+        # The group's wordings first (what users asked), then those the curator adds; once
+        # each, the question itself aside. (Only the curator's were kept when they gave
+        # some: the group's question then still got the fallback.)
+        given = data.get("alternates") or []
+        if not isinstance(given, list):
+            raise InputError("`alternates` doit être une liste de reformulations.")
+        seen = {str(data.get("question", "")).casefold()}
+        alternates: list[Any] = []
+        for text in [*(group.texts or group.examples), *given]:
+            key = str(text).casefold()
+            if key not in seen:
+                seen.add(key)
+                alternates.append(text)
+        if len(alternates) < MIN_ALTERNATES:
+            raise InputError(
+                f"Une fiche a au moins {MIN_ALTERNATES} reformulations : le groupe et les vôtres "
+                f"en donnent {len(alternates)} ; ajoutez-en dans « alternates »."
+            )
+        record = {**data, "alternates": alternates}
         self._save([(record, 0)], who, "create")
         self.store.mark_handled(group.question_ids, f"created:{entry_id}", who, {"group": group_id})
         self.bot.reload()
