@@ -798,3 +798,49 @@ def test_an_entry_created_for_a_group_starts_with_the_groups_own_questions(bot):
     assert created["alternates"] == [UNKNOWN, mine[0]]  # the group's first, once each
     reply = c.post("/api/chat", json={"message": UNKNOWN}).json()
     assert reply["type"] == "answer" and reply["results"][0]["id"] == "ans-000-90"
+
+
+def test_an_import_of_a_sheet_exported_before_another_curators_save_is_refused(bot):
+    # A curator's trial: Bob imported a spreadsheet exported before Alice's edit, with one
+    # change of his own elsewhere: Alice's answer was silently put back as it was.
+    import csv
+    import io
+
+    c = client(bot, admin_token=TOKEN)
+    old = c.get("/api/admin/corpus?format=csv", headers=auth()).content.decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(old)))
+    assert table[0][-1] == "version" and {row[-1] for row in table[1:]} == {"0"}
+    got = c.get("/api/admin/entries/ans-000-02", headers=auth()).json()
+    alice = {"entry": {"answer": "Réponse d'Alice."}, "version": got["version"]}
+    assert c.put("/api/admin/entries/ans-000-02", json=alice, headers=auth()).status_code == 200
+    ids = [row[0] for row in table]
+    table[ids.index("ans-000-05")][3] = "Réponse de Bob."
+
+    def upload(rows: list[list[str]]):
+        buf = io.StringIO()
+        csv.writer(buf).writerows(rows)
+        file = ("c.csv", buf.getvalue().encode("utf-8"))
+        return c.post("/api/admin/corpus", files={"file": file}, headers=auth())
+
+    r = upload(table)
+    assert r.status_code == 400
+    [error] = r.json()["errors"]
+    assert error["row"] == ids.index("ans-000-02") + 1 and error["field"] == "version"
+    assert "modifiée depuis votre export" in error["message"]
+    entry = c.get("/api/admin/entries/ans-000-02", headers=auth()).json()["entry"]
+    assert entry["answer"] == "Réponse d'Alice."  # nothing changed, Bob's row neither
+    assert (
+        "Bob"
+        not in c.get("/api/admin/entries/ans-000-05", headers=auth()).json()["entry"]["answer"]
+    )
+    # Exported again, the same change goes through, Alice's kept.
+    fresh = c.get("/api/admin/corpus?format=csv", headers=auth()).content.decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(fresh)))
+    table[ids.index("ans-000-05")][3] = "Réponse de Bob."
+    assert upload(table).json()["changed"] == ["ans-000-05"]
+    # A sheet without the column (an older export) is read as before; a bad version is named.
+    bare = [row[:-1] for row in table]
+    assert upload(bare).status_code == 200
+    table[1][-1] = "trois"
+    bad = upload(table).json()["errors"]
+    assert bad == [{"row": 2, "field": "version", "message": bad[0]["message"]}]

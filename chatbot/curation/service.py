@@ -13,7 +13,7 @@ from chatbot.curation.overlay import check_entry, entry_record, problems
 from chatbot.curation.review import ReviewGroup, build_groups
 from chatbot.errors import CorpusError, FaqBotError, InputError, NotFoundError
 from chatbot.records import hit_to_result
-from chatbot.stores.curator import CuratorStore
+from chatbot.stores.curator import ConflictError, CuratorStore
 from chatbot.text import echo, typed
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class Curator:
     # ------------------------------------------------------------ spreadsheets
 
     def export(self, fmt: str) -> bytes:
-        return spreadsheet.export(self.bot.corpus, fmt)
+        return spreadsheet.export(self.bot.corpus, fmt, self.store.entry_versions())
 
     def import_(self, data: bytes, fmt: str, who: str) -> ImportReport:
         """Apply a whole-corpus spreadsheet; ImportRefused (nothing changed) on any error."""
@@ -257,11 +257,36 @@ class Curator:
             raise ImportRefused([spreadsheet.RowError(1, "", str(exc))]) from None
         corpus = self.bot.corpus
         records, errors = spreadsheet.parse(table, corpus.vocabulary)
+        exported, bad_versions = spreadsheet.file_versions(table)
+        errors = [*errors, *bad_versions]
         if errors:
             raise ImportRefused(errors)
         changed = spreadsheet.changed_records(corpus, records)
+        # A row whose entry someone saved since the export would put back the old content
+        # (the editor's 409, for a whole sheet): refused, every such row named.
+        current = self.store.entry_versions()
+        stale = [
+            spreadsheet.RowError(
+                exported[r["id"]][0],
+                spreadsheet.VERSION,
+                f"la fiche {r['id']} a été modifiée depuis votre export (version "
+                f"{current.get(r['id'], 0)}, la vôtre : {exported[r['id']][1]}) : exportez de "
+                "nouveau et reportez-y vos changements",
+            )
+            for r in changed
+            if r["id"] in exported and exported[r["id"]][1] != current.get(r["id"], 0)
+        ]
+        if stale:
+            raise ImportRefused(stale)
         if changed:
-            self.store.save_entries([(r, None) for r in changed], who, "import")
+            # (With the versions read, so that a save in between is a conflict too.)
+            based = [(r, exported[r["id"]][1] if r["id"] in exported else None) for r in changed]
+            try:
+                self.store.save_entries(based, who, "import")
+            except ConflictError as exc:
+                raise ImportRefused(
+                    [spreadsheet.RowError(1, spreadsheet.VERSION, str(exc))]
+                ) from None
             self.bot.reload()
         return ImportReport(len(records), tuple(r["id"] for r in changed))
 

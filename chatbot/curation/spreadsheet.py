@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,12 @@ class RowError:
         return {"row": self.row, "field": self.field, "message": self.message}
 
 
+# Each entry's curated version when exported (0: never edited). An import refuses a row
+# whose entry someone changed since: an old spreadsheet would otherwise put back what
+# others saved after it was exported. Optional on import (older or hand-made sheets).
+VERSION = "version"
+
+
 def columns(vocab: FacetVocabulary) -> list[str]:
     return [
         "id",
@@ -44,12 +50,15 @@ def columns(vocab: FacetVocabulary) -> list[str]:
         "source",
         "source_url",
         "also_sources",
+        VERSION,
     ]
 
 
-def rows(corpus: Corpus) -> list[list[str]]:
-    """The header, then one row of text cells per entry."""
+def rows(corpus: Corpus, versions: Mapping[str, int] | None = None) -> list[list[str]]:
+    """The header, then one row of text cells per entry (`versions`: the curated version
+    of each edited entry, 0 for the others)."""
     names = corpus.vocabulary.names
+    versions = versions or {}
     out = [columns(corpus.vocabulary)]
     for e in corpus.entries:
         out.append(
@@ -62,16 +71,17 @@ def rows(corpus: Corpus) -> list[list[str]]:
                 e.source,
                 e.source_url,
                 "\n".join(e.also_sources),
+                str(versions.get(e.id, 0)),
             ]
         )
     return out
 
 
-def export(corpus: Corpus, fmt: str) -> bytes:
+def export(corpus: Corpus, fmt: str, versions: Mapping[str, int] | None = None) -> bytes:
     """The corpus as XLSX or CSV (UTF-8 with BOM, so that Excel reads the accents) bytes."""
     if fmt not in FORMATS:
         raise ValueError(fmt)
-    table = rows(corpus)
+    table = rows(corpus, versions)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\r\n")
@@ -142,7 +152,7 @@ def parse(
         return [], [RowError(1, "", "fichier vide : une ligne d'en-tête est attendue")]
     header = [h.strip() for h in table[0]]
     expected = columns(vocab)
-    missing = [c for c in expected if c not in header]
+    missing = [c for c in expected if c not in header and c != VERSION]
     unknown = [h for h in header if h and h not in expected]
     if missing:
         errors.append(
@@ -197,6 +207,33 @@ def parse(
     return records, errors
 
 
+def file_versions(
+    table: Sequence[Sequence[str]],
+) -> tuple[dict[str, tuple[int, int]], list[RowError]]:
+    """Each row's entry id → (row, version exported), for the rows whose version cell is
+    filled; and the rows whose version is not a whole number. Nothing without the column."""
+    if not table:
+        return {}, []
+    header = [h.strip() for h in table[0]]
+    if VERSION not in header or "id" not in header:
+        return {}, []
+    at, ident = header.index(VERSION), header.index("id")
+    found: dict[str, tuple[int, int]] = {}
+    errors: list[RowError] = []
+    for n, row in enumerate(table[1:], 2):
+        cells = [*row, *[""] * (len(header) - len(row))]
+        raw = cells[at].strip()
+        if not raw:
+            continue
+        try:
+            version = int(float(raw))  # (a spreadsheet may show 3 as 3.0)
+        except ValueError:
+            errors.append(RowError(n, VERSION, "nombre entier attendu (celui de l'export)"))
+            continue
+        found[cells[ident].strip()] = (n, version)
+    return found, errors
+
+
 def _lines(cell: str) -> list[str]:
     return [line for line in cell.replace("\r\n", "\n").split("\n") if line.strip()]
 
@@ -216,4 +253,14 @@ def changed_records(corpus: Corpus, records: Sequence[dict[str, Any]]) -> list[d
     return out
 
 
-__all__ = ["FORMATS", "RowError", "changed_records", "export", "parse", "read_table", "rows"]
+__all__ = [
+    "FORMATS",
+    "VERSION",
+    "RowError",
+    "changed_records",
+    "export",
+    "file_versions",
+    "parse",
+    "read_table",
+    "rows",
+]

@@ -601,6 +601,12 @@ class CuratorStore:
             rows = tx.run(f"{self._EDIT_COLUMNS} WHERE entry_id = ?", (entry_id,))
         return _edit(rows[0]) if rows else None
 
+    def entry_versions(self) -> dict[str, int]:
+        """The curated version of every edited entry (the others are at 0)."""
+        with self.backend.transaction() as tx:
+            rows = tx.run("SELECT entry_id, version FROM corpus_edit")
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def entry_version(self, entry_id: str) -> int:
         """The curated version of an entry: 0 when it was never edited."""
         with self.backend.transaction() as tx:
