@@ -844,3 +844,44 @@ def test_an_import_of_a_sheet_exported_before_another_curators_save_is_refused(b
     table[1][-1] = "trois"
     bad = upload(table).json()["errors"]
     assert bad == [{"row": 2, "field": "version", "message": bad[0]["message"]}]
+
+
+def test_a_semicolon_csv_or_a_broken_workbook_is_refused_saying_what_to_do(bot):
+    # A curator's trial: French Excel's « CSV » (semicolons) got « colonne(s) absente(s) »
+    # with the whole header as its name; a broken workbook « (BadZipFile) ».
+    c = client(bot, admin_token=TOKEN)
+    header = ";".join(spreadsheet.columns(bot.corpus.vocabulary))
+    semi = c.post(
+        "/api/admin/corpus", files={"file": ("c.csv", f"{header}\n".encode())}, headers=auth()
+    )
+    assert (
+        semi.status_code == 400 and "séparées par des « ; »" in semi.json()["errors"][0]["message"]
+    )
+    broken = c.post(
+        "/api/admin/corpus", files={"file": ("c.xlsx", b"PK\x03\x04nope")}, headers=auth()
+    )
+    message = broken.json()["errors"][0]["message"]
+    assert (
+        broken.status_code == 400 and "pas un classeur Excel" in message and "Error" not in message
+    )
+
+
+def test_the_audit_trail_is_readable_through_the_api(bot):
+    # A curator's trial: every action was recorded, but only SQLite could show them.
+    c = client(bot, admin_token=TOKEN)
+    got = c.get("/api/admin/entries/ans-000-03", headers=auth()).json()
+    edit = {"entry": {"answer": "Réponse relue."}, "version": got["version"]}
+    signed = {**auth(), "X-Faqbot-Curator": "Camille%20L%C3%A9vy"}  # as the admin page sends it
+    assert c.put("/api/admin/entries/ans-000-03", json=edit, headers=signed).status_code == 200
+    actions = c.get("/api/admin/audit", headers=auth()).json()["actions"]
+    assert actions[0]["who"] == "Camille Lévy" and actions[0]["target"] == "ans-000-03"
+    assert actions[0]["action"] == "edit" and set(actions[0]) == {
+        "at",
+        "who",
+        "action",
+        "target",
+        "detail",
+    }
+    assert len(c.get("/api/admin/audit?limit=1", headers=auth()).json()["actions"]) == 1
+    assert c.get("/api/admin/audit?limit=0", headers=auth()).status_code == 400
+    assert c.get("/api/admin/audit").status_code == 401

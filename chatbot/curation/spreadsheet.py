@@ -124,6 +124,13 @@ def read_table(data: bytes, fmt: str) -> list[list[str]]:
         except UnicodeDecodeError:
             raise ValueError("le fichier CSV n'est pas en UTF-8") from None
         table = list(csv.reader(io.StringIO(text, newline="")))
+        if table and len(table[0]) == 1 and table[0][0].count(";") >= 2:
+            # French Excel saves « CSV » with semicolons.
+            raise ValueError(
+                "les colonnes de ce CSV sont séparées par des « ; » (enregistrement d'Excel en "
+                "français) : importez le classeur .xlsx, ou enregistrez un CSV séparé par des "
+                "virgules (CSV UTF-8)"
+            )
         return [
             row if i == 0 else [c[1:] if c.startswith("'") else c for c in row]
             for i, row in enumerate(table)
@@ -132,8 +139,11 @@ def read_table(data: bytes, fmt: str) -> list[list[str]]:
 
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # zipfile, XML and openpyxl's own errors: an unreadable upload
-        raise ValueError(f"classeur XLSX illisible ({type(exc).__name__})") from None
+    except Exception:  # zipfile, XML and openpyxl's own errors: an unreadable upload
+        raise ValueError(
+            "classeur XLSX illisible : le fichier n'est pas un classeur Excel (.xlsx) valide ; "
+            "exportez-le de nouveau depuis l'espace curateur ou Excel"
+        ) from None
     ws = wb.worksheets[0]
     table = [
         ["" if v is None else str(v) for v in row]

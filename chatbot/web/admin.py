@@ -212,6 +212,26 @@ def admin_router(bot: Bot) -> APIRouter:
             {"ok": True, "entries": report.entries, "changed": list(report.changed)}
         )
 
+    @router.get("/api/admin/audit", summary="Journal des actions des curateurs (récentes d'abord)")
+    def audit(limit: int = 200) -> JSONResponse:
+        if not 1 <= limit <= 5000:
+            raise InputError("limit doit être un entier entre 1 et 5000.")
+        rows = curator.store.audit()[-limit:][::-1]
+        return JSONResponse(
+            {
+                "actions": [
+                    {
+                        "at": a.at,
+                        "who": a.who,
+                        "action": a.action,
+                        "target": a.target,
+                        "detail": a.detail,
+                    }
+                    for a in rows
+                ]
+            }
+        )
+
     @router.get("/api/admin/stats", summary="Chiffres du tableau de bord (par jour)")
     def stats() -> JSONResponse:
         from chatbot.curation.dashboard import dashboard
