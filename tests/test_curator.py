@@ -885,3 +885,22 @@ def test_the_audit_trail_is_readable_through_the_api(bot):
     assert len(c.get("/api/admin/audit?limit=1", headers=auth()).json()["actions"]) == 1
     assert c.get("/api/admin/audit?limit=0", headers=auth()).status_code == 400
     assert c.get("/api/admin/audit").status_code == 401
+
+
+def test_an_entry_refused_names_each_wrong_field_by_its_own_name(bot):
+    # A curator's trial: an unknown field was reported under « facets », a missing id as
+    # « Fiche None », and a bad couloir went unreported beside a bad id.
+    from chatbot.curation.overlay import entry_record, problems
+
+    record = entry_record(bot.corpus.by_id()["ans-000-01"])
+    assert [f for f, _ in problems({**record, "reponse": "x"}, bot.corpus.vocabulary)] == [
+        "reponse"
+    ]
+    both = {**record, "id": "x", "facets": {**record["facets"], "couloir": "Lune"}}
+    assert [f for f, _ in problems(both, bot.corpus.vocabulary)] == ["id", "facets.couloir"]
+    c = client(bot, admin_token=TOKEN)
+    c.post("/api/chat", json={"message": UNKNOWN})
+    group = c.get("/api/admin/review", headers=auth()).json()["groups"][0]["id"]
+    nameless = {k: v for k, v in record.items() if k != "id"}
+    r = c.post(f"/api/admin/review/{group}/create", json={"entry": nameless}, headers=auth())
+    assert r.status_code == 400 and "Fiche (sans id) refusée" in r.json()["error"]

@@ -43,18 +43,23 @@ def entry_record(entry: FaqEntry) -> dict[str, Any]:
 def problems(data: dict[str, Any], vocab: FacetVocabulary) -> list[tuple[str, str]]:
     """Every (field, French message) wrong with an entry record; [] when it is valid."""
     out: list[tuple[str, str]] = []
+    allowed = (*ITEM_FIELDS, "source", "source_url")
+    # Each unknown field under its own name (it was reported under « facets »).
+    for name in sorted(set(data) - set(allowed)):
+        out.append((str(name), f"champ inconnu ; champs permis : {', '.join(allowed)}"))
     item = {k: data[k] for k in ITEM_FIELDS if k in data}
     try:
         em = entry_model(vocab.names).model_validate(item)
     except ValidationError as exc:
         out.extend(validation_messages(exc))
         em = None
-    if em is not None:
-        facets = em.facets.model_dump()
-        for name, value in facets.items():
-            if value is not None:
+    # The facet values are checked whatever else is wrong (a bad id hid a bad couloir).
+    raw = em.facets.model_dump() if em is not None else data.get("facets")
+    if isinstance(raw, dict):
+        for name, value in raw.items():
+            if isinstance(value, str) and value and name in vocab.names:
                 problem = vocab.check(name, value)
-                if problem:
+                if problem and (f"facets.{name}", problem) not in out:
                     out.append((f"facets.{name}", problem))
     if not re.match(SOURCE_PATTERN, str(data.get("source") or "")):
         out.append(("source", "nom de capture attendu, ex. 000_5d238c4723e068ff.txt"))

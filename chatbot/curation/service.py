@@ -235,7 +235,7 @@ class Curator:
             found = problems(record, vocab)
             if found:
                 raise InputError(
-                    f"Fiche {record.get('id')} refusée : "
+                    f"Fiche {record.get('id') or '(sans id)'} refusée : "
                     + " ; ".join(f"champ `{f}` : {m}" for f, m in found)
                 )
             try:
