@@ -298,6 +298,19 @@ def test_corpus_is_written_back_to_yaml(bot, tmp_path):
     write_yaml(bot.corpus, target)
     again = load_corpus(target)
     assert [e.to_dict() for e in again.entries] == [e.to_dict() for e in bot.corpus.entries]
+    # In the files' own layout: the one line added is the whole diff (the whole files were
+    # rewritten in another style, a curator's trial found: git diff was unreadable), the
+    # reviewers' comments above entries kept.
+    source = bot.settings.corpus_dir / "corpus"
+    changed = []
+    for path in sorted(source.glob("*.yaml")):
+        before = path.read_text("utf-8").splitlines()
+        after = (target / "corpus" / path.name).read_text("utf-8").splitlines()
+        if before != after:
+            changed.append(
+                (path.name, [x for x in after if x not in before], len(after) - len(before))
+            )
+    assert changed == [("000_5d238c4723e068ff.yaml", ['      - "nouvelle façon"'], 1)]
 
 
 # ------------------------------------------------------------ review queue and live attach

@@ -11,10 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from chatbot import yaml_text
 from chatbot.corpus import (
     SOURCE_PATTERN,
     Corpus,
@@ -146,7 +144,10 @@ def _answered_left_out(corpus: Corpus) -> Corpus:
 
 def write_yaml(corpus: Corpus, corpus_dir: Path) -> list[Path]:
     """Write the curated entries back into faq_data/corpus/*.yaml (one file per source), for
-    review in git; exclusions and splits kept. The files written."""
+    review in git, in the files' own layout (2-space list items, double-quoted questions,
+    literal answer blocks, a blank line between entries): an unchanged entry gives unchanged
+    lines, so `git diff` shows the curators' changes only. The file's leading comments and
+    its blocks after the entries (exclusions, splits) are kept as they are. The files written."""
     by_source: dict[str, list[FaqEntry]] = {}
     for e in corpus.entries:
         by_source.setdefault(e.source, []).append(e)
@@ -154,33 +155,49 @@ def write_yaml(corpus: Corpus, corpus_dir: Path) -> list[Path]:
     folder = corpus_dir / "corpus"
     for source, entries in by_source.items():
         path = folder / (source.removesuffix(".txt") + ".yaml")
-        old: dict[str, Any] = {}
-        header = ""
+        header, tail = "", "excluded: []\n\nsplits: []\n"
+        notes: dict[str, str] = {}  # the reviewers' comment lines just above an entry
         if path.is_file():
             text = path.read_text("utf-8")
-            old = yaml_text.safe_load(text) or {}
             header = "".join(line + "\n" for line in _leading_comments(text))
-        doc = {
-            "source": source,
-            "source_url": entries[0].source_url,
-            "entries": [
-                {
-                    "id": e.id,
-                    "question": e.question,
-                    "alternates": list(e.alternates),
-                    "answer": e.answer + "\n",
-                    "facets": dict(e.facets),
-                    "also_sources": list(e.also_sources),
-                }
-                for e in entries
-            ],
-            "excluded": old.get("excluded", []),
-            "splits": old.get("splits", []),
-        }
-        body = yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100)
-        path.write_text(header + body, "utf-8")
+            kept = re.search(r"^excluded:", text, re.MULTILINE)
+            if kept:
+                tail = text[kept.start() :]
+            notes = {m[2]: m[1] for m in _NOTED.finditer(text)}
+        body = [f"source: {source}\n", f"source_url: {entries[0].source_url}\n", "entries:\n"]
+        for i, e in enumerate(entries):
+            if i:
+                body.append("\n")
+            body.append(notes.get(e.id, "") + _entry_yaml(e))
+        path.write_text(header + "".join(body) + "\n" + tail, "utf-8")
         written.append(path)
     return written
+
+
+# Comment lines right above an entry's « - id: »: kept with that entry.
+_NOTED = re.compile(r"((?:^  #.*\n)+)  - id: (\S+)", re.MULTILINE)
+
+
+def _quoted(text: str) -> str:
+    """A YAML double-quoted scalar (the files' style for questions and facet values)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _entry_yaml(e: FaqEntry) -> str:
+    lines = [f"  - id: {e.id}", f"    question: {_quoted(e.question)}"]
+    if e.alternates:
+        lines.append("    alternates:")
+        lines += [f"      - {_quoted(a)}" for a in e.alternates]
+    else:
+        lines.append("    alternates: []")
+    lines.append("    answer: |")
+    lines += [f"      {line}" if line.strip() else "" for line in e.answer.split("\n")]
+    lines.append("    facets:")
+    lines += [
+        f"      {name}: {_quoted(value) if value else 'null'}" for name, value in e.facets.items()
+    ]
+    lines.append(f"    also_sources: [{', '.join(e.also_sources)}]")
+    return "\n".join(lines) + "\n"
 
 
 def _leading_comments(text: str) -> list[str]:
@@ -190,18 +207,6 @@ def _leading_comments(text: str) -> list[str]:
             break
         out.append(line)
     return out
-
-
-class _Dumper(yaml.SafeDumper):
-    """Multi-line texts (answers) as literal blocks, as a curator writes them by hand."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
 
 
 __all__ = ["apply_edits", "check_entry", "entry_record", "problems", "write_yaml"]
