@@ -115,7 +115,7 @@ def _count(n: int, noun: str) -> str:
 def _handled(o: Any) -> bool:
     """Answered with a gold entry first (no clarification), or, without gold, the fallback."""
     if o.query.answerable:
-        return o.first_type == "answer" and o.final_top in o.query.gold
+        return bool(o.correct and not o.clarified)
     return o.first_type == "fallback"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -99,12 +100,8 @@ class Curator:
         group = self.group(group_id)
         record, version = self._record(entry_id)
         alternates = list(record.get("alternates") or [])
-        known = {str(a).casefold() for a in (record.get("question", ""), *alternates)}
-        added: list[str] = []
-        for text in group.texts or group.examples:  # every wording, most frequent first
-            if text.casefold() not in known:
-                known.add(text.casefold())
-                added.append(text)
+        # Every wording of the group, most frequent first, after the entry's own.
+        added = _new_wordings(record.get("question", ""), alternates, group.texts or group.examples)
         record["alternates"] = [*alternates, *added]
         if len(record["alternates"]) > MAX_ALTERNATES:
             raise InputError(
@@ -179,13 +176,9 @@ class Curator:
         given = data.get("alternates") or []
         if not isinstance(given, list):
             raise InputError("`alternates` doit être une liste de reformulations.")
-        seen = {str(data.get("question", "")).casefold()}
-        alternates: list[Any] = []
-        for text in [*(group.texts or group.examples), *given]:
-            key = str(text).casefold()
-            if key not in seen:
-                seen.add(key)
-                alternates.append(text)
+        alternates = _new_wordings(
+            data.get("question", ""), [], [*(group.texts or group.examples), *given]
+        )
         if len(alternates) < MIN_ALTERNATES:
             raise InputError(
                 f"Une fiche a au moins {MIN_ALTERNATES} reformulations : le groupe et les vôtres "
@@ -289,6 +282,18 @@ class Curator:
                 ) from None
             self.bot.reload()
         return ImportReport(len(records), tuple(r["id"] for r in changed))
+
+
+def _new_wordings(question: Any, alternates: Sequence[Any], texts: Sequence[Any]) -> list[Any]:
+    """`texts` an entry does not phrase yet (its question and `alternates`, case aside),
+    once each, in their order: what attaching or creating adds."""
+    known = {str(a).casefold() for a in (question, *alternates)}
+    added: list[Any] = []
+    for text in texts:
+        if str(text).casefold() not in known:
+            known.add(str(text).casefold())
+            added.append(text)
+    return added
 
 
 def format_of(filename: str, content_type: str = "") -> str:

@@ -634,12 +634,15 @@ class CuratorStore:
             (self._now(), who, action, target, json.dumps(detail, ensure_ascii=False)),
         )
 
-    def audit(self) -> list[AuditRecord]:
-        """Every curator action, oldest first: who, when, what."""
+    def audit(self, latest: int | None = None) -> list[AuditRecord]:
+        """Every curator action, oldest first: who, when, what (`latest`: the last N only,
+        read as such rather than the whole table)."""
+        query = "SELECT id, at, who, action, target, detail FROM curator_audit ORDER BY id"
         with self.backend.transaction() as tx:
-            rows = tx.run(
-                "SELECT id, at, who, action, target, detail FROM curator_audit ORDER BY id"
-            )
+            if latest is None:
+                rows = tx.run(query)
+            else:
+                rows = tx.run(query + " DESC LIMIT ?", (latest,))[::-1]
         return [AuditRecord(int(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
 

@@ -216,7 +216,7 @@ def admin_router(bot: Bot) -> APIRouter:
     def audit(limit: int = 200) -> JSONResponse:
         if not 1 <= limit <= 5000:
             raise InputError("limit doit être un entier entre 1 et 5000.")
-        rows = curator.store.audit()[-limit:][::-1]
+        rows = curator.store.audit(latest=limit)[::-1]
         return JSONResponse(
             {
                 "actions": [
