@@ -40,6 +40,9 @@ HOURS = "horaires"
 FORMAT = "format"
 # How big a file may be: only a size in units answers it (« 10 Mo »); no entry gives one.
 SIZE = "taille"
+# How many of something (« combien de comptes ? », « en combien de versements ? »): only a
+# number answers it (« une seule lettre par projet », « trois types de comptes »).
+COUNT = "nombre"
 
 # Matched on folded words joined by spaces (chatbot.text.words: no accents, no elisions).
 _ASKS = {
@@ -131,6 +134,51 @@ _ASKS = {
         r"|rapporte|gagne) combien( (pour|par|en|au|aux|avec|euros?|ht|ttc)\b|$)"
     ),
 }
+# What « combien de … » counts when it asks another kind: time (DURATION), money (AMOUNT), a
+# rhythm (« combien de fois par an »: FREQUENCY), a size (SIZE).
+_NOT_COUNTED = frozenset(
+    "temps jour jours semaine semaines mois heure heures an ans annee annees minute minutes"
+    " euro euros argent mo go ko days weeks months years hours minutes euros money".split()
+)
+# Read on the folded text, whose elisions stay (« combien d'exemplaires », not « combien ça
+# coûte »).
+_HOW_MANY = re.compile(
+    r"\b(?:combien|cb|cmb) (?:de |des |du |d'|d’)(?P<noun>[a-z]\w*)"
+    r"|\bhow many (?P<noun_en>[a-z]\w*)"
+)
+_RHYTHM = re.compile(r"\bfois par (jour|semaine|mois|trimestre|semestre|an|annee)\b")
+
+
+def _near(word: str, other: str) -> bool:
+    """Whether `word` is `other` typed with one slip (a letter changed, added, dropped or
+    two swapped): « tmeps » is « temps »."""
+    if word == other:
+        return True
+    if abs(len(word) - len(other)) > 1 or min(len(word), len(other)) < 4:
+        return False
+    i = next((k for k, (a, b) in enumerate(zip(word, other, strict=False)) if a != b), None)
+    if i is None:
+        return True  # one letter added at the end
+    return (
+        word[i + 1 :] == other[i + 1 :]
+        or word[i:] == other[i + 1 :]
+        or word[i + 1 :] == other[i:]
+        or (word[i : i + 2] == other[i : i + 2][::-1] and word[i + 2 :] == other[i + 2 :])
+    )
+
+
+def _asks_count(text: str) -> bool:
+    """Whether `text` (folded) asks how many of something that is no time, money or size."""
+    for m in _HOW_MANY.finditer(text):
+        noun = m["noun"] or m["noun_en"]
+        if noun == "fois" and _RHYTHM.search(text, m.start()):
+            continue  # « combien de fois par an »: a rhythm
+        if noun != "fois" and any(_near(noun, w) for w in _NOT_COUNTED):
+            continue
+        return True
+    return False
+
+
 _A_DURATION = (
     # A duration in figures or in words; « un/une » only where it counts (« d'environ une
     # semaine », « sous un mois », « dans un délai d'un mois », « moins d'un an »: the
@@ -168,6 +216,12 @@ _GIVES = {
         r"|vendredi|samedi|dimanche|monday|friday|saturday|sunday)\b"
     ),
     DURATION: re.compile(_A_DURATION),
+    # A number in figures or words, a single one, or a limit (« pas de limite »).
+    COUNT: re.compile(
+        r"\b(\d+|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente"
+        r"|cent|mille|un seul|une seule|unique|uniques|plusieurs|nombre|limite|limites|illimite"
+        r"|illimites|illimitee|maximum|minimum|aucun|aucune|one|two|three|single)\b"
+    ),
     # "When…?" is also answered by the event it waits for: "à l'issue de la mise en
     # service", "après la VSR", "dès la signature" (elisions are gone: "a issue").
     MOMENT: re.compile(
@@ -272,7 +326,7 @@ def _who_pays_dropped(clause: str) -> str:
 
 def asked(text: str) -> frozenset[str]:
     """The kinds of answer `text` asks for (TIME, DURATION, MOMENT, FREQUENCY, AMOUNT, PHONE,
-    EMAIL, HOURS, FORMAT, SIZE), if any."""
+    EMAIL, HOURS, FORMAT, SIZE, COUNT), if any."""
     text = _conditions(text)
     clauses = [_who_pays_dropped(typed(c)) for c in _CLAUSES.split(text)]
     clauses.append(_who_pays_dropped(typed(text)))
@@ -284,6 +338,8 @@ def asked(text: str) -> frozenset[str]:
         kinds.add(TIME)
     if _HOW_MUCH_PAID.search(folded):
         kinds.add(AMOUNT)
+    if _asks_count(folded):
+        kinds.add(COUNT)
     return frozenset(kinds)
 
 

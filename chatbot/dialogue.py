@@ -18,6 +18,7 @@ from chatbot import messages as msg
 from chatbot.answer_type import (
     AMOUNT,
     CONTACTS,
+    COUNT,
     DURATION,
     FORMAT,
     FREQUENCY,
@@ -689,7 +690,7 @@ def _unlikely(rival: Hit, best: Hit, share: float) -> bool:
 
 # The kinds a question asks precisely (_lacking), and the share of the best entry's
 # confidence below which a rival is no reading that could give them.
-_PRECISE_KINDS = (FREQUENCY, TIME, DURATION, HOURS, FORMAT, SIZE)
+_PRECISE_KINDS = (FREQUENCY, TIME, DURATION, HOURS, FORMAT, SIZE, COUNT)
 _LIKELY_SHARE = 0.1
 
 
@@ -719,6 +720,7 @@ _WHY_LACKING = {
     FORMAT: msg.WHY_NO_FORMAT,
     SIZE: msg.WHY_NO_SIZE,
     AMOUNT: msg.WHY_NO_AMOUNT,
+    COUNT: msg.WHY_NO_COUNT,
 }
 
 

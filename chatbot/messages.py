@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chatbot.answer_type import (
     AMOUNT,
+    COUNT,
     DURATION,
     EMAIL,
     FORMAT,
@@ -118,6 +119,7 @@ ANSWER_KINDS = {
     HOURS: "d'horaires",
     FORMAT: "de format",
     SIZE: "de taille de fichier",
+    COUNT: "de nombre",
 }
 
 # Why the bot declined, for the curator's review queue (never shown to the user).
@@ -141,6 +143,7 @@ WHY_NO_HOURS = "aucune des fiches proches ne donne d'horaires"
 WHY_NO_FORMAT = "aucune des fiches proches ne donne de format"
 WHY_NO_SIZE = "aucune des fiches proches ne donne de taille de fichier"
 WHY_NO_AMOUNT = "aucune des fiches proches ne donne de montant"
+WHY_NO_COUNT = "aucune des fiches proches ne donne de nombre"
 WHY_NO_CONTACT = (
     "demande un numéro de téléphone ou une adresse électronique que la meilleure fiche ne"
     " donne pas pour ce que la question nomme"
@@ -161,6 +164,7 @@ ASKED_KINDS = {
     HOURS: "des horaires",
     FORMAT: "un format",
     SIZE: "une taille de fichier",
+    COUNT: "un nombre",
 }
 
 CLOSEST_HEADER = "Les questions les plus proches :"

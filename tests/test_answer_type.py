@@ -8,6 +8,7 @@ import pytest
 
 from chatbot.answer_type import (
     AMOUNT,
+    COUNT,
     DURATION,
     EMAIL,
     FORMAT,
@@ -43,7 +44,7 @@ from tests.test_lexical import retriever
         ("comment modifier la date de fin de dépôt de ma demande ?", set()),  # names a date
         ("le délai est de combien ?", {TIME}),  # no amount
         ("la version du référentiel est combien ?", set()),
-        ("combien d'ESMS la CNSA finance-t-elle ?", set()),  # a count
+        ("combien d'ESMS la CNSA finance-t-elle ?", {COUNT}),  # a count
         ("à combien s'élève l'enveloppe ?", {AMOUNT}),
         ("le pourcentage est-il publié ?", set()),
         ("what time frame applies?", set()),
@@ -65,14 +66,14 @@ from tests.test_lexical import retriever
         ("on est payé combien pour la presta ?", {AMOUNT}),
         ("C'est combien l'avance pour le DUI ?", {AMOUNT}),
         ("et la prestation, ça fait combien par site ?", {AMOUNT}),
-        ("ça fait combien d'établissements en tout ?", set()),  # a count
+        ("ça fait combien d'établissements en tout ?", {COUNT}),  # a count
         ("c'est combien de temps ?", {DURATION}),
         ("et l'enveloppe, elle est de combien ?", {AMOUNT}),
         ("Combien d'euros par professionnel ?", {AMOUNT}),
         ("Combien l'État verse-t-il à l'éditeur ?", {AMOUNT}),
         ("et ça représente combien d'argent par cabinet ?", {AMOUNT}),
         ("Sous combien de temps l'ASP verse-t-elle l'avance ?", {DURATION}),
-        ("combien de dossiers l'ASP finance par an ?", set()),  # a count
+        ("combien de dossiers l'ASP finance par an ?", {COUNT}),  # a count
         ("c'est quel pourcentage du forfait ?", {AMOUNT}),
         # whether, not how much: an entry answers it without a figure
         ("on peut avoir une enveloppe pour payer un chef de projet SI ?", set()),
@@ -92,10 +93,10 @@ from tests.test_lexical import retriever
         ("Quand le paiement, svp ?", {MOMENT}),
         ("quand le versement du solde, s'il vous plaît ?", {MOMENT}),
         ("When we create a product on Convergence, what is the questionnaire for?", set()),
-        ("Combien de PV faut-il faire valider ?", set()),
-        ("la réforme touche combien d'établissements ?", set()),  # a count, not an amount
-        ("le SAS touche combien de médecins ?", set()),
-        ("l'avance est versée combien de fois ?", set()),
+        ("Combien de PV faut-il faire valider ?", {COUNT}),
+        ("la réforme touche combien d'établissements ?", {COUNT}),  # a count, not an amount
+        ("le SAS touche combien de médecins ?", {COUNT}),
+        ("l'avance est versée combien de fois ?", {COUNT}),
         # who pays, not how much
         ("La mise à jour Ségur, c'est à nos frais ?", set()),
         ("c'est aux frais de l'établissement ?", set()),
@@ -111,9 +112,9 @@ from tests.test_lexical import retriever
         ("tous les combien faut-il renouveler le certificat ?", {FREQUENCY}),
         ("combien de fois par an faut-il le faire ?", {FREQUENCY}),
         ("tous les combien de mois faut-il le refaire ?", {FREQUENCY}),  # not a duration
-        ("combien de fois par dispositif peut-on en bénéficier ?", set()),  # a count
+        ("combien de fois par dispositif peut-on en bénéficier ?", {COUNT}),  # a count
         ("How often must the ROR be updated?", {FREQUENCY}),
-        ("ça se paye en combien de fois ?", set()),
+        ("ça se paye en combien de fois ?", {COUNT}),
         # a way to reach someone: a number or an address
         ("quel est le numero de telephone de l'ASP ?", {PHONE}),
         ("c quoi le num de tel de l'assistance ASP ?", {PHONE}),
@@ -207,7 +208,42 @@ def test_a_question_asks_for_a_delay_or_date_an_amount_or_neither(question, kind
 )
 def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, answer, kinds):
     entry = replace(make_entry("ans-1", None, question=question), answer=answer)
-    assert offered(entry) == kinds
+    assert offered(entry) - {COUNT} == kinds  # (a number: the test below)
+
+
+@pytest.mark.parametrize(
+    ("answer", "gives"),
+    [
+        ("Une seule lettre par projet, c'est-à-dire pour une grappe.", True),
+        ("Il peut lui créer un de ces trois types de comptes.", True),
+        ("Le nombre de comptes n'est pas limité.", True),
+        ("Financé à 100 % par l'État.", True),
+        ("La convention fixe les modalités de suivi.", False),
+        ("Un délai d'environ une semaine d'instruction.", False),  # « une », an article
+    ],
+)
+def test_only_a_number_answers_how_many(answer, gives):
+    entry = replace(make_entry("ans-1", None, question="Combien ?"), answer=answer)
+    assert (COUNT in offered(entry)) is gives
+
+
+@pytest.mark.parametrize(
+    ("question", "counts"),
+    [
+        ("combien de comptes peut-on créer sur Convergence ?", True),
+        ("la subvention est versée en combien de fois ?", True),
+        ("faut renvoyer la convention en combien d'exemplaires ?", True),
+        ("cb de clients pilotes pour les PV ?", True),
+        ("how many pilot sites do we need?", True),
+        ("combien ça coûte ?", False),  # an amount
+        ("combien de temps ?", False),  # a duration
+        ("au bout de combien de tmeps ?", False),  # a duration, mistyped
+        ("combien d'euros pour le DUI ?", False),
+        ("combien de fois par an faut-il le faire ?", False),  # a rhythm
+    ],
+)
+def test_how_many_asks_a_number_unless_it_counts_time_or_money(question, counts):
+    assert (COUNT in asked(question)) is counts
 
 
 def test_a_question_asking_a_delay_the_best_entry_lacks_is_flagged_for_the_scope_model():

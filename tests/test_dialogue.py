@@ -828,6 +828,23 @@ def test_how_often_asked_of_entries_giving_no_rhythm_falls_back_saying_so():
     assert msg.WHY_NO_FREQUENCY not in (reply.why or "")
 
 
+def test_how_many_asked_of_entries_giving_no_number_falls_back_saying_so():
+    # « en combien de versements ? »: no close entry gives a number.
+    count = frozenset({"nombre"})
+    rows = [
+        Hit(SAS, 0.9, 0.9, 0.0, 0.0, 0.9, missing_kinds=count),
+        Hit(DUI, 0.8, 0.5, 0.0, 0.0, 0.9, missing_kinds=count),
+    ]
+    d, _ = make(lambda q, f, b: rows)
+    reply, _ = d.step("la subvention est versée en combien de versements ?", DialogueState())
+    assert reply.type == "fallback" and msg.WHY_NO_COUNT in reply.why
+    assert msg.ANSWER_KINDS["nombre"] in reply.text
+    # A likely entry giving one (« une seule lettre par projet »): answered.
+    rows[1] = Hit(DUI, 0.8, 0.5, 0.0, 0.0, 0.9)
+    reply, _ = d.step("la subvention est versée en combien de versements ?", DialogueState())
+    assert msg.WHY_NO_COUNT not in (reply.why or "")
+
+
 def test_a_clarification_offering_one_value_besides_autre_is_not_asked(monkeypatch):
     # « Votre question concerne quelle thématique ? » with one value and « Autre » chooses
     # nothing: the question is decided as if no clarification were due.
