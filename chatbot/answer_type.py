@@ -125,7 +125,10 @@ _ASKS = {
         r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification"
         r"|frais|montant|montants|how much|cost|costs|price|prices|fee|fees"
         r"|combien euros|combien argent|quel pourcentage|what percentage|a combien"
-        r"|combien touche|combien percoit|combien recoit)\b"
+        r"|combien touche|combien percoit|combien recoit"
+        # A ceiling is an amount (« quel est le plafond de subvention ? »); the entries that
+        # have one name it (_GIVES).
+        r"|plafond|plafonds)\b"
         # The colloquial order: "il touche combien ?", "on est payé combien pour…", not
         # "touche combien d'établissements" (a count: elisions are gone, so what follows
         # "combien" decides).
@@ -259,7 +262,10 @@ _UNTIL = re.compile(r"\bjusqu ?'? ?a (quand|quelle date|quelle annee)\b")
 # verse-t-elle… » is a duration).
 _HOW_MUCH_PAID = re.compile(
     r"\bcombien (?!de |d'|d’)(\S+ ){0,4}(verse|versent|finance|financent|paie|paye|payee"
-    r"|rembourse|donne|accorde|alloue|attribue)\b"
+    r"|rembourse|donne|accorde|alloue|attribue|recoit|recoivent|touche|touchent|percoit"
+    r"|percoivent|gagne|gagnent)\b"
+    # « combien … en euros ? », « c'est plafonné à combien ? »
+    r"|\bcombien\b.*\ben euros?\b|\bplafonne(e|es|s)? a combien\b"
 )
 # « c'est combien l'avance ? », « ça fait combien par site ? », « elle est de combien ? »
 # (not « c'est combien de temps », « ça fait combien d'établissements »: what follows decides;

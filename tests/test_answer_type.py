@@ -46,6 +46,9 @@ from tests.test_lexical import retriever
         ("la version du référentiel est combien ?", set()),
         ("combien d'ESMS la CNSA finance-t-elle ?", {COUNT}),  # a count
         ("à combien s'élève l'enveloppe ?", {AMOUNT}),
+        ("Combien une maison de santé reçoit-elle en euros ?", {AMOUNT}),
+        ("Quel est le plafond de subvention par établissement ?", {AMOUNT}),
+        ("l'aide est plafonnée à combien ?", {AMOUNT}),
         ("le pourcentage est-il publié ?", set()),
         ("what time frame applies?", set()),
         ("Is there a minimum waiting period before reapplying?", {DURATION}),
