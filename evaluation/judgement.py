@@ -42,6 +42,9 @@ HELD_OUT = {
     # (07/12, thirteenth session: written in its middle, measured blind on its start and on
     # its state then, read afterwards)
     "fresh10": ("eval", "fresh10"),
+    # (07/12, fourteenth session: written at its start, measured blind on its start and its
+    # first change, read afterwards)
+    "fresh11": ("eval", "fresh11"),
     # (07/12, tenth session: 241 near misses, 3 per entry, written from the corpus alone and
     # reviewed against every answer; no answerable question, no dialogue)
     "unanswered": ("eval", "unanswered"),
