@@ -326,8 +326,27 @@ _SHARE = re.compile(
 )
 
 
+# « est-ce que le programme prend en charge ce que ça nous coûte ? », « les frais sont-ils
+# couverts ? » ask whether it is paid for, not how much: the cost words are dropped beside a
+# verb of covering, unless the clause asks a share (« quel pourcentage du coût est pris en
+# charge ? »).
+_COVERED = re.compile(
+    r"\b(pris|prise|prises|prend|prennent|prendre|prendra) en charge\b"
+    r"|\b(couvre|couvrent|couvert|couverte|couverts|couvertes|couvrir|covered|cover|covers)\b"
+)
+_COST = re.compile(r"\b(cout|couts|coute|coutent|frais|cost|costs)\b")
+_A_SHARE = re.compile(
+    r"\b(pourcentage|percentage|quelle part|what share|taux|hauteur"
+    r"|(quel|quels) (est |sont )?(le |les )?(cout|couts|frais))\b"
+)
+
+
 def _who_pays_dropped(clause: str) -> str:
-    return clause if _SHARE.search(clause) else _WHO_PAYS.sub("", clause)
+    if _SHARE.search(clause) or _A_SHARE.search(clause):
+        return clause
+    if _COVERED.search(clause):
+        clause = _COST.sub("", clause)
+    return _WHO_PAYS.sub("", clause)
 
 
 def asked(text: str) -> frozenset[str]:

@@ -47,6 +47,12 @@ from tests.test_lexical import retriever
         ("combien d'ESMS la CNSA finance-t-elle ?", {COUNT}),  # a count
         ("à combien s'élève l'enveloppe ?", {AMOUNT}),
         ("Combien une maison de santé reçoit-elle en euros ?", {AMOUNT}),
+        # whether a cost is covered, not how much (unless a share or the cost is asked)
+        ("est-ce que le programme prend en charge ce que ça nous coûte ?", set()),
+        ("les frais de formation sont-ils couverts ?", set()),
+        ("Quel pourcentage du coût est pris en charge par la CNSA ?", {AMOUNT}),
+        ("quel est le coût pris en charge ?", {AMOUNT}),
+        ("combien coûte le module, est-il pris en charge ?", {AMOUNT}),
         ("Quel est le plafond de subvention par établissement ?", {AMOUNT}),
         ("l'aide est plafonnée à combien ?", {AMOUNT}),
         ("le pourcentage est-il publié ?", set()),
