@@ -109,7 +109,7 @@ class SharedSessionIds(SessionIds):
         `after` seconds; whether they were read. Redis down: the keys known stay."""
         import redis
 
-        from chatbot.stores.redis_store import DEFAULT_PREFIX, redis_client
+        from chatbot.stores.redis_store import DEFAULT_PREFIX, redis_client, redis_reason
 
         now = time.monotonic()
         with self._lock:
@@ -131,7 +131,8 @@ class SharedSessionIds(SessionIds):
         except redis.RedisError as exc:
             if not self._warned:
                 log.warning(
-                    "clés des sessions non lues dans Redis (%s) : clés connues gardées.", exc
+                    "clés des sessions non lues dans Redis (%s) : clés connues gardées.",
+                    redis_reason(exc),
                 )
                 self._warned = True
             return False

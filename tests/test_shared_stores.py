@@ -337,3 +337,74 @@ def test_postgres_stopped_votes_503_chat_goes_on_and_votes_come_back_without_res
     # The same vote twice: one row (one vote per session and entry, the latest kept).
     assert rows == [(vote["entry_id"], "montant prestation SAS")]
     bot.votes.close()
+
+
+def test_a_hung_redis_costs_one_turn_its_timeouts_then_turns_give_up_at_once(
+    web_bot, tmp_path, own_redis, web_clarify_question
+):
+    # An operator's trial: Redis stopped (SIGSTOP, not refusing) made every turn wait for
+    # its socket timeouts (8 s a turn, 24 s at 32 clients).
+    import signal
+
+    from chatbot.stores.redis_store import RETRY_AFTER_FAILURE_SECONDS, SOCKET_TIMEOUT
+
+    bot = redis_bot(web_bot, tmp_path, own_redis.url)
+    with TestClient(create_app(bot, bot.settings, ui=False)) as client:
+        assert client.post("/api/chat", json={"message": web_clarify_question}).is_success
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            times = []
+            for _ in range(4):
+                started = time.perf_counter()
+                r = client.post("/api/chat", json={"message": "montant prestation SAS"})
+                times.append(time.perf_counter() - started)
+                assert r.status_code == 200 and r.json()["text"].startswith(msg.SESSION_RESTARTED)
+            # The first turn finds Redis silent; the next ones, within the second, give up.
+            assert times[0] >= SOCKET_TIMEOUT
+            assert max(times[1:]) < SOCKET_TIMEOUT, times
+            assert client.get("/readyz").json()["stores"]["sessions"] == "degraded"
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        time.sleep(RETRY_AFTER_FAILURE_SECONDS)
+        assert client.get("/readyz").json()["status"] == "ok"
+        d = client.post("/api/chat", json={"message": web_clarify_question}).json()
+        assert d["type"] == "clarify" and not d["text"].startswith(msg.SESSION_RESTARTED)
+
+
+def test_redis_refusing_writes_is_not_ready_and_its_errors_log_no_key_nor_address(
+    web_bot, tmp_path, own_redis, caplog
+):
+    # An operator's trial: Redis out of memory (noeviction) logged the command that failed,
+    # with the session-signing key (SET faqbot:secret <key> NX) and a client's address
+    # (INCRBY faqbot:rl:<ip>:…), while /readyz said the sessions were fine.
+    import logging
+
+    from chatbot.session_ids import session_ids
+
+    bot = redis_bot(web_bot, tmp_path, own_redis.url, rate_limit_per_minute=100)
+    ids = session_ids(bot.settings)
+    key = ids._keys[0].decode()
+    admin = redis_client(own_redis.url)
+    admin.flushall()
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) + 1000)
+    try:
+        with caplog.at_level(logging.WARNING, logger="faqbot"):
+            ids._read_at = -1e9  # its next refresh now
+            ids.new()
+            with TestClient(create_app(bot, bot.settings, ui=False)) as client:
+                ready = client.get("/readyz").json()
+                assert ready["stores"]["sessions"] == "degraded"
+                r = client.post(
+                    "/api/chat",
+                    json={"message": "montant prestation SAS"},
+                    headers={"X-Forwarded-For": "10.1.2.3"},
+                )
+                assert r.status_code == 200
+        logged = caplog.text
+        assert "clés des sessions non lues" in logged and "limite de débit non vérifiée" in logged
+        assert "maxmemory" in logged  # Redis's own words are kept, the command's arguments not
+        assert key not in logged and "rl:" not in logged and "testclient" not in logged
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.close()

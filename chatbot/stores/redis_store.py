@@ -9,6 +9,8 @@ answer with a notice (docs/deploy.md).
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +36,11 @@ LOCK_WAIT_SECONDS = 10.0
 COUNT_LIMIT = 100_000
 
 
+# A hung Redis (stopped, not refusing) costs a call this much, twice with the retry; then
+# _Breaker gives up at once for RETRY_AFTER_FAILURE_SECONDS.
+SOCKET_TIMEOUT = 1.0
+
+
 def redis_client(url: str) -> redis.Redis:
     """A client that fails fast when Redis is down and reconnects by itself once it is back."""
     import redis
@@ -43,15 +50,69 @@ def redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=1.0,
-        socket_timeout=2.0,
+        socket_timeout=SOCKET_TIMEOUT,
         # One immediate retry: a connection broken by a Redis restart is replaced, not reported.
         retry=Retry(NoBackoff(), 1),
         health_check_interval=30,
     )
 
 
+# redis-py echoes a failed pipeline command with its arguments (« Command # 1 (SET
+# faqbot:secret <the signing key> NX) of pipeline caused error: OOM… »), and a rate-limit
+# key holds the client's address: neither may reach the logs.
+_ECHOED_COMMAND = re.compile(r"(Command # \d+) \(.*?\) (of pipeline)", re.DOTALL)
+_REASON_CHARS = 300
+
+
+def redis_reason(exc: BaseException) -> str:
+    """What went wrong with Redis, for the logs: the error's kind and Redis's own words,
+    without the command's arguments (keys, values)."""
+    text = _ECHOED_COMMAND.sub(r"\1 \2", str(exc))
+    if len(text) > _REASON_CHARS:
+        text = text[:_REASON_CHARS] + "…"
+    return f"{type(exc).__name__}: {text}"
+
+
 def _unavailable(exc: Exception) -> StoreUnavailableError:
-    return StoreUnavailableError(f"Redis injoignable ({type(exc).__name__}: {exc}).")
+    return StoreUnavailableError(f"Redis injoignable ({redis_reason(exc)}).")
+
+
+# After Redis failed to answer (refused, timed out), callers give up at once for this long
+# while one of them tries again: a hung Redis costs one turn its timeouts, not every turn.
+RETRY_AFTER_FAILURE_SECONDS = 1.0
+
+
+class _Breaker:
+    """Fail at once while Redis is known down; one caller at a time finds out if it is back."""
+
+    def __init__(self) -> None:
+        self._down_lock = threading.Lock()
+        self._down_until = 0.0  # monotonic time before which callers fail at once; 0: up
+        self._down_reason = ""
+
+    def down(self) -> str | None:
+        """Why Redis is taken as down (give up at once), else None (go ahead)."""
+        with self._down_lock:
+            now = time.monotonic()
+            if now < self._down_until:
+                return self._down_reason
+            if self._down_until:
+                # This caller tries again; the others fail at once while it waits.
+                self._down_until = now + 2 * SOCKET_TIMEOUT + RETRY_AFTER_FAILURE_SECONDS
+            return None
+
+    def failed(self, exc: BaseException) -> None:
+        import redis
+
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            with self._down_lock:
+                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
+                self._down_reason = redis_reason(exc)
+
+    def succeeded(self) -> None:
+        if self._down_until:
+            with self._down_lock:
+                self._down_until = 0.0
 
 
 class RedisSessionStore:
@@ -61,6 +122,7 @@ class RedisSessionStore:
         self.client = client
         self.ttl = int(ttl)
         self.prefix = prefix
+        self.breaker = _Breaker()
 
     @classmethod
     def from_url(cls, url: str, ttl: int, prefix: str = DEFAULT_PREFIX) -> RedisSessionStore:
@@ -75,10 +137,16 @@ class RedisSessionStore:
     def _call(self, op: Callable[[], T]) -> T:
         import redis
 
+        reason = self.breaker.down()
+        if reason is not None:
+            raise StoreUnavailableError(f"Redis injoignable ({reason}).")
         try:
-            return op()
+            result = op()
         except redis.RedisError as exc:
+            self.breaker.failed(exc)
             raise _unavailable(exc) from None
+        self.breaker.succeeded()
+        return result
 
     def get(self, session_id: str) -> DialogueState | None:
         raw: Any = self._call(lambda: self.client.get(self._key(session_id)))
@@ -124,10 +192,7 @@ class RedisSessionStore:
             blocking_timeout=LOCK_WAIT_SECONDS,
             thread_local=False,
         )
-        try:
-            acquired = lock.acquire()
-        except redis.RedisError as exc:
-            raise _unavailable(exc) from None
+        acquired = self._call(lock.acquire)
         if not acquired:
             raise StoreUnavailableError(
                 f"Session {session_id[:6]} verrouillée depuis plus de {LOCK_WAIT_SECONDS:.0f} s."
@@ -140,11 +205,21 @@ class RedisSessionStore:
             except LockNotOwnedError:  # held longer than LOCK_SECONDS: another turn may have run
                 log.warning("session %s : verrou expiré avant la fin du tour.", session_id[:6])
             except (LockError, redis.RedisError) as exc:
-                log.warning("session %s : verrou non libéré (%s).", session_id[:6], exc)
+                log.warning(
+                    "session %s : verrou non libéré (%s).", session_id[:6], redis_reason(exc)
+                )
 
     def ping(self) -> None:
-        """StoreUnavailableError when Redis does not answer."""
-        self._call(self.client.ping)
+        """StoreUnavailableError when Redis does not answer, or refuses writes (out of memory
+        under `noeviction`, a read-only replica): a PING alone would say it is fine."""
+        import redis
+
+        try:  # asked directly, whatever the breaker says: /readyz tells what is now
+            self.client.set(f"{self.prefix}ready", b"1", ex=60)
+        except redis.RedisError as exc:
+            self.breaker.failed(exc)
+            raise _unavailable(exc) from None
+        self.breaker.succeeded()
 
     def close(self) -> None:
         self.client.close()
@@ -170,6 +245,7 @@ class RedisRateLimiter:
         self.per_minute = per_minute
         self.prefix = prefix
         self.clock = clock
+        self.breaker = _Breaker()
 
     def check(self, client: str) -> int:
         """0 when the request may go on, else the seconds to wait; Redis down lets it through."""
@@ -178,15 +254,21 @@ class RedisRateLimiter:
         now = self.clock()
         window = int(now // self.WINDOW)
         key = f"{self.prefix}rl:{client}:{window}"
+        # Better to serve without a limit than to refuse everyone while Redis is down.
+        if self.breaker.down() is not None:
+            return 0
         try:
             pipe = self.client.pipeline(transaction=True)
             pipe.incr(key)
             pipe.expire(key, self.WINDOW + 5)
             count = int(pipe.execute()[0])
         except redis.RedisError as exc:
-            # Better to serve without a limit than to refuse everyone while Redis is down.
-            log.warning("limite de débit non vérifiée : Redis injoignable (%s).", exc)
+            self.breaker.failed(exc)
+            log.warning(
+                "limite de débit non vérifiée : Redis injoignable (%s).", redis_reason(exc)
+            )
             return 0
+        self.breaker.succeeded()
         if count > self.per_minute:
             return max(1, int((window + 1) * self.WINDOW - now + 0.999))
         return 0
