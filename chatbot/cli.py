@@ -155,7 +155,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     from chatbot.dialogue import Reply
     from chatbot.records import reply_to_dict
 
-    bot = Bot.from_settings(_settings(args), build="never", progress=False)
+    bot = Bot.from_settings(_settings(args, retrieval=args.mode), build="never", progress=False)
     if stdin is sys.stdin and hasattr(stdin, "reconfigure"):
         # Undecodable bytes become lone surrogates, which the Bot turns into a polite fallback
         # instead of a UnicodeDecodeError ending the conversation (strict under most UTF-8 locales).
@@ -198,7 +198,9 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from chatbot.web.serve import serve
 
-    settings = Settings.from_env(host=args.host, port=args.port, model=args.model)
+    settings = Settings.from_env(
+        host=args.host, port=args.port, model=args.model, retrieval=args.mode
+    )
     # Only a server started from the command line may start itself again (sys.orig_argv).
     serve(settings, ui=not args.no_ui, workers=args.workers, restartable=args.from_command_line)
     return 0
@@ -419,6 +421,9 @@ class FrenchArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _FrenchHelpFormatter)
+        # « serve --mode bm25 » was read as « --model bm25 » (an abbreviation), then reported
+        # as a missing model: an option is its whole name or an error.
+        kwargs.setdefault("allow_abbrev", False)
         add_help = kwargs.pop("add_help", True)
         kwargs["add_help"] = False
         super().__init__(*args, **kwargs)
@@ -468,11 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("chat", help="une conversation sur l'entrée standard, un message par ligne")
     c.add_argument("--json", action="store_true", help="un objet Reply JSON par ligne")
     c.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
+    c.add_argument("--mode", choices=MODES, help="recherche (défaut hybrid)")
 
     v = sub.add_parser("serve", help="servir l'interface web, le widget et l'API")
     v.add_argument("--host", default=None, help="adresse d'écoute (défaut 127.0.0.1)")
     v.add_argument("--port", type=int, default=None, help="port (défaut 7860)")
     v.add_argument("--model", help="modèle sentence-transformers (nom ou dossier)")
+    v.add_argument("--mode", choices=MODES, help="recherche (défaut hybrid)")
     v.add_argument(
         "--no-ui",
         action="store_true",

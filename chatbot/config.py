@@ -142,10 +142,32 @@ class Settings:
                 f"FAQBOT_MICROBATCH_MS={self.microbatch_ms!r} : un entier entre 0 (désactivé) "
                 "et 100 est attendu."
             )
-        if self.redis_url and not self.redis_url.startswith(_REDIS_SCHEMES):
+        if self.redis_url and not _valid_redis_url(self.redis_url):
             raise ConfigError(
                 f"FAQBOT_REDIS_URL={mask_url(self.redis_url)!r} invalide : une adresse "
-                "redis://hôte:port/0, rediss://… (TLS) ou unix:///chemin/redis.sock est attendue."
+                "redis://hôte:port/0, rediss://… (TLS) ou unix:///chemin/redis.sock est attendue "
+                "(port : un entier entre 1 et 65535 ; base : un entier)."
+            )
+        if self.session_ttl_seconds < 60:
+            raise ConfigError(
+                f"FAQBOT_SESSION_TTL_SECONDS={self.session_ttl_seconds} : une durée d'au moins 60 "
+                "secondes est attendue (3600 par défaut : une heure)."
+            )
+        if self.max_sessions < 1:
+            raise ConfigError(
+                f"FAQBOT_MAX_SESSIONS={self.max_sessions} : un nombre ≥ 1 est attendu "
+                "(10000 par défaut)."
+            )
+        if self.rate_limit_per_minute < 0:
+            raise ConfigError(
+                f"FAQBOT_RATE_LIMIT_PER_MINUTE={self.rate_limit_per_minute} : un nombre de "
+                "requêtes ≥ 0 est attendu (0 : aucune limite)."
+            )
+        if self.secret_key and len(self.secret_key) < 32:
+            raise ConfigError(
+                "FAQBOT_SECRET_KEY trop courte : 32 caractères au moins (ex. la sortie de "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`), la même sur "
+                "tous les processus."
             )
         if self.database_url and not self.database_url.startswith(_POSTGRES_SCHEMES):
             raise ConfigError(
@@ -185,8 +207,28 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password masked: a message or a log must not print a secret."""
-    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """The URL with any password masked: a message or a log must not print a secret (in a
+    URL, « user:secret@ »; in a key/value DSN, « password=secret »)."""
+    url = re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(?i)\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", r"\1***", url)
+
+
+def _valid_redis_url(url: str) -> bool:
+    """What redis-py will parse: the scheme, a numeric port, a numeric database (it would
+    fail later, with a traceback, on « redis://hôte:notaport/0 »)."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(_REDIS_SCHEMES):
+        return False
+    if url.startswith("unix://"):
+        return True
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number in 0-65535
+    except ValueError:
+        return False
+    path = parts.path.strip("/")
+    return bool(parts.hostname) and port != 0 and (not path or path.isdigit())
 
 
 def _parse(name: str, type_name: str, raw: str) -> object:

@@ -93,3 +93,56 @@ def test_measurement_commands_name_the_extra_to_install_when_it_is_missing(
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert module in err and "pip install -e '.[eval]'" in err
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        # An operator's trial: each was accepted, or ended in a traceback.
+        ({"FAQBOT_REDIS_URL": "redis://:pw@127.0.0.1:notaport/0"}, "FAQBOT_REDIS_URL"),
+        ({"FAQBOT_REDIS_URL": "redis://127.0.0.1:6379/zero"}, "FAQBOT_REDIS_URL"),
+        (
+            {"FAQBOT_DATABASE_URL": "host=127.0.0.1 user=faqbot password=Sup3rS3cret dbname=f"},
+            "password=***",
+        ),
+        ({"FAQBOT_SESSION_TTL_SECONDS": "0"}, "FAQBOT_SESSION_TTL_SECONDS"),
+        ({"FAQBOT_SESSION_TTL_SECONDS": "-5"}, "FAQBOT_SESSION_TTL_SECONDS"),
+        ({"FAQBOT_MAX_SESSIONS": "0"}, "FAQBOT_MAX_SESSIONS"),
+        ({"FAQBOT_RATE_LIMIT_PER_MINUTE": "-3"}, "FAQBOT_RATE_LIMIT_PER_MINUTE"),
+        ({"FAQBOT_SECRET_KEY": "x"}, "FAQBOT_SECRET_KEY"),
+    ],
+)
+def test_a_bad_server_setting_stops_the_start_in_one_french_line(
+    env, needle, tmp_path, monkeypatch, capsys
+):
+    from evaluation.server_process import free_port
+
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, _ = run("serve", "--no-ui", "--mode", "bm25", "--port", str(free_port()))
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("Erreur : ") and needle in err, err
+    assert "Traceback" not in err and "Sup3rS3cret" not in err and ":pw@" not in err
+
+
+def test_an_unreachable_redis_stops_the_start_instead_of_serving_without_memory(
+    tmp_path, monkeypatch, capsys
+):
+    # A mistyped port used to give one log line, then « Prêt », and every clarification lost.
+    from evaluation.server_process import free_port
+
+    monkeypatch.setenv("FAQBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FAQBOT_REDIS_URL", f"redis://:secretpw@127.0.0.1:{free_port()}/0")
+    code, _ = run("serve", "--no-ui", "--mode", "bm25", "--port", str(free_port()))
+    err = capsys.readouterr().err
+    assert code == 1 and "Redis injoignable" in err and "FAQBOT_REDIS_URL" in err
+    assert "secretpw" not in err and "Traceback" not in err
+
+
+def test_an_option_is_its_whole_name_not_an_abbreviation(capsys):
+    # « serve --mode bm25 » was read as « --model bm25 » and reported as a missing model.
+    with pytest.raises(SystemExit) as stop:
+        main(["serve", "--mod", "bm25"])
+    assert stop.value.code == 2
+    assert "--mod" in capsys.readouterr().err

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatbot.config import Settings
-from chatbot.errors import ConfigError, FaqBotError
+from chatbot.config import Settings, mask_url
+from chatbot.errors import ConfigError, FaqBotError, StoreUnavailableError
 from chatbot.logs import configure_logging
 from chatbot.metrics import MULTIPROC_ENV
 from chatbot.web.app import create_app
@@ -126,6 +126,7 @@ def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
         settings, build=build, progress=progress, encoder=_batched_encoder(settings)
     )
     bot.feedback_store  # noqa: B018 - an unusable votes database stops the start, not the first vote
+    _check_sessions(bot)
     # Ready means ready: the model, the tokenizer and every lazy part of a search load now,
     # not on the first user's question (it used to wait 6-7 s after /healthz said ok).
     bot.warm_up()
@@ -133,6 +134,23 @@ def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
     # off the request path (docs/deploy.md, "Une version du corpus partout").
     bot.watch_version()
     return bot
+
+
+def _check_sessions(bot: Bot) -> None:
+    """With FAQBOT_REDIS_URL, Redis answers at start, as PostgreSQL must: a mistyped address
+    would otherwise serve every conversation without memory, each clarification lost, with
+    one line in the log. (A worker that uvicorn restarts during an outage still starts: it
+    answers without memory until Redis is back.)"""
+    if not bot.settings.redis_url:
+        return
+    try:
+        bot.sessions.ping()
+    except StoreUnavailableError as exc:
+        raise ConfigError(
+            f"{exc} Vérifiez FAQBOT_REDIS_URL ({mask_url(bot.settings.redis_url)}) et que le "
+            "serveur Redis tourne ; sans FAQBOT_REDIS_URL, les conversations restent dans ce "
+            "processus."
+        ) from None
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -289,6 +307,7 @@ def _prepare(settings: Settings) -> None:
         # Also creates <data_dir>/secret.key once, before N workers read it.
         bot = Bot.from_settings(settings, build="auto", progress=True)
         bot.feedback_store  # noqa: B018 - opening applies the migrations
+        _check_sessions(bot)
     except FaqBotError as exc:
         print(f"Erreur : {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
