@@ -264,9 +264,7 @@ class RedisRateLimiter:
             count = int(pipe.execute()[0])
         except redis.RedisError as exc:
             self.breaker.failed(exc)
-            log.warning(
-                "limite de débit non vérifiée : Redis injoignable (%s).", redis_reason(exc)
-            )
+            log.warning("limite de débit non vérifiée : Redis injoignable (%s).", redis_reason(exc))
             return 0
         self.breaker.succeeded()
         if count > self.per_minute:
