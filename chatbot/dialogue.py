@@ -1159,6 +1159,18 @@ class Dialogue:
         # follows.
         return Reply("clarify", f"{question}\n\n{why}", facet=facet, options=pending.options), state
 
+    def is_option_label(self, text: str) -> bool:
+        """Whether `text` is, as typed, an option a clarification offers (a facet value, or
+        « Autre / je ne sais pas »): what a click sends."""
+        typed_text = fold(text).strip(" .!?")
+        if typed_text == fold(msg.OTHER_OPTION):
+            return True
+        return any(
+            typed_text == fold(v.value)
+            for values in self.vocabulary.values.values()
+            for v in values
+        )
+
     def _picked_option(self, text: str, pending: Pending) -> str | None:
         if fold(text).strip(" .!?") in {
             fold(msg.OTHER_OPTION),

@@ -275,6 +275,12 @@ SESSION_RESTARTED = (
     "_La conversation a dû être recommencée : le service qui garde le fil des échanges est "
     "momentanément indisponible. Je réponds à votre dernier message seul._"
 )
+# A click on an option of a clarification whose conversation is gone (expired, lost).
+CHOICE_WITHOUT_QUESTION = (
+    "Cette conversation a expiré (une heure sans message, ou un redémarrage du service) : "
+    "je ne sais plus à quelle question « {choice} » répond. Reposez votre question, "
+    "s'il vous plaît."
+)
 VOTE_SESSION_UNKNOWN = (
     "session_id doit être l'identifiant renvoyé par /api/chat (ou par le chat) pour "
     "la conversation où la réponse a été donnée."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from chatbot import messages as msg
 from chatbot.bot import Bot
 from chatbot.stores import default_sessions
 from tests.factories import bot_on
@@ -136,6 +137,11 @@ def test_sessions_expire_after_their_ttl(web_bot, tmp_path, web_clarify_question
     assert bot.session_count == 1
     reply, sid = bot.chat(option, b)
     assert sid != b  # expired: a new conversation, the old clarification is gone
+    # The click answers nothing alone: the user is told, not given some other entry
+    # (an operator's trial: the SAS option got the SAS amount, not the pieces asked for).
+    assert reply.type == "fallback" and not reply.results
+    assert reply.text == msg.CHOICE_WITHOUT_QUESTION.format(choice=option)
+    assert bot.chat(option)[0].text != reply.text  # no conversation at all: read as typed
     assert bot.chat("bonjour", a)[1] == a
 
     clock.now += 61

@@ -195,6 +195,8 @@ def test_redis_killed_answers_statelessly_with_a_notice_then_recovers(
         assert r.status_code == 200, r.text
         d = r.json()
         assert d["text"].startswith(msg.SESSION_RESTARTED) and d["session_id"] == sid
+        # The clicked option answers nothing alone: said, not answered with another entry.
+        assert msg.CHOICE_WITHOUT_QUESTION.format(choice=option) in d["text"]
         r = client.post("/api/chat", json={"message": "montant prestation SAS"})
         assert r.status_code == 200 and r.json()["text"].startswith(msg.SESSION_RESTARTED)
         ready = client.get("/readyz")
