@@ -96,6 +96,21 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+# Seconds between the pool's attempts to reconnect to a PostgreSQL that went away.
+RECONNECT_EVERY_SECONDS = 1.0
+
+
+def _steady_reconnection() -> None:
+    """psycopg_pool doubles its wait between reconnection attempts without bound (1, 2, 4 …
+    32, 64 s): after an outage of a minute, votes stayed refused up to a minute after
+    PostgreSQL was back (an operator's trial: 40-57 s). One attempt a second instead, for as
+    long as the pool's reconnect_timeout (5 min, then it starts over)."""
+    from psycopg_pool.base import AttemptWithBackoff
+
+    AttemptWithBackoff.INITIAL_DELAY = RECONNECT_EVERY_SECONDS
+    AttemptWithBackoff.DELAY_BACKOFF = 1.0
+
+
 class PostgresDatabase:
     """A psycopg connection pool that reconnects by itself, and the schema kept up to date."""
 
@@ -109,6 +124,7 @@ class PostgresDatabase:
     ) -> None:
         from psycopg_pool import ConnectionPool
 
+        _steady_reconnection()
         self.url = url
         self.migrations = migrations
         self.timeout = timeout
