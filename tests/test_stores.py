@@ -290,3 +290,32 @@ def test_the_ui_keeps_its_conversations_in_the_bots_session_store(
     assert [r.question for r in json_bot.feedback_store.rows()] == [web_clarify_question]
     ui.reset(sid)
     assert sid not in json_bot.sessions.values
+
+
+def test_a_full_disk_under_the_sqlite_votes_is_a_503_to_retry_later(web_bot, tmp_path):
+    # An operator's trial: a full disk gave the generic 503, without Retry-After. The disk is
+    # filled here by SQLite's own limit on the database's pages (the same SQLITE_FULL).
+    from fastapi.testclient import TestClient
+
+    from chatbot import messages as msg
+    from chatbot.web.app import create_app
+    from tests.factories import bot_on
+
+    bot = bot_on(web_bot, tmp_path)
+    store = bot.feedback_store
+    conn = getattr(store, "_store", store)._conn
+    with TestClient(create_app(bot, bot.settings, ui=False)) as client:
+
+        def a_vote() -> dict:
+            d = client.post("/api/chat", json={"message": "montant prestation SAS"}).json()
+            return {"session_id": d["session_id"], "entry_id": d["results"][0]["id"],
+                    "helpful": True, "comment": "x" * 900}  # fmt: skip
+
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+        for _ in range(100):  # votes until the pages are full
+            if (r := client.post("/api/feedback", json=(vote := a_vote()))).status_code != 200:
+                break
+        assert r.status_code == 503 and r.json() == {"error": msg.VOTES_UNAVAILABLE}
+        assert r.headers["retry-after"] == "5"
+        conn.execute("PRAGMA max_page_count = 1073741823")  # space freed: no restart needed
+        assert client.post("/api/feedback", json=vote).json() == {"ok": True}

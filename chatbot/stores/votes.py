@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from chatbot.errors import FaqBotError
+from chatbot.errors import FaqBotError, StoreUnavailableError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -157,10 +157,16 @@ class SqliteVoteStore:
                 busy = isinstance(exc, sqlite3.OperationalError) and (
                     "locked" in str(exc) or "busy" in str(exc)
                 )
+                if "full" in str(exc):
+                    # A full disk is the operator's to mend, and the vote can be sent again
+                    # once it is: a 503 with Retry-After, as when PostgreSQL is away.
+                    raise StoreUnavailableError(
+                        f"vote non enregistré, disque plein ({self.path}) : {exc}"
+                    ) from None
                 if not busy:
                     raise FaqBotError(f"Impossible d'enregistrer le vote : {exc}") from None
                 time.sleep(0.05 * (attempt + 1))
-        raise FaqBotError("Base des votes occupée : réessayez dans un instant.")
+        raise StoreUnavailableError("Base des votes occupée : réessayez dans un instant.")
 
     def count(self) -> int:
         with self._lock:
