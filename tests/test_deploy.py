@@ -2,11 +2,15 @@
 
 Three `python -m chatbot serve --no-ui` processes (BM25) share Redis and PostgreSQL; nginx
 spreads requests round robin under /faq/ with no sticky sessions. The nginx configuration is
-deploy/nginx.conf with only its ports and log path changed.
+deploy/nginx.conf with only its ports and log path changed. The errors nginx answers itself
+are French JSON like the app's, the app's own errors pass through, /metrics is not published.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +23,7 @@ import psycopg
 import pytest
 
 from chatbot.config import REPO_ROOT
-from evaluation.cluster import Cluster
+from evaluation.cluster import Cluster, NginxServer, nginx_conf
 from evaluation.server_process import ServerProcess, ServerStartError, free_port
 from tests.conftest import WEB_VAGUE_QUESTIONS
 from tests.services import need_binary
@@ -249,3 +253,130 @@ def test_the_proxy_passes_the_host_with_its_port():
         assert "proxy_set_header Host $http_host;" in text, path
         assert "proxy_set_header X-Forwarded-Host $http_host;" in text, path
         assert "Host $host;" not in text, path
+
+
+NGINX_VERSION = re.compile(r"nginx/\d|<html|<center", re.IGNORECASE)
+
+
+def nginx_json_error(response: httpx.Response, status: int, *words: str) -> str:
+    """The French `{"error": …}` nginx answered itself with `status`: the app's shape, with
+    no nginx version in any header or in the body (an operator's trial got English HTML
+    saying nginx/1.22.1, and `Server: nginx/1.22.1` on every response)."""
+    assert response.status_code == status, (response.status_code, response.text[:300])
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body = response.json()
+    assert list(body) == ["error"] and isinstance(body["error"], str), body
+    for word in words:
+        assert word in body["error"], body["error"]
+    assert not NGINX_VERSION.search(response.text), response.text
+    assert_no_nginx_version(response)
+    assert "x-request-id" not in response.headers  # nginx's answer, not the app's
+    # The app's protective headers on an error of its API, on nginx's errors too.
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    return str(body["error"])
+
+
+def assert_no_nginx_version(response: httpx.Response) -> None:
+    """Stock nginx always sends `Server: nginx` (removing it takes an extra module): never
+    its version, on its own answers or on the app's."""
+    for name, value in response.headers.multi_items():
+        assert not NGINX_VERSION.search(value), (name, value)
+    assert response.headers.get("server", "nginx") == "nginx"
+
+
+def raw_http(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `request` as is (httpx would refuse to build a malformed one): status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def test_nginx_errors_are_french_json_and_the_apps_pass_through(cluster):
+    with httpx.Client(base_url=cluster.url, timeout=30) as client:
+        # A body over nginx's 1 MiB: its own 413, in French JSON (not English HTML).
+        big = b"x" * (2 * 1024 * 1024)
+        json_type = {"content-type": "application/json"}
+        text = nginx_json_error(
+            client.post("/api/chat", content=big, headers=json_type), 413, "trop volumineuse"
+        )
+        assert "1 Mio" in text
+        # Over the import's 11 MiB too (the inner location inherits the error pages).
+        huge = b"x" * (12 * 1024 * 1024)
+        upload = client.post(
+            "/api/admin/corpus", content=huge, headers={"content-type": "text/csv"}
+        )
+        nginx_json_error(upload, 413, "trop volumineuse")
+        # A 9 KB query string: 414; a 20 KB header: 400 (nginx's 494), both in French JSON.
+        nginx_json_error(
+            client.get("/api/chat", params={"q": "a" * 9000}), 414, "Adresse trop longue"
+        )
+        nginx_json_error(
+            client.get("/healthz", headers={"x-big": "a" * 20_000}), 400, "En-têtes trop volumineux"
+        )
+        # Outside /faq/: a JSON 404 saying where the service is, not nginx's page; the error
+        # pages themselves are not reachable from outside.
+        for path in ("/", "/faqbot-error/400", "/faqbot-error/metrics"):
+            outside = httpx.get(f"http://127.0.0.1:{cluster.port}{path}", timeout=30)
+            nginx_json_error(outside, 404, "/faq/")
+
+        # /metrics is not published through the proxy, whatever the spelling; each process
+        # still answers it on its own port (one scrape target per process).
+        for path in ("/metrics", "/metrics/", "//metrics", "/%6detrics"):
+            refused = httpx.get(cluster.url + path, timeout=30)
+            nginx_json_error(refused, 403, "métriques")
+            assert "faqbot_" not in refused.text
+        outside = httpx.get(f"http://127.0.0.1:{cluster.port}/metrics", timeout=30)
+        nginx_json_error(outside, 404, "/faq/")
+        for server in cluster.servers:
+            direct = httpx.get(server.url + "/metrics", timeout=30)
+            assert direct.status_code == 200 and "faqbot_http_requests_total" in direct.text
+
+        # The app's own errors pass through unchanged: its status, its body, its headers.
+        direct_url = cluster.servers[0].url
+        for method, path, kwargs in (
+            ("POST", "/api/chat", {"content": b'{"message": ', "headers": json_type}),
+            ("POST", "/api/chat", {"json": {"msg": "bonjour"}}),
+            ("GET", "/api/inconnue", {}),
+            ("DELETE", "/api/chat", {}),
+            # Over the app's 64 KiB but under nginx's 1 MiB: the app's 413, not nginx's.
+            ("POST", "/api/chat", {"content": b"x" * 100_000, "headers": json_type}),
+        ):
+            through = client.request(method, path, **kwargs)
+            alone = httpx.request(method, direct_url + path, timeout=30, **kwargs)
+            assert through.status_code == alone.status_code >= 400, (path, through.text)
+            assert through.json() == alone.json() and list(through.json()) == ["error"]
+            assert through.headers["content-type"] == alone.headers["content-type"]
+            assert "x-request-id" in through.headers  # the app's answer
+            csp = "content-security-policy"
+            assert through.headers[csp] == alone.headers[csp]
+            assert_no_nginx_version(through)
+        assert_no_nginx_version(client.get("/healthz"))
+
+    # A request line nginx cannot parse: its 400, in French JSON.
+    status, headers, body = raw_http(cluster.port, b"N'IMPORTE QUOI\r\n\r\n")
+    assert status == 400 and headers["content-type"] == "application/json; charset=utf-8"
+    assert "Requête invalide" in json.loads(body)["error"]
+    assert not NGINX_VERSION.search(body.decode("utf-8") + str(headers))
+
+
+def test_no_process_answering_gives_french_json(tmp_path):
+    """Every process down (or none started): nginx's 502, in the app's shape and words."""
+    port = free_port()
+    conf = nginx_conf(port, [free_port()], tmp_path / "nginx")
+    nginx = NginxServer(tmp_path / "nginx", conf, need_binary("nginx", "/usr/sbin/nginx"))
+    try:
+        nginx.start(port)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/faq", timeout=30) as client:
+            for _ in range(2):  # the refused upstream, then « no live upstreams »
+                chat = client.post("/api/chat", json={"message": "bonjour"})
+                nginx_json_error(chat, 502, "Service momentanément indisponible")
+    finally:
+        nginx.stop()

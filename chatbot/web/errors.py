@@ -79,7 +79,9 @@ def public_root(scope: Scope) -> str:
 def known_routes(scope: Scope) -> str:
     """The JSON API's routes as the user reaches them (behind the proxy: under its prefix)."""
     root = public_root(scope)
-    return ", ".join(root + r for r in API_ROUTES)
+    # Behind the proxy, /metrics is not published (deploy/nginx.conf refuses it: each process
+    # is scraped on its own port).
+    return ", ".join(root + r for r in API_ROUTES if not (root and r == "/metrics"))
 
 
 def json_error_position(err: dict[str, Any], body: Any) -> str:
