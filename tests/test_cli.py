@@ -146,3 +146,20 @@ def test_an_option_is_its_whole_name_not_an_abbreviation(capsys):
         main(["serve", "--mod", "bm25"])
     assert stop.value.code == 2
     assert "--mod" in capsys.readouterr().err
+
+
+def test_a_port_in_use_and_an_address_not_this_machines_get_their_own_advice():
+    # An operator's trial: « --host 10.9.9.9 » was told its port was perhaps in use.
+    import socket
+
+    from chatbot.errors import ConfigError
+    from chatbot.web.serve import check_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match="déjà utilisé.*--port"):
+            check_port("127.0.0.1", port)
+    with pytest.raises(ConfigError, match="pas une adresse de cette machine.*--host"):
+        check_port("10.9.9.9", port)  # a private address this machine does not have

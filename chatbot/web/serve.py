@@ -58,11 +58,34 @@ def check_port(host: str, port: int) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(
-                f"Impossible d'écouter sur {host}:{port} ({exc.strerror}) : le port est peut-être déjà "
-                "utilisé ; choisissez-en un autre avec --port ou FAQBOT_PORT."
-            ) from None
+        except (OSError, OverflowError) as exc:
+            raise ConfigError(_bind_advice(host, port, exc)) from None
+
+
+def _bind_advice(host: str, port: int, exc: BaseException) -> str:
+    """Why `host:port` cannot be listened on, and what to change: the port (in use, or
+    reserved), or the address (not this machine's: « --host 10.9.9.9 » was told its port
+    was perhaps in use)."""
+    import errno
+
+    reason = getattr(exc, "strerror", None) or str(exc)
+    code = getattr(exc, "errno", None)
+    if code == errno.EADDRINUSE:
+        advice = "ce port est déjà utilisé ; choisissez-en un autre avec --port ou FAQBOT_PORT."
+    elif code == errno.EACCES:
+        advice = (
+            "un port sous 1024 demande les droits d'administrateur ; choisissez-en un au-dessus "
+            "avec --port ou FAQBOT_PORT (nginx peut écouter sur 80 ou 443 devant)."
+        )
+    elif code == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        advice = (
+            f"l'adresse {host} n'est pas une adresse de cette machine ; choisissez-en une avec "
+            "--host ou FAQBOT_HOST (127.0.0.1 : cette machine seule ; 0.0.0.0 : toutes ses "
+            "adresses)."
+        )
+    else:
+        advice = "vérifiez --host et --port (FAQBOT_HOST, FAQBOT_PORT)."
+    return f"Impossible d'écouter sur {host}:{port} ({reason}) : {advice}"
 
 
 def public_url(settings: Settings) -> str:
