@@ -309,6 +309,33 @@ def test_an_unreachable_postgres_is_reported_in_french(postgres_server):
         store.close()
 
 
+@pytest.mark.parametrize(
+    ("where", "advice"),
+    [
+        ("nosuchdb", "n'existe pas : créez-les"),  # the database
+        ("nosuchuser", "n'existe pas : créez-les"),  # the user
+        ("closed port", "aucun serveur n'écoute"),
+    ],
+)
+def test_a_refused_postgres_connection_says_what_to_mend(postgres_server, where, advice):
+    # An operator's trial: a wrong database, user or port all ended in « vérifiez … que le
+    # serveur tourne », the real cause only in psycopg's English log lines.
+    from evaluation.server_process import free_port
+
+    url = {
+        "nosuchdb": postgres_server.url.rsplit("/", 1)[0] + "/nosuchdb",
+        "nosuchuser": postgres_server.url.replace("postgres@", "nosuchuser@"),
+        "closed port": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+    }[where]
+    store = PostgresVoteStore(PostgresDatabase(url, timeout=0.5))
+    try:
+        with pytest.raises(StoreUnavailableError, match="PostgreSQL injoignable") as err:
+            store.open()
+        assert advice in str(err.value)
+    finally:
+        store.close()
+
+
 def test_postgres_stopped_votes_503_chat_goes_on_and_votes_come_back_without_restart(
     web_bot, tmp_path, own_postgres, redis_server
 ):

@@ -111,6 +111,30 @@ def _steady_reconnection() -> None:
     AttemptWithBackoff.DELAY_BACKOFF = 1.0
 
 
+# PostgreSQL's own words for a refused connection, and what to do (checked in this order).
+_CONNECT_ADVICE = (
+    (
+        "does not exist",
+        "la base ou l'utilisateur de FAQBOT_DATABASE_URL n'existe pas : "
+        "créez-les (createuser, createdb ; docs/deploy.md) ou corrigez l'adresse",
+    ),
+    (
+        "password authentication failed",
+        "mot de passe refusé : corrigez celui de FAQBOT_DATABASE_URL",
+    ),
+    (
+        "no pg_hba.conf entry",
+        "connexion refusée par pg_hba.conf pour cette machine, cet "
+        "utilisateur ou cette base : ajoutez-y une règle",
+    ),
+    (
+        "Connection refused",
+        "aucun serveur n'écoute à cette adresse : vérifiez l'hôte et le "
+        "port de FAQBOT_DATABASE_URL et que le serveur tourne",
+    ),
+)
+
+
 class PostgresDatabase:
     """A psycopg connection pool that reconnects by itself, and the schema kept up to date."""
 
@@ -158,13 +182,28 @@ class PostgresDatabase:
                 self.pool.wait(timeout=self.timeout + 3)
             except PoolTimeout:
                 raise StoreUnavailableError(
-                    f"PostgreSQL injoignable ({masked(self.url)}) : vérifiez FAQBOT_DATABASE_URL "
-                    "et que le serveur tourne."
+                    f"PostgreSQL injoignable ({masked(self.url)}) : {self._why_not()}"
                 ) from None
             applied = self.migrate()
             if applied:
                 log.info("PostgreSQL : migrations appliquées %s", applied)
             self._ready = True
+
+    def _why_not(self) -> str:
+        """What to mend when the pool got no connection: one direct attempt says why (the pool
+        only logs it, in English): the server down, or the database, the user or the password
+        wrong (each was told « vérifiez … que le serveur tourne »)."""
+        import psycopg
+
+        try:
+            psycopg.connect(self.url, connect_timeout=3).close()
+        except psycopg.Error as exc:
+            detail = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
+            for marker, advice in _CONNECT_ADVICE:
+                if marker in str(exc):
+                    return f"{advice} ({detail})."
+            return f"vérifiez FAQBOT_DATABASE_URL et que le serveur tourne ({detail})."
+        return "vérifiez FAQBOT_DATABASE_URL et que le serveur tourne."
 
     def migrate(self) -> list[int]:
         """Apply the migrations not yet recorded, in order, under an advisory lock; their versions."""
