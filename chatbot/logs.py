@@ -60,7 +60,10 @@ def configure_logging(settings: Settings) -> None:
     if not root.handlers:
         logging.basicConfig(level=logging.WARNING)
     formatter: logging.Formatter = (
-        JsonFormatter() if settings.log_format == "json" else TextFormatter("%(message)s")
+        JsonFormatter()
+        if settings.log_format == "json"
+        # When, how grave, from where: an operator reads a process's lines after the fact.
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s : %(message)s")
     )
     for handler in root.handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):

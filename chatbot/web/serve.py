@@ -185,7 +185,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # X-Forwarded-* are read by ProxyHeadersMiddleware, from FAQBOT_TRUSTED_PROXIES only.
         "proxy_headers": False,
         "server_header": False,
-        "log_level": "warning",
+        # uvicorn's own lines (a process started, stopped, a worker died and restarted) at
+        # INFO, through our handlers and format (FAQBOT_LOG_FORMAT=json too), not its own;
+        # no access line of its own: the middleware's faqbot.access has the request id.
+        "log_level": "info",
+        "log_config": None,
+        "access_log": False,
         # Longer than a proxy's idle keep-alive to us (nginx: 60 s): with uvicorn's 5 s, a
         # connection nginx reused just as uvicorn closed it came back as a 502 (seen under
         # load in tests/test_cluster.py and as client ReadErrors in the benchmark).
