@@ -125,6 +125,7 @@ _ASKS = {
         r"\b(cout|couts|coute|coutent|prix|tarif|tarifs|tarification"
         r"|frais|montant|montants|how much|cost|costs|price|prices|fee|fees"
         r"|combien euros|combien argent|quel pourcentage|what percentage|a combien"
+        r"|combien (aide|aides|subvention|subventions|financement|financements|budget)"
         r"|combien touche|combien percoit|combien recoit"
         # A ceiling is an amount (« quel est le plafond de subvention ? »); the entries that
         # have one name it (_GIVES).
@@ -141,7 +142,9 @@ _ASKS = {
 # rhythm (« combien de fois par an »: FREQUENCY), a size (SIZE).
 _NOT_COUNTED = frozenset(
     "temps jour jours semaine semaines mois heure heures an ans annee annees minute minutes"
-    " euro euros argent mo go ko days weeks months years hours minutes euros money".split()
+    " euro euros argent mo go ko days weeks months years hours minutes euros money"
+    # « combien d'aide, de subvention ? »: an amount (_ASKS)
+    " aide aides subvention subventions financement financements budget".split()
 )
 # Read on the folded text, whose elisions stay (« combien d'exemplaires », not « combien ça
 # coûte »).
@@ -149,12 +152,16 @@ _HOW_MANY = re.compile(
     r"\b(?:combien|cb|cmb) (?:de |des |du |d'|d’)(?P<noun>[a-z]\w*)"
     r"|\bhow many (?P<noun_en>[a-z]\w*)"
 )
-_RHYTHM = re.compile(r"\bfois par (jour|semaine|mois|trimestre|semestre|an|annee)\b")
+_RHYTHM = re.compile(
+    r"\bfois par (jour|semaine|mois|trimestre|semestre|an|annee)\b"
+    r"|\btimes (a|per|each|every) (day|week|month|quarter|year)\b"
+)
 
 
 def _near(word: str, other: str) -> bool:
-    """Whether `word` is `other` typed with one slip (a letter changed, added, dropped or
-    two swapped): « tmeps » is « temps »."""
+    """Whether `word` is `other` typed with one slip (a letter added, dropped, or two swapped:
+    « tmeps » is « temps »). Not a letter changed: « mots » is no « mois », « tours » no
+    « jours »."""
     if word == other:
         return True
     if abs(len(word) - len(other)) > 1 or min(len(word), len(other)) < 4:
@@ -163,8 +170,7 @@ def _near(word: str, other: str) -> bool:
     if i is None:
         return True  # one letter added at the end
     return (
-        word[i + 1 :] == other[i + 1 :]
-        or word[i:] == other[i + 1 :]
+        word[i:] == other[i + 1 :]
         or word[i + 1 :] == other[i:]
         or (word[i : i + 2] == other[i : i + 2][::-1] and word[i + 2 :] == other[i + 2 :])
     )
@@ -174,9 +180,9 @@ def _asks_count(text: str) -> bool:
     """Whether `text` (folded) asks how many of something that is no time, money or size."""
     for m in _HOW_MANY.finditer(text):
         noun = m["noun"] or m["noun_en"]
-        if noun == "fois" and _RHYTHM.search(text, m.start()):
+        if noun in ("fois", "times") and _RHYTHM.search(text, m.start()):
             continue  # « combien de fois par an »: a rhythm
-        if noun != "fois" and any(_near(noun, w) for w in _NOT_COUNTED):
+        if noun not in ("fois", "times") and any(_near(noun, w) for w in _NOT_COUNTED):
             continue
         return True
     return False
@@ -223,7 +229,8 @@ _GIVES = {
     COUNT: re.compile(
         r"\b(\d+|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|quinze|vingt|trente"
         r"|cent|mille|un seul|une seule|unique|uniques|plusieurs|nombre|limite|limites|illimite"
-        r"|illimites|illimitee|maximum|minimum|aucun|aucune|one|two|three|single)\b"
+        r"|illimites|illimitee|maximum|minimum|aucun|aucune|one|two|three|single|once|twice"
+        r"|une fois|un versement)\b"
     ),
     # "When…?" is also answered by the event it waits for: "à l'issue de la mise en
     # service", "après la VSR", "dès la signature" (elisions are gone: "a issue").
@@ -264,6 +271,8 @@ _HOW_MUCH_PAID = re.compile(
     r"\bcombien (?!de |d'|d’)(\S+ ){0,4}(verse|versent|finance|financent|paie|paye|payee"
     r"|rembourse|donne|accorde|alloue|attribue|recoit|recoivent|touche|touchent|percoit"
     r"|percoivent|gagne|gagnent)\b"
+    # (not « combien la mesure touche-t-elle d'établissements ? »: a count)
+    r"(?![ -]+(t[ -]+)?(il|elle|ils|elles|on)?[ -]*(de |des |d'|d’))"
     # « combien … en euros ? », « c'est plafonné à combien ? »
     r"|\bcombien\b.*\ben euros?\b|\bplafonne(e|es|s)? a combien\b"
 )
@@ -337,7 +346,7 @@ _COVERED = re.compile(
 _COST = re.compile(r"\b(cout|couts|coute|coutent|frais|cost|costs)\b")
 _A_SHARE = re.compile(
     r"\b(pourcentage|percentage|quelle part|what share|taux|hauteur"
-    r"|(quel|quels) (est |sont )?(le |les )?(cout|couts|frais))\b"
+    r"|quel (est le )?cout|quel est le montant)\b"
 )
 
 

@@ -341,11 +341,7 @@ class Bot:
             log.warning("sessions indisponibles, réponse sans état : %s", exc)
             if not self.session_ids.issued(session_id):
                 session_id = self.new_session_id()
-            if self.dialogue.is_option_label(text):
-                # A click on an option the lost clarification offered answers nothing alone.
-                reply = Reply("fallback", msg.CHOICE_WITHOUT_QUESTION.format(choice=text))
-            else:
-                reply, _ = self.dialogue.step(text, DialogueState())
+            reply, _ = self.dialogue.step(text, DialogueState())
             reply = replace(reply, text=f"{msg.SESSION_RESTARTED}\n\n{reply.text}")
         metrics.REPLIES.labels(reply.type).inc()
         if self.settings.log_user_text:
@@ -363,19 +359,19 @@ class Bot:
         with self.sessions.lock(session_id) if session_id else nullcontext():
             state = self._state(session_id) if session_id else None
             # An id this deployment issued whose conversation is gone (expired, or Redis
-            # restarted empty): a click on one of its options answers nothing alone (it used
-            # to be read as a new question: « Service d'accès aux soins (SAS) » got the SAS
-            # amount instead of the pieces for the solde asked before).
+            # restarted empty): a click on one of its options is read alone, and the user told
+            # (it was read silently: « Service d'accès aux soins (SAS) » got the SAS amount
+            # instead of the pieces for the solde asked before).
             lost = session_id is not None and state is None
             if state is None:
                 session_id = self.new_session_id()
                 state = DialogueState()
             assert session_id is not None  # set above when the state was new
+            reply, new_state = self.dialogue.step(text, state)
             if lost and self.dialogue.is_option_label(text):
-                reply = Reply("fallback", msg.CHOICE_WITHOUT_QUESTION.format(choice=text))
-                new_state = state
-            else:
-                reply, new_state = self.dialogue.step(text, state)
+                # Read alone, as typed (a keyword, « MSSanté », is a question too), and said.
+                notice = msg.CHOICE_WITHOUT_QUESTION.format(choice=echo(text, 80))
+                reply = replace(reply, text=f"{notice}\n\n{reply.text}")
             try:
                 self.sessions.put(session_id, new_state)
             except SessionsFullError as exc:

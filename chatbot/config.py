@@ -208,9 +208,15 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 def mask_url(url: str) -> str:
     """The URL with any password masked: a message or a log must not print a secret (in a
-    URL, « user:secret@ »; in a key/value DSN, « password=secret »)."""
-    url = re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
-    return re.sub(r"(?i)\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", r"\1***", url)
+    URL, « user:secret@ », the secret may hold « / » or « @ »; in a key/value DSN,
+    « password=secret », quoted or with escaped spaces)."""
+    scheme = re.match(r"^[a-z][a-z0-9+.-]*://", url, re.IGNORECASE)
+    if scheme:
+        rest = url[scheme.end() :]
+        userinfo, at, host = rest.rpartition("@")
+        if at and ":" in userinfo:
+            url = f"{scheme.group()}{userinfo.split(':', 1)[0]}:***@{host}"
+    return re.sub(r"(?i)\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|(?:[^\s\\]|\\.)*)", r"\1***", url)
 
 
 def _valid_redis_url(url: str) -> bool:
@@ -228,7 +234,8 @@ def _valid_redis_url(url: str) -> bool:
     except ValueError:
         return False
     path = parts.path.strip("/")
-    return bool(parts.hostname) and port != 0 and (not path or path.isdigit())
+    # (No host is redis-py's localhost: « redis:///0 ».)
+    return port != 0 and (not path or path.isdigit())
 
 
 def _parse(name: str, type_name: str, raw: str) -> object:

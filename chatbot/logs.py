@@ -69,6 +69,10 @@ def configure_logging(settings: Settings) -> None:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())
         handler.setFormatter(formatter)
+    # The PostgreSQL pool tries to reconnect every second while the database is away: its
+    # « error connecting » warning each time would be 60 lines a minute; the votes refused
+    # and /readyz say the outage, with its reason (chatbot.stores.postgres).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     # Each corpus reload (a curator's change, in every process): the line deploy.md promises.
     logging.getLogger("faqbot.corpus").setLevel(logging.INFO)
     if settings.log_format == "json":

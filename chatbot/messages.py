@@ -277,9 +277,8 @@ SESSION_RESTARTED = (
 )
 # A click on an option of a clarification whose conversation is gone (expired, lost).
 CHOICE_WITHOUT_QUESTION = (
-    "Cette conversation a expiré (une heure sans message, ou un redémarrage du service) : "
-    "je ne sais plus à quelle question « {choice} » répond. Reposez votre question, "
-    "s'il vous plaît."
+    "_Votre conversation précédente a expiré : je lis « {choice} » seul. Si c'était votre "
+    "réponse à ma question, reposez votre question, s'il vous plaît._"
 )
 VOTE_SESSION_UNKNOWN = (
     "session_id doit être l'identifiant renvoyé par /api/chat (ou par le chat) pour "

@@ -109,7 +109,12 @@ class SharedSessionIds(SessionIds):
         `after` seconds; whether they were read. Redis down: the keys known stay."""
         import redis
 
-        from chatbot.stores.redis_store import DEFAULT_PREFIX, redis_client, redis_reason
+        from chatbot.stores.redis_store import (
+            DEFAULT_PREFIX,
+            breaker_for,
+            redis_client,
+            redis_reason,
+        )
 
         now = time.monotonic()
         with self._lock:
@@ -117,9 +122,12 @@ class SharedSessionIds(SessionIds):
                 return False
             self._read_at = now
             mine = self._keys[0]
+        if self._client is None:
+            self._client = redis_client(self._url)
+        breaker = breaker_for(self._client)
+        if breaker.down() is not None:  # known down: the keys known stay, at once
+            return False
         try:
-            if self._client is None:
-                self._client = redis_client(self._url)
             pipe = self._client.pipeline(transaction=False)
             # The key Redis lost (restarted empty) is this process's again, unless another
             # process set its own first; every key ever signed with is recognised by all.
@@ -129,6 +137,7 @@ class SharedSessionIds(SessionIds):
             pipe.smembers(f"{DEFAULT_PREFIX}secrets")
             _, shared, _, known = pipe.execute()
         except redis.RedisError as exc:
+            breaker.failed(exc)
             if not self._warned:
                 log.warning(
                     "clés des sessions non lues dans Redis (%s) : clés connues gardées.",
@@ -136,6 +145,7 @@ class SharedSessionIds(SessionIds):
                 )
                 self._warned = True
             return False
+        breaker.succeeded()
         self._warned = False
         with self._lock:
             key = bytes(shared).strip() if shared else self._keys[0]

@@ -47,6 +47,9 @@ from tests.test_lexical import retriever
         ("combien d'ESMS la CNSA finance-t-elle ?", {COUNT}),  # a count
         ("à combien s'élève l'enveloppe ?", {AMOUNT}),
         ("Combien une maison de santé reçoit-elle en euros ?", {AMOUNT}),
+        ("combien la mesure touche-t-elle d'établissements ?", set()),  # a count, not money
+        ("combien les MSP reçoivent-elles de patients ?", set()),
+        ("Quels frais sont pris en charge par le programme ?", set()),  # which, not how much
         # whether a cost is covered, not how much (unless a share or the cost is asked)
         ("est-ce que le programme prend en charge ce que ça nous coûte ?", set()),
         ("les frais de formation sont-ils couverts ?", set()),
@@ -224,6 +227,7 @@ def test_an_entry_gives_an_amount_or_a_time_when_its_text_holds_one(question, an
     ("answer", "gives"),
     [
         ("Une seule lettre par projet, c'est-à-dire pour une grappe.", True),
+        ("L'avance est versée en une fois.", True),
         ("Il peut lui créer un de ces trois types de comptes.", True),
         ("Le nombre de comptes n'est pas limité.", True),
         ("Financé à 100 % par l'État.", True),
@@ -248,6 +252,9 @@ def test_only_a_number_answers_how_many(answer, gives):
         ("combien de temps ?", False),  # a duration
         ("au bout de combien de tmeps ?", False),  # a duration, mistyped
         ("combien d'euros pour le DUI ?", False),
+        ("combien de mots pour la description ?", True),  # no « mois » mistyped
+        ("combien d'aide pour le DUI ?", False),  # an amount
+        ("how many times a year must we renew?", False),  # a rhythm
         ("combien de fois par an faut-il le faire ?", False),  # a rhythm
     ],
 )

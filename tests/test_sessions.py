@@ -137,11 +137,12 @@ def test_sessions_expire_after_their_ttl(web_bot, tmp_path, web_clarify_question
     assert bot.session_count == 1
     reply, sid = bot.chat(option, b)
     assert sid != b  # expired: a new conversation, the old clarification is gone
-    # The click answers nothing alone: the user is told, not given some other entry
-    # (an operator's trial: the SAS option got the SAS amount, not the pieces asked for).
-    assert reply.type == "fallback" and not reply.results
-    assert reply.text == msg.CHOICE_WITHOUT_QUESTION.format(choice=option)
-    assert bot.chat(option)[0].text != reply.text  # no conversation at all: read as typed
+    # The click is read alone, and the user told so (an operator's trial: the SAS option got
+    # the SAS amount, silently, instead of the pieces for the solde asked before).
+    notice = msg.CHOICE_WITHOUT_QUESTION.format(choice=option)
+    alone, _ = bot.chat(option)  # no conversation at all: read as typed, nothing to say
+    assert reply.text == f"{notice}\n\n{alone.text}"
+    assert not alone.text.startswith(notice)
     assert bot.chat("bonjour", a)[1] == a
 
     clock.now += 61

@@ -195,8 +195,6 @@ def test_redis_killed_answers_statelessly_with_a_notice_then_recovers(
         assert r.status_code == 200, r.text
         d = r.json()
         assert d["text"].startswith(msg.SESSION_RESTARTED) and d["session_id"] == sid
-        # The clicked option answers nothing alone: said, not answered with another entry.
-        assert msg.CHOICE_WITHOUT_QUESTION.format(choice=option) in d["text"]
         r = client.post("/api/chat", json={"message": "montant prestation SAS"})
         assert r.status_code == 200 and r.json()["text"].startswith(msg.SESSION_RESTARTED)
         ready = client.get("/readyz")
@@ -232,6 +230,7 @@ def test_session_ids_cross_processes_again_after_redis_was_down_or_came_back_emp
     from dataclasses import replace
 
     from chatbot.session_ids import SessionIds, SharedSessionIds, session_ids
+    from chatbot.stores import redis_store
 
     settings = Settings(data_dir=tmp_path / "a", redis_url=own_redis.url)
     a = session_ids(settings)
@@ -241,12 +240,16 @@ def test_session_ids_cross_processes_again_after_redis_was_down_or_came_back_emp
     def later(*ids: SharedSessionIds) -> None:  # the seconds between refreshes, passed
         for x in ids:
             x._read_at = -1e9
+        # …and the second the process gives Redis up for after a failure (one process here
+        # stands for several, which share the breaker of its one Redis).
+        redis_store._BREAKERS.clear()
 
     own_redis.kill()
     b = session_ids(replace(settings, data_dir=tmp_path / "b"))  # Redis down: its local key
     from_b = b.new()
     assert not a.issued(from_b)
     own_redis.start()  # back, empty
+    later()
     c = session_ids(replace(settings, data_dir=tmp_path / "c"))  # a new shared key
     later(a, b)
     a.new(), b.new()  # their next ids: each publishes its key and reads the others'
@@ -369,15 +372,19 @@ def test_postgres_stopped_votes_503_chat_goes_on_and_votes_come_back_without_res
 
 
 def test_a_hung_redis_costs_one_turn_its_timeouts_then_turns_give_up_at_once(
-    web_bot, tmp_path, own_redis, web_clarify_question
+    web_bot, tmp_path, own_redis, web_clarify_question, monkeypatch
 ):
     # An operator's trial: Redis stopped (SIGSTOP, not refusing) made every turn wait for
     # its socket timeouts (8 s a turn, 24 s at 32 clients).
     import signal
 
-    from chatbot.stores.redis_store import RETRY_AFTER_FAILURE_SECONDS, SOCKET_TIMEOUT
+    from chatbot.stores import redis_store
+    from chatbot.stores.redis_store import SOCKET_TIMEOUT
 
-    bot = redis_bot(web_bot, tmp_path, own_redis.url)
+    # Given up for longer than the turns below take, however loaded the machine; the
+    # sessions, the rate limit and the session keys give up together.
+    monkeypatch.setattr(redis_store, "RETRY_AFTER_FAILURE_SECONDS", 60.0)
+    bot = redis_bot(web_bot, tmp_path, own_redis.url, rate_limit_per_minute=100)
     with TestClient(create_app(bot, bot.settings, ui=False)) as client:
         assert client.post("/api/chat", json={"message": web_clarify_question}).is_success
         own_redis.proc.send_signal(signal.SIGSTOP)
@@ -394,7 +401,7 @@ def test_a_hung_redis_costs_one_turn_its_timeouts_then_turns_give_up_at_once(
             assert client.get("/readyz").json()["stores"]["sessions"] == "degraded"
         finally:
             own_redis.proc.send_signal(signal.SIGCONT)
-        time.sleep(RETRY_AFTER_FAILURE_SECONDS)
+        # /readyz asks Redis whatever the breaker says, and its answer lifts it.
         assert client.get("/readyz").json()["status"] == "ok"
         d = client.post("/api/chat", json={"message": web_clarify_question}).json()
         assert d["type"] == "clarify" and not d["text"].startswith(msg.SESSION_RESTARTED)

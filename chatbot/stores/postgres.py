@@ -111,26 +111,27 @@ def _steady_reconnection() -> None:
     AttemptWithBackoff.DELAY_BACKOFF = 1.0
 
 
-# PostgreSQL's own words for a refused connection, and what to do (checked in this order).
+# PostgreSQL's own words for a refused connection, and what to do (checked in this order);
+# in English, and in French for a server with lc_messages=fr_FR.
+_MISSING = (
+    "la base ou l'utilisateur de FAQBOT_DATABASE_URL n'existe pas : créez-les (createuser, "
+    "createdb ; docs/deploy.md) ou corrigez l'adresse"
+)
+_PASSWORD = "mot de passe refusé : corrigez celui de FAQBOT_DATABASE_URL"
 _CONNECT_ADVICE = (
-    (
-        "does not exist",
-        "la base ou l'utilisateur de FAQBOT_DATABASE_URL n'existe pas : "
-        "créez-les (createuser, createdb ; docs/deploy.md) ou corrigez l'adresse",
-    ),
-    (
-        "password authentication failed",
-        "mot de passe refusé : corrigez celui de FAQBOT_DATABASE_URL",
-    ),
+    ("does not exist", _MISSING),
+    ("n'existe pas", _MISSING),
+    ("password authentication failed", _PASSWORD),
+    ("authentification par mot de passe", _PASSWORD),
     (
         "no pg_hba.conf entry",
-        "connexion refusée par pg_hba.conf pour cette machine, cet "
-        "utilisateur ou cette base : ajoutez-y une règle",
+        "connexion refusée par pg_hba.conf pour cette machine, cet utilisateur ou cette "
+        "base : ajoutez-y une règle",
     ),
     (
         "Connection refused",
-        "aucun serveur n'écoute à cette adresse : vérifiez l'hôte et le "
-        "port de FAQBOT_DATABASE_URL et que le serveur tourne",
+        "aucun serveur n'écoute à cette adresse : vérifiez l'hôte et le port de "
+        "FAQBOT_DATABASE_URL et que le serveur tourne",
     ),
 )
 
@@ -198,7 +199,9 @@ class PostgresDatabase:
         try:
             psycopg.connect(self.url, connect_timeout=3).close()
         except psycopg.Error as exc:
-            detail = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
+            # The line naming the server and what it said, not the hint after it.
+            lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+            detail = lines[0][:200] if lines else ""
             for marker, advice in _CONNECT_ADVICE:
                 if marker in str(exc):
                     return f"{advice} ({detail})."

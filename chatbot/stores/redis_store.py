@@ -108,11 +108,27 @@ class _Breaker:
             with self._down_lock:
                 self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
                 self._down_reason = redis_reason(exc)
+        else:  # Redis answered (out of memory, a wrong type…): it is up
+            self.succeeded()
 
     def succeeded(self) -> None:
         if self._down_until:
             with self._down_lock:
                 self._down_until = 0.0
+
+
+# One breaker per Redis server in a process: the sessions, the rate limiter and the session
+# keys (chatbot.session_ids) give up together (each its own: a turn paid each one's timeouts).
+_BREAKERS: dict[str, _Breaker] = {}
+_BREAKERS_LOCK = threading.Lock()
+
+
+def breaker_for(client: redis.Redis) -> _Breaker:
+    """The breaker of the Redis server `client` talks to."""
+    kw = client.connection_pool.connection_kwargs
+    key = f"{kw.get('host')}|{kw.get('port')}|{kw.get('path')}|{kw.get('db')}"
+    with _BREAKERS_LOCK:
+        return _BREAKERS.setdefault(key, _Breaker())
 
 
 class RedisSessionStore:
@@ -122,7 +138,7 @@ class RedisSessionStore:
         self.client = client
         self.ttl = int(ttl)
         self.prefix = prefix
-        self.breaker = _Breaker()
+        self.breaker = breaker_for(client)
 
     @classmethod
     def from_url(cls, url: str, ttl: int, prefix: str = DEFAULT_PREFIX) -> RedisSessionStore:
@@ -245,7 +261,7 @@ class RedisRateLimiter:
         self.per_minute = per_minute
         self.prefix = prefix
         self.clock = clock
-        self.breaker = _Breaker()
+        self.breaker = breaker_for(client)
 
     def check(self, client: str) -> int:
         """0 when the request may go on, else the seconds to wait; Redis down lets it through."""

@@ -157,7 +157,7 @@ class SqliteVoteStore:
                 busy = isinstance(exc, sqlite3.OperationalError) and (
                     "locked" in str(exc) or "busy" in str(exc)
                 )
-                if "full" in str(exc):
+                if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                     # A full disk is the operator's to mend, and the vote can be sent again
                     # once it is: a 503 with Retry-After, as when PostgreSQL is away.
                     raise StoreUnavailableError(

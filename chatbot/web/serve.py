@@ -149,7 +149,6 @@ def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
         settings, build=build, progress=progress, encoder=_batched_encoder(settings)
     )
     bot.feedback_store  # noqa: B018 - an unusable votes database stops the start, not the first vote
-    _check_sessions(bot)
     # Ready means ready: the model, the tokenizer and every lazy part of a search load now,
     # not on the first user's question (it used to wait 6-7 s after /healthz said ok).
     bot.warm_up()
@@ -162,8 +161,9 @@ def load_bot(settings: Settings, build: str, progress: bool) -> Bot:
 def _check_sessions(bot: Bot) -> None:
     """With FAQBOT_REDIS_URL, Redis answers at start, as PostgreSQL must: a mistyped address
     would otherwise serve every conversation without memory, each clarification lost, with
-    one line in the log. (A worker that uvicorn restarts during an outage still starts: it
-    answers without memory until Redis is back.)"""
+    one line in the log. Checked by `serve` and before `--workers` start, not in each worker:
+    a worker that uvicorn restarts during an outage starts all the same (refused, it would be
+    restarted in a loop) and answers without memory until Redis is back."""
     if not bot.settings.redis_url:
         return
     try:
@@ -191,6 +191,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_level": "info",
         "log_config": None,
         "access_log": False,
+        # No WebSocket: none is served, and a handshake line would log the client's address.
+        "ws": "none",
         # Longer than a proxy's idle keep-alive to us (nginx: 60 s): with uvicorn's 5 s, a
         # connection nginx reused just as uvicorn closed it came back as a 502 (seen under
         # load in tests/test_cluster.py and as client ReadErrors in the benchmark).
@@ -244,6 +246,7 @@ def serve(settings: Settings, ui: bool = True, workers: int = 1, restartable: bo
     print("Chargement de l'assistant (corpus, modèle, index)…", flush=True)
     started = time.perf_counter()
     bot = load_bot(settings, build="auto", progress=True)
+    _check_sessions(bot)
     if restartable and not restarted and _prepared_with_torch(settings):
         # The first start converted and exported the model with torch, which keeps its
         # memory (2.7 GB resident, against 0.5 for a server that never imports it): start
@@ -307,6 +310,9 @@ def serve_workers(settings: Settings, workers: int, ui: bool = False) -> None:
         f"métriques {url}metrics.{behind_proxy(settings)}\nCtrl+C pour arrêter.",
         flush=True,
     )
+    # The supervisor's own lines (« Child process [pid] died ») in the same format as the
+    # workers'.
+    configure_logging(settings)
     uvicorn.run(
         "chatbot.web.serve:worker_app", factory=True, workers=workers, **uvicorn_options(settings)
     )
