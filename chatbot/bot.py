@@ -113,6 +113,32 @@ class IndexReport:
     reason: str | None
 
 
+class OutageLog:
+    """The log lines of a check repeated every second that keeps failing: the first failure,
+    a reminder every `every` seconds while it lasts, and its end."""
+
+    def __init__(self, what: str, every: float = 60.0, clock: Any = time.monotonic) -> None:
+        self.what = what
+        self.every = every
+        self.clock = clock
+        self.since: float | None = None
+        self.logged = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        now = self.clock()
+        if self.since is None:
+            self.since, self.logged = now, now
+            log.warning("%s : %s", self.what, exc)
+        elif now - self.logged >= self.every:
+            self.logged = now
+            log.warning("%s depuis %.0f s : %s", self.what, now - self.since, exc)
+
+    def ended(self) -> None:
+        if self.since is not None:
+            log.warning("%s pendant %.0f s : rétabli.", self.what, self.clock() - self.since)
+            self.since = None
+
+
 class Bot:
     """Corpus + encoder + index + retriever + dialogue, with the sessions and votes stores."""
 
@@ -218,13 +244,18 @@ class Bot:
             return
 
         def watch() -> None:
+            # Checked every second: while the database is down, one line when it starts, one
+            # a minute while it lasts, one when it ends (not 60 a minute).
+            outage = OutageLog("version du corpus illisible, corpus courant gardé")
             while not self._stop_watching.wait(VERSION_CHECK_SECONDS):
                 try:
                     self.reload()
                 except FaqBotError as exc:
-                    log.warning("version du corpus illisible, corpus courant gardé : %s", exc)
+                    outage.failed(exc)
+                    continue
                 except Exception:  # the watcher must outlive any one failed rebuild
                     log.exception("rechargement du corpus échoué, corpus courant gardé")
+                outage.ended()
 
         self._stop_watching.clear()
         self._watcher = threading.Thread(target=watch, name="faqbot-corpus-version", daemon=True)

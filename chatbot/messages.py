@@ -285,7 +285,7 @@ VOTE_SESSION_UNKNOWN = (
     "la conversation où la réponse a été donnée."
 )
 VOTES_UNAVAILABLE = (
-    "Les votes sont momentanément indisponibles (base de données injoignable) : "
+    "Les votes sont momentanément indisponibles (base des votes injoignable ou pleine) : "
     "réessayez dans un instant. La conversation, elle, continue."
 )
 

@@ -918,3 +918,25 @@ def test_an_entry_refused_names_each_wrong_field_by_its_own_name(bot):
     nameless = {k: v for k, v in record.items() if k != "id"}
     r = c.post(f"/api/admin/review/{group}/create", json={"entry": nameless}, headers=auth())
     assert r.status_code == 400 and "Fiche (sans id) refusée" in r.json()["error"]
+
+
+def test_a_version_check_failing_every_second_logs_its_start_a_reminder_and_its_end(caplog):
+    # An operator's trial: during a PostgreSQL outage an idle process wrote 66 lines a minute,
+    # the corpus version's check failing every second.
+    import logging
+
+    from chatbot.bot import OutageLog
+    from chatbot.errors import StoreUnavailableError
+
+    now = [0.0]
+    outage = OutageLog("version du corpus illisible", every=60, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="faqbot"):
+        for second in range(150):  # 2½ minutes down, checked every second
+            now[0] = float(second)
+            outage.failed(StoreUnavailableError("PostgreSQL injoignable"))
+        now[0] = 150.0
+        outage.ended()
+        outage.ended()  # up again: nothing more to say
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4, lines  # at 0 s, 60 s, 120 s, and the end
+    assert "depuis 60 s" in lines[1] and "pendant 150 s : rétabli" in lines[-1]
