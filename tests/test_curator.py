@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import time
 from dataclasses import replace
@@ -940,3 +941,33 @@ def test_a_version_check_failing_every_second_logs_its_start_a_reminder_and_its_
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 4, lines  # at 0 s, 60 s, 120 s, and the end
     assert "depuis 60 s" in lines[1] and "pendant 150 s : rétabli" in lines[-1]
+
+
+def test_every_curator_route_reading_a_json_body_is_known_to_the_body_checks(bot):
+    # web/bodies.ADMIN_JSON_ROUTES lists them by hand beside their definitions: a new route
+    # with a body left out of it would answer a non-JSON body with a validation error
+    # about missing fields instead of the 415 every other route gives.
+    from fastapi.routing import APIRoute
+
+    from chatbot.web.bodies import UPLOAD_ROUTES, takes_json
+
+    app = create_app(bot, replace(bot.settings, admin_token=TOKEN), ui=False)
+
+    def walk(routes):  # included routers are kept whole (FastAPI's _IncludedRouter)
+        for r in routes:
+            if hasattr(r, "original_router"):
+                yield from walk(r.original_router.routes)
+            else:
+                yield r
+
+    checked = 0
+    for route in walk(app.routes):
+        if not isinstance(route, APIRoute) or not route.path.startswith("/api/admin"):
+            continue
+        if route.body_field is None or route.path in UPLOAD_ROUTES:
+            continue
+        sample = re.sub(r"\{[^}]+\}", "x1", route.path)
+        for method in route.methods:
+            assert takes_json(method, sample), f"{method} {route.path} manque à ADMIN_JSON_ROUTES"
+            checked += 1
+    assert checked >= 3  # attach, create, forget, the entry editor…
