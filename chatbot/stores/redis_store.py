@@ -77,8 +77,9 @@ def _unavailable(exc: Exception) -> StoreUnavailableError:
     return StoreUnavailableError(f"Redis injoignable ({redis_reason(exc)}).")
 
 
-# After Redis failed to answer (refused, timed out), callers give up at once for this long
-# while one of them tries again: a hung Redis costs one turn its timeouts, not every turn.
+# After Redis did not answer in time (hung: stopped, overloaded, a network black hole),
+# callers give up at once for this long while one of them tries again: a hung Redis costs
+# one turn its timeouts, not every turn.
 RETRY_AFTER_FAILURE_SECONDS = 1.0
 
 
@@ -104,7 +105,9 @@ class _Breaker:
     def failed(self, exc: BaseException) -> None:
         import redis
 
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        # Only a Redis that does not answer in time: a refused connection fails at once anyway,
+        # and giving up for a second after it kept turns stateless after Redis was back.
+        if isinstance(exc, redis.TimeoutError):
             with self._down_lock:
                 self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
                 self._down_reason = redis_reason(exc)
