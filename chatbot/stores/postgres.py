@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from chatbot.config import mask_url as masked
 from chatbot.errors import FaqBotError, StoreUnavailableError
+from chatbot.stores.breaker import Breaker
 from chatbot.stores.curator import POSTGRES_SCHEMA
 from chatbot.stores.votes import COLUMNS, EntrySummary, Vote
 
@@ -166,9 +166,8 @@ class PostgresDatabase:
         )
         self._lock = threading.Lock()
         self._ready = False
-        self._down_lock = threading.Lock()
-        self._down_until = 0.0  # monotonic time before which callers fail at once; 0: up
-        self._down_reason = ""
+        # After a failure, callers fail at once for a second while one tries again.
+        self._breaker = Breaker(timeout, RETRY_AFTER_FAILURE_SECONDS)
 
     def open(self) -> None:
         """Connect and apply pending migrations (idempotent); StoreUnavailableError when down."""
@@ -242,16 +241,12 @@ class PostgresDatabase:
         import psycopg
         from psycopg_pool import PoolTimeout
 
-        with self._down_lock:
-            now = time.monotonic()
-            if now < self._down_until:
-                raise StoreUnavailableError(f"PostgreSQL injoignable : {self._down_reason}")
-            if self._down_until:
-                # This caller tries again; the others fail at once while it waits.
-                self._down_until = now + self.timeout + RETRY_AFTER_FAILURE_SECONDS
+        down = self._breaker.down()
+        if down is not None:
+            raise StoreUnavailableError(f"PostgreSQL injoignable : {down}")
         try:
             with self.pool.connection() as conn:
-                self._down_until = 0.0
+                self._breaker.succeeded()
                 yield conn
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
@@ -263,9 +258,7 @@ class PostgresDatabase:
                 else "connexion refusée ou rompue"
             )
             reason = f"{waited} ({detail}) ; réessayez dans un instant"
-            with self._down_lock:
-                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
-                self._down_reason = reason
+            self._breaker.trip(reason)
             raise StoreUnavailableError(f"PostgreSQL injoignable : {reason}") from None
         except psycopg.Error as exc:
             raise FaqBotError(f"Erreur PostgreSQL : {exc}") from None

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chatbot.errors import StoreUnavailableError
+from chatbot.stores.breaker import Breaker
 from chatbot.stores.sessions import state_from_json, state_to_json
 
 if TYPE_CHECKING:
@@ -83,24 +84,11 @@ def _unavailable(exc: Exception) -> StoreUnavailableError:
 RETRY_AFTER_FAILURE_SECONDS = 1.0
 
 
-class _Breaker:
-    """Fail at once while Redis is known down; one caller at a time finds out if it is back."""
+class _Breaker(Breaker):
+    """A Breaker tripped only when Redis did not answer in time (chatbot.stores.breaker)."""
 
     def __init__(self) -> None:
-        self._down_lock = threading.Lock()
-        self._down_until = 0.0  # monotonic time before which callers fail at once; 0: up
-        self._down_reason = ""
-
-    def down(self) -> str | None:
-        """Why Redis is taken as down (give up at once), else None (go ahead)."""
-        with self._down_lock:
-            now = time.monotonic()
-            if now < self._down_until:
-                return self._down_reason
-            if self._down_until:
-                # This caller tries again; the others fail at once while it waits.
-                self._down_until = now + 2 * SOCKET_TIMEOUT + RETRY_AFTER_FAILURE_SECONDS
-            return None
+        super().__init__(2 * SOCKET_TIMEOUT, RETRY_AFTER_FAILURE_SECONDS)
 
     def failed(self, exc: BaseException) -> None:
         import redis
@@ -108,16 +96,9 @@ class _Breaker:
         # Only a Redis that does not answer in time: a refused connection fails at once anyway,
         # and giving up for a second after it kept turns stateless after Redis was back.
         if isinstance(exc, redis.TimeoutError):
-            with self._down_lock:
-                self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
-                self._down_reason = redis_reason(exc)
+            self.trip(redis_reason(exc))
         else:  # Redis answered (out of memory, a wrong type…): it is up
             self.succeeded()
-
-    def succeeded(self) -> None:
-        if self._down_until:
-            with self._down_lock:
-                self._down_until = 0.0
 
 
 # One breaker per Redis server in a process: the sessions, the rate limiter and the session
