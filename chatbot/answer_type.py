@@ -331,7 +331,8 @@ _WHO_PAYS = re.compile(
     r"\b(a (nos|mes|ses|tes|vos|leurs|notre|votre|leur|ma|ta|sa)( propres?)?|aux) frais\b"
 )
 _SHARE = re.compile(
-    r"\b(combien|quelle part|hauteur|montant|particip\w*|contribu\w*|aide|aides|rembours\w*)\b"
+    r"\b(combien|quelle part|hauteur|montant|particip\w*|contribu\w*|aide|aides|rembours\w*"
+    r"|pourcentage|percentage|what share|taux|quel (est le )?cout)\b"
 )
 
 
@@ -344,14 +345,10 @@ _COVERED = re.compile(
     r"|\b(couvre|couvrent|couvert|couverte|couverts|couvertes|couvrir|covered|cover|covers)\b"
 )
 _COST = re.compile(r"\b(cout|couts|coute|coutent|frais|cost|costs)\b")
-_A_SHARE = re.compile(
-    r"\b(pourcentage|percentage|quelle part|what share|taux|hauteur"
-    r"|quel (est le )?cout|quel est le montant)\b"
-)
 
 
 def _who_pays_dropped(clause: str) -> str:
-    if _SHARE.search(clause) or _A_SHARE.search(clause):
+    if _SHARE.search(clause):
         return clause
     if _COVERED.search(clause):
         clause = _COST.sub("", clause)
