@@ -618,7 +618,15 @@ _HOW = re.compile(
     # complement (« comment le renouveler ? »), articles before a noun that a « de » or a
     # verb follows (« comment le titre de la prestation doit apparaître ? »).
     r"(?! (?:de|du|des|d|doit|doivent|peut|peuvent|est|sont|se|s|a|ont|va|vont|sera|seront)\b)"
-    r"))?(\w+(?:er|ir|re))\b"
+    r"))?(?P<verb>\w+(?:er|ir|re))\b"
+)
+# « comment on lance les tests ? », « comment je paramètre mon logiciel ? »: the action asked
+# about, conjugated after its subject (a modal or « faire pour » before an infinitive read
+# through: « comment on fait pour activer… » asks about activating).
+_HOW_SAID = re.compile(
+    r"\bcomment (?:est ce (?:que? )?)?(?:on|je|j|nous|vous) (?:ne |n )?"
+    r"(?:(?P<modal>peut|peux|pouvons|pouvez|doit|dois|devons|devez|fait|fais|faisons|faites)"
+    r"(?: pour)? )?(?:(?:le|la|les|l|lui|leur|y|en|se|s|me|m|nous|vous) )*(?P<verb>\w+)\b"
 )
 # Verbs that say « how » without naming an action (« comment faire ? », « comment savoir
 # si… »), or that take the topic as their object: checking, handling, organising,
@@ -628,9 +636,24 @@ _GENERIC_VERBS = frozenset(
     "faire savoir proceder etre avoir dire comprendre verifier organiser gerer fonctionner"
     " marcher passer prendre traiter mettre joindre contacter appeler ecrire".split()
 )
+# The same, conjugated (« comment on fait ? », « comment je vérifie que… », « comment on s'y
+# prend ? »), and the auxiliaries and modals a conjugated « comment » may end on.
+_GENERIC_SAID = frozenset(
+    "fait fais faisons faites font sait sais savons savez procede procedons procedez verifie"
+    " verifions verifiez organise organisons organisez gere gerons gerez fonctionne marche"
+    " passe passons passez prend prends prenons prenez met mets mettons mettez joint joins"
+    " joignons joignez contacte contactons contactez appelle appelons appelez ecrit ecris"
+    " ecrivons ecrivez dit dis disons dites comprend comprends comprenons traite traitons"
+    " traitez debrouille debrouillons est suis sommes etes sont a ai avons avez ont peut peux"
+    " pouvons pouvez doit dois devons devez va vais allons allez".split()
+)
 # Getting money (« comment obtenir l'avance / le financement ? »), which the funding
 # entries describe as a request and a payment, never with these verbs.
-_GETTING = frozenset("obtenir recevoir percevoir toucher avoir beneficier".split())
+_GETTING = frozenset(
+    "obtenir recevoir percevoir toucher avoir beneficier obtient obtiens obtenons obtenez"
+    " recoit recois recevons recevez percoit percois percevons touche touchons touchez"
+    " beneficie beneficions beneficiez".split()
+)
 _MONEY = re.compile(
     r"\b(?:financement|financements|avance|acompte|solde|subvention|subventions|paiement"
     r"|paiements|versement|versements|aide|aides|argent|prestation|dotation|forfait)\b"
@@ -666,6 +689,26 @@ _PHRASE_WORDS = 4
 # The entries read for the action: the best and its nearest rivals (« comment choisir mon
 # prestataire ? » is answered by the second, « doit-on choisir son prestataire… »).
 _HOW_CANDIDATES = 3
+
+
+def _infinitive(verb: str) -> str:
+    """A first-group verb's infinitive from its present (« supprime », « supprimons »,
+    « supprimez » → « supprimer »), the thesaurus's form; any other verb as it is."""
+    for ending, to in (("ons", "er"), ("ez", "er"), ("es", "er"), ("e", "er")):
+        if verb.endswith(ending) and len(verb) > len(ending) + 2:
+            return verb[: -len(ending)] + to
+    return verb
+
+
+def _doubled(word: str) -> list[str]:
+    """`word` with one consonant after a vowel doubled (« suprimer » → « supprimer »): the
+    commonest slip of French spelling."""
+    vowels = "aeiouy"
+    return [
+        word[: i + 1] + word[i:]
+        for i in range(1, len(word) - 1)
+        if word[i] not in vowels and word[i - 1] in vowels and word[i + 1] != word[i]
+    ]
 
 
 def _same_word(a: str, b: str) -> bool:
@@ -2182,40 +2225,20 @@ class Dialogue:
             if len(said) > _HOW_WORDS:
                 return None
         text = " ".join(said)
-        m = _HOW.search(text)
-        if m is None or m.group(1) in _GENERIC_VERBS:
+        m = _HOW.search(text) or _HOW_SAID.search(text)
+        if m is None or m.group("verb") in _GENERIC_VERBS or m.group("verb") in _GENERIC_SAID:
             return None
-        verb = m.group(1)
-        if self.thesaurus is not None:
-            # A thesaurus term: the verb alone (« résilier ») or a phrase it opens
-            # (« supprimer une demande »: the FAQs' « annuler »), whatever term follows it
-            # (« supprimer une demande d'avance »).
-            after = text[m.start(1) :].split()[:_PHRASE_WORDS]
-            if any(
-                self.thesaurus(" ".join(after[:n])) and not self.thesaurus(" ".join(after[1:n]))
-                for n in range(1, len(after) + 1)
-            ):
+        verb = m.group("verb")
+        if m.re is _HOW_SAID and not m.group("modal"):
+            # « comment on la supprime ? »: « supprimer la demande », as the thesaurus says it.
+            # Only a first-group verb: another's forms (« obtient », « obtenir ») do not
+            # share their stem, and the entry's « obtenir » would not be recognised.
+            verb = _infinitive(verb)
+            if verb == m.group("verb"):
                 return None
-            # Or, when its object is only pointed at (« comment supprimer la deuxième ? »,
-            # « comment la supprimer ? »), a phrase it makes with a noun said elsewhere in
-            # the question: « notre demande … est partie en double » (« supprimer une
-            # demande »: the FAQs' « annuler »). Not a verb with an object of its own
-            # (« comment supprimer un utilisateur sur Convergence ? »).
-            # The noun must agree with what points at it (« comment le supprimer ? » is no
-            # « demande »).
-            rest = [w for w in after[1:] if w not in _DETERMINERS]
-            pronoun = text[m.start() : m.start(1)].split()[-1:]
-            pointed = not rest or rest[0] in _POINTED or pronoun in _OBJECT_PRONOUNS
-            pointer = pronoun if pronoun in _OBJECT_PRONOUNS else after[1:3]
-            gender = next((_GENDER[w] for w in pointer if w in _GENDER), None)
-            articles = _ARTICLES[gender] if gender else _DETERMINERS
-            if pointed and any(
-                self.thesaurus(f"{verb} {det} {w}") and not self.thesaurus(f"{det} {w}")
-                for w in set(said) - {verb}
-                if len(w) > 3
-                for det in articles
-            ):
-                return None
+        # (A verb typed with a doubled letter missing, « suprime », read as well.)
+        if any(self._thesaurus_action(v, text, m, said) for v in (verb, *_doubled(verb))):
+            return None
         if verb in _GETTING and _MONEY.search(text, m.end()):
             # « comment obtenir l'avance ? »: getting paid is what the funding entries
             # describe, in their words (demande, versement), not the verb's.
@@ -2246,6 +2269,41 @@ class Dialogue:
                 ):
                     return None
         return verb
+
+    def _thesaurus_action(self, verb: str, text: str, m: re.Match[str], said: list[str]) -> bool:
+        """Whether the thesaurus knows the action `verb` opens in `text` (`m`: its
+        « comment » clause), as a term of its own or with the noun it points at."""
+        thesaurus = self.thesaurus
+        if thesaurus is None:
+            return False
+        # A thesaurus term: the verb alone (« résilier ») or a phrase it opens
+        # (« supprimer une demande »: the FAQs' « annuler »), whatever term follows it
+        # (« supprimer une demande d'avance »).
+        after = [verb, *text[m.end("verb") :].split()][:_PHRASE_WORDS]
+        if any(
+            thesaurus(" ".join(after[:n])) and not thesaurus(" ".join(after[1:n]))
+            for n in range(1, len(after) + 1)
+        ):
+            return True
+        # Or, when its object is only pointed at (« comment supprimer la deuxième ? »,
+        # « comment la supprimer ? »), a phrase it makes with a noun said elsewhere in
+        # the question: « notre demande … est partie en double » (« supprimer une
+        # demande »: the FAQs' « annuler »). Not a verb with an object of its own
+        # (« comment supprimer un utilisateur sur Convergence ? »).
+        # The noun must agree with what points at it (« comment le supprimer ? » is no
+        # « demande »).
+        rest = [w for w in after[1:] if w not in _DETERMINERS]
+        pronoun = text[m.start() : m.start("verb")].split()[-1:]
+        pointed = not rest or rest[0] in _POINTED or pronoun in _OBJECT_PRONOUNS
+        pointer = pronoun if pronoun in _OBJECT_PRONOUNS else after[1:3]
+        gender = next((_GENDER[w] for w in pointer if w in _GENDER), None)
+        articles = _ARTICLES[gender] if gender else _DETERMINERS
+        return pointed and any(
+            thesaurus(f"{verb} {det} {w}") and not thesaurus(f"{det} {w}")
+            for w in set(said) - {verb}
+            if len(w) > 3
+            for det in articles
+        )
 
     def _contact_lacking(self, query: str, hits: list[Hit]) -> bool:
         """A phone number or an e-mail address asked that the best entry does not give, or

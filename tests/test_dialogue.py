@@ -2002,6 +2002,52 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
         assert reply.type == expected, message
 
 
+def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
+    # « comment on lance les tests ? » asks about launching as « comment lancer » does.
+    gazelle = replace(
+        SAS,
+        question="Quand mon compte Gazelle est-il créé ?",
+        answer="Les équipes créent le compte Gazelle dès que le dossier est éligible.",
+    )
+    d, _ = make(lambda q, f, b: [(gazelle, 0.9, 0.95, 0.9)])
+    for message, action in [
+        ("et ensuite, comment on lance les tests sur Gazelle ?", "lancer"),
+        ("comment je paramètre mon compte Gazelle ?", "parametrer"),
+        ("comment est-ce qu'on installe Gazelle ?", "installer"),
+        ("comment nous activons le compte Gazelle ?", "activer"),
+        ("comment on fait pour activer le compte Gazelle ?", "activer"),
+    ]:
+        reply, _ = d.step(message, DialogueState())
+        assert reply.type == "fallback", message
+        assert reply.why == msg.WHY_NO_ACTION.format(action=action), message
+    for message in (
+        # The entry speaks of it (« créent », « créé »): answered.
+        "comment on crée le compte Gazelle ?",
+        # A verb that says "how", conjugated: no action named.
+        "comment on fait pour Gazelle ?",
+        "comment je vérifie que mon compte Gazelle existe ?",
+        "comment on s'y prend pour Gazelle ?",
+        # Not a first-group verb: its forms do not share the infinitive's stem
+        # (« obtient », « obtenir »), an entry's « obtenir » would go unseen.
+        "comment on obtient le compte Gazelle ?",
+    ):
+        reply, _ = d.step(message, DialogueState())
+        assert reply.type == "answer", message
+    # A thesaurus phrase said with the verb conjugated (« on la supprime »: « supprimer une
+    # demande »), a doubled letter missing (« suprime ») or not.
+    cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
+    search = FakeSearch(lambda q, f, b: [(cancel, 0.9, 0.95, 0.9)])
+    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: "supprimer une demande" in text)
+    for message in (
+        "notre demande est partie deux fois, comment on la supprime ?",
+        "notre demande est partie deux fois, comment on la suprime ?",
+    ):
+        reply, _ = d.step(message, DialogueState())
+        assert reply.type == "answer", message
+    reply, _ = d.step("notre demande est partie, comment on la lance ?", DialogueState())
+    assert reply.type == "fallback"
+
+
 def test_the_action_and_an_options_rank_are_read_with_typing_slips_mended():
     # « anuler » is read as the search reads it, « annuler »: the entry's own action.
     cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
