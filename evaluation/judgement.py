@@ -45,6 +45,9 @@ HELD_OUT = {
     # (07/12, fourteenth session: written at its start, measured blind on its start and its
     # first change, read afterwards)
     "fresh11": ("eval", "fresh11"),
+    # (07/12, fifteenth session: written at its start, measured blind on its start and its
+    # first change, read afterwards)
+    "fresh12": ("eval", "fresh12"),
     # (07/12, tenth session: 241 near misses, 3 per entry, written from the corpus alone and
     # reviewed against every answer; no answerable question, no dialogue)
     "unanswered": ("eval", "unanswered"),
