@@ -327,7 +327,8 @@ def cmd_corpus(args: argparse.Namespace, out: TextIO) -> int:
         except OSError as exc:
             raise InputError(f"Impossible d'écrire sous {path} : {os_reason(exc)}.") from None
         out.write(
-            f"{len(written)} fichier(s) YAML écrits sous {path / 'corpus'} : relisez avec git diff.\n"
+            f"{len(written)} fichier(s) YAML écrits sous {path} (corpus/ et {written[-1].name}) :"
+            " relisez avec git diff.\n"
         )
         return 0
     try:

@@ -312,6 +312,34 @@ def test_corpus_is_written_back_to_yaml(bot, tmp_path):
                 (path.name, [x for x in after if x not in before], len(after) - len(before))
             )
     assert changed == [("000_5d238c4723e068ff.yaml", ['      - "nouvelle façon"'], 1)]
+    # The questions known unanswered are written too: none marked, the file is unchanged.
+    known = bot.settings.corpus_dir / "unanswered.yaml"
+    assert (target / "unanswered.yaml").read_text("utf-8") == known.read_text("utf-8")
+
+
+def test_questions_marked_unanswered_are_written_to_unanswered_yaml(bot, tmp_path):
+    import shutil
+
+    from chatbot.corpus import Unanswered, load_corpus
+    from chatbot.curation.overlay import apply_edits, write_yaml
+
+    target = tmp_path / "faq"
+    shutil.copytree(bot.settings.corpus_dir, target, ignore=shutil.ignore_patterns("raw", "eval"))
+    marked = ['Peut-on toucher deux fois la prestation SAS, "V2" comprise ?', "Et en Bretagne ?"]
+    curated = apply_edits(bot.corpus, [], unanswered=marked)
+    write_yaml(curated, target)
+    again = load_corpus(target)
+    assert [u.question for u in again.unanswered] == marked
+    assert again.unanswered[0] == Unanswered(marked[0], None, curated.unanswered[0].why)
+    text = (target / "unanswered.yaml").read_text("utf-8")
+    # Its comments kept; read back, the same questions from the file and from the curators'
+    # base are one each.
+    assert text.startswith("# Questions que les FAQ ne traitent pas")
+    assert len(apply_edits(again, [], unanswered=marked).unanswered) == len(marked)
+    # A question the file lists with its entry and reason keeps both.
+    near = Unanswered("Combien de temps garde-t-on la VA ?", "ans-000-01", "la FAQ ne le dit pas")
+    write_yaml(replace(curated, unanswered=(near,)), target)
+    assert load_corpus(target).unanswered == (near,)
 
 
 # ------------------------------------------------------------ review queue and live attach

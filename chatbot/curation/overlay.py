@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from chatbot.corpus import (
     SOURCE_PATTERN,
+    UNANSWERED_FILE,
     Corpus,
     FacetVocabulary,
     FaqEntry,
@@ -147,7 +148,9 @@ def write_yaml(corpus: Corpus, corpus_dir: Path) -> list[Path]:
     review in git, in the files' own layout (2-space list items, double-quoted questions,
     literal answer blocks, a blank line between entries): an unchanged entry gives unchanged
     lines, so `git diff` shows the curators' changes only. The file's leading comments and
-    its blocks after the entries (exclusions, splits) are kept as they are. The files written."""
+    its blocks after the entries (exclusions, splits) are kept as they are; and
+    faq_data/unanswered.yaml, with the questions the curators marked « Hors FAQ ». The files
+    written."""
     by_source: dict[str, list[FaqEntry]] = {}
     for e in corpus.entries:
         by_source.setdefault(e.source, []).append(e)
@@ -171,7 +174,26 @@ def write_yaml(corpus: Corpus, corpus_dir: Path) -> list[Path]:
             body.append(notes.get(e.id, "") + _entry_yaml(e))
         path.write_text(header + "".join(body) + "\n" + tail, "utf-8")
         written.append(path)
+    written.append(_write_unanswered(corpus.unanswered, corpus_dir / UNANSWERED_FILE))
     return written
+
+
+def _write_unanswered(questions: Sequence[Unanswered], path: Path) -> Path:
+    """faq_data/unanswered.yaml with the questions known unanswered, the file's and those the
+    curators marked « Hors FAQ » (once committed, the same questions come from the file and
+    the curators' base: read once each); its leading comments kept."""
+    header = ""
+    if path.is_file():
+        header = "".join(line + "\n" for line in _leading_comments(path.read_text("utf-8")))
+    lines = ["questions:"] if questions else ["questions: []"]
+    for u in questions:
+        lines.append(f"  - question: {_quoted(u.question)}")
+        if u.near:
+            lines.append(f"    near: {u.near}")
+        if u.why:
+            lines.append(f"    why: {_quoted(u.why)}")
+    path.write_text(header + "\n".join(lines) + "\n", "utf-8")
+    return path
 
 
 # Comment lines right above an entry's « - id: »: kept with that entry.
