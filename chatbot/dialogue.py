@@ -910,6 +910,13 @@ def _elliptic(text: str) -> bool:
 # A message opening on a pronoun ("il en faut une par établissement ?") leans on the
 # previous question's topic.
 _PRONOUNS = frozenset({"il", "elle", "ils", "elles", "en", "y", "ca", "cela", "celle", "celui"})
+# « et pour le reste ? », « et le second ? », « and the rest? »: the step after the one just
+# answered (matched on fold()); the steps of the FAQs' payments, first then next.
+_NEXT_ONE = re.compile(
+    r"\b(?:le|la|les|l|du|de la|the)\s*(?:reste|second|seconde|suivant|suivante|suite"
+    r"|deuxieme|2e|2eme|dernier|derniere|rest|next|remaining|last one)\b"
+)
+_STEPS = (("avance", "solde"), ("acompte", "solde"), ("advance", "balance"))
 # How many of the previous question's rarest words an elliptic follow-up borrows.
 _TOPIC_BORROWED = 3
 
@@ -1626,6 +1633,9 @@ class Dialogue:
         """An answer to an elliptic follow-up ("il en faut une par établissement ?") read
         with the previous question's topic words, when that reading is sure; else None."""
         p = self.policy
+        step = self._next_step(text, previous, state, within)
+        if step is not None:
+            return step
         topic = self._topic_words(previous, text)
         if not topic:
             return None
@@ -1672,6 +1682,40 @@ class Dialogue:
         if top.confidence < p.follow_up_sure or top.in_scope < p.scope_below:
             return None
         return self._answer(hits, state)
+
+    def _next_step(
+        self, text: str, previous: str, state: DialogueState, within: Mapping[str, str]
+    ) -> tuple[Reply, DialogueState] | None:
+        """« et pour le reste ? », « et pour le second ? » after the answer about a payment's
+        first step: the same question about the step after it (_STEPS), when that reading
+        is sure and another entry's. Borrowing the previous question's words would pull
+        the first step's answer back up: they are what the message sets aside."""
+        if not (_elliptic(text) and _NEXT_ONE.search(fold(text))):
+            return None
+        last = next(
+            (
+                h.entry
+                for h in self.search(previous, k=self.policy.candidates)
+                if h.entry.id == state.history[-1]
+            ),
+            None,
+        )
+        if last is None:
+            return None
+        title = fold(last.question)
+        for first, then in _STEPS:
+            if re.search(rf"\b{first}\b", title):
+                query = re.sub(rf"\b{first}\b", then, title)
+                hits = self.search(query, k=self.policy.candidates, within=dict(within) or None)
+                top = hits[0] if hits else None
+                if (
+                    top is not None
+                    and top.entry.id != last.id
+                    and top.confidence >= self.policy.follow_up_sure
+                ):
+                    return self._answer(hits, state)
+                return None
+        return None
 
     def _ask_which(
         self,

@@ -1417,6 +1417,32 @@ def test_a_follow_up_the_last_answer_covers_gets_it_again():
         assert reply.results[0].entry.id == expected
 
 
+def test_a_follow_up_asking_for_the_next_step_gets_the_same_question_about_it():
+    # « et pour le reste ? » after the pieces for the SAS advance: the pieces for its
+    # balance, not the advance again (which the old topic words would find).
+    couloir = SAS.facets["couloir"]
+    advance = entry("ans-avance", couloir, question="Quelles pièces pour demander l'avance ?")
+    balance = entry("ans-solde", couloir, question="Quelles pièces pour demander le solde ?")
+
+    def table(query, facets, boost):
+        if "solde" in fold(query):
+            return [(balance, 1.0, 0.95), (advance, 0.7, 0.1)]
+        if "avance" in fold(query) or "premier" in fold(query):
+            return [(advance, 1.0, 0.95), (balance, 0.7, 0.1)]
+        return [(advance, 0.5, 0.02), (balance, 0.5, 0.02)]
+
+    for follow_up in ("et pour le reste ?", "et pour le second ?", "and the rest?"):
+        d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
+        _, state = d.step("pour le premier versement SAS, on envoie quoi ?", DialogueState())
+        reply, _ = d.step(follow_up, state)
+        assert reply.type == "answer" and reply.results[0].entry.id == "ans-solde", follow_up
+    # Not after an answer about anything else than a first step.
+    d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    _, state = d.step("quelles pièces pour demander le solde ?", DialogueState())
+    reply, _ = d.step("et pour le reste ?", state)
+    assert not (reply.type == "answer" and reply.results[0].entry.id == "ans-avance")
+
+
 def test_a_follow_up_asking_a_delay_the_last_answer_lacks_does_not_get_it_again():
     # « et le délai ? » after the pieces of the SAS advance: with the topic words the same
     # entry comes first, sure, but it gives no delay.
