@@ -345,9 +345,16 @@ _COVERED = re.compile(
     r"|\b(couvre|couvrent|couvert|couverte|couverts|couvertes|couvrir|covered|cover|covers)\b"
 )
 _COST = re.compile(r"\b(cout|couts|coute|coutent|frais|cost|costs)\b")
+# « pour le calcul du montant, les vacataires sont-ils comptés ? » asks what the computation
+# counts, not the sum: an amount named as what is computed is dropped.
+_COMPUTED = re.compile(
+    r"\b(calcul|calculer|assiette|base) (du|de la|des|de l|d) ?(montant|montants|prix|tarif"
+    r"|cout|couts|plafond|plafonds|financement|subvention|forfait)\b"
+)
 
 
 def _who_pays_dropped(clause: str) -> str:
+    clause = _COMPUTED.sub("", clause)
     if _SHARE.search(clause):
         return clause
     if _COVERED.search(clause):

@@ -1934,13 +1934,14 @@ class Dialogue:
         lacking = None
         if not force_answer:
             # Among the entries the model finds likely: a far candidate giving a date
-            # (« delai validation pv vsr ? » reaching an entry on another deadline) does not
-            # answer. An amount, among every candidate: « montant » also names what a yes/no
-            # question is about (« pour le calcul du montant, les vacataires comptent ? »).
+            # (« delai validation pv vsr ? » reaching an entry on another deadline) or a sum
+            # (« l'enveloppe pour le chef de projet, elle est de combien ? » reaching another
+            # subsidy's ceiling) does not answer. (« pour le calcul du montant, les vacataires
+            # comptent ? » asks no amount: answer_type drops an amount computed.)
             likely = [
                 h for h in hits[: p.candidates] if h is top or not _unlikely(h, top, _LIKELY_SHARE)
             ]
-            lacking = _lacking(likely, _PRECISE_KINDS) or _lacking(hits[: p.candidates], (AMOUNT,))
+            lacking = _lacking(likely, (*_PRECISE_KINDS, AMOUNT))
         missing = lacking is not None
         if lacking is not None:
             out_of_scope = True

@@ -119,6 +119,10 @@ from tests.test_lexical import retriever
         ("L'État contribue-t-il aux frais de raccordement, et combien ?", {AMOUNT}),
         ("Combien est remboursé aux frais réels ?", {AMOUNT}),
         ("Combien reste à nos frais ?", {AMOUNT}),
+        # what a computation counts, not the sum it gives
+        ("Pour le calcul du montant Ségur de notre MSP, les vacataires sont-ils comptés ?", set()),
+        ("comment est fait le calcul du plafond ?", set()),
+        ("quel montant pour le calcul ?", {AMOUNT}),
         # how often: a rhythm asked (not « en combien de fois », a number of instalments)
         ("Qui met à jour la fiche ROR, et à quelle fréquence ?", {FREQUENCY}),
         ("tous les combien faut-il renouveler le certificat ?", {FREQUENCY}),

@@ -2462,6 +2462,28 @@ def test_an_amount_no_close_entry_gives_is_a_fallback_that_says_so():
     assert d.step("et l'avance, c'est combien par site ?", DialogueState())[0].type == "answer"
 
 
+def test_an_amount_only_an_unlikely_rival_gives_does_not_answer_an_amount_asked():
+    # « l'enveloppe pour le chef de projet, elle est de combien ? »: the entry about that
+    # envelope names no sum; a far rival giving another one does not answer it.
+    amount = frozenset({"montant"})
+    envelope = entry("ans-enveloppe", DUI.facets["couloir"], question="Un chef de projet ?")
+    far = entry("ans-far", DUI.facets["couloir"], question="Quel plafond de subvention ?")
+
+    def table(query, facets, boost, share):
+        return [
+            Hit(envelope, 1.0, 0.6, 0.0, 0.0, 0.9, missing_kinds=amount),
+            Hit(far, 0.5, 0.6 * share, 0.0, 0.0, 0.9),
+        ]
+
+    for share, expected in [(0.01, "fallback"), (0.5, "answer")]:
+        d, _ = make(lambda q, f, b, s=share: table(q, f, b, s))
+        reply, _ = d.step("l'enveloppe du chef de projet, elle est de combien ?", DialogueState())
+        # (A likely rival that gives an amount may be what is asked: answered or asked.)
+        assert (reply.type == "fallback") == (expected == "fallback"), share
+        if expected == "fallback":
+            assert msg.WHY_NO_AMOUNT in reply.why
+
+
 def test_a_bare_name_opening_a_conversation_is_a_topic_asked_which():
     # « MSSanté » alone: no question yet; the entry that happens to come first (the DMN
     # calendar, which names MSSanté once) is not its answer. « AMOA ? » asks what it is.
