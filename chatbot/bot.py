@@ -189,6 +189,7 @@ class Bot:
             mend=retriever.speller.mend if retriever.speller is not None else None,
             carried=frozenset((f, v) for e in corpus.entries for f, v in e.facets.items() if v),
             never_given=never_offered(retriever.offers),
+            entries=corpus.entries,
         )
         return Engine(corpus, retriever, dialogue, frozenset(e.id for e in corpus.entries), version)
 

@@ -223,9 +223,13 @@ class _SplitModel(BaseModel):
     into: list[str] = Field(min_length=2)
 
 
+# How long a question of faq_data/unanswered.yaml may be (characters).
+UNANSWERED_LENGTH = (3, 1000)
+
+
 class _UnansweredModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    question: str = Field(min_length=3, max_length=1000)
+    question: str = Field(min_length=UNANSWERED_LENGTH[0], max_length=UNANSWERED_LENGTH[1])
     near: str | None = Field(default=None, pattern=ID_PATTERN)
     why: str = ""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -624,36 +624,24 @@ _HOW = re.compile(
 # about, conjugated after its subject (a modal or « faire pour » before an infinitive read
 # through: « comment on fait pour activer… » asks about activating).
 _HOW_SAID = re.compile(
-    r"\bcomment (?:est ce (?:que? )?)?(?:on|je|j|nous|vous) (?:ne |n )?"
+    r"\bcomment (?:est ce (?:que? )?)?(?P<subject>on|je|nous|vous) (?P<negated>ne |n )?"
     r"(?:(?P<modal>peut|peux|pouvons|pouvez|doit|dois|devons|devez|fait|fais|faisons|faites)"
     r"(?: pour)? )?(?:(?:le|la|les|l|lui|leur|y|en|se|s|me|m|nous|vous) )*(?P<verb>\w+)\b"
 )
+# « j'active », « on n'arrive » are « je active », « on ne arrive » to _HOW_SAID (words()
+# drops an elided letter).
+_ELIDED = re.compile(r"\b([jJnN])['’]\s*")
 # Verbs that say « how » without naming an action (« comment faire ? », « comment savoir
 # si… »), or that take the topic as their object: checking, handling, organising,
 # reaching someone (« comment vérifier que mon logiciel est référencé ? » is about the
 # referencing, « comment joindre le support e-CPS ? » about its contacts).
 _GENERIC_VERBS = frozenset(
     "faire savoir proceder etre avoir dire comprendre verifier organiser gerer fonctionner"
-    " marcher passer prendre traiter mettre joindre contacter appeler ecrire".split()
-)
-# The same, conjugated (« comment on fait ? », « comment je vérifie que… », « comment on s'y
-# prend ? »), and the auxiliaries and modals a conjugated « comment » may end on.
-_GENERIC_SAID = frozenset(
-    "fait fais faisons faites font sait sais savons savez procede procedons procedez verifie"
-    " verifions verifiez organise organisons organisez gere gerons gerez fonctionne marche"
-    " passe passons passez prend prends prenons prenez met mets mettons mettez joint joins"
-    " joignons joignez contacte contactons contactez appelle appelons appelez ecrit ecris"
-    " ecrivons ecrivez dit dis disons dites comprend comprends comprenons traite traitons"
-    " traitez debrouille debrouillons est suis sommes etes sont a ai avons avez ont peut peux"
-    " pouvons pouvez doit dois devons devez va vais allons allez".split()
+    " marcher passer prendre traiter mettre joindre contacter appeler ecrire debrouiller".split()
 )
 # Getting money (« comment obtenir l'avance / le financement ? »), which the funding
 # entries describe as a request and a payment, never with these verbs.
-_GETTING = frozenset(
-    "obtenir recevoir percevoir toucher avoir beneficier obtient obtiens obtenons obtenez"
-    " recoit recois recevons recevez percoit percois percevons touche touchons touchez"
-    " beneficie beneficions beneficiez".split()
-)
+_GETTING = frozenset("obtenir recevoir percevoir toucher avoir beneficier".split())
 _MONEY = re.compile(
     r"\b(?:financement|financements|avance|acompte|solde|subvention|subventions|paiement"
     r"|paiements|versement|versements|aide|aides|argent|prestation|dotation|forfait)\b"
@@ -689,12 +677,18 @@ _PHRASE_WORDS = 4
 # The entries read for the action: the best and its nearest rivals (« comment choisir mon
 # prestataire ? » is answered by the second, « doit-on choisir son prestataire… »).
 _HOW_CANDIDATES = 3
+# No French verb is longer (a longer « word » is not read for typing slips).
+_LONGEST_VERB = 25
 
 
 def _infinitive(verb: str) -> str:
     """A first-group verb's infinitive from its present (« supprime », « supprimons »,
-    « supprimez » → « supprimer »), the thesaurus's form; any other verb as it is."""
-    for ending, to in (("ons", "er"), ("ez", "er"), ("es", "er"), ("e", "er")):
+    « supprimez » → « supprimer »; « envoie » → « envoyer », « changeons » → « changer »,
+    « appelle » → « appeler »), the thesaurus's form; any other verb as it is."""
+    for ending, to in (
+        ("oie", "oyer"), ("aie", "ayer"), ("uie", "uyer"), ("elle", "eler"), ("ette", "eter"),
+        ("eons", "er"), ("ons", "er"), ("ez", "er"), ("es", "er"), ("e", "er"),
+    ):  # fmt: skip
         if verb.endswith(ending) and len(verb) > len(ending) + 2:
             return verb[: -len(ending)] + to
     return verb
@@ -913,8 +907,11 @@ _PRONOUNS = frozenset({"il", "elle", "ils", "elles", "en", "y", "ca", "cela", "c
 # « et pour le reste ? », « et le second ? », « and the rest? »: the step after the one just
 # answered (matched on fold()); the steps of the FAQs' payments, first then next.
 _NEXT_ONE = re.compile(
-    r"\b(?:le|la|les|l|du|de la|the)\s*(?:reste|second|seconde|suivant|suivante|suite"
-    r"|deuxieme|2e|2eme|dernier|derniere|rest|next|remaining|last one)\b"
+    r"(?:et |and |mais )?(?:pour |for |quid )?(?:le |la |les |du |de la |the )?"
+    r"(?:reste|second|seconde|suivant|suivante|suite|deuxieme|2e|2eme|dernier|derniere"
+    r"|rest|next|remaining|last|second one|last one)"
+    r"(?: (?:versement|paiement|partie|tranche|etape|payment|part|instalment|step))?"
+    r"(?: alors| du coup| svp| then| please)?"
 )
 _STEPS = (("avance", "solde"), ("acompte", "solde"), ("advance", "balance"))
 # How many of the previous question's rarest words an elliptic follow-up borrows.
@@ -949,9 +946,12 @@ class Dialogue:
         mend: Callable[[str], str] | None = None,
         carried: frozenset[tuple[str, str]] | None = None,
         never_given: frozenset[str] = frozenset({HOURS, SIZE}),
+        entries: Sequence[FaqEntry] = (),
     ):
         self.search = search
         self.vocabulary = vocabulary
+        # The corpus's entries by id (the last answer's, for a follow-up asking its next step).
+        self.entries = {e.id: e for e in entries}
         # The kinds of answer no entry gives (answer_type.never_offered; the Bot reads them
         # from the corpus).
         self.never_given = never_given
@@ -1633,7 +1633,7 @@ class Dialogue:
         """An answer to an elliptic follow-up ("il en faut une par établissement ?") read
         with the previous question's topic words, when that reading is sure; else None."""
         p = self.policy
-        step = self._next_step(text, previous, state, within)
+        step = self._next_step(text, state, within)
         if step is not None:
             return step
         topic = self._topic_words(previous, text)
@@ -1684,22 +1684,15 @@ class Dialogue:
         return self._answer(hits, state)
 
     def _next_step(
-        self, text: str, previous: str, state: DialogueState, within: Mapping[str, str]
+        self, text: str, state: DialogueState, within: Mapping[str, str]
     ) -> tuple[Reply, DialogueState] | None:
         """« et pour le reste ? », « et pour le second ? » after the answer about a payment's
         first step: the same question about the step after it (_STEPS), when that reading
         is sure and another entry's. Borrowing the previous question's words would pull
         the first step's answer back up: they are what the message sets aside."""
-        if not (_elliptic(text) and _NEXT_ONE.search(fold(text))):
+        if not _NEXT_ONE.fullmatch(" ".join(words(text))):
             return None
-        last = next(
-            (
-                h.entry
-                for h in self.search(previous, k=self.policy.candidates)
-                if h.entry.id == state.history[-1]
-            ),
-            None,
-        )
+        last = self.entries.get(state.history[-1])
         if last is None:
             return None
         title = fold(last.question)
@@ -2262,6 +2255,7 @@ class Dialogue:
         """The action a short « comment … ? » question asks about, when none of the best
         entries speaks of it (nor of a thesaurus equivalent: « résilier » is the FAQs'
         « annuler »)."""
+        query = _ELIDED.sub(r"\1e ", query)
         said = words(query)  # counted before mending: a long message costs nothing
         if len(said) > _HOW_WORDS:
             return None
@@ -2271,18 +2265,17 @@ class Dialogue:
                 return None
         text = " ".join(said)
         m = _HOW.search(text) or _HOW_SAID.search(text)
-        if m is None or m.group("verb") in _GENERIC_VERBS or m.group("verb") in _GENERIC_SAID:
+        if m is None:
             return None
         verb = m.group("verb")
-        if m.re is _HOW_SAID and not m.group("modal"):
-            # « comment on la supprime ? »: « supprimer la demande », as the thesaurus says it.
-            # Only a first-group verb: another's forms (« obtient », « obtenir ») do not
-            # share their stem, and the entry's « obtenir » would not be recognised.
-            verb = _infinitive(verb)
-            if verb == m.group("verb"):
-                return None
-        # (A verb typed with a doubled letter missing, « suprime », read as well.)
-        if any(self._thesaurus_action(v, text, m, said) for v in (verb, *_doubled(verb))):
+        if m.re is _HOW_SAID:
+            verb = self._said_action(m)
+        if verb is None or verb in _GENERIC_VERBS:
+            return None
+        # (A verb typed with a doubled letter missing, « suprime », read as well; not a
+        # word too long to be one.)
+        slips = _doubled(verb) if len(verb) <= _LONGEST_VERB else []
+        if any(self._thesaurus_action(v, text, m, said) for v in (verb, *slips)):
             return None
         if verb in _GETTING and _MONEY.search(text, m.end()):
             # « comment obtenir l'avance ? »: getting paid is what the funding entries
@@ -2314,6 +2307,24 @@ class Dialogue:
                 ):
                     return None
         return verb
+
+    @staticmethod
+    def _said_action(m: re.Match[str]) -> str | None:
+        """The infinitive of the action a conjugated « comment on / je / nous / vous … »
+        asks about (_HOW_SAID), or None when it names none."""
+        verb = m.group("verb")
+        if m.group("negated"):
+            return None  # « comment on n'arrive pas à… »: how come, not how to
+        infinitive = verb.endswith(("er", "ir", "re"))
+        if m.group("modal") or (infinitive and m.group("subject") in ("nous", "vous")):
+            # After a modal, an infinitive (« comment on fait pour activer »; not « comment
+            # on fait alors ? »); « comment vous transmettre… »: « vous » is its object.
+            return verb if infinitive else None
+        # « comment on la supprime ? »: « supprimer la demande », as the thesaurus says it.
+        # Only a first-group verb: another's forms (« obtient », « obtenir ») do not share
+        # their stem, and the entry's « obtenir » would not be recognised.
+        read = _infinitive(verb)
+        return None if read == verb else read
 
     def _thesaurus_action(self, verb: str, text: str, m: re.Match[str], said: list[str]) -> bool:
         """Whether the thesaurus knows the action `verb` opens in `text` (`m`: its

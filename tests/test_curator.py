@@ -336,6 +336,12 @@ def test_questions_marked_unanswered_are_written_to_unanswered_yaml(bot, tmp_pat
     # base are one each.
     assert text.startswith("# Questions que les FAQ ne traitent pas")
     assert len(apply_edits(again, [], unanswered=marked).unanswered) == len(marked)
+    # Whatever a logged message holds reads back as it was: line breaks, quotes, a
+    # backslash, a « # », a leading dash. One the file cannot hold (over 1 000 characters)
+    # is left out, the others written.
+    odd = ['deux lignes\net "guillemets" \\ fin', "- # pas un commentaire", "x\r\n\u2028y"]
+    write_yaml(apply_edits(bot.corpus, [], unanswered=[*odd, "trop long " * 150]), target)
+    assert [u.question for u in load_corpus(target).unanswered] == odd
     # A question the file lists with its entry and reason keeps both.
     near = Unanswered("Combien de temps garde-t-on la VA ?", "ans-000-01", "la FAQ ne le dit pas")
     write_yaml(replace(curated, unanswered=(near,)), target)

@@ -1431,13 +1431,25 @@ def test_a_follow_up_asking_for_the_next_step_gets_the_same_question_about_it():
             return [(advance, 1.0, 0.95), (balance, 0.7, 0.1)]
         return [(advance, 0.5, 0.02), (balance, 0.5, 0.02)]
 
+    def dialogue():
+        weight = lambda stem: len(stem)  # noqa: E731
+        return Dialogue(
+            FakeSearch(table), VOCAB, Policy(), term_weight=weight, entries=(advance, balance)
+        )
+
     for follow_up in ("et pour le reste ?", "et pour le second ?", "and the rest?"):
-        d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
+        d = dialogue()
         _, state = d.step("pour le premier versement SAS, on envoie quoi ?", DialogueState())
         reply, _ = d.step(follow_up, state)
         assert reply.type == "answer" and reply.results[0].entry.id == "ans-solde", follow_up
+    # Only the step itself: « le second établissement », « le reste à charge » are others.
+    for other in ("et pour le second établissement ?", "et le reste à charge ?"):
+        d = dialogue()
+        _, state = d.step("pour le premier versement SAS, on envoie quoi ?", DialogueState())
+        reply, _ = d.step(other, state)
+        assert not (reply.type == "answer" and reply.results[0].entry.id == "ans-solde"), other
     # Not after an answer about anything else than a first step.
-    d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    d = dialogue()
     _, state = d.step("quelles pièces pour demander le solde ?", DialogueState())
     reply, _ = d.step("et pour le reste ?", state)
     assert not (reply.type == "answer" and reply.results[0].entry.id == "ans-avance")
@@ -2046,6 +2058,9 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
         reply, _ = d.step(message, DialogueState())
         assert reply.type == "fallback", message
         assert reply.why == msg.WHY_NO_ACTION.format(action=action), message
+    # « j'active » is read as « je active ».
+    reply, _ = d.step("comment j'active mon compte Gazelle ?", DialogueState())
+    assert reply.why == msg.WHY_NO_ACTION.format(action="activer")
     for message in (
         # The entry speaks of it (« créent », « créé »): answered.
         "comment on crée le compte Gazelle ?",
@@ -2053,6 +2068,12 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
         "comment on fait pour Gazelle ?",
         "comment je vérifie que mon compte Gazelle existe ?",
         "comment on s'y prend pour Gazelle ?",
+        "comment nous fonctionnons avec Gazelle ?",
+        # After a modal, no infinitive: no action (« alors », « concrètement »).
+        "comment on fait alors ?",
+        "comment je fais aujourd'hui pour le compte ?",
+        # Negated: how come, not how to.
+        "comment on n'arrive pas à voir le compte Gazelle ?",
         # Not a first-group verb: its forms do not share the infinitive's stem
         # (« obtient », « obtenir »), an entry's « obtenir » would go unseen.
         "comment on obtient le compte Gazelle ?",
@@ -2072,6 +2093,17 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
         assert reply.type == "answer", message
     reply, _ = d.step("notre demande est partie, comment on la lance ?", DialogueState())
     assert reply.type == "fallback"
+    # The thesaurus's infinitive of « envoie » (« envoyer le dossier »), and « vous »
+    # before an infinitive is its object, not a subject conjugating it.
+    send = ("envoyer le dossier", "transmettre le dossier")
+    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: any(p in text for p in send))
+    for message in ("comment on envoie le dossier ?", "comment vous transmettre le dossier ?"):
+        assert d.step(message, DialogueState())[0].type == "answer", message
+    # A « word » longer than any verb is not read for slips (each is a thesaurus lookup).
+    calls = []
+    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: bool(calls.append(text)))
+    d.step("comment on " + "ba" * 400 + "e ?", DialogueState())
+    assert len(calls) < 100
 
 
 def test_the_action_and_an_options_rank_are_read_with_typing_slips_mended():

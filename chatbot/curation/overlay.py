@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,18 +17,20 @@ from pydantic import ValidationError
 from chatbot.corpus import (
     SOURCE_PATTERN,
     UNANSWERED_FILE,
+    UNANSWERED_LENGTH,
     Corpus,
     FacetVocabulary,
     FaqEntry,
     Unanswered,
     entry_model,
     entry_phrasings,
+    load_unanswered,
     validate_entry,
     validation_messages,
 )
 from chatbot.errors import CorpusError
 from chatbot.stores.curator import EntryEdit
-from chatbot.text import typed
+from chatbot.text import echo, typed
 
 log = logging.getLogger("faqbot")
 # The fields of a corpus file's entry (what EntryModel accepts), then where it comes from.
@@ -174,17 +177,32 @@ def write_yaml(corpus: Corpus, corpus_dir: Path) -> list[Path]:
             body.append(notes.get(e.id, "") + _entry_yaml(e))
         path.write_text(header + "".join(body) + "\n" + tail, "utf-8")
         written.append(path)
-    written.append(_write_unanswered(corpus.unanswered, corpus_dir / UNANSWERED_FILE))
+    written.append(_write_unanswered(corpus, corpus_dir / UNANSWERED_FILE))
     return written
 
 
-def _write_unanswered(questions: Sequence[Unanswered], path: Path) -> Path:
+def _write_unanswered(corpus: Corpus, path: Path) -> Path:
     """faq_data/unanswered.yaml with the questions known unanswered, the file's and those the
     curators marked « Hors FAQ » (once committed, the same questions come from the file and
-    the curators' base: read once each); its leading comments kept."""
+    the curators' base: read once each); its leading comments kept. A question the file
+    cannot hold (its length, see UNANSWERED_LENGTH) is left out with a warning; the text is
+    read back before it replaces the file, which is never left unreadable."""
     header = ""
     if path.is_file():
         header = "".join(line + "\n" for line in _leading_comments(path.read_text("utf-8")))
+    shortest, longest = UNANSWERED_LENGTH
+    questions = []
+    for u in corpus.unanswered:
+        if shortest <= len(u.question.strip()) <= longest:
+            questions.append(u)
+        else:
+            log.warning(
+                "question hors FAQ non écrite dans %s (de %d à %d caractères) : « %s »",
+                path.name,
+                shortest,
+                longest,
+                echo(u.question),
+            )
     lines = ["questions:"] if questions else ["questions: []"]
     for u in questions:
         lines.append(f"  - question: {_quoted(u.question)}")
@@ -192,7 +210,14 @@ def _write_unanswered(questions: Sequence[Unanswered], path: Path) -> Path:
             lines.append(f"    near: {u.near}")
         if u.why:
             lines.append(f"    why: {_quoted(u.why)}")
-    path.write_text(header + "\n".join(lines) + "\n", "utf-8")
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(header + "\n".join(lines) + "\n", "utf-8")
+    try:
+        load_unanswered(staged, corpus.entries)
+    except CorpusError:
+        staged.unlink()
+        raise
+    os.replace(staged, path)
     return path
 
 
@@ -201,8 +226,25 @@ _NOTED = re.compile(r"((?:^  #.*\n)+)  - id: (\S+)", re.MULTILINE)
 
 
 def _quoted(text: str) -> str:
-    """A YAML double-quoted scalar (the files' style for questions and facet values)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A YAML double-quoted scalar (the files' style for questions and facet values): the
+    line breaks and control characters a logged message may hold escaped, so that it reads
+    back as it was."""
+    return '"' + "".join(_ESCAPED.get(c) or _control(c) for c in text) + '"'
+
+
+_ESCAPED = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\x85": "\\N",
+    "\u2028": "\\L",
+    "\u2029": "\\P",
+}
+
+
+def _control(c: str) -> str:
+    return f"\\x{ord(c):02x}" if (ord(c) < 0x20 and c != "\t") or c == "\x7f" else c
 
 
 def _entry_yaml(e: FaqEntry) -> str:
