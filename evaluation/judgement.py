@@ -58,6 +58,9 @@ DEV_ONLY = {
     "probes": ("eval", "probes"),
     # (07/12, tenth session: the dev counterpart of the held-out `unanswered`)
     "unanswered_dev": ("eval", "unanswered_dev"),
+    # (07/12, fifteenth session: 40 dialogues only, written in its middle from the corpus
+    # alone, measured blind then, tuned on afterwards)
+    "fresh13": ("eval", "fresh13"),
 }
 # The goals of the issue, for the report (None: "keep what it is").
 GOALS: dict[str, str] = {
@@ -292,7 +295,7 @@ def judgement(bot: Bot, corpus_dir: Path, split: str, limit: int | None = None) 
         ("dialogues", corpus_dir / "eval" / "dialogues.jsonl"),
         *(
             (f"{name}_dialogues", corpus_dir.joinpath(*where, "dialogues.jsonl"))
-            for name, where in HELD_OUT.items()
+            for name, where in {**HELD_OUT, **DEV_ONLY}.items()
         ),
     ):
         dialogues = [d for d in _read_jsonl(path) if d.get("split") == split]
