@@ -37,6 +37,8 @@ from chatbot.retrieval.lexical import entry_stems
 from chatbot.text import content_word, echo, fold, lexical_tokens, typed, words
 
 _T = TypeVar("_T")
+# (answer_type.asked, under a name _decide's `asked`, a count of clarifications, leaves free.)
+_kinds_asked = asked
 
 SearchFn = Callable[..., list[Hit]]
 REPLY_TYPES = ("answer", "clarify", "fallback")
@@ -1894,7 +1896,16 @@ class Dialogue:
         # financement ?") shows the FAQs do talk about it: a broad question, not a foreign one.
         # One word ("test") is too little to vouch for anything.
         covered = top.coverage >= _FULL_COVERAGE and len(set(lexical_tokens(query))) >= 2
-        if top.in_scope < p.off_topic_below and not (filters or covered):
+        # Nor is a message the conversation's couloir answers, sure enough (« ok, et pour le
+        # solde on joint quoi au formulaire ? » after the SAS: its chat words the scope
+        # model doubts); unless it asks a delay, a date or a sum, which the couloir's
+        # entries rarely give (« et l'ARS met combien de temps à répondre ? »).
+        context_vouches = (
+            in_context
+            and top.confidence >= p.fallback_below
+            and not _kinds_asked(query) & {*_PRECISE_KINDS, MOMENT, AMOUNT}
+        )
+        if top.in_scope < p.off_topic_below and not (filters or covered or context_vouches):
             if retry:  # not a follow-up after all: search it on its own
                 return self._decide(
                     query, state, filters, asked, force_answer, detected, alone=alone

@@ -775,6 +775,27 @@ def test_an_elliptic_follow_up_searches_within_the_conversations_couloir():
     assert reply.results[0].entry.id == "ans-sas"
 
 
+def test_a_chatty_follow_up_the_conversations_couloir_answers_is_not_foreign():
+    # « ok, et pour le solde on joint quoi au formulaire ? » after the SAS: the scope model
+    # finds its chat words foreign (0.02 here), the SAS entry is sure enough: answered.
+    # Asking a delay the couloir's entries rarely give, it stays declined.
+    def table(query, facets, boost):
+        if "SAS" in query:
+            return [(SAS, 0.9, 0.9, 0.9)]
+        rows = [(SAS, 0.9, 0.5, 0.02), (DUI, 0.5, 0.01, 0.02)]
+        return [r for r in rows if all(r[0].facets.get(n) == v for n, v in facets.items())]
+
+    d, _ = make(table)
+    _, state = d.step("quelles pièces pour l'avance SAS ?", DialogueState())
+    reply, _ = d.step("ok et pour le solde on joint quoi ?", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sas"
+    reply, _ = d.step("ok et l'ASP met combien de temps à payer ?", state)
+    assert reply.type == "fallback"
+    # The same message opening a conversation: no couloir vouches for it.
+    reply, _ = d.step("ok et pour le solde on joint quoi ?", DialogueState())
+    assert reply.type == "fallback"
+
+
 def test_a_follow_up_its_context_cannot_answer_is_searched_on_its_own():
     def table(query, facets, boost):
         if "VA" not in query:
