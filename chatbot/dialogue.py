@@ -312,8 +312,12 @@ def _content_terms(text: str) -> set[str]:
 # only before a name of two words at most (« c'est quoi le label e-santé ? », not « c'est
 # quoi les critères pour être financé ? »).
 _DEFINITION = re.compile(
-    r"\bqu['’ ]?est[- ]ce qu|\bque (?:signifie|veut dire)\b|\bveut dire quoi\b"
-    r"|\bc['’ ]?est quoi (?:(?:le|la|les|un|une|des) |l['’])?[^\s?]+(?: [^\s?]+)? *\?*$"
+    r"\bqu['’ ]?est[- ]ce qu|\bque (?:signifie|veut dire)\b|\b(?:veut dire|signifie) quoi\b"
+    r"|\bc(?:['’ ]?est)? (?:quoi|koi) (?:(?:le|la|les|un|une|des) |l['’])?[^\s?]+(?: [^\s?]+)?"
+    r" *\?*$"
+    # (after a name of two words at most: « AMOA, c'est quoi ? », « amoa ?? c quoi »; not
+    # « pièces pour le solde, c'est quoi ? »)
+    r"|^\W*\w[\w'’-]*(?:\s+\w[\w'’-]*)?[\W\s]*c(?:['’ ]?est)? (?:quoi|koi)\W*$"
     r"|\bdefinition\b|\bwhat(?: is|['’]s| does)\b"
 )
 # Pending.facet of a clarification offering the closest questions, not a facet's values.

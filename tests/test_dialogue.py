@@ -344,6 +344,11 @@ def test_a_short_question_naming_no_couloir_is_asked_it_when_other_couloirs_hold
         ("qu'est-ce que la facture ?", False),
         ("c'est quoi la facture ?", False),
         ("c'est quoi le montant de la facture ?", True),
+        # After the name, or in chat words.
+        ("facture, c'est quoi ?", False),
+        ("facture ?? c quoi", False),
+        ("la facture, ça signifie quoi ?", False),
+        ("le montant de la facture c'est quoi ?", True),
     ]:
         reply, _ = d.step(question, DialogueState())
         assert (reply.type == "clarify") is asked, question
