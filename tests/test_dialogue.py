@@ -1993,6 +1993,17 @@ def test_an_entry_phrased_as_a_patients_step_answers_it():
     assert reply.type == "answer"
 
 
+# An entry about cancelling a request (« annuler »), alone among the results.
+CANCEL = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
+
+
+def cancel_dialogue(*phrases: str, **options: object) -> Dialogue:
+    """A dialogue whose searches find CANCEL only, its thesaurus knowing `phrases`."""
+    search = FakeSearch(lambda q, f, b: [(CANCEL, 0.9, 0.95, 0.9)])
+    thesaurus = (lambda text: any(p in text for p in phrases)) if phrases else None
+    return Dialogue(search, VOCAB, Policy(), thesaurus=thesaurus, **options)
+
+
 def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_falls_back():
     nil = replace(SAS, question="Qui délivre le numéro NIL ?", answer="Le CNDA délivre le NIL.")
     d, _ = make(lambda q, f, b: [(nil, 0.9, 0.95, 0.9)])
@@ -2033,18 +2044,13 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
         reply, _ = d.step(message, DialogueState())
         assert reply.type == "answer", message
     # A thesaurus term (« résilier ») stands for the FAQs' own word (« annuler »).
-    cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
-    search = FakeSearch(lambda q, f, b: [(cancel, 0.9, 0.95, 0.9)])
-    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: "resilier" in text)
-    reply, _ = d.step("comment résilier notre demande ?", DialogueState())
+    reply, _ = cancel_dialogue("resilier").step("comment résilier notre demande ?", DialogueState())
     assert reply.type == "answer"
-    d = Dialogue(search, VOCAB, Policy())
-    reply, _ = d.step("comment résilier notre demande ?", DialogueState())
+    reply, _ = cancel_dialogue().step("comment résilier notre demande ?", DialogueState())
     assert reply.type == "fallback"
     # So does a thesaurus phrase the verb opens (« supprimer une demande »), not a term
     # elsewhere in the question (« ASP »).
-    phrases = ("supprimer une demande", "asp")
-    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: any(p in text for p in phrases))
+    d = cancel_dialogue("supprimer une demande", "asp")
     for message, expected in [
         ("comment supprimer une demande faite en double ?", "answer"),
         ("comment supprimer une demande ASP ?", "answer"),
@@ -2108,9 +2114,7 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
         assert reply.type == "answer", message
     # A thesaurus phrase said with the verb conjugated (« on la supprime »: « supprimer une
     # demande »), a doubled letter missing (« suprime ») or not.
-    cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
-    search = FakeSearch(lambda q, f, b: [(cancel, 0.9, 0.95, 0.9)])
-    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: "supprimer une demande" in text)
+    d = cancel_dialogue("supprimer une demande")
     for message in (
         "notre demande est partie deux fois, comment on la supprime ?",
         "notre demande est partie deux fois, comment on la suprime ?",
@@ -2121,12 +2125,12 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
     assert reply.type == "fallback"
     # The thesaurus's infinitive of « envoie » (« envoyer le dossier »), and « vous »
     # before an infinitive is its object, not a subject conjugating it.
-    send = ("envoyer le dossier", "transmettre le dossier")
-    d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: any(p in text for p in send))
+    d = cancel_dialogue("envoyer le dossier", "transmettre le dossier")
     for message in ("comment on envoie le dossier ?", "comment vous transmettre le dossier ?"):
         assert d.step(message, DialogueState())[0].type == "answer", message
     # A « word » longer than any verb is not read for slips (each is a thesaurus lookup).
     calls = []
+    search = FakeSearch(lambda q, f, b: [(CANCEL, 0.9, 0.95, 0.9)])
     d = Dialogue(search, VOCAB, Policy(), thesaurus=lambda text: bool(calls.append(text)))
     d.step("comment on " + "ba" * 400 + "e ?", DialogueState())
     assert len(calls) < 100
@@ -2134,18 +2138,14 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
 
 def test_the_action_and_an_options_rank_are_read_with_typing_slips_mended():
     # « anuler » is read as the search reads it, « annuler »: the entry's own action.
-    cancel = replace(SAS, question="Comment annuler une demande ?", answer="On l'annule en ligne.")
-    search = FakeSearch(lambda q, f, b: [(cancel, 0.9, 0.95, 0.9)])
-    reply, _ = Dialogue(search, VOCAB, Policy()).step(
-        "comment anuler la demande ?", DialogueState()
-    )
+    reply, _ = cancel_dialogue().step("comment anuler la demande ?", DialogueState())
     assert reply.type == "fallback"
     slips = {"anuler": "annuler", "deuxiemme": "deuxième"}
 
     def mend(text):
         return " ".join(slips.get(w, w) for w in text.split(" "))
 
-    mended = Dialogue(search, VOCAB, Policy(), mend=mend)
+    mended = cancel_dialogue(mend=mend)
     reply, state = mended.step("comment anuler la demande ?", DialogueState())
     # The conversation keeps the message as typed (the question log shows what users write).
     assert reply.type == "answer" and state.last_query == "comment anuler la demande ?"
