@@ -37,8 +37,6 @@ from chatbot.retrieval.lexical import entry_stems
 from chatbot.text import content_word, echo, fold, lexical_tokens, typed, words
 
 _T = TypeVar("_T")
-# (answer_type.asked, under a name _decide's `asked`, a count of clarifications, leaves free.)
-_kinds_asked = asked
 
 SearchFn = Callable[..., list[Hit]]
 REPLY_TYPES = ("answer", "clarify", "fallback")
@@ -1900,16 +1898,10 @@ class Dialogue:
         # financement ?") shows the FAQs do talk about it: a broad question, not a foreign one.
         # One word ("test") is too little to vouch for anything.
         covered = top.coverage >= _FULL_COVERAGE and len(set(lexical_tokens(query))) >= 2
-        # Nor is a message the conversation's couloir answers, sure enough (« ok, et pour le
-        # solde on joint quoi au formulaire ? » after the SAS: its chat words the scope
-        # model doubts); unless it asks a delay, a date or a sum, which the couloir's
-        # entries rarely give (« et l'ARS met combien de temps à répondre ? »).
-        context_vouches = (
-            in_context
-            and top.confidence >= p.fallback_below
-            and not _kinds_asked(query) & {*_PRECISE_KINDS, MOMENT, AMOUNT}
-        )
-        if top.in_scope < p.off_topic_below and not (filters or covered or context_vouches):
+        # Nor is a message the conversation's couloir vouches for (_context_vouches).
+        if top.in_scope < p.off_topic_below and not (
+            filters or covered or (in_context and self._context_vouches(query, top))
+        ):
             if retry:  # not a follow-up after all: search it on its own
                 return self._decide(
                     query, state, filters, asked, force_answer, detected, alone=alone
@@ -2141,6 +2133,15 @@ class Dialogue:
         if doubt:
             return _not_found(hits, f"{why} ; {msg.WHY_AMBIGUOUS}", say_kinds=True), state
         return self._answer(hits, state)
+
+    def _context_vouches(self, query: str, top: Hit) -> bool:
+        """Whether the best entry, in the conversation's couloir, answers a message the scope
+        model doubts (« ok, et pour le solde on joint quoi au formulaire ? » after the SAS:
+        its chat words): sure enough, and asking no delay, date or sum, which the couloir's
+        entries rarely give (« et l'ARS met combien de temps à répondre ? »)."""
+        return top.confidence >= self.policy.fallback_below and not (
+            asked(query) & {*_PRECISE_KINDS, MOMENT, AMOUNT}
+        )
 
     def _answer(self, hits: list[Hit], state: DialogueState) -> tuple[Reply, DialogueState]:
         top = hits[0]

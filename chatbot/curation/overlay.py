@@ -211,13 +211,12 @@ def _write_unanswered(corpus: Corpus, path: Path) -> Path:
         if u.why:
             lines.append(f"    why: {_quoted(u.why)}")
     staged = path.with_name(f".{path.name}.tmp")
-    staged.write_text(header + "\n".join(lines) + "\n", "utf-8")
     try:
+        staged.write_text(header + "\n".join(lines) + "\n", "utf-8")
         load_unanswered(staged, corpus.entries)
-    except CorpusError:
-        staged.unlink()
-        raise
-    os.replace(staged, path)
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)  # (gone once it replaced the file)
     return path
 
 
