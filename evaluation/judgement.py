@@ -48,6 +48,9 @@ HELD_OUT = {
     # (07/12, fifteenth session: written at its start, measured blind on its start and its
     # first change, read afterwards)
     "fresh12": ("eval", "fresh12"),
+    # (07/12, sixteenth session: written at its start, measured blind on its start, read
+    # afterwards)
+    "fresh14": ("eval", "fresh14"),
     # (07/12, tenth session: 241 near misses, 3 per entry, written from the corpus alone and
     # reviewed against every answer; no answerable question, no dialogue)
     "unanswered": ("eval", "unanswered"),
@@ -61,6 +64,9 @@ DEV_ONLY = {
     # (07/12, fifteenth session: 40 dialogues only, written in its middle from the corpus
     # alone, measured blind then, tuned on afterwards)
     "fresh13": ("eval", "fresh13"),
+    # (07/12, sixteenth session: 40 dialogues and 40 single questions, written at its start
+    # from the corpus alone, measured blind then, tuned on afterwards)
+    "fresh15": ("eval", "fresh15"),
 }
 # The goals of the issue, for the report (None: "keep what it is").
 GOALS: dict[str, str] = {
