@@ -113,6 +113,9 @@ from tests.test_lexical import retriever
         ("La mise à jour Ségur, c'est à nos frais ?", set()),
         ("c'est aux frais de l'établissement ?", set()),
         ("à combien s'élèvent les frais ?", {AMOUNT}),
+        ("le labo touche quelle somme pour la mise à jour de son SGL ?", {AMOUNT}),
+        ("What amount does the vendor receive?", {AMOUNT}),
+        ("en somme, le bon de commande suffit ?", set()),
         ("c'est à nos propres frais ?", set()),
         # …unless the clause asks a share all the same
         ("À combien l'ARS participe-t-elle aux frais de déploiement ?", {AMOUNT}),

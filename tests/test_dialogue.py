@@ -2533,7 +2533,9 @@ def test_an_amount_only_an_unlikely_rival_gives_does_not_answer_an_amount_asked(
             Hit(far, 0.5, 0.6 * share, 0.0, 0.0, 0.9),
         ]
 
-    for share, expected in [(0.01, "fallback"), (0.5, "answer")]:
+    # (A rival at a quarter of the best's confidence is no reading either: the refund of
+    # the advance is not answered by the entry on cancelling an order, which gives a delay.)
+    for share, expected in [(0.01, "fallback"), (0.25, "fallback"), (0.5, "answer")]:
         d, _ = make(lambda q, f, b, s=share: table(q, f, b, s))
         reply, _ = d.step("l'enveloppe du chef de projet, elle est de combien ?", DialogueState())
         # (A likely rival that gives an amount may be what is asked: answered or asked.)
