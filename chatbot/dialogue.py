@@ -632,6 +632,33 @@ _HOW_SAID = re.compile(
     r"(?:(?P<modal>peut|peux|pouvons|pouvez|doit|dois|devons|devez|fait|fais|faisons|faites)"
     r"(?: pour)? )?(?:(?:le|la|les|l|lui|leur|y|en|se|s|me|m|nous|vous) )*(?P<verb>\w+)\b"
 )
+# « comment un centre hospitalier candidate-t-il au programme CaRE ? », « comment le client
+# signe-t-il la VA ? », « comment l'éditeur peut-il résilier ? »: the action asked about,
+# conjugated before its inverted subject (words(): « candidate t il »), after a subject of
+# at most four words (a modal reads the infinitive after it).
+_HOW_INVERTED = re.compile(
+    r"\bcomment (?:(?:le|la|les|un|une|des|du|notre|nos|mon|ma|mes|votre|vos|leur|leurs|ce|cet"
+    r"|cette|ces|son|sa|ses) )?(?:\w+ ){0,3}?(?P<verb>\w+) (?:t )?(?:il|elle|ils|elles|on)"
+    r"(?: (?P<then>\w+))?\b"
+)
+_MODALS = frozenset("peut peuvent doit doivent fait font".split())
+# The present of the verbs of other groups that ask for an action (« comment on obtient
+# un numéro NIL ? », « comment un médecin s'inscrit-il comme effecteur ? »), read as their
+# infinitive; the conjugated form's stem is looked for in the entries too (_action_missing).
+_IRREGULAR = {
+    **dict.fromkeys(("obtient", "obtiennent", "obtiens", "obtenons", "obtenez"), "obtenir"),
+    **dict.fromkeys(("devient", "deviennent", "devenons", "devenez"), "devenir"),
+    **dict.fromkeys(("inscrit", "inscrivent", "inscris", "inscrivons", "inscrivez"), "inscrire"),
+    **dict.fromkeys(("recoit", "recoivent", "recevons", "recevez"), "recevoir"),
+    **dict.fromkeys(("percoit", "percoivent"), "percevoir"),
+    **dict.fromkeys(("choisit", "choisissent", "choisissons", "choisissez"), "choisir"),
+    **dict.fromkeys(("remplit", "remplissent", "remplissons", "remplissez"), "remplir"),
+    **dict.fromkeys(("fournit", "fournissent", "fournissons", "fournissez"), "fournir"),
+    **dict.fromkeys(("transmet", "transmettent", "transmettons", "transmettez"), "transmettre"),
+    **dict.fromkeys(("soumet", "soumettent", "soumettons", "soumettez"), "soumettre"),
+    **dict.fromkeys(("souscrit", "souscrivent"), "souscrire"),
+    **dict.fromkeys(("paie", "paient", "paye", "payent"), "payer"),
+}
 # « j'active », « on n'arrive » are « je active », « on ne arrive » to _HOW_SAID (words()
 # drops an elided letter).
 _ELIDED = re.compile(r"\b([jJnN])['’]\s*")
@@ -696,6 +723,24 @@ def _infinitive(verb: str) -> str:
         if verb.endswith(ending) and len(verb) > len(ending) + 2:
             return verb[: -len(ending)] + to
     return verb
+
+
+def _inverted_action(m: re.Match[str]) -> str | None:
+    """The infinitive of the action an inverted « comment … -t-il ? » asks about
+    (_HOW_INVERTED): a first-group verb's, or the infinitive after a modal; else None."""
+    verb, then = m.group("verb"), m.group("then")
+    if verb in _MODALS:
+        return then if then and then.endswith(("er", "ir", "re")) else None
+    return _present_read(verb)
+
+
+def _present_read(verb: str) -> str | None:
+    """The infinitive of a verb in the present: a first-group verb's (_infinitive) or one
+    of _IRREGULAR; None for any other word."""
+    if verb in _IRREGULAR:
+        return _IRREGULAR[verb]
+    read = _infinitive(verb)
+    return None if read == verb else read
 
 
 def _doubled(word: str) -> list[str]:
@@ -2285,12 +2330,14 @@ class Dialogue:
             if len(said) > _HOW_WORDS:
                 return None
         text = " ".join(said)
-        m = _HOW.search(text) or _HOW_SAID.search(text)
+        m = _HOW.search(text) or _HOW_SAID.search(text) or _HOW_INVERTED.search(text)
         if m is None:
             return None
         verb = m.group("verb")
         if m.re is _HOW_SAID:
             verb = self._said_action(m)
+        elif m.re is _HOW_INVERTED:
+            verb = _inverted_action(m)
         if verb is None or verb in _GENERIC_VERBS:
             return None
         # (A verb typed with a doubled letter missing, « suprime », read as well; not a
@@ -2305,6 +2352,8 @@ class Dialogue:
         stem = lexical_tokens(verb)
         if not stem:
             return None
+        # (The form typed too, when read as another: « obtient » beside « obtenir ».)
+        stems = {stem[0], *lexical_tokens(m.group("verb"))}
         # Spoken of, in one phrasing or one sentence of an answer, with what the question
         # names: « comment obtenir un numéro NIL ? » is not answered by an entry that names
         # the NIL in its answer and obtains access elsewhere (« on vient d'obtenir nos accès »).
@@ -2317,13 +2366,13 @@ class Dialogue:
             complement.append(w)
         objects = set(lexical_tokens(" ".join(complement)))
         for h in hits:
-            if not any(_same_word(stem[0], t) for t in self.entry_terms(h.entry)):
+            if not any(_same_word(v, t) for v in stems for t in self.entry_terms(h.entry)):
                 continue
             if not objects:
                 return None
             for part in (*self._phrasings(h.entry), *_SENTENCES.split(h.entry.answer)):
                 terms = lexical_tokens(part)
-                if any(_same_word(stem[0], t) for t in terms) and any(
+                if any(_same_word(v, t) for v in stems for t in terms) and any(
                     _same_word(o, t) for o in objects for t in terms
                 ):
                     return None
@@ -2342,10 +2391,9 @@ class Dialogue:
             # on fait alors ? »); « comment vous transmettre… »: « vous » is its object.
             return verb if infinitive else None
         # « comment on la supprime ? »: « supprimer la demande », as the thesaurus says it.
-        # Only a first-group verb: another's forms (« obtient », « obtenir ») do not share
-        # their stem, and the entry's « obtenir » would not be recognised.
-        read = _infinitive(verb)
-        return None if read == verb else read
+        # A first-group verb, or one of _IRREGULAR (« obtient », « obtenir »: their stems
+        # differ, and both are looked for).
+        return _present_read(verb)
 
     def _thesaurus_action(self, verb: str, text: str, m: re.Match[str], said: list[str]) -> bool:
         """Whether the thesaurus knows the action `verb` opens in `text` (`m`: its

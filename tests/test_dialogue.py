@@ -2086,6 +2086,13 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
         ("comment est-ce qu'on installe Gazelle ?", "installer"),
         ("comment nous activons le compte Gazelle ?", "activer"),
         ("comment on fait pour activer le compte Gazelle ?", "activer"),
+        # Another group's verb the entry does not use either, in its infinitive.
+        ("comment on obtient le compte Gazelle ?", "obtenir"),
+        # The subject inverted after the verb (« comment un éditeur active-t-il… »), or
+        # after a modal before an infinitive.
+        ("Comment un éditeur active-t-il son compte Gazelle ?", "activer"),
+        ("comment le client s'inscrit-il sur Gazelle ?", "inscrire"),
+        ("Comment l'éditeur peut-il paramétrer Gazelle ?", "parametrer"),
     ]:
         reply, _ = d.step(message, DialogueState())
         assert reply.type == "fallback", message
@@ -2106,12 +2113,18 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
         "comment je fais aujourd'hui pour le compte ?",
         # Negated: how come, not how to.
         "comment on n'arrive pas à voir le compte Gazelle ?",
-        # Not a first-group verb: its forms do not share the infinitive's stem
-        # (« obtient », « obtenir »), an entry's « obtenir » would go unseen.
-        "comment on obtient le compte Gazelle ?",
+        # Inverted, a verb that says "how" or that the entry uses (« créent »).
+        "comment un éditeur procède-t-il avec Gazelle ?",
+        "Comment l'équipe crée-t-elle le compte Gazelle ?",
     ):
         reply, _ = d.step(message, DialogueState())
         assert reply.type == "answer", message
+    # Another group's verb, its conjugated form in the entry (« obtient ») or its infinitive:
+    # the entry speaks of it.
+    for answer in ("L'éditeur obtient le compte Gazelle sous 8 jours.", "Obtenir le compte…"):
+        d, _ = make(lambda q, f, b, a=answer: [(replace(gazelle, answer=a), 0.9, 0.95, 0.9)])
+        for message in ("comment on obtient le compte Gazelle ?", "comment obtient-on Gazelle ?"):
+            assert d.step(message, DialogueState())[0].type == "answer", (answer, message)
     # A thesaurus phrase said with the verb conjugated (« on la supprime »: « supprimer une
     # demande »), a doubled letter missing (« suprime ») or not.
     d = cancel_dialogue("supprimer une demande")
@@ -2441,12 +2454,13 @@ def test_an_opening_naming_a_value_no_entry_is_filed_under_is_offered_its_couloi
 def test_an_answer_lacking_a_kind_the_question_asks_says_so():
     # « le solde DUI, il faut quoi et c'est payé en combien de temps ? »: the pieces are
     # answered, the duration is not given, and the answer says it.
-    # (A likely candidate gives a duration: the FAQs are not said to lack one altogether.)
+    # (A likely candidate, at ≥ 0.4 of the best's confidence, gives a duration: the FAQs
+    # are not said to lack one altogether.)
     duration = frozenset({"durée"})
     d, _ = make(
         lambda q, f, b: [
             Hit(DUI, 1.0, 0.9, 0.0, 0.0, 0.9, missing_kinds=duration),
-            Hit(SAS, 0.5, 0.2, 0.0, 0.0, 0.9),
+            Hit(SAS, 0.5, 0.4, 0.0, 0.0, 0.9),
         ]
     )
     reply, _ = d.step(
