@@ -186,6 +186,7 @@ class Bot:
             term_weight=retriever.lexical.term_weight,
             entry_terms=retriever.lexical.entry_terms,
             thesaurus=lambda text: bool(retriever.expander.expand(text).groups),
+            equivalents=retriever.expander.equivalents,
             mend=retriever.speller.mend if retriever.speller is not None else None,
             carried=frozenset((f, v) for e in corpus.entries for f, v in e.facets.items() if v),
             never_given=never_offered(retriever.offers),

@@ -997,6 +997,7 @@ class Dialogue:
         term_weight: Callable[[str], float] | None = None,
         entry_terms: Callable[[FaqEntry], frozenset[str]] = entry_stems,
         thesaurus: Callable[[str], bool] | None = None,
+        equivalents: Callable[[str], tuple[str, ...]] | None = None,
         mend: Callable[[str], str] | None = None,
         carried: frozenset[tuple[str, str]] | None = None,
         never_given: frozenset[str] = frozenset({HOURS, SIZE}),
@@ -1028,6 +1029,9 @@ class Dialogue:
         self.entry_terms = entry_terms
         # Whether a text holds a user term of the thesaurus (« reliquat »: the solde).
         self.thesaurus = thesaurus
+        # The FAQs' own terms for the thesaurus terms a text holds (« résilier » →
+        # « annuler »), each a phrase; None: not known, a thesaurus term is the FAQs'.
+        self.equivalents = equivalents
         # The message with its typing slips mended (« anuler » → « annuler »), as the search
         # reads it: the rules that read the words themselves (an action, an option's rank)
         # read it so too. The conversation keeps the message as typed: the question log and
@@ -2343,7 +2347,14 @@ class Dialogue:
         # (A verb typed with a doubled letter missing, « suprime », read as well; not a
         # word too long to be one.)
         slips = _doubled(verb) if len(verb) <= _LONGEST_VERB else []
-        if any(self._thesaurus_action(v, text, m, said) for v in (verb, *slips)):
+        # A thesaurus phrase (« résilier » : the FAQs' « annuler »), when one of the closest
+        # entries speaks of it in the FAQs' words: not « candidater » to the CaRE programme
+        # asked of the entries that only name it (the FAQs' candidatures are ESMS
+        # numérique's); else the verb itself is looked for, below.
+        phrase = next(
+            (p for v in (verb, *slips) if (p := self._thesaurus_action(v, text, m, said))), None
+        )
+        if phrase is not None and self._say_equivalent(phrase, hits):
             return None
         if verb in _GETTING and _MONEY.search(text, m.end()):
             # « comment obtenir l'avance ? »: getting paid is what the funding entries
@@ -2395,21 +2406,21 @@ class Dialogue:
         # differ, and both are looked for).
         return _present_read(verb)
 
-    def _thesaurus_action(self, verb: str, text: str, m: re.Match[str], said: list[str]) -> bool:
-        """Whether the thesaurus knows the action `verb` opens in `text` (`m`: its
-        « comment » clause), as a term of its own or with the noun it points at."""
+    def _thesaurus_action(
+        self, verb: str, text: str, m: re.Match[str], said: list[str]
+    ) -> str | None:
+        """The thesaurus phrase for the action `verb` opens in `text` (`m`: its « comment »
+        clause), as a term of its own or with the noun it points at; None if it has none."""
         thesaurus = self.thesaurus
         if thesaurus is None:
-            return False
+            return None
         # A thesaurus term: the verb alone (« résilier ») or a phrase it opens
         # (« supprimer une demande »: the FAQs' « annuler »), whatever term follows it
         # (« supprimer une demande d'avance »).
         after = [verb, *text[m.end("verb") :].split()][:_PHRASE_WORDS]
-        if any(
-            thesaurus(" ".join(after[:n])) and not thesaurus(" ".join(after[1:n]))
-            for n in range(1, len(after) + 1)
-        ):
-            return True
+        for n in range(1, len(after) + 1):
+            if thesaurus(" ".join(after[:n])) and not thesaurus(" ".join(after[1:n])):
+                return " ".join(after[:n])
         # Or, when its object is only pointed at (« comment supprimer la deuxième ? »,
         # « comment la supprimer ? »), a phrase it makes with a noun said elsewhere in
         # the question: « notre demande … est partie en double » (« supprimer une
@@ -2423,12 +2434,32 @@ class Dialogue:
         pointer = pronoun if pronoun in _OBJECT_PRONOUNS else after[1:3]
         gender = next((_GENDER[w] for w in pointer if w in _GENDER), None)
         articles = _ARTICLES[gender] if gender else _DETERMINERS
-        return pointed and any(
-            thesaurus(f"{verb} {det} {w}") and not thesaurus(f"{det} {w}")
-            for w in set(said) - {verb}
-            if len(w) > 3
-            for det in articles
+        if not pointed:
+            return None
+        return next(
+            (
+                f"{verb} {det} {w}"
+                for w in sorted(set(said) - {verb})
+                if len(w) > 3
+                for det in articles
+                if thesaurus(f"{verb} {det} {w}") and not thesaurus(f"{det} {w}")
+            ),
+            None,
         )
+
+    def _say_equivalent(self, phrase: str, hits: list[Hit]) -> bool:
+        """Whether one of `hits` speaks of the action `phrase` names in the FAQs' own terms
+        (every word of one of its equivalents among an entry's stems); True when the
+        equivalents are not known."""
+        if self.equivalents is None:
+            return True
+        for term in self.equivalents(phrase):
+            stems = lexical_tokens(term)
+            for h in hits:
+                have = self.entry_terms(h.entry)
+                if stems and all(any(_same_word(s, t) for t in have) for s in stems):
+                    return True
+        return False
 
     def _contact_lacking(self, query: str, hits: list[Hit]) -> bool:
         """A phone number or an e-mail address asked that the best entry does not give, or

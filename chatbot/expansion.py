@@ -35,7 +35,10 @@ class QueryExpander:
 
     def __init__(self, groups: list[tuple[tuple[str, ...], tuple[str, ...]]]):
         patterns = []
+        # Each group's corpus terms apart, by the text `expand` adds for it.
+        self._terms: dict[str, tuple[str, ...]] = {}
         for corpus_terms, user_terms in groups:
+            self._terms[" ".join(corpus_terms)] = tuple(corpus_terms)
             for term in {*user_terms, *corpus_terms}:
                 norm = typed(term)
                 if norm:
@@ -80,3 +83,7 @@ class QueryExpander:
                     added.append(corpus_terms)
                 text = rx.sub(" ", text)
         return Expansion(groups=tuple(added), residual=text)
+
+    def equivalents(self, query: str) -> tuple[str, ...]:
+        """The corpus's own terms (each a word or a phrase) for the terms `query` holds."""
+        return tuple(t for g in self.expand(query).groups for t in self._terms.get(g, ()))

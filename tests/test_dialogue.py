@@ -2004,6 +2004,34 @@ def cancel_dialogue(*phrases: str, **options: object) -> Dialogue:
     return Dialogue(search, VOCAB, Policy(), thesaurus=thesaurus, **options)
 
 
+def test_a_thesaurus_action_counts_when_a_close_entry_says_it_in_the_faqs_words():
+    # « comment candidater au programme CaRE ? »: the thesaurus knows « candidater » (the
+    # FAQs' candidatures are ESMS numérique's); the entry found only names CaRE: declined.
+    care = replace(SAS, question="CaRE et SONS ?", answer="CaRE finance la cybersécurité.")
+    filed = replace(care, answer="CaRE : déposez votre candidature sur la plateforme.")
+
+    def equivalents(text):
+        return ("candidature", "appel à projets") if "candidat" in text else ()
+
+    def dialogue(entry, known=True):
+        search = FakeSearch(lambda q, f, b: [(entry, 0.9, 0.95, 0.9)])
+        return Dialogue(
+            search,
+            VOCAB,
+            Policy(),
+            thesaurus=lambda text: bool(equivalents(text)),
+            equivalents=equivalents if known else None,
+        )
+
+    question = "comment candidater au programme CaRE ?"
+    reply, _ = dialogue(care).step(question, DialogueState())
+    assert reply.type == "fallback" and reply.why == msg.WHY_NO_ACTION.format(action="candidater")
+    # An entry that speaks of a candidature answers it; so does any when the FAQs'
+    # equivalents are not known (the thesaurus term is then taken as the FAQs').
+    assert dialogue(filed).step(question, DialogueState())[0].type == "answer"
+    assert dialogue(care, known=False).step(question, DialogueState())[0].type == "answer"
+
+
 def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_falls_back():
     nil = replace(SAS, question="Qui délivre le numéro NIL ?", answer="Le CNDA délivre le NIL.")
     d, _ = make(lambda q, f, b: [(nil, 0.9, 0.95, 0.9)])

@@ -117,6 +117,10 @@ def test_the_thesaurus_finds_a_term_inside_a_token_joined_by_a_plus_and_longest_
     got = thesaurus.expand("RPPS+FINESS et appel d'offres")
     assert got.groups == ("concurrence", "référentiel")  # « appel offres » is the longest
     assert "appel" not in got.residual.split() and "finess" not in got.residual
+    # The corpus's terms apart, a phrase kept whole.
+    money = QueryExpander([(("appel à projets", "candidature"), ("postuler",))])
+    assert money.equivalents("comment postuler ?") == ("appel à projets", "candidature")
+    assert money.equivalents("comment payer ?") == ()
 
 
 def test_a_word_whose_stem_would_be_under_three_letters_keeps_its_own_token():
