@@ -187,6 +187,7 @@ class Bot:
             entry_terms=retriever.lexical.entry_terms,
             thesaurus=lambda text: bool(retriever.expander.expand(text).groups),
             equivalents=retriever.expander.equivalents,
+            expand_rest=lambda text: retriever.expander.expand(text).residual,
             mend=retriever.speller.mend if retriever.speller is not None else None,
             carried=frozenset((f, v) for e in corpus.entries for f, v in e.facets.items() if v),
             never_given=never_offered(retriever.offers),

@@ -968,6 +968,14 @@ _NEXT_ONE = re.compile(
     r"(?: alors| du coup| svp| then| please)?"
 )
 _STEPS = (("avance", "solde"), ("acompte", "solde"), ("advance", "balance"))
+# The FAQs' payment steps, each the other's counterpart: a message naming one of them alone
+# after an answer about the other asks the same of it (_step_named).
+_BOTH_WAYS = (("avance", "solde"), ("solde", "avance"))
+_STEP_WORDS = 8
+_STEP_FILLER = frozenset(
+    "et and mais but pour for quid what about how le la les l du de des d of the a alors then"
+    " svp please donc ok merci thanks aussi also ce c est is it ca".split()
+)
 # How many of the previous question's rarest words an elliptic follow-up borrows.
 _TOPIC_BORROWED = 3
 
@@ -998,6 +1006,7 @@ class Dialogue:
         entry_terms: Callable[[FaqEntry], frozenset[str]] = entry_stems,
         thesaurus: Callable[[str], bool] | None = None,
         equivalents: Callable[[str], tuple[str, ...]] | None = None,
+        expand_rest: Callable[[str], str] | None = None,
         mend: Callable[[str], str] | None = None,
         carried: frozenset[tuple[str, str]] | None = None,
         never_given: frozenset[str] = frozenset({HOURS, SIZE}),
@@ -1032,6 +1041,8 @@ class Dialogue:
         # The FAQs' own terms for the thesaurus terms a text holds (« résilier » →
         # « annuler »), each a phrase; None: not known, a thesaurus term is the FAQs'.
         self.equivalents = equivalents
+        # A text without the thesaurus terms it holds (folded).
+        self.expand_rest = expand_rest
         # The message with its typing slips mended (« anuler » → « annuler »), as the search
         # reads it: the rules that read the words themselves (an action, an option's rank)
         # read it so too. The conversation keeps the message as typed: the question log and
@@ -1748,15 +1759,21 @@ class Dialogue:
         first step: the same question about the step after it (_STEPS), when that reading
         is sure and another entry's. Borrowing the previous question's words would pull
         the first step's answer back up: they are what the message sets aside."""
-        if not _NEXT_ONE.fullmatch(" ".join(words(text))):
+        named = self._step_named(text)
+        if named is None and not _NEXT_ONE.fullmatch(" ".join(words(text))):
             return None
         last = self.entries.get(state.history[-1])
         if last is None:
             return None
         title = fold(last.question)
-        for first, then in _STEPS:
+        # The step after the one answered, or the step the message names instead of it
+        # (« and for the balance? », « et la deuxième tranche ? » after the advance's
+        # pieces; « et pour l'avance ? » after the solde's).
+        pairs = _STEPS if named is None else [(a, b) for a, b in _BOTH_WAYS if b == named]
+        for first, then in pairs:
             if re.search(rf"\b{first}\b", title):
-                query = re.sub(rf"\b{first}\b", then, title)
+                # (An elided article goes with the word replaced: not « l'solde ».)
+                query = re.sub(rf"\b(?:[dl]['’] ?)?{first}\b", then, title)
                 hits = self.search(query, k=self.policy.candidates, within=dict(within) or None)
                 top = hits[0] if hits else None
                 if (
@@ -1767,6 +1784,20 @@ class Dialogue:
                     return self._answer(hits, state)
                 return None
         return None
+
+    def _step_named(self, text: str) -> str | None:
+        """The payment step (the FAQs' word: « avance », « solde »…) an elliptic message
+        names and nothing else (« and for the balance? », « et la 2e tranche ? »), else None."""
+        if self.equivalents is None:
+            return None
+        steps = {b for _, b in _BOTH_WAYS} & set(self.equivalents(text))
+        if len(steps) != 1 or len(words(text)) > _STEP_WORDS:
+            return None
+        # Nothing else said: no other word than the step's, fillers and articles.
+        rest = self.expand_rest(text) if self.expand_rest is not None else ""
+        if any(w not in _STEP_FILLER for w in words(rest)):
+            return None
+        return steps.pop()
 
     def _ask_which(
         self,

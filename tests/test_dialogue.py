@@ -13,7 +13,7 @@ from chatbot.corpus import FaqEntry, load_vocabulary
 from chatbot.dialogue import Dialogue, DialogueState, Policy
 from chatbot.facets import FacetDetector, option_rank
 from chatbot.retrieval import Hit
-from chatbot.text import fold
+from chatbot.text import fold, words
 from tests.factories import make_entry
 
 VOCAB = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
@@ -1479,6 +1479,55 @@ def test_a_follow_up_asking_for_the_next_step_gets_the_same_question_about_it():
     _, state = d.step("quelles pièces pour demander le solde ?", DialogueState())
     reply, _ = d.step("et pour le reste ?", state)
     assert not (reply.type == "answer" and reply.results[0].entry.id == "ans-avance")
+
+
+def test_a_follow_up_naming_the_other_payment_step_alone_gets_the_same_question_about_it():
+    # « and for the balance? » after the pieces for the SAS advance (an English message the
+    # model reads poorly alone): the pieces for the balance, the title read with « solde »;
+    # « et pour l'avance alors ? » after the balance's, the advance's.
+    couloir = SAS.facets["couloir"]
+    advance = entry("ans-avance", couloir, question="Quelles pièces pour demander l'avance ?")
+    balance = entry("ans-solde", couloir, question="Quelles pièces pour demander le solde ?")
+
+    def table(query, facets, boost):  # (sure only of a title's words)
+        asked = " ".join(words(query))
+        if asked in ("quelles pieces pour demander le solde", "quelles pieces pour demander solde"):
+            return [(balance, 1.0, 0.95), (advance, 0.7, 0.1)]
+        if asked.startswith("quelles pieces pour demander") and "avance" in asked.split()[-1:]:
+            return [(advance, 1.0, 0.95), (balance, 0.7, 0.1)]
+        return [(advance, 0.5, 0.02), (balance, 0.5, 0.02)]
+
+    steps = {"balance": "solde", "deuxieme tranche": "solde", "avance": "avance", "solde": "solde"}
+
+    def dialogue():
+        return Dialogue(
+            FakeSearch(table),
+            VOCAB,
+            Policy(),
+            term_weight=lambda stem: len(stem),
+            entries=(advance, balance),
+            equivalents=lambda text: tuple(v for k, v in steps.items() if k in fold(text)),
+            expand_rest=lambda text: " ".join(
+                w
+                for w in words(text)
+                if w not in {"balance", "deuxieme", "tranche", *steps.values()}
+            ),
+        )
+
+    for first, follow_up, expected in [
+        ("Quelles pièces pour demander l'avance ?", "and for the balance?", "ans-solde"),
+        ("Quelles pièces pour demander l'avance ?", "et la deuxième tranche ?", "ans-solde"),
+        ("Quelles pièces pour demander le solde ?", "et pour l'avance alors ?", "ans-avance"),
+    ]:
+        d = dialogue()
+        _, state = d.step(first, DialogueState())
+        reply, _ = d.step(follow_up, state)
+        assert reply.type == "answer" and reply.results[0].entry.id == expected, follow_up
+    # The step and something else asked of it (« quelle somme ») is another question.
+    d = dialogue()
+    _, state = d.step("Quelles pièces pour demander l'avance ?", DialogueState())
+    reply, _ = d.step("et le solde, ça représente quelle somme ?", state)
+    assert not (reply.type == "answer" and reply.results[0].entry.id == "ans-solde")
 
 
 def test_a_follow_up_asking_a_delay_the_last_answer_lacks_does_not_get_it_again():
