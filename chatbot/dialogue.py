@@ -107,6 +107,12 @@ _THANKS = {
 # "dans notre cas, c'est un hôpital"), as stems (text.lexical_tokens).
 _CONTEXT_FILLER = frozenset(
     lexical_tokens("précision préciser concerne cas situation contexte côté")
+    # English function words, which English phrasings give a weight: « what about the
+    # DUI? », « is it the same for a care home? » name a couloir and ask nothing else.
+    + lexical_tokens(
+        "what about how and for the a an is it same if we are our us i am do does then also"
+        " too as well in at of to one case so"
+    )
 )
 # The same question asked for another couloir (« et c'est pareil pour un ESMS ? », « et à
 # l'hôpital c'est la même règle ? », « idem pour un EHPAD ? », « et si on est un EHPAD, ça

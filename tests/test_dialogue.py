@@ -1595,6 +1595,10 @@ def test_a_follow_up_naming_another_couloir_drops_the_old_ones_name_and_stays_th
         "et en EHPAD c'est la même règle ?",
         "même chose chez un EHPAD ?",
         "et si on est un EHPAD, ça marche aussi ?",
+        # English function words are no topic either.
+        "what about an EHPAD?",
+        "is it the same for an EHPAD?",
+        "and for EHPAD then?",
     ],
 )
 def test_the_same_question_for_another_couloir_asks_the_previous_one_there(same):
