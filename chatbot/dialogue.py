@@ -1840,6 +1840,11 @@ class Dialogue:
         foreign = hits[0].in_scope < p.off_topic_below and not (
             questions and self._split_who(text)[1] and not self._besides_who(text)
         )
+        # Nor a topic that names a couloir, a product or a heading in the FAQs' words only
+        # (« question paiement »: the Financements heading): the closest questions are
+        # offered, not « je ne trouve pas de réponse » (« AIPD RGPD DUI EHPAD » stays foreign).
+        if foreign and self.detector.named(topic) and self._faq_words(topic):
+            foreign = False
         if foreign and not self._faq_words(topic):
             return decided
         if within:

@@ -13,7 +13,7 @@ from chatbot.corpus import FaqEntry, load_vocabulary
 from chatbot.dialogue import Dialogue, DialogueState, Policy
 from chatbot.facets import FacetDetector, option_rank
 from chatbot.retrieval import Hit
-from chatbot.text import fold, words
+from chatbot.text import fold, lexical_tokens, words
 from tests.factories import make_entry
 
 VOCAB = load_vocabulary(REPO_ROOT / "faq_data" / "facets.yaml")
@@ -1871,6 +1871,15 @@ def test_an_announced_topic_of_one_entry_offers_it_however_short_the_message():
     search = FakeSearch(lambda q, f, b: [(frame, 1.0, 0.2, 0.05), (other, 0.9, 0.1, 0.05)])
     d = Dialogue(search, VOCAB, Policy(), term_weight=lambda t: 2.0 if t in known else 0.0)
     reply, _ = d.step("question interop", DialogueState())
+    assert reply.type == "fallback"
+    # Unless the topic names a heading (« paiement »: Financements) in the FAQs' words:
+    # the closest questions are offered.
+    known = set(lexical_tokens("paiement"))
+    d = Dialogue(search, VOCAB, Policy(), term_weight=lambda t: 2.0 if t in known else 0.0)
+    reply, state = d.step("question paiement", DialogueState())
+    assert reply.type == "clarify" and state.pending is not None
+    # (Not when a word of it is none of theirs.)
+    reply, _ = d.step("question paiement météo", DialogueState())
     assert reply.type == "fallback"
 
 
