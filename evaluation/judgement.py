@@ -67,6 +67,9 @@ DEV_ONLY = {
     # (07/12, sixteenth session: 40 dialogues and 40 single questions, written at its start
     # from the corpus alone, measured blind then, tuned on afterwards)
     "fresh15": ("eval", "fresh15"),
+    # (07/12, sixteenth session: 40 dialogues, half follow-ups, and 40 questions, written in
+    # its middle, measured blind then, tuned on afterwards)
+    "fresh16": ("eval", "fresh16"),
 }
 # The goals of the issue, for the report (None: "keep what it is").
 GOALS: dict[str, str] = {
