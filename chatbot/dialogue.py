@@ -1565,6 +1565,7 @@ class Dialogue:
         remembered = dict(state.facets)
         scope = self.scope
         previous = state.last_query
+        title = None
         if scope and named.get(scope) and named[scope] != remembered.get(scope):
             remembered = {}
             # "et pour un DUI en EHPAD ?" after "SAS : pièces pour l'avance ?": the old
@@ -1573,6 +1574,12 @@ class Dialogue:
             rest = self.detector.residue(previous, self.context)
             if rest != typed(previous):
                 previous = rest
+            # Right after an answer, the question answered is that entry's, in the FAQs'
+            # words: « et côté DUI pour une MECS ? » after « qu'est ce qu'on joint au dossier
+            # pour le dernier paiement ? » asks the pieces of the DUI's solde.
+            last = self.entries.get(state.history[-1]) if state.history else None
+            if last is not None and state.answered_at == state.turns - 1:
+                title = self.detector.residue(last.question, self.context)
         remembered.update(named)
         within = {scope: named[scope]} if scope and named.get(scope) else {}
         # The question as now asked is the one a later follow-up leans on.
@@ -1589,6 +1596,19 @@ class Dialogue:
                 for _, _, a, b in self.detector.spans(part, self.context)
             }
             said = " ".join((rest, *terms))
+        if title is not None:
+            # Read so first; the user's own words if that finds no answer (the entry may
+            # have been a wrong reading of them).
+            asked_so = self._decide(
+                " ".join(f"{title} {said}".split()),
+                replace(state, last_query=title),
+                filters={},
+                asked=0,
+                detected=named,
+                within=within,
+            )
+            if asked_so[0].type == "answer":
+                return asked_so
         query = " ".join(f"{previous} {said}".split())
         return self._decide(query, state, filters={}, asked=0, detected=named, within=within)
 

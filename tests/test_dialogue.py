@@ -1616,6 +1616,41 @@ def test_the_same_question_for_another_couloir_asks_the_previous_one_there(same)
     assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
 
 
+def test_another_couloir_after_an_answer_asks_the_question_the_entry_answered_there():
+    # « et côté DUI pour une MECS ? » after « qu'est-ce qu'on joint pour le dernier
+    # paiement ? », answered by the SAS solde's pieces: read with that entry's question (the
+    # FAQs' words), then with the user's own if that finds no answer.
+    sas = entry("ans-sas", SAS.facets["couloir"], question="Quelles pièces pour le solde ?")
+    dui = entry("ans-dui", DUI.facets["couloir"], question="Que comprend une demande de solde ?")
+
+    def table(query, facets, boost, titled=True):
+        if "dernier paiement" in query and not (facets or {}).get("couloir"):
+            return [(sas, 1.0, 0.95)]
+        if "solde" in query and titled:
+            return [(dui, 1.0, 0.95)]
+        if "dernier paiement" in query:
+            return [(dui, 0.9, 0.9)]
+        return [(dui, 0.2, 0.01, 0.01)]
+
+    def dialogue(table):
+        search = FakeSearch(table)
+        return Dialogue(search, VOCAB, Policy(), entries=(sas, dui)), search
+
+    d, search = dialogue(table)
+    _, state = d.step("on joint quoi pour le dernier paiement ?", DialogueState())
+    reply, after = d.step("et côté DUI pour une MECS ?", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+    assert "solde" in search.calls[-1]["query"]
+    assert search.calls[-1]["within"] == {"couloir": DUI.facets["couloir"]}
+    assert "solde" in after.last_query  # what a later follow-up leans on
+    # The title finding nothing sure, the user's words are read.
+    d, search = dialogue(lambda q, f, b: table(q, f, b, titled=False))
+    _, state = d.step("on joint quoi pour le dernier paiement ?", DialogueState())
+    reply, _ = d.step("et côté DUI pour une MECS ?", state)
+    assert "dernier paiement" in search.calls[-1]["query"]
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-dui"
+
+
 @pytest.mark.parametrize(
     "new",
     [
