@@ -674,7 +674,7 @@ _ELIDED = re.compile(r"\b([jJnN])['’]\s*")
 # referencing, « comment joindre le support e-CPS ? » about its contacts).
 _GENERIC_VERBS = frozenset(
     "faire savoir proceder etre avoir dire comprendre verifier organiser gerer fonctionner"
-    " marcher passer prendre traiter mettre joindre contacter appeler ecrire debrouiller".split()
+    " marcher passer prendre traiter mettre joindre contacter appeler ecrire debrouiller profiter".split()
 )
 # Getting money (« comment obtenir l'avance / le financement ? »), which the funding
 # entries describe as a request and a payment, never with these verbs.

@@ -2238,6 +2238,8 @@ def test_a_how_to_question_with_a_conjugated_verb_is_read_as_its_infinitive():
         "comment je fais aujourd'hui pour le compte ?",
         # Negated: how come, not how to.
         "comment on n'arrive pas à voir le compte Gazelle ?",
+        # « comment en profiter ? »: how to benefit from it, which the entries say otherwise.
+        "le compte Gazelle, comment en profiter ?",
         # Inverted, a verb that says "how" or that the entry uses (« créent »).
         "comment un éditeur procède-t-il avec Gazelle ?",
         "Comment l'équipe crée-t-elle le compte Gazelle ?",
