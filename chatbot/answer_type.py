@@ -128,7 +128,7 @@ _ASKS = {
         r"|combien (aide|aides|subvention|subventions|financement|financements|budget)"
         r"|combien touche|combien percoit|combien recoit"
         # « le labo touche quelle somme pour… ? » (not « en somme »)
-        r"|quelles? sommes?|what amount|which amount|how much money"
+        r"|quelles? sommes?(?! de)|(?:what|which) amount(?! of)"
         # A ceiling is an amount (« quel est le plafond de subvention ? »); the entries that
         # have one name it (_GIVES).
         r"|plafond|plafonds)\b"

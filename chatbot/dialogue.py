@@ -641,29 +641,33 @@ _HOW_SAID = re.compile(
 # « comment un centre hospitalier candidate-t-il au programme CaRE ? », « comment le client
 # signe-t-il la VA ? », « comment l'éditeur peut-il résilier ? »: the action asked about,
 # conjugated before its inverted subject (words(): « candidate t il »), after a subject of
-# at most four words (a modal reads the infinitive after it).
+# at most four words; after a modal, the infinitive that follows it. Read only when the
+# message writes the inversion (_inverted): words() drops the hyphens, and « comment, en
+# pratique, on crée… » is no « pratique-t-on ».
 _HOW_INVERTED = re.compile(
     r"\bcomment (?:(?:le|la|les|un|une|des|du|notre|nos|mon|ma|mes|votre|vos|leur|leurs|ce|cet"
-    r"|cette|ces|son|sa|ses) )?(?:\w+ ){0,3}?(?P<verb>\w+) (?:t )?(?:il|elle|ils|elles|on)"
-    r"(?: (?P<then>\w+))?\b"
+    r"|cette|ces|son|sa|ses) )?(?:\w+ ){0,3}?(?P<verb>\w+) (?:t )?"
+    r"(?P<pronoun>il|elle|ils|elles|on|nous|vous)\b(?: (?:pour )?(?P<then>\w+(?:er|ir|re))\b)?"
 )
-_MODALS = frozenset("peut peuvent doit doivent fait font".split())
+_MODALS = frozenset("peut peuvent pouvons pouvez doit doivent devons devez".split())
 # The present of the verbs of other groups that ask for an action (« comment on obtient
 # un numéro NIL ? », « comment un médecin s'inscrit-il comme effecteur ? »), read as their
-# infinitive; the conjugated form's stem is looked for in the entries too (_action_missing).
+# infinitive; the form typed is looked for in the entries too (_action_missing).
 _IRREGULAR = {
-    **dict.fromkeys(("obtient", "obtiennent", "obtiens", "obtenons", "obtenez"), "obtenir"),
-    **dict.fromkeys(("devient", "deviennent", "devenons", "devenez"), "devenir"),
-    **dict.fromkeys(("inscrit", "inscrivent", "inscris", "inscrivons", "inscrivez"), "inscrire"),
-    **dict.fromkeys(("recoit", "recoivent", "recevons", "recevez"), "recevoir"),
-    **dict.fromkeys(("percoit", "percoivent"), "percevoir"),
-    **dict.fromkeys(("choisit", "choisissent", "choisissons", "choisissez"), "choisir"),
-    **dict.fromkeys(("remplit", "remplissent", "remplissons", "remplissez"), "remplir"),
-    **dict.fromkeys(("fournit", "fournissent", "fournissons", "fournissez"), "fournir"),
-    **dict.fromkeys(("transmet", "transmettent", "transmettons", "transmettez"), "transmettre"),
-    **dict.fromkeys(("soumet", "soumettent", "soumettons", "soumettez"), "soumettre"),
-    **dict.fromkeys(("souscrit", "souscrivent"), "souscrire"),
-    **dict.fromkeys(("paie", "paient", "paye", "payent"), "payer"),
+    **dict.fromkeys("obtiens obtient obtenons obtenez obtiennent".split(), "obtenir"),
+    **dict.fromkeys("deviens devient devenons devenez deviennent".split(), "devenir"),
+    **dict.fromkeys("inscris inscrit inscrivons inscrivez inscrivent".split(), "inscrire"),
+    **dict.fromkeys("recois recoit recevons recevez recoivent".split(), "recevoir"),
+    **dict.fromkeys("percois percoit percevons percevez percoivent".split(), "percevoir"),
+    **dict.fromkeys("choisis choisit choisissons choisissez choisissent".split(), "choisir"),
+    **dict.fromkeys("remplis remplit remplissons remplissez remplissent".split(), "remplir"),
+    **dict.fromkeys("fournis fournit fournissons fournissez fournissent".split(), "fournir"),
+    **dict.fromkeys(
+        "transmets transmet transmettons transmettez transmettent".split(), "transmettre"
+    ),
+    **dict.fromkeys("soumets soumet soumettons soumettez soumettent".split(), "soumettre"),
+    **dict.fromkeys("souscris souscrit souscrivons souscrivez souscrivent".split(), "souscrire"),
+    **dict.fromkeys("paie paies paient paye payes payent".split(), "payer"),
 }
 # « j'active », « on n'arrive » are « je active », « on ne arrive » to _HOW_SAID (words()
 # drops an elided letter).
@@ -674,7 +678,8 @@ _ELIDED = re.compile(r"\b([jJnN])['’]\s*")
 # referencing, « comment joindre le support e-CPS ? » about its contacts).
 _GENERIC_VERBS = frozenset(
     "faire savoir proceder etre avoir dire comprendre verifier organiser gerer fonctionner"
-    " marcher passer prendre traiter mettre joindre contacter appeler ecrire debrouiller profiter".split()
+    " marcher passer prendre traiter mettre joindre contacter appeler ecrire debrouiller profiter"
+    " derouler".split()
 )
 # Getting money (« comment obtenir l'avance / le financement ? »), which the funding
 # entries describe as a request and a payment, never with these verbs.
@@ -733,11 +738,21 @@ def _infinitive(verb: str) -> str:
 
 def _inverted_action(m: re.Match[str]) -> str | None:
     """The infinitive of the action an inverted « comment … -t-il ? » asks about
-    (_HOW_INVERTED): a first-group verb's, or the infinitive after a modal; else None."""
+    (_HOW_INVERTED): the verb's (_present_read), or the infinitive after a modal; else None."""
     verb, then = m.group("verb"), m.group("then")
     if verb in _MODALS:
-        return then if then and then.endswith(("er", "ir", "re")) else None
+        return then
     return _present_read(verb)
+
+
+def _inverted(typed_text: str, m: re.Match[str]) -> bool:
+    """Whether the message writes the inversion _HOW_INVERTED read in its words: the verb
+    and its subject joined by hyphens (« obtient-il », « candidate-t-elle ») or by « t »."""
+    verb, pronoun = re.escape(m.group("verb")), m.group("pronoun")
+    return bool(
+        re.search(rf"\b{verb}\s*-\s*(?:t\s*-\s*)?{pronoun}\b", fold(typed_text))
+        or re.search(rf"\b{verb} t {pronoun}\b", m.string)
+    )
 
 
 def _present_read(verb: str) -> str | None:
@@ -1814,14 +1829,17 @@ class Dialogue:
     def _step_named(self, text: str) -> str | None:
         """The payment step (the FAQs' word: « avance », « solde »…) an elliptic message
         names and nothing else (« and for the balance? », « et la 2e tranche ? »), else None."""
-        if self.equivalents is None:
+        if self.equivalents is None or self.expand_rest is None:
             return None
-        steps = {b for _, b in _BOTH_WAYS} & set(self.equivalents(text))
-        if len(steps) != 1 or len(words(text)) > _STEP_WORDS:
+        if len(words(text)) > _STEP_WORDS:
             return None
-        # Nothing else said: no other word than the step's, fillers and articles.
-        rest = self.expand_rest(text) if self.expand_rest is not None else ""
-        if any(w not in _STEP_FILLER for w in words(rest)):
+        # One step and no other term of the thesaurus (« et le solde, c'est quand ? »,
+        # « combien ? » are other questions), nor any word but fillers and articles.
+        said = set(self.equivalents(text))
+        steps = {b for _, b in _BOTH_WAYS} & said
+        if len(steps) != 1 or said - steps:
+            return None
+        if any(w not in _STEP_FILLER for w in words(self.expand_rest(text))):
             return None
         return steps.pop()
 
@@ -2396,14 +2414,28 @@ class Dialogue:
             if len(said) > _HOW_WORDS:
                 return None
         text = " ".join(said)
-        m = _HOW.search(text) or _HOW_SAID.search(text) or _HOW_INVERTED.search(text)
+        m = _HOW.search(text) or _HOW_SAID.search(text)
+        typed_verb = None  # the verb as conjugated, when read as its infinitive
         if m is None:
-            return None
+            # « comment un éditeur obtient-il l'avance ? » is read as « comment obtenir
+            # l'avance ? », what follows the subject (or the modal's infinitive) kept.
+            inverted = _HOW_INVERTED.search(text)
+            if inverted is None or not _inverted(query, inverted):
+                return None
+            read = _inverted_action(inverted)
+            if read is None:
+                return None
+            if inverted.group("verb") not in _MODALS:
+                typed_verb = inverted.group("verb")
+            rest = text[inverted.end("then" if typed_verb is None else "pronoun") :]
+            text = f"comment {read}{rest}"
+            m = _HOW.search(text)
+            if m is None or m.group("verb") != read:
+                return None
         verb = m.group("verb")
         if m.re is _HOW_SAID:
+            typed_verb = verb
             verb = self._said_action(m)
-        elif m.re is _HOW_INVERTED:
-            verb = _inverted_action(m)
         if verb is None or verb in _GENERIC_VERBS:
             return None
         # (A verb typed with a doubled letter missing, « suprime », read as well; not a
@@ -2426,7 +2458,7 @@ class Dialogue:
         if not stem:
             return None
         # (The form typed too, when read as another: « obtient » beside « obtenir ».)
-        stems = {stem[0], *lexical_tokens(m.group("verb"))}
+        stems = {stem[0], *lexical_tokens(typed_verb or "")}
         # Spoken of, in one phrasing or one sentence of an answer, with what the question
         # names: « comment obtenir un numéro NIL ? » is not answered by an entry that names
         # the NIL in its answer and obtains access elsewhere (« on vient d'obtenir nos accès »).

@@ -115,6 +115,7 @@ from tests.test_lexical import retriever
         ("à combien s'élèvent les frais ?", {AMOUNT}),
         ("le labo touche quelle somme pour la mise à jour de son SGL ?", {AMOUNT}),
         ("What amount does the vendor receive?", {AMOUNT}),
+        ("What amount of time does the review take?", set()),  # not money
         ("en somme, le bon de commande suffit ?", set()),
         ("c'est à nos propres frais ?", set()),
         # …unless the clause asks a share all the same
