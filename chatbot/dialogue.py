@@ -1026,8 +1026,7 @@ class Dialogue:
         term_weight: Callable[[str], float] | None = None,
         entry_terms: Callable[[FaqEntry], frozenset[str]] = entry_stems,
         thesaurus: Callable[[str], bool] | None = None,
-        equivalents: Callable[[str], tuple[str, ...]] | None = None,
-        expand_rest: Callable[[str], str] | None = None,
+        read_thesaurus: Callable[[str], tuple[tuple[str, ...], str]] | None = None,
         mend: Callable[[str], str] | None = None,
         carried: frozenset[tuple[str, str]] | None = None,
         never_given: frozenset[str] = frozenset({HOURS, SIZE}),
@@ -1060,10 +1059,9 @@ class Dialogue:
         # Whether a text holds a user term of the thesaurus (« reliquat »: the solde).
         self.thesaurus = thesaurus
         # The FAQs' own terms for the thesaurus terms a text holds (« résilier » →
-        # « annuler »), each a phrase; None: not known, a thesaurus term is the FAQs'.
-        self.equivalents = equivalents
-        # A text without the thesaurus terms it holds (folded).
-        self.expand_rest = expand_rest
+        # « annuler »), each a phrase, and the text without those terms (folded); None:
+        # not known, a thesaurus term is the FAQs' (QueryExpander.read).
+        self.read_thesaurus = read_thesaurus
         # The message with its typing slips mended (« anuler » → « annuler »), as the search
         # reads it: the rules that read the words themselves (an action, an option's rank)
         # read it so too. The conversation keeps the message as typed: the question log and
@@ -1829,17 +1827,16 @@ class Dialogue:
     def _step_named(self, text: str) -> str | None:
         """The payment step (the FAQs' word: « avance », « solde »…) an elliptic message
         names and nothing else (« and for the balance? », « et la 2e tranche ? »), else None."""
-        if self.equivalents is None or self.expand_rest is None:
-            return None
-        if len(words(text)) > _STEP_WORDS:
+        if self.read_thesaurus is None or len(words(text)) > _STEP_WORDS:
             return None
         # One step and no other term of the thesaurus (« et le solde, c'est quand ? »,
         # « combien ? » are other questions), nor any word but fillers and articles.
-        said = set(self.equivalents(text))
+        terms, rest = self.read_thesaurus(text)
+        said = set(terms)
         steps = {b for _, b in _BOTH_WAYS} & said
         if len(steps) != 1 or said - steps:
             return None
-        if any(w not in _STEP_FILLER for w in words(self.expand_rest(text))):
+        if any(w not in _STEP_FILLER for w in words(rest)):
             return None
         return steps.pop()
 
@@ -1881,10 +1878,10 @@ class Dialogue:
         # Nor a topic that names a couloir, a product or a heading in the FAQs' words only
         # (« question paiement »: the Financements heading): the closest questions are
         # offered, not « je ne trouve pas de réponse » (« AIPD RGPD DUI EHPAD » stays foreign).
-        if foreign and self.detector.named(topic) and self._faq_words(topic):
-            foreign = False
-        if foreign and not self._faq_words(topic):
-            return decided
+        if foreign:
+            if not self._faq_words(topic):
+                return decided
+            foreign = not self.detector.named(topic)
         if within:
             # (Nor an entry for no couloir whose dispositif is another couloir's.)
             hits = [h for h in hits if self._fits(h.entry, within)] or hits
@@ -2545,9 +2542,9 @@ class Dialogue:
         """Whether one of `hits` speaks of the action `phrase` names in the FAQs' own terms
         (every word of one of its equivalents among an entry's stems); True when the
         equivalents are not known."""
-        if self.equivalents is None:
+        if self.read_thesaurus is None:
             return True
-        for term in self.equivalents(phrase):
+        for term in self.read_thesaurus(phrase)[0]:
             stems = lexical_tokens(term)
             for h in hits:
                 have = self.entry_terms(h.entry)

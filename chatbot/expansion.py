@@ -86,4 +86,10 @@ class QueryExpander:
 
     def equivalents(self, query: str) -> tuple[str, ...]:
         """The corpus's own terms (each a word or a phrase) for the terms `query` holds."""
-        return tuple(t for g in self.expand(query).groups for t in self._terms.get(g, ()))
+        return self.read(query)[0]
+
+    def read(self, query: str) -> tuple[tuple[str, ...], str]:
+        """`equivalents` and the query without the terms matched (Expansion.residual), from
+        one expansion."""
+        got = self.expand(query)
+        return tuple(t for g in got.groups for t in self._terms.get(g, ())), got.residual

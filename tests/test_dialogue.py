@@ -1506,11 +1506,13 @@ def test_a_follow_up_naming_the_other_payment_step_alone_gets_the_same_question_
             Policy(),
             term_weight=lambda stem: len(stem),
             entries=(advance, balance),
-            equivalents=lambda text: tuple(v for k, v in steps.items() if k in fold(text)),
-            expand_rest=lambda text: " ".join(
-                w
-                for w in words(text)
-                if w not in {"balance", "deuxieme", "tranche", *steps.values()}
+            read_thesaurus=lambda text: (
+                tuple(v for k, v in steps.items() if k in fold(text)),
+                " ".join(
+                    w
+                    for w in words(text)
+                    if w not in {"balance", "deuxieme", "tranche", *steps.values()}
+                ),
             ),
         )
 
@@ -2120,7 +2122,7 @@ def test_a_thesaurus_action_counts_when_a_close_entry_says_it_in_the_faqs_words(
             VOCAB,
             Policy(),
             thesaurus=lambda text: bool(equivalents(text)),
-            equivalents=equivalents if known else None,
+            read_thesaurus=(lambda text: (equivalents(text), "")) if known else None,
         )
 
     question = "comment candidater au programme CaRE ?"
