@@ -51,6 +51,9 @@ HELD_OUT = {
     # (07/12, sixteenth session: written at its start, measured blind on its start, read
     # afterwards)
     "fresh14": ("eval", "fresh14"),
+    # (08/12, seventeenth session: 30 dialogues and 60 questions, written at its start from
+    # the corpus alone, measured blind on its start and end)
+    "fresh18": ("eval", "fresh18"),
     # (07/12, tenth session: 241 near misses, 3 per entry, written from the corpus alone and
     # reviewed against every answer; no answerable question, no dialogue)
     "unanswered": ("eval", "unanswered"),
@@ -70,6 +73,9 @@ DEV_ONLY = {
     # (07/12, sixteenth session: 40 dialogues, half follow-ups, and 40 questions, written in
     # its middle, measured blind then, tuned on afterwards)
     "fresh16": ("eval", "fresh16"),
+    # (08/12, seventeenth session: 40 dialogues and 40 questions, written at its start,
+    # measured blind then, tuned on afterwards)
+    "fresh17": ("eval", "fresh17"),
 }
 # The goals of the issue, for the report (None: "keep what it is").
 GOALS: dict[str, str] = {

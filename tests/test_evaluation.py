@@ -50,6 +50,7 @@ def test_logistic_weights_on_raw_features_match_the_standardised_fit():
         "issue19",
         *("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8"),
         *("fresh9", "fresh10", "fresh11", "fresh12", "fresh13", "fresh14", "fresh15", "fresh16"),
+        *("fresh17", "fresh18"),
         *("unanswered", "unanswered_dev"),
     ],
 )
