@@ -346,3 +346,58 @@ def test_each_hit_s_margin_is_over_its_best_allowed_rival_ties_and_filters_inclu
                 assert rows[0][margin] == rows[1][margin] == 0.0
                 # The tied pair is in both rankings' top 3; ans-c is last in both.
                 assert [r[agree] for r in rows] == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_a_close_hit_giving_the_kind_asked_comes_before_a_likelier_one_lacking_it(monkeypatch):
+    from dataclasses import replace as with_
+
+    from chatbot.answer_type import AMOUNT
+
+    sas = "Service d'accès aux soins (SAS)"
+    entries = [make_entry(f"ans-{i}", sas, question=f"Question {i} ?") for i in "abcd"]
+    # Only ans-c says a sum.
+    entries[2] = with_(entries[2], answer="Le montant est de 10 000 € par éditeur.")
+    retriever = Retriever(
+        Corpus(tuple(entries), (), (), VOCAB, sha256="0" * 64), None, None, mode="bm25"
+    )
+    s = with_(
+        scores(dense=[0.9, 0.8, 0.7, 0.6], lexical=[4.0, 3.0, 2.0, 1.0]), asks=frozenset({AMOUNT})
+    )
+    monkeypatch.setattr(
+        retriever, "hits_features", lambda s, fused, mask, hits, mode: [[float(i)] for i in hits]
+    )
+
+    def ranked(table):
+        monkeypatch.setattr(retriever, "confidence", lambda x, mode: table[int(x[0])])
+        return [h.entry.id for h in retriever.rank(s, k=4, mode="hybrid")]
+
+    # At half the best's confidence or more, the entry giving the sum comes first…
+    assert ranked({0: 0.34, 1: 0.2, 2: 0.33, 3: 0.1}) == ["ans-c", "ans-a", "ans-b", "ans-d"]
+    assert ranked({0: 0.6, 1: 0.4, 2: 0.3, 3: 0.1})[0] == "ans-c"
+    # …below it, the model's order stands; nor is anything moved when the best gives the sum.
+    assert ranked({0: 0.6, 1: 0.4, 2: 0.29, 3: 0.1}) == ["ans-a", "ans-b", "ans-c", "ans-d"]
+    assert ranked({0: 0.2, 1: 0.1, 2: 0.6, 3: 0.5}) == ["ans-c", "ans-d", "ans-a", "ans-b"]
+
+
+def test_a_kind_asked_is_unanswered_for_the_scope_model_only_if_no_tied_entry_gives_it():
+    from dataclasses import replace as with_
+
+    from chatbot.answer_type import AMOUNT
+    from chatbot.retrieval.confidence import TIED
+
+    sas = "Service d'accès aux soins (SAS)"
+    entries = [make_entry(f"ans-{i}", sas, question=f"Question {i} ?") for i in "abcd"]
+    entries[1] = with_(entries[1], answer="Le montant est de 10 000 € par éditeur.")
+    retriever = Retriever(
+        Corpus(tuple(entries), (), (), VOCAB, sha256="0" * 64), None, None, mode="bm25"
+    )
+    unanswered = SCOPE_FEATURES.index("type_unanswered")
+    s = with_(scores(dense=[0, 0, 0, 0], lexical=[0, 0, 0, 0]), asks=frozenset({AMOUNT}))
+
+    def flag(fused):
+        return retriever.scope_features(s, "bm25", np.array(fused))[unanswered]
+
+    # ans-a is the best and says no sum; ans-b, which does, is tied with it or not.
+    assert flag([1.0, 1.0 - TIED / 2, 0.5, 0.0]) == 0.0
+    assert flag([1.0, 1.0 - 2 * TIED, 0.5, 0.0]) == 1.0
+    assert flag([0.5, 1.0, 0.2, 0.0]) == 0.0

@@ -90,9 +90,14 @@ SCOPE_FEATURES = (
     "dense_lead",  # best dense score minus the second best
     "best_lift",  # word alignment lift (QueryScores.lift) of the best entry
     # 1 when the query asks a kind of answer (answer_type: a delay or a date, a duration, a
-    # moment, a frequency, an amount) the best entry lacks
+    # moment, a frequency, an amount) the best entry lacks, and so does every entry the
+    # fusion puts within TIED of it
     "type_unanswered",
 )
+# Fusion scores this close to the best are a tie the fusion does not settle: « preuves pour le
+# référencement, dans quel format ? » put the entry on which proofs (no format) 0.004 above
+# the one on their format, and the question read as asking what the FAQs do not give.
+TIED = 0.03
 DEFAULT_SCOPE_MODEL: Coefficients = ((4.0, 8.0, 3.0, -3.0, 1.0, -0.3, 8.0, 10.0, -2.0), -6.0)
 
 
@@ -114,6 +119,7 @@ def scope_features(
     """
     d = np.sort(s.dense)[::-1] if mode.uses_dense else np.zeros(11)
     best = int(np.argmax(fused))
+    tied = fused >= fused[best] - TIED
     return [
         float(d[0]),
         float(d[0] - d[1:11].mean()),
@@ -123,5 +129,8 @@ def scope_features(
         lexical.unexplained(s.concepts, best),
         float(d[0] - d[1]),
         float(s.lift[best]) if mode.uses_dense else 0.0,
-        float(bool(missing_kinds(s, offers[best]))),
+        float(
+            bool(missing_kinds(s, offers[best]))
+            and all(missing_kinds(s, offers[int(i)]) for i in np.flatnonzero(tied))
+        ),
     ]

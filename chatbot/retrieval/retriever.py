@@ -34,6 +34,29 @@ log = logging.getLogger("faqbot")
 RERANKED = 10
 
 
+# A hit the model finds at least this share as likely as the best, giving the kind of answer
+# the query asks (a sum, a delay…) that the best lacks, comes first (_giving_first).
+GIVING_SHARE = 0.5
+# Among how many of the best, by confidence.
+GIVING_DEPTH = 5
+
+
+def _giving_first(hits: list[Hit]) -> list[Hit]:
+    """`hits` with, first, the likeliest of the close ones that gives what the query asks
+    when the best does not: « on est éditeur d'une solution branchée sur la plateforme SAS,
+    l'État nous paie combien ? » put the SAS advance's pieces (0.34) above its amount (0.33)."""
+    top = hits[0] if hits else None
+    if top is None or not top.missing_kinds:
+        return hits
+    for i, h in enumerate(hits[1:GIVING_DEPTH], 1):
+        if (
+            h.confidence >= GIVING_SHARE * top.confidence
+            and not h.missing_kinds & top.missing_kinds
+        ):
+            return [h, *hits[:i], *hits[i + 1 :]]
+    return hits
+
+
 class Retriever:
     """Ranks corpus entries for a query; `mode` selects hybrid, dense-only or BM25-only.
 
@@ -253,7 +276,7 @@ class Retriever:
         # consulter plusieurs éditeurs ? » under the entry on the same thematique, at
         # confidence 0.26, above the right one at 0.73). Ties keep the fusion's order.
         hits.sort(key=lambda h: -h.confidence)
-        return hits[:k]
+        return _giving_first(hits)[:k]
 
     # ------------------------------------------------------------ fusion and models, calibrated
 
