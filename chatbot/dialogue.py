@@ -27,6 +27,7 @@ from chatbot.answer_type import (
     SIZE,
     TIME,
     asked,
+    offered,
 )
 from chatbot.corpus import FacetVocabulary, FaqEntry
 from chatbot.errors import SessionStateError
@@ -997,6 +998,15 @@ _STEP_FILLER = frozenset(
     "et and mais but pour for quid what about how le la les l du de des d of the a alors then"
     " svp please donc ok merci thanks aussi also ce c est is it ca".split()
 )
+# The words of a message that asks only a kind of answer, a delay or a sum, about what was
+# just said (« ça prend combien de temps ? », « et ça coûte combien ? »): stems.
+_KIND_WORDS = frozenset(
+    lexical_tokens(
+        "ça cela ceci prend prendre prennent faut falloir combien temps délai délais durée dure"
+        " durer quand date coûte coûter coût coûts montant prix somme tarif it take takes long"
+        " cost costs much"
+    )
+)
 # How many of the previous question's rarest words an elliptic follow-up borrows.
 _TOPIC_BORROWED = 3
 
@@ -1692,6 +1702,10 @@ class Dialogue:
             topic = " ".join(words(text))
         if topic is not None:
             return self._ask_which(text, topic, state, detected, (reply, after))
+        if previous and just_answered and not new_context:
+            again = self._kind_again(text, state)
+            if again is not None:
+                return again
         # Only right after an answer, for a message that leans on it and that its own words
         # do not settle: a self-sufficient question is never read with the old topic, nor
         # one following a fallback or a clarification.
@@ -1706,6 +1720,23 @@ class Dialogue:
             if follow is not None:
                 return follow
         return reply, after
+
+    def _kind_again(self, text: str, state: DialogueState) -> tuple[Reply, DialogueState] | None:
+        """The last answer again for a message asking only a kind of answer it gives
+        (« ça prend combien de temps ? » after the prerequisites that « peuvent prendre de
+        quelques jours à quelques semaines »): whatever entry the words alone find (the
+        Gazelle account's week), the user asks about what was just said. None otherwise."""
+        kinds = asked(text)
+        if not kinds or _content_terms(text) - _KIND_WORDS:
+            return None
+        last = self.entries.get(state.history[-1])
+        if last is None or not kinds <= offered(last):
+            return None
+        hits = self.search(last.question, k=max(self.policy.candidates, self.policy.related + 1))
+        mine = [h for h in hits if h.entry.id == last.id]
+        if not mine:
+            return None
+        return self._answer([mine[0], *(h for h in hits if h is not mine[0])], state)
 
     def _generic_answers(self, text: str, missing: list[tuple[str, str]]) -> bool:
         """Whether an entry for every couloir answers a question naming a couloir no entry

@@ -2749,3 +2749,40 @@ def test_a_date_only_an_unlikely_rival_gives_does_not_answer_a_deadline_asked():
     assert msg.WHY_NO_TIME not in (
         d.step("délai de validation du PV ?", DialogueState())[0].why or ""
     )
+
+
+def test_a_message_asking_only_a_kind_the_last_answer_gives_gets_that_answer_again():
+    prereq = replace(
+        entry("ans-pre", "Social et Médico-social", question="Quels prérequis avant la VA ?"),
+        answer="Ces démarches peuvent prendre de quelques jours à quelques semaines.",
+    )
+    gazelle = replace(
+        entry("ans-gaz", "Social et Médico-social", question="Quand mon compte est-il créé ?"),
+        answer="Il y a un délai d'environ une semaine.",
+    )
+
+    def table(query, facets, boost):
+        if "SAS" in query:
+            return [(sas, 1.0, 0.9), (gazelle, 0.5, 0.1)]
+        if "prérequis" in query:
+            return [(prereq, 1.0, 0.9), (gazelle, 0.5, 0.1)]
+        return [(gazelle, 1.0, 0.9), (prereq, 0.6, 0.1)]
+
+    sas = replace(SAS, question="Quels prérequis pour la SAS ?")
+    d = Dialogue(FakeSearch(table), VOCAB, Policy(), entries=(prereq, gazelle, SAS))
+    reply, state = d.step("Quels prérequis avant la VA pour notre Ehpad ?", DialogueState())
+    assert reply.results[0].entry.id == "ans-pre"
+    # « ça prend combien de temps ? »: what was just said takes days to weeks; the words
+    # alone find another entry's delay.
+    for message in ("ça prend combien de temps ?", "et combien de temps ça prend ?"):
+        again, _ = d.step(message, state)
+        assert again.type == "answer" and again.results[0].entry.id == "ans-pre"
+    # A message with words of its own asks something else.
+    other, _ = d.step("et l'ASP paie en combien de temps ?", state)
+    assert not (other.type == "answer" and other.results[0].entry.id == "ans-pre")
+    # Nor is an answer giving no delay given again for a delay.
+    d = Dialogue(FakeSearch(table), VOCAB, Policy(), entries=(sas, gazelle))
+    reply, state = d.step("Quels prérequis pour la SAS ?", DialogueState())
+    assert reply.results[0].entry.id == "ans-sas"
+    again, _ = d.step("ça prend combien de temps ?", state)
+    assert not (again.type == "answer" and again.results[0].entry.id == "ans-sas")
