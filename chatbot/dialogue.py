@@ -650,6 +650,14 @@ _HOW_INVERTED = re.compile(
     r"|cette|ces|son|sa|ses) )?(?:\w+ ){0,3}?(?P<verb>\w+) (?:t )?"
     r"(?P<pronoun>il|elle|ils|elles|on|nous|vous)\b(?: (?:pour )?(?P<then>\w+(?:er|ir|re))\b)?"
 )
+# « quelle est la démarche pour obtenir un numéro NIL ? », « que faut-il faire pour
+# candidater ? »: a « comment … ? » in other words, read as one (matched on words()).
+_HOW_PHRASED = re.compile(
+    r"\b(?:(?:quelle est|quelles sont|c est quoi|quelle|quelles) (?:la |les )?"
+    r"(?:demarche|demarches|procedure|procedures|etape|etapes|marche a suivre|formalite"
+    r"|formalites)(?: a suivre| a faire)?|que (?:faut il|dois je|doit on|devons nous|doivent"
+    r" ils|doit il) faire) pour\b"
+)
 _MODALS = frozenset("peut peuvent pouvons pouvez doit doivent devons devez".split())
 # The present of the verbs of other groups that ask for an action (« comment on obtient
 # un numéro NIL ? », « comment un médecin s'inscrit-il comme effecteur ? »), read as their
@@ -2441,7 +2449,7 @@ class Dialogue:
             said = words(self.mend(query))
             if len(said) > _HOW_WORDS:
                 return None
-        text = " ".join(said)
+        text = _HOW_PHRASED.sub("comment", " ".join(said), count=1)
         m = _HOW.search(text) or _HOW_SAID.search(text)
         typed_verb = None  # the verb as conjugated, when read as its infinitive
         if m is None:

@@ -2140,6 +2140,14 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
     reply, _ = d.step("comment obtenir un numéro NIL pour notre logiciel ?", DialogueState())
     assert reply.type == "fallback" and reply.why == msg.WHY_NO_ACTION.format(action="obtenir")
     assert nil.question in reply.text  # the closest questions are still offered
+    # « quelle est la démarche pour… », « que faut-il faire pour… » ask how, in other words.
+    for message in (
+        "Quelle est la démarche pour obtenir un numéro NIL auprès du CNDA ?",
+        "que faut-il faire pour obtenir un numéro NIL ?",
+        "quelles sont les étapes pour obtenir le NIL ?",
+    ):
+        reply, _ = d.step(message, DialogueState())
+        assert reply.why == msg.WHY_NO_ACTION.format(action="obtenir"), message
     # The action after an object pronoun (« comment le renouveler ? ») is read too.
     reply, _ = d.step("notre numéro NIL a expiré, comment le renouveler ?", DialogueState())
     assert reply.type == "fallback" and reply.why == msg.WHY_NO_ACTION.format(action="renouveler")
@@ -2165,8 +2173,9 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
         # A long message asks more than its « comment » clause.
         "Nous sommes un petit éditeur installé à Lyon et notre logiciel va bientôt être "
         "présenté au CNDA pour la première fois : qui délivre le numéro, et comment l'obtenir ?",
-        # Not a how-to question.
+        # Not a how-to question (nor a procedure « pour » a noun).
         "qui délivre le numéro NIL ?",
+        "quelle est la démarche pour le NIL ?",
         # Getting paid: the funding entries say it with other words (demande, versement).
         "comment obtenir le financement du NIL ?",
         "comment recevoir l'avance pour le NIL ?",
