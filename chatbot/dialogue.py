@@ -20,10 +20,12 @@ from chatbot.answer_type import (
     CONTACTS,
     COUNT,
     DURATION,
+    EMAIL,
     FORMAT,
     FREQUENCY,
     HOURS,
     MOMENT,
+    PHONE,
     SIZE,
     TIME,
     asked,
@@ -842,6 +844,8 @@ _WHY_LACKING = {
     SIZE: msg.WHY_NO_SIZE,
     AMOUNT: msg.WHY_NO_AMOUNT,
     COUNT: msg.WHY_NO_COUNT,
+    PHONE: msg.WHY_NO_CONTACT,
+    EMAIL: msg.WHY_NO_CONTACT,
 }
 
 
@@ -1795,7 +1799,8 @@ class Dialogue:
         # is it the unsure reading of the message alone, which drifts to whatever entry
         # gives a delay (the Gazelle account's): the FAQs do not say it, and that is said.
         # (The best reading only, for every kind, an amount too: the topic words chose it.)
-        lacking = _lacking(read[:1], (*_PRECISE_KINDS, AMOUNT))
+        # (A contact too: « on écrit à quelle adresse ? » after the Gazelle account's entry.)
+        lacking = _lacking(read[:1], (*_PRECISE_KINDS, AMOUNT, *sorted(CONTACTS)))
         action = None if lacking else self._action_missing(text, read[:_HOW_CANDIDATES])
         if lacking or action:
             if lacking:

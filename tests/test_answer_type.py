@@ -153,6 +153,9 @@ from tests.test_lexical import retriever
         ("quel numéro appeler pour le support Convergence ?", {PHONE}),
         ("quel est le numéro du support de l'ASP ?", {PHONE}),
         ("quel est le mail de l'ANS pour le référencement ?", {EMAIL}),
+        ("et si on a toujours rien, on écrit à quelle adresse ?", {EMAIL}),
+        ("à quelle adresse leur écrire ?", {EMAIL}),
+        ("à quelle adresse envoyer le bon de commande papier ?", set()),
         ("c'est quoi le tel de la CNSA ?", {PHONE}),
         ("quel est le numéro FINESS à indiquer ?", set()),
         # when someone can be reached

@@ -1553,6 +1553,25 @@ def test_a_follow_up_asking_a_delay_the_last_answer_lacks_does_not_get_it_again(
     assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
 
 
+def test_a_follow_up_asking_a_contact_the_last_answer_lacks_is_told_the_faqs_lack_it():
+    # « et si rien n'arrive, on écrit à quelle adresse ? » after the Gazelle account's entry,
+    # which gives no address: not that entry again, with a note, but a fallback saying why.
+    email = frozenset({"adresse électronique"})
+    gazelle = entry("ans-gaz", DUI.facets["couloir"], question="Quand mon compte est-il créé ?")
+
+    def table(query, facets, boost):
+        if "adresse" not in fold(query):
+            return [(gazelle, 1.0, 0.95)]
+        sure = 0.8 if "compte" in fold(query) else 0.3
+        return [Hit(gazelle, 1.0, sure, 0.0, 0.0, 0.9, missing_kinds=email)]
+
+    d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    _, state = d.step("quand mon compte Gazelle est-il créé ?", DialogueState())
+    reply, _ = d.step("et si rien n'arrive, on écrit à quelle adresse ?", state)
+    assert reply.type == "fallback" and msg.WHY_NO_CONTACT in reply.why
+    assert gazelle.question in reply.text  # the closest questions are still offered
+
+
 def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
     letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
     per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
