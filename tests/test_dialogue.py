@@ -1535,41 +1535,47 @@ def test_a_follow_up_naming_the_other_payment_step_alone_gets_the_same_question_
         assert not (reply.type == "answer" and reply.results[0].entry.id == "ans-solde"), other
 
 
-def test_a_follow_up_asking_a_delay_the_last_answer_lacks_does_not_get_it_again():
-    # « et le délai ? » after the pieces of the SAS advance: with the topic words the same
-    # entry comes first, sure, but it gives no delay.
-    time = frozenset({"délai ou date"})
-    pieces = entry("ans-pieces", SAS.facets["couloir"], question="pièces pour l'avance ?")
+@pytest.mark.parametrize(
+    ("kind", "first", "follow_up", "asked_word", "topic_word", "why"),
+    [
+        # « et le délai ? » after the pieces of the SAS advance: with the topic words the
+        # same entry comes first, sure, but it gives no delay.
+        (
+            "délai ou date",
+            "pièces pour l'avance ?",
+            "et le délai ?",
+            "delai",
+            "avance",
+            msg.WHY_NO_TIME,
+        ),
+        # « on écrit à quelle adresse ? » after the Gazelle account's entry, which gives no
+        # address: not that entry again, with a note, but a fallback saying why.
+        (
+            "adresse électronique",
+            "quand mon compte Gazelle est-il créé ?",
+            "et si rien n'arrive, on écrit à quelle adresse ?",
+            "adresse",
+            "compte",
+            msg.WHY_NO_CONTACT,
+        ),
+    ],
+)
+def test_a_follow_up_asking_what_the_last_answer_lacks_does_not_get_it_again(
+    kind, first, follow_up, asked_word, topic_word, why
+):
+    last = entry("ans-last", SAS.facets["couloir"], question=first)
 
     def table(query, facets, boost):
-        if "delai" not in fold(query):
-            return [(pieces, 1.0, 0.95)]
-        sure = 0.95 if "avance" in fold(query) else 0.3
-        return [Hit(pieces, 1.0, sure, 0.0, 0.0, 0.9, missing_kinds=time)]
+        if asked_word not in fold(query):
+            return [(last, 1.0, 0.95)]
+        sure = 0.95 if topic_word in fold(query) else 0.3
+        return [Hit(last, 1.0, sure, 0.0, 0.0, 0.9, missing_kinds=frozenset({kind}))]
 
     d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
-    _, state = d.step("pièces pour l'avance ?", DialogueState())
-    reply, _ = d.step("et le délai ?", state)
-    assert reply.type == "fallback" and msg.WHY_NO_TIME in reply.why
-
-
-def test_a_follow_up_asking_a_contact_the_last_answer_lacks_is_told_the_faqs_lack_it():
-    # « et si rien n'arrive, on écrit à quelle adresse ? » after the Gazelle account's entry,
-    # which gives no address: not that entry again, with a note, but a fallback saying why.
-    email = frozenset({"adresse électronique"})
-    gazelle = entry("ans-gaz", DUI.facets["couloir"], question="Quand mon compte est-il créé ?")
-
-    def table(query, facets, boost):
-        if "adresse" not in fold(query):
-            return [(gazelle, 1.0, 0.95)]
-        sure = 0.8 if "compte" in fold(query) else 0.3
-        return [Hit(gazelle, 1.0, sure, 0.0, 0.0, 0.9, missing_kinds=email)]
-
-    d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
-    _, state = d.step("quand mon compte Gazelle est-il créé ?", DialogueState())
-    reply, _ = d.step("et si rien n'arrive, on écrit à quelle adresse ?", state)
-    assert reply.type == "fallback" and msg.WHY_NO_CONTACT in reply.why
-    assert gazelle.question in reply.text  # the closest questions are still offered
+    _, state = d.step(first, DialogueState())
+    reply, _ = d.step(follow_up, state)
+    assert reply.type == "fallback" and why in reply.why
+    assert last.question in reply.text  # the closest questions are still offered
 
 
 def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
