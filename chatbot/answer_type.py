@@ -103,8 +103,10 @@ _ASKS = {
         r"|(e )?mail (du|de la|de l|des|pour) (support|assistance|service|contact)"
         r"|mail de contact|(quel est|c est quoi|quoi) (le |l |son |leur )?(e )?mail"
         # « on écrit à quelle adresse ? », « à quelle adresse leur écrire ? »
-        r"|(ecrire|ecrit|ecris|ecrivons|ecrivez) a quelle adresse"
-        r"|a quelle adresse (on |je |nous |vous )?(leur |lui )?(ecrire|ecrit|ecris|ecrivons|ecrivez))\b"
+        # (Not a postal one: « à quelle adresse postale ? », « écrire le courrier ».)
+        r"|(ecrire|ecrit|ecris|ecrivons|ecrivez) a quelle adresse(?! postale)"
+        r"|a quelle adresse (on |je |nous |vous )?(leur |lui )?(ecrire|ecrit|ecris|ecrivons|ecrivez)"
+        r"(?! (le |un |une )?(courrier|lettre|papier)))\b"
     ),
     FORMAT: re.compile(
         r"\b(quel format|quels formats|sous quel format|sous quels formats|en quel format"

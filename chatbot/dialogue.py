@@ -659,6 +659,8 @@ _HOW_PHRASED = re.compile(
     r"(?:demarche|demarches|procedure|procedures|etape|etapes|marche a suivre|formalite"
     r"|formalites)(?: a suivre| a faire)?|que (?:faut il|dois je|doit on|devons nous|doivent"
     r" ils|doit il) faire) pour\b"
+    # (Before an infinitive only: « la démarche pour le dossier » names no action.)
+    r"(?= (?:(?:se|s|en|y|lui|leur) )?\w+(?:er|ir|re)\b)"
 )
 _MODALS = frozenset("peut peuvent pouvons pouvez doit doivent devons devez".split())
 # The present of the verbs of other groups that ask for an action (« comment on obtient
@@ -1015,8 +1017,9 @@ _STEP_FILLER = frozenset(
 _KIND_WORDS = frozenset(
     lexical_tokens(
         "ça cela ceci prend prendre prennent faut falloir combien temps délai délais durée dure"
-        " durer quand date coûte coûter coût coûts montant prix somme tarif it take takes long"
-        " cost costs much"
+        " durer quand date coûte coûter coût coûts montant prix somme tarif jour jours semaine"
+        " semaines mois an ans heure heures minute minutes it take takes long cost costs much"
+        " how does do is"
     )
 )
 # How many of the previous question's rarest words an elliptic follow-up borrows.
@@ -1744,7 +1747,12 @@ class Dialogue:
         last = self.entries.get(state.history[-1])
         if last is None or not kinds <= offered(last):
             return None
-        hits = self.search(last.question, k=max(self.policy.candidates, self.policy.related + 1))
+        hits = self.search(
+            last.question,
+            k=max(self.policy.candidates, self.policy.related + 1),
+            boost=dict(state.facets),
+            boost_weight=self.policy.session_boost,
+        )
         mine = [h for h in hits if h.entry.id == last.id]
         if not mine:
             return None
@@ -1799,8 +1807,13 @@ class Dialogue:
         # is it the unsure reading of the message alone, which drifts to whatever entry
         # gives a delay (the Gazelle account's): the FAQs do not say it, and that is said.
         # (The best reading only, for every kind, an amount too: the topic words chose it.)
-        # (A contact too: « on écrit à quelle adresse ? » after the Gazelle account's entry.)
-        lacking = _lacking(read[:1], (*_PRECISE_KINDS, AMOUNT, *sorted(CONTACTS)))
+        lacking = _lacking(read[:1], (*_PRECISE_KINDS, AMOUNT))
+        if lacking is None and read:
+            # A phone number or an address, among every likely reading: « on écrit à quelle
+            # adresse ? » after the Gazelle account's entry, which gives none, falls back;
+            # « quel numéro appeler ? » after the e-CPS activation gets the support's entry.
+            likely = [h for h in read if not _unlikely(h, read[0], _LIKELY_SHARE)]
+            lacking = _lacking(likely, tuple(sorted(CONTACTS)))
         action = None if lacking else self._action_missing(text, read[:_HOW_CANDIDATES])
         if lacking or action:
             if lacking:

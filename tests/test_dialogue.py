@@ -1578,6 +1578,27 @@ def test_a_follow_up_asking_what_the_last_answer_lacks_does_not_get_it_again(
     assert last.question in reply.text  # the closest questions are still offered
 
 
+def test_a_follow_up_asking_a_contact_gets_the_likely_reading_that_gives_it():
+    # « et si ça bloque, quel numéro appeler ? » after the e-CPS activation: with the topic
+    # words, the activation entry (no number) comes first, the support's (a number) close.
+    phone = frozenset({"téléphone"})
+    activation = entry("ans-act", SAS.facets["couloir"], question="activer ma carte e-CPS ?")
+    support = entry("ans-sup", SAS.facets["couloir"], question="support e-CPS ?")
+
+    def table(query, facets, boost):
+        if "numero" not in fold(query):
+            return [(activation, 1.0, 0.95)]
+        return [
+            Hit(activation, 1.0, 0.95, 0.0, 0.0, 0.9, missing_kinds=phone),
+            Hit(support, 0.9, 0.9, 0.0, 0.0, 0.9),
+        ]
+
+    d = Dialogue(FakeSearch(table), VOCAB, Policy(), term_weight=lambda stem: len(stem))
+    _, state = d.step("comment activer ma carte e-CPS ?", DialogueState())
+    reply, _ = d.step("et si ça bloque, quel numéro appeler ?", state)
+    assert reply.type == "answer" and reply.results[0].entry.id == "ans-sup"
+
+
 def test_a_message_off_the_faq_after_an_answer_borrows_no_topic():
     letter = entry("ans-lettre", DUI.facets["couloir"], question="la lettre d'engagement")
     per_site = entry("ans-par-site", DUI.facets["couloir"], question="une lettre par site ?")
@@ -2172,6 +2193,7 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
         "quelles sont les étapes pour obtenir le NIL ?",
     ):
         reply, _ = d.step(message, DialogueState())
+        assert reply.type == "fallback", message
         assert reply.why == msg.WHY_NO_ACTION.format(action="obtenir"), message
     # The action after an object pronoun (« comment le renouveler ? ») is read too.
     reply, _ = d.step("notre numéro NIL a expiré, comment le renouveler ?", DialogueState())
@@ -2201,6 +2223,8 @@ def test_a_short_how_to_question_about_an_action_the_best_entry_never_names_fall
         # Not a how-to question (nor a procedure « pour » a noun).
         "qui délivre le numéro NIL ?",
         "quelle est la démarche pour le NIL ?",
+        "quelle est la démarche pour le dossier ?",
+        "quelles sont les étapes pour la facture ?",
         # Getting paid: the funding entries say it with other words (demande, versement).
         "comment obtenir le financement du NIL ?",
         "comment recevoir l'avance pour le NIL ?",
@@ -2808,7 +2832,12 @@ def test_a_message_asking_only_a_kind_the_last_answer_gives_gets_that_answer_aga
     assert reply.results[0].entry.id == "ans-pre"
     # « ça prend combien de temps ? »: what was just said takes days to weeks; the words
     # alone find another entry's delay.
-    for message in ("ça prend combien de temps ?", "et combien de temps ça prend ?"):
+    for message in (
+        "ça prend combien de temps ?",
+        "et combien de temps ça prend ?",
+        "combien de semaines ?",
+        "how long does it take?",
+    ):
         again, _ = d.step(message, state)
         assert again.type == "answer" and again.results[0].entry.id == "ans-pre"
     # A message with words of its own asks something else.

@@ -377,12 +377,17 @@ def test_a_close_hit_giving_the_kind_asked_comes_before_a_likelier_one_lacking_i
     # …below it, the model's order stands; nor is anything moved when the best gives the sum.
     assert ranked({0: 0.6, 1: 0.4, 2: 0.29, 3: 0.1}) == ["ans-a", "ans-b", "ans-c", "ans-d"]
     assert ranked({0: 0.2, 1: 0.1, 2: 0.6, 3: 0.5}) == ["ans-c", "ans-d", "ans-a", "ans-b"]
+    # A date asked too, which no entry gives: the entry giving the sum lacks less, and leads.
+    from chatbot.answer_type import TIME
+
+    s = with_(s, asks=frozenset({AMOUNT, TIME}))
+    assert ranked({0: 0.6, 1: 0.4, 2: 0.35, 3: 0.1})[0] == "ans-c"
 
 
 def test_a_kind_asked_is_unanswered_for_the_scope_model_only_if_no_tied_entry_gives_it():
     from dataclasses import replace as with_
 
-    from chatbot.answer_type import AMOUNT
+    from chatbot.answer_type import AMOUNT, TIME
     from chatbot.retrieval.confidence import TIED
 
     sas = "Service d'accès aux soins (SAS)"
@@ -400,4 +405,8 @@ def test_a_kind_asked_is_unanswered_for_the_scope_model_only_if_no_tied_entry_gi
     # ans-a is the best and says no sum; ans-b, which does, is tied with it or not.
     assert flag([1.0, 1.0 - TIED / 2, 0.5, 0.0]) == 0.0
     assert flag([1.0, 1.0 - 2 * TIED, 0.5, 0.0]) == 1.0
+    # ans-b the best: it gives the sum itself.
     assert flag([0.5, 1.0, 0.2, 0.0]) == 0.0
+    # Each kind asked counts apart: a tied entry giving the sum does not give a date.
+    s = with_(s, asks=frozenset({AMOUNT, TIME}))
+    assert flag([1.0, 1.0 - TIED / 2, 0.5, 0.0]) == 1.0

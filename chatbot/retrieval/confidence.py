@@ -130,7 +130,9 @@ def scope_features(
         float(d[0] - d[1]),
         float(s.lift[best]) if mode.uses_dense else 0.0,
         float(
-            bool(missing_kinds(s, offers[best]))
-            and all(missing_kinds(s, offers[int(i)]) for i in np.flatnonzero(tied))
+            any(
+                all(kind not in offers[int(i)] for i in np.flatnonzero(tied))
+                for kind in missing_kinds(s, offers[best])
+            )
         ),
     ]

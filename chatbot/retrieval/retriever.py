@@ -51,7 +51,8 @@ def _giving_first(hits: list[Hit]) -> list[Hit]:
     for i, h in enumerate(hits[1:GIVING_DEPTH], 1):
         if (
             h.confidence >= GIVING_SHARE * top.confidence
-            and not h.missing_kinds & top.missing_kinds
+            # (It lacks only part of what the best lacks, nothing else.)
+            and h.missing_kinds < top.missing_kinds
         ):
             return [h, *hits[:i], *hits[i + 1 :]]
     return hits
