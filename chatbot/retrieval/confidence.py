@@ -119,7 +119,10 @@ def scope_features(
     """
     d = np.sort(s.dense)[::-1] if mode.uses_dense else np.zeros(11)
     best = int(np.argmax(fused))
-    tied = fused >= fused[best] - TIED
+    # What the best entry and those tied with it give between them (the best is one of them).
+    given = frozenset().union(
+        *(offers[int(i)] for i in np.flatnonzero(fused >= fused[best] - TIED))
+    )
     return [
         float(d[0]),
         float(d[0] - d[1:11].mean()),
@@ -129,10 +132,5 @@ def scope_features(
         lexical.unexplained(s.concepts, best),
         float(d[0] - d[1]),
         float(s.lift[best]) if mode.uses_dense else 0.0,
-        float(
-            any(
-                all(kind not in offers[int(i)] for i in np.flatnonzero(tied))
-                for kind in missing_kinds(s, offers[best])
-            )
-        ),
+        float(bool(missing_kinds(s, given))),
     ]
